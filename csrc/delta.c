@@ -1,0 +1,279 @@
+/** \file delta.c
+ * The delta scan: roll the weak sum over NEW, look windows up in the
+ * signature table, and emit COPY / LITERAL ops.
+ *
+ * The job is resumable at any byte: the caller passes the unused input
+ * again at the front of each call, and everything that must survive
+ * between calls (the current window's sum, a pending COPY being extended,
+ * literal bytes not yet emitted) lives in struct pd_delta. Ops are cut at
+ * positions that depend only on NEW and the signature - literals at
+ * exactly PD_LIT_MAX bytes, copies where contiguity breaks - never on how
+ * the input was chunked, so the delta is byte-identical whatever the I/O
+ * buffer sizes.
+ *
+ * Search order at each window position:
+ *   1. continuation: if the previous op copied block j, try block j+1 first
+ *      (cheap: one weak compare, then a strong hash). This keeps copies of
+ *      repeated content contiguous so they merge into one long COPY, and it
+ *      is the only way the short tail block of OLD is ever matched.
+ *   2. the Bloom pre-filter and hash index over distinct blocks.
+ * A window that misses emits its first byte as literal and rolls on; a
+ * window that hits is copied and the scan jumps a whole block.
+ */
+#include "internal.h"
+
+struct pd_delta {
+    const pd_sigtable *t;
+    pd_blake3 *hasher;       /* digest of NEW, over bytes as they are used */
+    uint64_t used;           /* bytes of NEW used so far */
+    uint64_t h;              /* weak sum of the window at the input front */
+    int have_h;              /* h is valid */
+    int judged;              /* window at the front already missed */
+    uint64_t cont;           /* offset in OLD to try first, or PD_NONE */
+    int copy_pending;        /* a COPY is being extended */
+    uint64_t copy_off, copy_len;
+    uint8_t *lit;            /* literal bytes carried over, < PD_LIT_MAX */
+    size_t lit_len;
+    uint64_t copied, literal;
+    int done;
+};
+
+pd_delta *pd_delta_new(const pd_sigtable *t)
+{
+    pd_delta *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->t = t;
+    d->cont = 0;
+    d->hasher = pd_blake3_new();
+    d->lit = malloc(PD_LIT_MAX);
+    if (!d->hasher || !d->lit) {
+        pd_delta_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void pd_delta_free(pd_delta *d)
+{
+    if (!d)
+        return;
+    pd_blake3_free(d->hasher);
+    free(d->lit);
+    free(d);
+}
+
+void pd_delta_stats(const pd_delta *d, uint64_t *new_size, uint64_t *copied,
+                    uint64_t *literal)
+{
+    *new_size = d->used;
+    *copied = d->copied;
+    *literal = d->literal;
+}
+
+/* Emit the pending COPY. */
+static size_t emit_copy(pd_delta *d, uint8_t *out)
+{
+    size_t n = 0;
+    out[n++] = PD_OP_COPY;
+    n += pd_put_varint(out + n, d->copy_off);
+    n += pd_put_varint(out + n, d->copy_len);
+    d->copy_pending = 0;
+    return n;
+}
+
+/* Emit one LITERAL of the carried bytes followed by src[0..len). */
+static size_t emit_literal(pd_delta *d, uint8_t *out, const uint8_t *src,
+                           size_t len)
+{
+    size_t total = d->lit_len + len, n = 0;
+    out[n++] = PD_OP_LITERAL;
+    n += pd_put_varint(out + n, total);
+    memcpy(out + n, d->lit, d->lit_len);
+    memcpy(out + n + d->lit_len, src, len);
+    d->literal += total;
+    d->lit_len = 0;
+    return n + total;
+}
+
+/* Record a match of `len` bytes at OLD offset `off` (merging if adjacent). */
+static size_t add_copy(pd_delta *d, uint8_t *out, uint64_t off, uint64_t len)
+{
+    size_t n = 0;
+    if (d->copy_pending && d->copy_off + d->copy_len == off) {
+        d->copy_len += len;
+    } else {
+        if (d->copy_pending)
+            n = emit_copy(d, out);
+        d->copy_pending = 1;
+        d->copy_off = off;
+        d->copy_len = len;
+    }
+    d->copied += len;
+    return n;
+}
+
+/* Try the continuation block at d->cont against data[0..avail). Returns the
+ * matched length (a full block or the tail) or 0. */
+static uint64_t try_continuation(pd_delta *d, const uint8_t *data,
+                                 size_t avail, uint8_t sh[PD_HASH_LEN],
+                                 int *have_sh)
+{
+    const pd_sigtable *t = d->t;
+    if (d->cont == PD_NONE || d->cont >= t->basis_size)
+        return 0;
+    uint64_t j = d->cont / t->block_len;
+    if (j < t->nfull) {
+        if (avail < t->block_len || t->weak[j] != d->h)
+            return 0;
+        if (!*have_sh) {
+            pd_blake3_hash(data, t->block_len, sh, PD_HASH_LEN);
+            *have_sh = 1;
+        }
+        if (memcmp(sh, t->strong + j * t->strong_len, t->strong_len))
+            return 0;
+        return t->block_len;
+    }
+    /* j is the tail block. */
+    size_t n = t->tail_len;
+    if (avail < n || pd_weak(data, n) != t->weak[j])
+        return 0;
+    uint8_t tsh[PD_HASH_LEN];
+    pd_blake3_hash(data, n, tsh, PD_HASH_LEN);
+    if (memcmp(tsh, t->strong + j * t->strong_len, t->strong_len))
+        return 0;
+    return n;
+}
+
+int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
+                  uint8_t *out, size_t out_cap, size_t *in_used,
+                  size_t *out_used)
+{
+    const pd_sigtable *t = d->t;
+    const size_t bl = t->block_len;
+    size_t pos = 0, lit_start = 0, o = 0;
+    int rc;
+
+    *in_used = 0;
+    *out_used = 0;
+    if (d->done)
+        return PD_DONE;
+    if (out_cap < PD_DELTA_MIN_OUT)
+        return PD_ERR_PARAM;
+
+    for (;;) {
+        /* Each pass decides one position; it emits at most one COPY and one
+         * LITERAL, so this much room is always enough. */
+        if (out_cap - o < PD_LIT_MAX + 64) {
+            rc = PD_NEED_OUTPUT;
+            goto suspend;
+        }
+        size_t avail = in_len - pos;
+        if (avail < bl && !eof) {
+            rc = PD_NEED_INPUT;
+            goto suspend;
+        }
+        if (avail >= bl && !d->have_h) {
+            d->h = pd_weak(in + pos, bl);
+            d->have_h = 1;
+            d->judged = 0;
+        }
+        if (avail == 0)
+            break;
+
+        uint64_t mlen = 0, moff = 0;
+        if (!d->judged) {
+            uint8_t sh[PD_HASH_LEN];
+            int have_sh = 0;
+            mlen = try_continuation(d, in + pos, avail, sh, &have_sh);
+            moff = d->cont;
+            if (!mlen && avail >= bl && t->nuniq) {
+                int64_t b = pd_sigtable_match(t, d->h, in + pos, sh,
+                                              &have_sh);
+                if (b >= 0) {
+                    mlen = bl;
+                    moff = (uint64_t)b * bl;
+                }
+            }
+        }
+        if (mlen) {
+            size_t here = pos - lit_start;
+            if (d->lit_len + here)
+                o += emit_literal(d, out + o, in + lit_start, here);
+            o += add_copy(d, out + o, moff, mlen);
+            pos += mlen;
+            lit_start = pos;
+            d->have_h = 0;
+            d->cont = moff + mlen;
+            continue;
+        }
+
+        /* A miss: the first byte of the window is literal. */
+        if (d->copy_pending)
+            o += emit_copy(d, out + o);
+        d->cont = PD_NONE;
+        if (avail < bl) {
+            /* End of NEW, fewer than a block left: all literal. */
+            size_t room = PD_LIT_MAX - d->lit_len - (pos - lit_start);
+            pos += avail < room ? avail : room;
+        } else if (avail == bl) {
+            if (!eof) {
+                /* Cannot roll without the next byte; resume here. */
+                d->judged = 1;
+                rc = PD_NEED_INPUT;
+                goto suspend;
+            }
+            pos++;
+            d->have_h = 0;
+        } else {
+            /* Roll through the literal run. The fast loop stops at a
+             * pre-filter hit, the end of the buffer, or a full literal. */
+            size_t limit = lit_start + (PD_LIT_MAX - d->lit_len);
+            size_t end = in_len - bl;
+            if (end > limit)
+                end = limit;
+            uint64_t h = d->h;
+            const uint64_t *tab = t->out_tab;
+            h = pd_weak_roll(h, in[pos], in[pos + bl], tab);
+            pos++;
+            while (pos < end && !pd_bloom_test(t, h)) {
+                h = pd_weak_roll(h, in[pos], in[pos + bl], tab);
+                pos++;
+            }
+            d->h = h;
+            d->judged = 0;
+        }
+        if (d->lit_len + (pos - lit_start) == PD_LIT_MAX) {
+            o += emit_literal(d, out + o, in + lit_start, pos - lit_start);
+            lit_start = pos;
+        }
+    }
+
+    /* All of NEW is decided: flush and write END with the trailer. */
+    if (pos - lit_start + d->lit_len)
+        o += emit_literal(d, out + o, in + lit_start, pos - lit_start);
+    lit_start = pos;
+    if (d->copy_pending)
+        o += emit_copy(d, out + o);
+    pd_blake3_update(d->hasher, in, pos);
+    d->used += pos;
+    out[o++] = PD_OP_END;
+    pd_put_u64(out + o, d->used);
+    pd_blake3_final(d->hasher, out + o + 8, PD_HASH_LEN);
+    o += PD_TRAILER_LEN;
+    d->done = 1;
+    *in_used = pos;
+    *out_used = o;
+    return PD_DONE;
+
+suspend:
+    /* Carry the literal bytes of this call; they are about to leave the
+     * caller's buffer. The invariant lit_len < PD_LIT_MAX holds here. */
+    memcpy(d->lit + d->lit_len, in + lit_start, pos - lit_start);
+    d->lit_len += pos - lit_start;
+    pd_blake3_update(d->hasher, in, pos);
+    d->used += pos;
+    *in_used = pos;
+    *out_used = o;
+    return rc;
+}

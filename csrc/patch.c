@@ -1,0 +1,217 @@
+/** \file patch.c
+ * Apply a delta: parse ops from the delta stream and produce the result.
+ *
+ * The basis is read with pread() at the offsets COPY ops name, so it is
+ * never loaded whole; LITERAL bytes are copied straight from the caller's
+ * input buffer. Every op is checked before it is acted on: a COPY must lie
+ * inside the basis (checked without overflow), lengths must be non-zero
+ * (a zero-length op could otherwise make a caller loop forever), varints
+ * must be canonical and fit 64 bits, and an unknown opcode is corruption.
+ * The result is hashed as it is produced so the caller can verify size and
+ * digest against the END trailer before the output is published.
+ *
+ * An op header split across input buffers is left unused (the job returns
+ * PD_NEED_INPUT with *in_used at the op start) and re-read whole next time;
+ * an op's payload, once its header is read, may span any number of calls.
+ */
+#include <errno.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+enum { ST_OP, ST_COPY, ST_LITERAL, ST_DONE };
+
+struct pd_patch {
+    int fd;
+    uint64_t old_size;
+    int state;
+    uint64_t off, rem;       /* current COPY source / bytes left in op */
+    pd_blake3 *hasher;
+    uint64_t produced;
+    uint64_t expect_size;
+    uint8_t expect_digest[PD_HASH_LEN];
+    int err_no;
+};
+
+pd_patch *pd_patch_new(int old_fd, uint64_t old_size)
+{
+    pd_patch *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->fd = old_fd;
+    p->old_size = old_size;
+    p->state = ST_OP;
+    p->hasher = pd_blake3_new();
+    if (!p->hasher) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void pd_patch_free(pd_patch *p)
+{
+    if (!p)
+        return;
+    pd_blake3_free(p->hasher);
+    free(p);
+}
+
+int pd_patch_errno(const pd_patch *p)
+{
+    return p->err_no;
+}
+
+void pd_patch_result(const pd_patch *p, uint64_t *expect_size,
+                     uint8_t *expect_digest, uint64_t *got_size,
+                     uint8_t *got_digest)
+{
+    *expect_size = p->expect_size;
+    memcpy(expect_digest, p->expect_digest, PD_HASH_LEN);
+    *got_size = p->produced;
+    pd_blake3_final(p->hasher, got_digest, PD_HASH_LEN);
+}
+
+/* Parse one op header at in[0..avail). Returns bytes used, 0 if incomplete,
+ * or a negative pd_result. */
+static long parse_op(pd_patch *p, const uint8_t *in, size_t avail)
+{
+    if (avail == 0)
+        return 0;
+    uint8_t op = in[0];
+    size_t n = 1;
+    uint64_t a, b;
+    int k;
+    switch (op) {
+    case PD_OP_COPY:
+        k = pd_get_varint(in + n, avail - n, &a);
+        if (k <= 0)
+            return k < 0 ? PD_ERR_CORRUPT : 0;
+        n += (size_t)k;
+        k = pd_get_varint(in + n, avail - n, &b);
+        if (k <= 0)
+            return k < 0 ? PD_ERR_CORRUPT : 0;
+        n += (size_t)k;
+        if (b == 0)
+            return PD_ERR_CORRUPT;
+        if (a > p->old_size || b > p->old_size - a)
+            return PD_ERR_BOUNDS;
+        p->off = a;
+        p->rem = b;
+        p->state = ST_COPY;
+        return (long)n;
+    case PD_OP_LITERAL:
+        k = pd_get_varint(in + n, avail - n, &a);
+        if (k <= 0)
+            return k < 0 ? PD_ERR_CORRUPT : 0;
+        n += (size_t)k;
+        if (a == 0)
+            return PD_ERR_CORRUPT;
+        p->rem = a;
+        p->state = ST_LITERAL;
+        return (long)n;
+    case PD_OP_END:
+        if (avail < 1 + PD_TRAILER_LEN)
+            return 0;
+        p->expect_size = pd_get_u64(in + 1);
+        memcpy(p->expect_digest, in + 9, PD_HASH_LEN);
+        p->state = ST_DONE;
+        return 1 + PD_TRAILER_LEN;
+    default:
+        return PD_ERR_CORRUPT;
+    }
+}
+
+/* Read exactly len bytes of the basis at off into dst. */
+static int read_basis(pd_patch *p, uint8_t *dst, size_t len, uint64_t off)
+{
+    while (len) {
+        ssize_t r = pread(p->fd, dst, len, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            p->err_no = errno;
+            return PD_ERR_IO;
+        }
+        if (r == 0) {
+            /* The basis is shorter than it was said to be. */
+            p->err_no = 0;
+            return PD_ERR_IO;
+        }
+        dst += r;
+        len -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return PD_OK;
+}
+
+int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len,
+                  uint8_t *out, size_t out_cap, size_t *in_used,
+                  size_t *out_used)
+{
+    size_t ip = 0, o = 0;
+    int rc = PD_OK;
+
+    while (rc == PD_OK) {
+        switch (p->state) {
+        case ST_DONE:
+            rc = PD_DONE;
+            break;
+        case ST_OP: {
+            long k = parse_op(p, in + ip, in_len - ip);
+            if (k < 0)
+                rc = (int)k;
+            else if (k == 0)
+                rc = PD_NEED_INPUT;
+            else
+                ip += (size_t)k;
+            break;
+        }
+        case ST_COPY: {
+            size_t room = out_cap - o;
+            if (!room) {
+                rc = PD_NEED_OUTPUT;
+                break;
+            }
+            size_t k = p->rem < room ? (size_t)p->rem : room;
+            int r = read_basis(p, out + o, k, p->off);
+            if (r != PD_OK) {
+                rc = r;
+                break;
+            }
+            o += k;
+            p->off += k;
+            p->rem -= k;
+            if (!p->rem)
+                p->state = ST_OP;
+            break;
+        }
+        case ST_LITERAL: {
+            size_t room = out_cap - o, avail = in_len - ip;
+            if (!avail) {
+                rc = PD_NEED_INPUT;
+                break;
+            }
+            if (!room) {
+                rc = PD_NEED_OUTPUT;
+                break;
+            }
+            size_t k = p->rem < room ? (size_t)p->rem : room;
+            if (k > avail)
+                k = avail;
+            memcpy(out + o, in + ip, k);
+            o += k;
+            ip += k;
+            p->rem -= k;
+            if (!p->rem)
+                p->state = ST_OP;
+            break;
+        }
+        }
+    }
+    pd_blake3_update(p->hasher, out, o);
+    p->produced += o;
+    *in_used = ip;
+    *out_used = o;
+    return rc;
+}

@@ -1,0 +1,76 @@
+"""pydelta: rsync-style binary deltas for very large files.
+
+The receiver makes a small *signature* of its old file; the sender scans
+the new file against it and writes a *delta* of COPY and LITERAL
+instructions; the receiver *patches* old + delta into the new file,
+verified against a BLAKE3 digest before it replaces anything.
+
+Example:
+    >>> import pydelta
+    >>> pydelta.signature("old.bin", "old.sig")      # on the receiver  # doctest: +SKIP
+    >>> pydelta.delta("old.sig", "new.bin", "new.delta")  # on the sender  # doctest: +SKIP
+    >>> pydelta.patch("old.bin", "new.delta", "old.bin")  # on the receiver  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from ._backend import backend as _backend_module
+from .delta import DeltaStats, delta, iter_delta
+from .errors import (
+    CorruptDeltaError,
+    CorruptError,
+    CorruptSignatureError,
+    FileAccessError,
+    FormatError,
+    NotADeltaError,
+    NotASignatureError,
+    PydeltaError,
+    UnsupportedVersionError,
+    UsageError,
+    VerificationError,
+    WrongBasisError,
+)
+from .format import SignatureInfo, default_block_len
+from .info import FileInfo, info
+from .patch import Patcher, PatchResult, patch
+from .signature import Signature, iter_signature, load_signature, signature
+
+__version__ = "0.1.0"
+
+#: Name of the kernel backend in use ("c").
+backend: str = _backend_module.NAME
+
+blake3 = _backend_module.Blake3
+blake3_digest = _backend_module.blake3_digest
+
+__all__ = [
+    "signature",
+    "iter_signature",
+    "Signature",
+    "load_signature",
+    "SignatureInfo",
+    "delta",
+    "iter_delta",
+    "DeltaStats",
+    "patch",
+    "Patcher",
+    "PatchResult",
+    "info",
+    "FileInfo",
+    "default_block_len",
+    "blake3",
+    "blake3_digest",
+    "backend",
+    "PydeltaError",
+    "UsageError",
+    "FileAccessError",
+    "FormatError",
+    "NotASignatureError",
+    "NotADeltaError",
+    "UnsupportedVersionError",
+    "CorruptError",
+    "CorruptSignatureError",
+    "CorruptDeltaError",
+    "WrongBasisError",
+    "VerificationError",
+]

@@ -1,0 +1,137 @@
+"""Making deltas: scan NEW against a signature.
+
+NEW is read once, front to back (a pipe is fine); memory is the signature
+table plus a read buffer and an output buffer, whatever NEW's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, Union
+
+from . import format as fmt
+from ._backend import backend
+from ._io import Source, open_input, open_output, readinto
+from .signature import Signature, load_signature
+
+#: Bytes of NEW held per call into C.
+READ_SIZE = 8 << 20
+#: Output buffer of the scan.
+OUT_SIZE = 1 << 20
+
+Progress = Optional[Callable[[int], None]]
+SigSource = Union[Source, Signature, bytes]
+
+
+@dataclass
+class DeltaStats:
+    """What a delta holds, filled in as it is written."""
+
+    new_size: int = 0  #: bytes of NEW
+    copied: int = 0  #: bytes of NEW sent as COPY from OLD
+    literal: int = 0  #: bytes of NEW sent as LITERAL data
+    delta_size: int = 0  #: bytes of delta written
+
+
+def _scan(sig: Signature, new: Source, progress: Progress, stats: DeltaStats) -> Iterator[memoryview]:
+    """Yield the delta as views into a reused buffer (valid until the next one)."""
+    header = fmt.pack_delta_header(sig.info)
+    stats.delta_size = len(header)
+    yield memoryview(header)
+    job = backend.DeltaJob(sig.table)
+    block_len = sig.info.block_len
+    cap = max(READ_SIZE, 4 * block_len)
+    inbuf = bytearray(cap)
+    view = memoryview(inbuf)
+    outbuf = bytearray(max(OUT_SIZE, backend.DELTA_MIN_OUT))
+    out_view = memoryview(outbuf)
+    with open_input(new, "new file") as (fh, name):
+        done = 0  # bytes of NEW dropped from the buffer
+        start = have = 0  # unused input is inbuf[start:have]
+        eof = False
+        while True:
+            if not eof and have < cap:
+                n = readinto(fh, view[have:], name)
+                if n:
+                    have += n
+                else:
+                    eof = True
+            rc, used, produced = job.scan(inbuf, start, have - start, eof, outbuf)
+            if rc < 0:
+                raise MemoryError(f"delta scan failed with code {rc}")
+            if produced:
+                stats.delta_size += produced
+                yield out_view[:produced]
+            if used:
+                start += used
+                if progress is not None:
+                    progress(done + start)
+            if rc == backend.DONE:
+                break
+            if rc == backend.NEED_INPUT and start:
+                # make room at the end: move the unused bytes to the front
+                inbuf[: have - start] = inbuf[start:have]
+                done += start
+                have -= start
+                start = 0
+    stats.new_size, stats.copied, stats.literal = job.stats()
+
+
+def iter_delta(sig: SigSource, new: Source, *, progress: Progress = None) -> Iterator[bytes]:
+    """Yield the delta from ``sig`` to ``new`` in pieces as it is produced.
+
+    Args:
+        sig: a signature: path, ``"-"``, file object, bytes or a loaded
+            :class:`Signature`.
+        new: the new file: path, ``"-"`` or a readable binary file object.
+        progress: called with the number of bytes of ``new`` read so far.
+
+    Example:
+        >>> for piece in iter_delta("old.sig", "new.bin"):  # doctest: +SKIP
+        ...     channel.sendall(piece)
+    """
+    sig = load_signature(sig)
+    for piece in _scan(sig, new, progress, DeltaStats()):
+        yield bytes(piece)
+
+
+def delta(
+    sig: SigSource,
+    new: Source,
+    out: Union[Source, None] = None,
+    *,
+    progress: Progress = None,
+) -> Union[bytes, DeltaStats]:
+    """Compute the delta that turns the signature's basis into ``new``.
+
+    Args:
+        sig: the signature of the old file (path, ``"-"``, file object,
+            bytes or a loaded :class:`Signature`).
+        new: the new file (path, ``"-"`` or readable binary file object).
+        out: where to write the delta: a path (written atomically), ``"-"``
+            or a writable binary file object; if omitted the delta is
+            returned as bytes.
+        progress: called with the number of bytes of ``new`` read so far.
+
+    Returns:
+        The delta bytes if ``out`` is None, else :class:`DeltaStats`.
+
+    Example:
+        >>> import pydelta
+        >>> stats = pydelta.delta("old.sig", "new.bin", "new.delta")  # doctest: +SKIP
+        >>> stats.literal  # bytes that had to be sent  # doctest: +SKIP
+        31457280
+    """
+    sig = load_signature(sig)
+    stats = DeltaStats()
+    if out is None:
+        return b"".join(bytes(p) for p in _scan(sig, new, progress, stats))
+    sink = open_output(out, "delta")
+    try:
+        for piece in _scan(sig, new, progress, stats):
+            sink.write(piece)
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    return stats

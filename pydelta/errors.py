@@ -1,0 +1,75 @@
+"""The exceptions pydelta raises.
+
+Every error derives from :class:`PydeltaError`, which is never raised
+directly. Messages are one line that says what went wrong and, where there
+is one, what to do about it; the CLI prints them as they are.
+
+Caller mistakes (an invalid block size, a wrong argument type) also derive
+from :class:`ValueError`; problems opening or writing files also derive
+from :class:`OSError`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PydeltaError",
+    "UsageError",
+    "FileAccessError",
+    "FormatError",
+    "NotASignatureError",
+    "NotADeltaError",
+    "UnsupportedVersionError",
+    "CorruptError",
+    "CorruptSignatureError",
+    "CorruptDeltaError",
+    "WrongBasisError",
+    "VerificationError",
+]
+
+
+class PydeltaError(Exception):
+    """Base class of all pydelta errors (never raised directly)."""
+
+
+class UsageError(PydeltaError, ValueError):
+    """An argument is invalid, e.g. a block size out of range."""
+
+
+class FileAccessError(PydeltaError, OSError):
+    """An input could not be opened or read, or an output could not be written."""
+
+
+class FormatError(PydeltaError):
+    """A file is not of the kind expected (e.g. a data file given as a signature)."""
+
+
+class NotASignatureError(FormatError):
+    """The file given as a signature is not a pydelta signature."""
+
+
+class NotADeltaError(FormatError):
+    """The file given as a delta is not a pydelta delta."""
+
+
+class UnsupportedVersionError(FormatError):
+    """The file was written by a newer pydelta with a format this one cannot read."""
+
+
+class CorruptError(PydeltaError):
+    """A signature or delta is truncated or damaged."""
+
+
+class CorruptSignatureError(CorruptError):
+    """The signature is truncated or damaged."""
+
+
+class CorruptDeltaError(CorruptError):
+    """The delta is truncated or damaged."""
+
+
+class WrongBasisError(PydeltaError):
+    """The old file is not the one the signature (and so the delta) was made from."""
+
+
+class VerificationError(PydeltaError):
+    """The patched result does not match the size or digest the delta promises."""

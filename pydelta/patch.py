@@ -1,0 +1,305 @@
+"""Applying deltas: OLD + delta -> NEW, verified before it appears.
+
+OLD is read at random offsets (it must be a regular file); the delta is
+streamed. Output to a path goes to a temporary file beside it that replaces
+the target only after the result's size and BLAKE3 digest match the
+delta's trailer, so OUT may be OLD itself.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Optional, Union
+
+from . import format as fmt
+from ._backend import backend
+from ._io import AtomicFile, Source, StreamSink, is_path, open_input, open_output, readinto
+from .errors import (
+    CorruptDeltaError,
+    FileAccessError,
+    VerificationError,
+    WrongBasisError,
+)
+
+#: Bytes of delta read per step, and size of the output buffer.
+READ_SIZE = 4 << 20
+OUT_SIZE = 4 << 20
+
+Progress = Optional[Callable[[int], None]]
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    """The verified result of a patch."""
+
+    size: int  #: bytes written
+    digest: bytes  #: BLAKE3 of the result (matches the delta's)
+
+
+class Patcher:
+    """Apply a delta fed in pieces as they arrive (push style).
+
+    Args:
+        old: the basis: a path or a binary file object of a regular file.
+        out: the result: a path (written atomically after verification, may
+            be ``old`` itself), ``"-"`` for standard output, or a writable
+            binary file object (which receives data as it is produced).
+        progress: called with the number of result bytes produced so far.
+
+    Example:
+        >>> with Patcher("model.bin", "model.bin") as p:  # doctest: +SKIP
+        ...     for chunk in chunks_from_network():
+        ...         p.write(chunk)
+        >>> p.result.size  # doctest: +SKIP
+        7516192768
+    """
+
+    def __init__(
+        self,
+        old: Union[str, "os.PathLike[str]", BinaryIO],
+        out: Union[str, "os.PathLike[str]", BinaryIO],
+        *,
+        progress: Progress = None,
+        delta_name: str = "delta",
+    ) -> None:
+        self._own_old = is_path(old)
+        self._old_name = os.fsdecode(old) if is_path(old) else getattr(old, "name", "old file")
+        if self._own_old:
+            try:
+                self._old: BinaryIO = open(old, "rb")  # type: ignore[arg-type, assignment]
+            except OSError as e:
+                raise FileAccessError(
+                    f"cannot open old file {self._old_name}: {e.strerror or e}"
+                ) from None
+        else:
+            self._old = old  # type: ignore[assignment]
+        try:
+            try:
+                st = os.fstat(self._old.fileno())
+            except (AttributeError, OSError, ValueError):
+                raise FileAccessError(
+                    f"old file {self._old_name} must be a regular file with a descriptor "
+                    "(patch reads it at random offsets)"
+                ) from None
+            if not stat.S_ISREG(st.st_mode):
+                raise FileAccessError(
+                    f"old file {self._old_name} is not a regular file "
+                    "(patch reads it at random offsets; save it to a file first)"
+                )
+            self._old_size = st.st_size
+            self._sink: Union[AtomicFile, StreamSink] = open_output(out, "output")
+        except BaseException:
+            self._close_old()
+            raise
+        self._delta_name = delta_name
+        self._progress = progress
+        self._head = b""
+        self._header: Optional[fmt.DeltaHeader] = None
+        self._job = None
+        self._pend = b""
+        self._fed = 0  # delta bytes consumed by the job, for messages
+        self._produced = 0
+        self._done = False
+        self._closed = False
+        self._outbuf = bytearray(OUT_SIZE)
+        self._outview = memoryview(self._outbuf)
+        self.result: Optional[PatchResult] = None
+
+    # -- feeding -------------------------------------------------------
+    def write(self, data: Union[bytes, bytearray, memoryview]) -> int:
+        """Feed the next bytes of the delta; returns len(data)."""
+        if self._closed:
+            raise ValueError("write to a closed Patcher")
+        try:
+            self._feed(memoryview(data).cast("B"))
+        except BaseException:
+            self.abort()
+            raise
+        return len(data)
+
+    def _feed(self, data: memoryview) -> None:
+        if not data:
+            return
+        if self._header is None:
+            need = fmt.DELTA_HEADER.size - len(self._head)
+            self._head += bytes(data[:need])
+            data = data[need:]
+            if len(self._head) >= 4 and not self._head.startswith(fmt.DELTA_MAGIC):
+                fmt.parse_delta_header(self._head, self._delta_name)
+            if len(self._head) < fmt.DELTA_HEADER.size:
+                return
+            self._start(fmt.parse_delta_header(self._head, self._delta_name))
+            if not data:
+                return
+        if self._done:
+            raise CorruptDeltaError(
+                f"delta {self._delta_name} is corrupted: data follows its end marker"
+            )
+        buf = self._pend + bytes(data) if self._pend else data
+        off, left = 0, len(buf)
+        while True:
+            rc, used, produced = self._job.step(buf, off, left, self._outbuf)
+            off += used
+            left -= used
+            self._fed += used
+            if produced:
+                self._sink.write(self._outview[:produced])
+                self._produced += produced
+                if self._progress is not None:
+                    self._progress(self._produced)
+            if rc < 0:
+                self._raise_step_error(rc)
+            if rc == backend.DONE:
+                self._done = True
+                if left:
+                    raise CorruptDeltaError(
+                        f"delta {self._delta_name} is corrupted: data follows its end marker"
+                    )
+                self._pend = b""
+                return
+            if rc == backend.NEED_INPUT:
+                self._pend = bytes(buf[off:])
+                return
+
+    def _start(self, header: fmt.DeltaHeader) -> None:
+        if header.basis_size != self._old_size:
+            raise WrongBasisError(
+                f"old file {self._old_name} has {self._old_size} bytes but delta "
+                f"{self._delta_name} was made against a {header.basis_size}-byte file: "
+                "patch the file the signature was made from"
+            )
+        self._header = header
+        self._job = backend.PatchJob(self._old.fileno(), self._old_size)
+
+    def _raise_step_error(self, rc: int) -> None:
+        at = fmt.DELTA_HEADER.size + self._fed
+        if rc == backend.ERR_BOUNDS:
+            raise CorruptDeltaError(
+                f"delta {self._delta_name} is corrupted: a copy at byte {at} reaches outside "
+                f"the {self._old_size}-byte old file"
+            )
+        if rc == backend.ERR_IO:
+            err = self._job.errno
+            why = os.strerror(err) if err else "it is shorter than it was (changed during patch?)"
+            raise FileAccessError(f"cannot read old file {self._old_name}: {why}")
+        raise CorruptDeltaError(
+            f"delta {self._delta_name} is corrupted: invalid instruction at byte {at}"
+        )
+
+    # -- finishing -----------------------------------------------------
+    def close(self) -> PatchResult:
+        """End of the delta: verify the result and publish it.
+
+        Raises:
+            CorruptDeltaError: the delta is truncated or damaged.
+            WrongBasisError: the old file is not the signature's basis.
+            VerificationError: the result does not match its digest.
+        """
+        if self._closed:
+            if self.result is None:
+                raise ValueError("Patcher was aborted")
+            return self.result
+        try:
+            self.result = self._verify()
+            self._sink.commit()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        self._close_old()
+        return self.result
+
+    def _verify(self) -> PatchResult:
+        if self._header is None:
+            if not self._head:
+                raise CorruptDeltaError(f"delta {self._delta_name} is empty")
+            raise CorruptDeltaError(f"delta {self._delta_name} is truncated (header incomplete)")
+        if not self._done:
+            raise CorruptDeltaError(
+                f"delta {self._delta_name} is truncated (ends after {fmt.DELTA_HEADER.size + self._fed + len(self._pend)} bytes, "
+                "before its end marker)"
+            )
+        want_size, want_digest, got_size, got_digest = self._job.result()
+        if want_size == got_size and want_digest == got_digest:
+            return PatchResult(got_size, got_digest)
+        if self._basis_matches():
+            raise CorruptDeltaError(
+                f"delta {self._delta_name} is corrupted: the result does not match the digest "
+                f"it carries ({got_size} bytes made, {want_size} expected)"
+            )
+        raise WrongBasisError(
+            f"old file {self._old_name} is not the file the signature was made from "
+            "(its content differs): make a new signature of it and a new delta"
+        )
+
+    def _basis_matches(self) -> bool:
+        """Recompute the signature digest of OLD (only on the failure path)."""
+        from .signature import iter_signature
+
+        h = self._header
+        assert h is not None
+        self._old.seek(0)
+        pieces = list(iter_signature(self._old, block_size=h.block_len, strong_len=h.strong_len))
+        return pieces[-1][-36:-4] == h.sig_digest
+
+    def abort(self) -> None:
+        """Give up: remove the temporary output; an existing target stays as it was."""
+        if not self._closed:
+            self._closed = True
+            self._sink.abort()
+            self._close_old()
+
+    def _close_old(self) -> None:
+        if self._own_old:
+            self._old.close()
+
+    def __enter__(self) -> "Patcher":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def patch(
+    old: Union[str, "os.PathLike[str]", BinaryIO],
+    delta: Source,
+    out: Union[str, "os.PathLike[str]", BinaryIO],
+    *,
+    progress: Progress = None,
+) -> PatchResult:
+    """Rebuild the new file from ``old`` and ``delta`` and verify it.
+
+    Args:
+        old: the basis (a regular file: path or binary file object).
+        delta: the delta: path, ``"-"`` or a readable binary file object.
+        out: the result: a path (replaced atomically only after verification;
+            may be ``old`` itself), ``"-"`` or a writable binary file object.
+        progress: called with the number of result bytes produced so far.
+
+    Returns:
+        :class:`PatchResult` with the size and digest of the result.
+
+    Example:
+        >>> import pydelta
+        >>> pydelta.patch("old.bin", "new.delta", "old.bin").size  # doctest: +SKIP
+        1073741825
+    """
+    with open_input(delta, "delta") as (fh, name):
+        patcher = Patcher(old, out, progress=progress, delta_name=name)
+        try:
+            buf = bytearray(READ_SIZE)
+            view = memoryview(buf)
+            while True:
+                n = readinto(fh, view, name)
+                if not n:
+                    break
+                patcher.write(view[:n])
+        except BaseException:
+            patcher.abort()
+            raise
+        return patcher.close()
