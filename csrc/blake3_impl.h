@@ -133,9 +133,9 @@ static inline uint32_t b3_rotr32(uint32_t x, unsigned n)
         B3_G(v3, v4, v9, v14, M(s14), M(s15));                              \
     } while (0)
 
-/* Set up v0..v15 from cv, counter, block_len and flags and run the seven
- * rounds. The schedule rows are the message permutation
- * {2,6,3,10,7,0,4,13,1,11,12,5,9,14,15,8} composed with itself. */
+/* Set up v0..v15 from cv, the IV, counter, block_len and flags and run
+ * the seven rounds. Row r of the schedule is the message permutation
+ * {2,6,3,10,7,0,4,13,1,11,12,5,9,14,15,8} applied r times. */
 #define B3_COMPRESS_BODY(cv, M, counter, block_len, flags)                  \
     uint32_t v0 = cv[0], v1 = cv[1], v2 = cv[2], v3 = cv[3];                \
     uint32_t v4 = cv[4], v5 = cv[5], v6 = cv[6], v7 = cv[7];                \

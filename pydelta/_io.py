@@ -123,11 +123,12 @@ class AtomicFile:
     """A temporary file beside ``path`` that replaces it only on commit()."""
 
     def __init__(self, path: PathLike, what: str = "output") -> None:
-        self.path = os.fsdecode(path)
-        self.name = self.path
+        # Write through a symlink to the file it names, as an in-place update should.
+        self.name = os.fsdecode(path)
+        self.path = os.path.realpath(self.name)
         target_dir = os.path.dirname(os.path.abspath(self.path))
         if os.path.isdir(self.path):
-            raise FileAccessError(f"cannot write {what} {self.path}: it is a directory")
+            raise FileAccessError(f"cannot write {what} {self.name}: it is a directory")
         try:
             fd, self.tmp = tempfile.mkstemp(
                 prefix="." + os.path.basename(self.path) + ".", suffix=".pydelta-tmp",
@@ -135,7 +136,7 @@ class AtomicFile:
             )
         except OSError as e:
             raise FileAccessError(
-                f"cannot write {what} {self.path}: {_os_reason(e)} (in {target_dir})"
+                f"cannot write {what} {self.name}: {_os_reason(e)} (in {target_dir})"
             ) from None
         self.fh: BinaryIO = os.fdopen(fd, "wb", buffering=0)  # type: ignore[assignment]
         self._done = False
@@ -147,7 +148,7 @@ class AtomicFile:
                 n = self.fh.write(view)
                 view = view[n:]
         except OSError as e:
-            raise FileAccessError(f"cannot write {self.path}: {_os_reason(e)}") from None
+            raise FileAccessError(f"cannot write {self.name}: {_os_reason(e)}") from None
 
     def commit(self) -> None:
         """Flush, fsync, keep the mode of an existing target, and rename over it."""
@@ -165,7 +166,7 @@ class AtomicFile:
             os.replace(self.tmp, self.path)
         except OSError as e:
             self.abort()
-            raise FileAccessError(f"cannot write {self.path}: {_os_reason(e)}") from None
+            raise FileAccessError(f"cannot write {self.name}: {_os_reason(e)}") from None
         self._done = True
 
     def abort(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Optional, Union
 
@@ -64,6 +65,8 @@ class Patcher:
         progress: Progress = None,
         delta_name: str = "delta",
     ) -> None:
+        if is_path(old) and os.fsdecode(old) == "-":  # type: ignore[arg-type]
+            old = sys.stdin.buffer
         self._own_old = is_path(old)
         self._old_name = os.fsdecode(old) if is_path(old) else getattr(old, "name", "old file")
         if self._own_old:
@@ -215,6 +218,8 @@ class Patcher:
         if self._header is None:
             if not self._head:
                 raise CorruptDeltaError(f"delta {self._delta_name} is empty")
+            if not fmt.DELTA_MAGIC.startswith(self._head[:4]):
+                fmt.parse_delta_header(self._head, self._delta_name)
             raise CorruptDeltaError(f"delta {self._delta_name} is truncated (header incomplete)")
         if not self._done:
             raise CorruptDeltaError(

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh clone and run the end-to-end demo:
+#   bash bench/demo.sh [--size-mib N]
+# Creates ./.venv if needed, installs pydelta (building its C core) and
+# numpy (for the sample data), then runs bench/demo.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+.venv/bin/python -m pip install --quiet -e . numpy
+exec .venv/bin/python bench/demo.py "$@"

@@ -1,0 +1,515 @@
+"""The ``pydelta`` command line: signature, delta, patch and info.
+
+The commands mirror rdiff: an omitted output or ``-`` is standard output,
+``-`` as an input is standard input. Each command parses its arguments,
+calls the library once and turns any error into one line on standard
+error, ``pydelta: error: <message>``, with exit status 1 (2 for usage
+errors, 130 when interrupted). Progress bars (tqdm) live here only.
+"""
+
+import errno
+import os
+import stat
+import sys
+from typing import Annotated, Callable, Optional, TypeVar
+
+import typer
+
+import pydelta
+from pydelta import format as fmt
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+
+#: Inputs at least this large get a progress bar by default (when stderr is a terminal).
+PROGRESS_THRESHOLD = 64 << 20
+
+PIPELINE_EXAMPLE = "ssh host pydelta signature f | pydelta delta - f.new | ssh host pydelta patch f - f"
+
+_MAIN_HELP = f"""rsync-style binary deltas for very large files.
+
+The receiver makes a small signature of its old file; the sender scans the
+new file against it and writes a delta of copy and literal instructions;
+the receiver patches its old file with the delta into the new file, which
+is verified against a BLAKE3 digest before it replaces anything.
+
+An omitted output or '-' means standard output; '-' as an input means
+standard input.
+
+\b
+Example:
+  pydelta signature old.bin old.sig          # on the receiver
+  pydelta delta old.sig new.bin new.delta    # on the sender
+  pydelta patch old.bin new.delta old.bin    # on the receiver, in place
+
+\b
+Example, updating a remote file over ssh without a temporary file:
+  {PIPELINE_EXAMPLE}
+"""
+
+app = typer.Typer(
+    name="pydelta",
+    help=_MAIN_HELP,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+# -- errors ------------------------------------------------------------------
+
+
+class _Failure(Exception):
+    """An error found by the CLI itself (before the library runs)."""
+
+
+def _error(message: str, code: int = 1) -> "typer.Exit":
+    """Print the one-line error message and return the Exit to raise."""
+    line = " ".join(str(message).split()) or "unknown error"
+    try:
+        sys.stderr.write(f"pydelta: error: {line}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    return typer.Exit(code)
+
+
+def _is_broken_pipe(exc: BaseException) -> bool:
+    """True if exc is (or was caused by) EPIPE: the reader of our output went away."""
+    seen = set()
+    e: Optional[BaseException] = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null so flushing at exit cannot raise BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _os_message(e: OSError) -> str:
+    reason = e.strerror or str(e)
+    if e.filename is not None:
+        return f"{os.fsdecode(e.filename)}: {reason}"
+    return reason
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Run one library call, translating every failure into one stderr line."""
+    try:
+        return action()
+    except KeyboardInterrupt:
+        raise _error("interrupted", 130) from None
+    except _Failure as e:
+        raise _error(str(e)) from None
+    except pydelta.PydeltaError as e:
+        if _is_broken_pipe(e):
+            _silence_stdout()
+            raise typer.Exit(1) from None
+        raise _error(str(e)) from None
+    except OSError as e:
+        if _is_broken_pipe(e):
+            _silence_stdout()
+            raise typer.Exit(1) from None
+        raise _error(_os_message(e)) from None
+    except MemoryError as e:
+        raise _error(str(e) or "out of memory") from None
+    except Exception as e:  # a bug: still one line, unless debugging
+        if os.environ.get("PYDELTA_DEBUG"):
+            raise
+        raise _error(
+            f"internal error: {type(e).__name__}: {e} "
+            "(please report it; set PYDELTA_DEBUG=1 to see the traceback)"
+        ) from None
+
+
+# -- checks before the library runs ------------------------------------------
+
+
+def _is_stdio(arg: Optional[str]) -> bool:
+    return arg is None or arg == "-"
+
+
+def _refuse_terminal(out: Optional[str], what: str) -> None:
+    """Fail if binary output would go to standard output and that is a terminal."""
+    if not _is_stdio(out):
+        return
+    if sys.stdout is None:
+        raise _Failure(f"standard output is closed; give an output file for the {what}")
+    try:
+        tty = sys.stdout.isatty()
+    except (OSError, ValueError):
+        tty = False
+    if tty:
+        raise _Failure(
+            f"refusing to write binary {what} to a terminal; "
+            "give an output file or redirect stdout"
+        )
+
+
+def _one_stdin(a: str, a_name: str, b: str, b_name: str) -> None:
+    if a == "-" and b == "-":
+        raise _Failure(f"{a_name} and {b_name} cannot both be standard input")
+
+
+# -- progress ----------------------------------------------------------------
+
+
+def _input_size(arg: Optional[str]) -> Optional[int]:
+    """Size of the regular file named by arg ('-': standard input), else None."""
+    try:
+        if arg is None or arg == "-":
+            st = os.fstat(sys.stdin.fileno())
+        else:
+            st = os.stat(arg)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _delta_result_size(arg: str) -> Optional[int]:
+    """The result size a delta file announces in its end record, or None.
+
+    Only to size the progress bar of ``patch``; the library checks the
+    delta itself.
+    """
+    if arg == "-":
+        return None
+    end_len = 1 + 8 + 32  # 'E', u64 result size, BLAKE3 digest
+    try:
+        with open(arg, "rb") as fh:
+            if fh.read(4) != fmt.DELTA_MAGIC:
+                return None
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() < fmt.DELTA_HEADER.size + end_len:
+                return None
+            fh.seek(-end_len, os.SEEK_END)
+            tail = fh.read(end_len)
+    except (OSError, ValueError):
+        return None
+    if len(tail) != end_len or tail[:1] != b"E":
+        return None
+    return int.from_bytes(tail[1:9], "little")
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (OSError, ValueError):
+        return False
+
+
+def _want_progress(flag: Optional[bool], quiet: bool, size: Optional[int]) -> bool:
+    if quiet:
+        return False
+    if flag is not None:
+        return flag
+    return _stderr_is_tty() and size is not None and size >= PROGRESS_THRESHOLD
+
+
+def _stderr_shape() -> tuple:
+    """(columns, lines) of the terminal on stderr; 0 where unknown or reported as 0."""
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return 0, 0
+    return size.columns, size.lines
+
+
+class _Bar:
+    """A tqdm bar fed by the library's cumulative byte counts."""
+
+    def __init__(self, enabled: bool, total: Optional[int], desc: str) -> None:
+        self.bar = None
+        self.last = 0
+        if enabled:
+            from tqdm import tqdm
+
+            # follow the terminal's width; but tqdm hides the bar of a terminal
+            # that reports a size of 0 (a bare pty, a serial console)
+            cols, lines = _stderr_shape()
+            self.bar = tqdm(
+                total=total,
+                desc=desc,
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                dynamic_ncols=bool(cols),
+                ncols=None if cols else 80,
+                nrows=lines or 24,
+                leave=True,
+            )
+
+    @property
+    def callback(self) -> Optional[Callable[[int], None]]:
+        return self.update if self.bar is not None else None
+
+    def update(self, done: int) -> None:
+        if self.bar is not None and done > self.last:
+            self.bar.update(done - self.last)
+            self.last = done
+
+    def __enter__(self) -> "_Bar":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.bar is not None:
+            try:
+                self.bar.close()
+            except (OSError, ValueError):
+                pass
+
+
+# -- options shared by the verbs ---------------------------------------------
+
+ProgressOpt = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--progress/--no-progress",
+        help="Show a progress bar on stderr. Default: on when stderr is a "
+        "terminal and the input is at least 64 MiB.",
+        show_default=False,
+    ),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print nothing on stderr but errors (no progress bar)."),
+]
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"pydelta {pydelta.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
+
+
+# -- commands ----------------------------------------------------------------
+
+
+@app.command(
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta signature big.img big.img.sig\n"
+    "  ssh host pydelta signature big.img > big.img.sig",
+)
+def signature(
+    old: Annotated[
+        str, typer.Argument(metavar="OLD", help="The old file (the basis); '-' reads standard input.")
+    ],
+    sig: Annotated[
+        Optional[str],
+        typer.Argument(metavar="SIG", help="Where to write the signature; omitted or '-' is standard output."),
+    ] = None,
+    block_size: Annotated[
+        Optional[int],
+        typer.Option(
+            "--block-size",
+            "-b",
+            help="Block length in bytes (1..67108864). Default: from the size of OLD "
+            "(square root rule, 1 KiB..1 MiB; 32 KiB for a pipe).",
+            show_default=False,
+        ),
+    ] = None,
+    strong_len: Annotated[
+        int,
+        typer.Option(
+            "--strong-len",
+            "-S",
+            help="Bytes of BLAKE3 kept per block (8..32).",
+        ),
+    ] = fmt.DEFAULT_STRONG_LEN,
+    progress: ProgressOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write the signature of OLD to SIG.
+
+    The signature is small (about 24 bytes per block) and is all the sender
+    needs to make a delta against OLD.
+    """
+
+    def action() -> None:
+        _refuse_terminal(sig, "signature")
+        size = _input_size(old)
+        with _Bar(_want_progress(progress, quiet, size), size, "signature") as bar:
+            pydelta.signature(
+                old,
+                "-" if sig is None else sig,
+                block_size=block_size,
+                strong_len=strong_len,
+                progress=bar.callback,
+            )
+
+    _run(action)
+
+
+def _summary(stats: "pydelta.DeltaStats") -> str:
+    def pct(part: int) -> str:
+        return f"{100.0 * part / stats.new_size:.1f}%" if stats.new_size else "0.0%"
+
+    return (
+        f"pydelta: new {stats.new_size} bytes, copied {stats.copied} ({pct(stats.copied)}), "
+        f"literal {stats.literal} ({pct(stats.literal)}), delta {stats.delta_size} bytes"
+    )
+
+
+@app.command(
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta delta old.sig new.bin new.delta\n"
+    f"  {PIPELINE_EXAMPLE}",
+)
+def delta(
+    sig: Annotated[
+        str, typer.Argument(metavar="SIG", help="Signature of the old file; '-' reads standard input.")
+    ],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="The new file; '-' reads standard input.")],
+    delta_out: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="DELTA",
+            help="Where to write the delta; omitted or '-' is standard output.",
+            show_default=False,
+        ),
+    ] = None,
+    progress: ProgressOpt = None,
+    quiet: QuietOpt = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Print a one-line summary on stderr: new size, bytes copied and "
+            "literal, delta size.",
+        ),
+    ] = False,
+) -> None:
+    """Write the delta that turns the file SIG was made from into NEW.
+
+    NEW is read once, front to back, so it may be a pipe.
+    """
+
+    def action() -> None:
+        _one_stdin(sig, "SIG", new, "NEW")
+        _refuse_terminal(delta_out, "delta")
+        size = _input_size(new)
+        with _Bar(_want_progress(progress, quiet, size), size, "delta") as bar:
+            stats = pydelta.delta(
+                sig, new, "-" if delta_out is None else delta_out, progress=bar.callback
+            )
+        if verbose and not quiet:
+            sys.stderr.write(_summary(stats) + "\n")
+            sys.stderr.flush()
+
+    _run(action)
+
+
+@app.command(
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta patch old.bin new.delta new.bin\n"
+    "  pydelta patch big.img big.img.delta big.img     # in place\n"
+    f"  {PIPELINE_EXAMPLE}",
+)
+def patch(
+    old: Annotated[
+        str,
+        typer.Argument(
+            metavar="OLD",
+            help="The old file the signature was made from (a regular file: it is read "
+            "at random offsets; '-' only if standard input is redirected from a file)."
+        ),
+    ],
+    delta_in: Annotated[
+        str,
+        typer.Argument(metavar="DELTA", help="The delta; '-' reads standard input."),
+    ],
+    out: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="OUT",
+            help="Where to write the result; omitted or '-' is standard output. "
+            "May be OLD itself: it is replaced only once the result is verified."
+        ),
+    ] = None,
+    progress: ProgressOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Apply DELTA to OLD and write the verified result to OUT.
+
+    A result written to a file appears (atomically) only after its size and
+    BLAKE3 digest match the delta's; on any error an existing OUT is left
+    as it was.
+    """
+
+    def action() -> None:
+        _one_stdin(old, "OLD", delta_in, "DELTA")
+        _refuse_terminal(out, "result")
+        # the bar counts result bytes; "large" goes by the bigger of result and OLD
+        total = _delta_result_size(delta_in)
+        basis_size = _input_size(old)
+        known = [s for s in (total, basis_size) if s is not None]
+        on = _want_progress(progress, quiet, max(known) if known else None)
+        with _Bar(on, total, "patch") as bar:
+            pydelta.patch(
+                sys.stdin.buffer if old == "-" else old,
+                delta_in,
+                "-" if out is None else out,
+                progress=bar.callback,
+            )
+
+    _run(action)
+
+
+@app.command(
+    no_args_is_help=True,
+    epilog="\b\nExample:\n  pydelta info old.sig\n  pydelta info new.delta",
+)
+def info(
+    file: Annotated[
+        str,
+        typer.Argument(metavar="FILE", help="A pydelta signature or delta; '-' reads standard input."),
+    ],
+) -> None:
+    """Describe what a signature or delta holds (block size, sizes, digests)."""
+
+    def action() -> None:
+        text = str(pydelta.info(file))
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    _run(action)
+
+
+def main(argv: Optional[list] = None) -> None:
+    """Entry point of the ``pydelta`` script."""
+    try:
+        app(args=argv, prog_name="pydelta")
+    except KeyboardInterrupt:
+        raise SystemExit(_error("interrupted", 130).exit_code) from None

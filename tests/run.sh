@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh clone and run the test suite:
+#   bash tests/run.sh            (all tests, including the multi-GiB ones)
+#   bash tests/run.sh -m 'not slow'   (extra arguments go to pytest)
+# Creates ./.venv if needed and installs pydelta (building its C core) with
+# its test dependencies. Needs python3 (>= 3.9) with venv and a C compiler.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+.venv/bin/python -m pip install --quiet -e ".[test]"
+exec .venv/bin/python -m pytest -ra "$@" tests
