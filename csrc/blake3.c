@@ -32,9 +32,11 @@
  * in parallel (one chunk per vector lane); today it runs the unrolled
  * portable compression (blake3_impl.h) chunk after chunk. Only a partial
  * chunk at the start or end of an update goes through b3_chunk, and even
- * there full blocks are compressed in place; at most one block per update
- * is copied into the 64-byte buffer. pd_blake3_hash uses a state on the
- * stack, so hashing many small blocks does no allocation.
+ * there full blocks are compressed in place: only a block split across
+ * update calls, or the block held back at the end, is copied through the
+ * 64-byte buffer. Message words are loaded (memcpy, little-endian) straight
+ * from the input inside the unrolled rounds. pd_blake3_hash uses a state
+ * on the stack, so hashing many small blocks does no allocation.
  */
 
 /* ---- chunk state ------------------------------------------------------- */
