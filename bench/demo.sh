@@ -9,6 +9,8 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
-.venv/bin/python -m pip install --quiet -e . numpy
+log=.venv/pip-install.log
+pipi() { .venv/bin/python -m pip install --quiet "$@" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }; }
+pipi --upgrade pip setuptools wheel
+pipi -e . numpy
 exec .venv/bin/python bench/demo.py "$@"

@@ -10,6 +10,8 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
-.venv/bin/python -m pip install --quiet -e ".[test]"
+log=.venv/pip-install.log
+pipi() { .venv/bin/python -m pip install --quiet "$@" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }; }
+pipi --upgrade pip setuptools wheel
+pipi -e ".[test]"
 exec .venv/bin/python -m pytest -ra "$@" tests

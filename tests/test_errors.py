@@ -167,7 +167,8 @@ def test_truncated_delta_every_cut_point(case, tmp_path):
         elif cut < DELTA_HEADER_LEN:
             exc, match = pydelta.CorruptDeltaError, "truncated \\(header incomplete\\)"
         else:
-            exc, match = pydelta.CorruptDeltaError, "truncated \\(ends after"
+            exc = pydelta.CorruptDeltaError
+            match = f"truncated \\(ends after {cut} bytes, before its end marker\\)"
         expect_patch_fails(case["dir"] / "old", part, g, exc, match)
         # a new output path is never created
         with pytest.raises(exc):
@@ -254,6 +255,29 @@ def test_flipped_byte_patcher_tiny_pieces(case, tmp_path, small_buffers):
         bad = bytearray(d)
         bad[i] ^= 0x10
         expect_patch_fails(case["dir"] / "old", bytes(bad), g, pydelta.PydeltaError, feed=2)
+
+
+def test_patcher_exception_in_with_block(case, tmp_path):
+    g = OutGuard(tmp_path)
+    with pytest.raises(RuntimeError, match="caller failed"):
+        with pydelta.Patcher(case["dir"] / "old", g.path) as p:
+            p.write(case["delta"])  # complete and valid, but never closed
+            raise RuntimeError("caller failed")
+    g.check()
+    with pytest.raises(ValueError, match="closed"):
+        p.write(b"x")
+    with pytest.raises(ValueError, match="aborted"):
+        p.close()
+
+
+def test_patcher_write_after_error(case, tmp_path):
+    g = OutGuard(tmp_path)
+    p = pydelta.Patcher(case["dir"] / "old", g.path)
+    with pytest.raises(pydelta.NotADeltaError):
+        p.write(b"GARBAGE!")
+    with pytest.raises(ValueError, match="closed"):
+        p.write(case["delta"])
+    g.check()
 
 
 def test_data_after_end(case, tmp_path):
@@ -733,3 +757,69 @@ def test_error_hierarchy():
     for cls in (pydelta.WrongBasisError, pydelta.VerificationError, pydelta.FormatError,
                 pydelta.CorruptError, pydelta.UsageError, pydelta.FileAccessError):
         assert issubclass(cls, pydelta.PydeltaError)
+
+
+# ---------------------------------------------------------------- fuzzing: only PydeltaError, ever
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_big = st.one_of(st.integers(0, 4000), st.integers(0, 2**64 - 1))
+_op = st.one_of(
+    st.tuples(_big, _big).map(lambda t: _copy(*t)),
+    st.binary(max_size=40).map(_lit),
+    st.tuples(st.integers(0, 2**64 - 1), st.binary(min_size=32, max_size=32)).map(
+        lambda t: b"E" + struct.pack("<Q", t[0]) + t[1]
+    ),
+    st.binary(max_size=12),  # raw junk
+    st.sampled_from([b"C", b"L", b"E", b"\x80", b"\xff" * 10]),
+)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=st.lists(_op, max_size=8), piece=st.sampled_from([None, 1, 5]))
+def test_fuzz_patch_only_pydelta_errors(case, tmp_path, small_buffers, ops, piece):
+    d = _header(case["old"], case["sig"]) + b"".join(ops)
+    sink = io.BytesIO()
+    try:
+        if piece is None:
+            pydelta.patch(case["dir"] / "old", io.BytesIO(d), sink)
+        else:
+            with pydelta.Patcher(case["dir"] / "old", sink) as p:
+                for i in range(0, len(d), piece):
+                    p.write(d[i : i + piece])
+    except pydelta.PydeltaError:
+        pass
+    else:
+        # accepted: then it really is a well-formed delta for what it produced
+        parsed = parse_delta(d)
+        assert parsed.result_digest == pydelta.blake3_digest(sink.getvalue())
+    try:
+        pydelta.info(io.BytesIO(d))
+    except pydelta.PydeltaError:
+        pass
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=4),
+    cut=st.one_of(st.none(), st.integers(0, 10_000)),
+)
+def test_fuzz_signature_only_pydelta_errors(case, edits, cut):
+    s = bytearray(case["sig"])
+    for pos, val in edits:
+        s[pos % len(s)] = val
+    if cut is not None:
+        s = s[: cut % (len(s) + 1)]
+    try:
+        sig = pydelta.load_signature(bytes(s))
+    except pydelta.PydeltaError:
+        return
+    assert bytes(s) == case["sig"]  # only the unmodified signature loads
+    assert sig.info.basis_size == len(case["old"])

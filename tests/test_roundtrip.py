@@ -3,6 +3,7 @@ delta is as small as the edit allows."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 
 import pytest
@@ -312,6 +313,23 @@ def test_patch_in_place(tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["d", "file.bin", "n", "s"]
 
 
+def test_new_output_file_mode_follows_umask(tmp_path):
+    old = rand_bytes(1000, 41)
+    (tmp_path / "old").write_bytes(old)
+    (tmp_path / "old").chmod(0o600)
+    d = pydelta.delta(pydelta.signature(tmp_path / "old"), _write(tmp_path / "n", old[::-1]))
+    (tmp_path / "d").write_bytes(d)
+    umask = os.umask(0o027)
+    try:
+        pydelta.patch(tmp_path / "old", tmp_path / "d", tmp_path / "out")
+        pydelta.signature(tmp_path / "old", tmp_path / "sig")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "sig").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "out").read_bytes() == old[::-1]
+
+
 def test_patch_result_matches_blake3_oracle(tmp_path):
     blake3 = pytest.importorskip("blake3")
     old = rand_bytes(2_000_000, 37)
@@ -428,9 +446,11 @@ def test_random_edit_sequences(old_len, old_seed, kind, edits, bs):
     if not edits and old:
         assert rt.parsed.ops == [("C", 0, len(old))]
     if kind == "random" and bs >= 16:
-        # every edit costs its new bytes plus under a block of literal at
-        # each seam it makes (a move makes up to four), plus OLD's tail block
+        # every edit costs its new bytes (a duplicate may copy inserted,
+        # new bytes) plus under a block of literal at each seam it makes (a
+        # move makes up to four), plus OLD's tail block
         budget = bs + sum(
-            (length if k in ("insert", "replace") else 0) + 4 * bs for k, _, length, _ in edits
+            (length if k in ("insert", "replace", "duplicate") else 0) + 4 * bs
+            for k, _, length, _ in edits
         )
         assert rt.stats.literal <= min(len(new), budget)

@@ -6,6 +6,7 @@ import importlib
 import io
 import os
 import sys
+import tempfile
 import threading
 
 import pytest
@@ -473,3 +474,188 @@ def test_info_delta_short_reads(ref, k):
 def test_info_signature_short_reads(ref, k):
     want = pydelta.info(ref["dir"] / "sig").fields
     assert pydelta.info(TinyReader(ref["sig"], k)).fields == want
+
+
+# ---------------------------------------------------------------- non-blocking inputs
+
+NONBLOCKING_BUG = (
+    "_io.readinto treats None from a non-blocking stream as end of input "
+    "(readinto_blocking's fh.read() returns None again -> 0), so a signature "
+    "or delta of the data read so far is returned as if complete"
+)
+
+
+def _nonblocking_pipe(data: bytes, first: int, buffering: int):
+    """A non-blocking pipe holding data[:first] now and the rest 0.3 s later."""
+    r, w = os.pipe()
+    os.write(w, data[:first])
+    os.set_blocking(r, False)
+
+    def writer():
+        import time
+
+        time.sleep(0.3)
+        try:
+            with os.fdopen(w, "wb", buffering=0) as fh:
+                fh.write(data[first:])
+        except BrokenPipeError:  # the reader already gave up (the bug)
+            pass
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    return os.fdopen(r, "rb", buffering=buffering), t
+
+
+@pytest.mark.xfail(strict=True, reason=NONBLOCKING_BUG)
+@pytest.mark.parametrize("buffering", [0, -1])
+def test_signature_nonblocking_pipe_not_silently_truncated(ref, buffering):
+    fh, t = _nonblocking_pipe(ref["old"], 100, buffering)
+    try:
+        with fh:
+            got = pydelta.signature(fh, block_size=ref["bs"])
+    except pydelta.PydeltaError:
+        got = None  # refusing is acceptable; a truncated signature is not
+    finally:
+        t.join(10)
+    if got is not None:
+        assert pydelta.load_signature(got).info.basis_size == len(ref["old"])
+        assert got == ref["sig"]
+
+
+@pytest.mark.xfail(strict=True, reason=NONBLOCKING_BUG)
+def test_delta_nonblocking_pipe_not_silently_truncated(ref):
+    fh, t = _nonblocking_pipe(ref["new"], 100, 0)
+    try:
+        with fh:
+            got = pydelta.delta(ref["sig"], fh)
+    except pydelta.PydeltaError:
+        got = None
+    finally:
+        t.join(10)
+    if got is not None:
+        assert got == ref["delta"]
+
+
+def test_patch_nonblocking_pipe_never_publishes_partial(ref, tmp_path):
+    """Even with the bug above, a cut-short delta cannot verify: no output."""
+    fh, t = _nonblocking_pipe(ref["delta"], 100, 0)
+    try:
+        with fh:
+            try:
+                pydelta.patch(ref["dir"] / "old", fh, tmp_path / "out")
+            except pydelta.CorruptDeltaError:
+                assert not (tmp_path / "out").exists()
+            else:
+                assert (tmp_path / "out").read_bytes() == ref["new"]
+    finally:
+        t.join(10)
+    assert tmp_leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------- property: chunking never matters
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    old_len=st.integers(0, 5000),
+    pieces=st.lists(st.tuples(st.integers(0, 6000), st.integers(0, 400), st.booleans()), max_size=8),
+    bs=st.one_of(st.integers(1, 40), st.sampled_from([64, 100, 257, 1024])),
+    k=st.integers(1, 300),
+    small_buf=st.booleans(),
+)
+def test_delta_independent_of_chunking_property(monkeypatch, seed, old_len, pieces, bs, k, small_buf):
+    old = rand_bytes(old_len, seed)
+    # NEW: runs copied from OLD (at arbitrary offsets) and fresh bytes
+    new = b"".join(
+        old[a % (old_len + 1) : a % (old_len + 1) + n] if from_old else rand_bytes(n, seed ^ a)
+        for a, n, from_old in pieces
+    )
+    sig = pydelta.signature(io.BytesIO(old), block_size=bs)
+    want = pydelta.delta(sig, io.BytesIO(new))
+    with monkeypatch.context() as m:
+        if small_buf:
+            m.setattr(_mod("delta"), "READ_SIZE", 1)  # 4 blocks: constant compaction
+        got = pydelta.delta(sig, TinyReader(new, k))
+    assert got == want
+    out = io.BytesIO()
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "old"), "wb") as fh:
+            fh.write(old)
+        with pydelta.Patcher(os.path.join(d, "old"), out) as p:
+            for i in range(0, len(want), k):
+                p.write(want[i : i + k])
+    assert out.getvalue() == new
+
+
+# ---------------------------------------------------------------- threads and file-object outputs
+
+
+def test_shared_signature_across_threads(ref):
+    """One loaded Signature used by several threads at once (the C scan runs
+    without the GIL): every delta is the same as the serial one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sig = pydelta.load_signature(ref["sig"])
+    news = [ref["new"][i:] + ref["new"][:i] for i in range(0, 6000, 750)]
+    serial = [pydelta.delta(sig, io.BytesIO(n)) for n in news]
+    with ThreadPoolExecutor(4) as ex:
+        parallel = list(ex.map(lambda n: pydelta.delta(sig, TinyReader(n, 501)), news * 2))
+    assert parallel == serial * 2
+
+
+def test_outputs_to_file_objects(ref):
+    out = io.BytesIO()
+    si = pydelta.signature(io.BytesIO(ref["old"]), out, block_size=ref["bs"])
+    assert out.getvalue() == ref["sig"]
+    assert si == pydelta.load_signature(ref["sig"]).info
+    out = io.BytesIO()
+    stats = pydelta.delta(ref["sig"], io.BytesIO(ref["new"]), out)
+    assert out.getvalue() == ref["delta"]
+    assert stats.delta_size == len(ref["delta"]) and stats.new_size == len(ref["new"])
+
+
+def test_unbuffered_file_outputs(ref, tmp_path):
+    """Raw (unbuffered) files may write less than asked; nothing is lost."""
+    with open(tmp_path / "sig", "wb", buffering=0) as fh:
+        pydelta.signature(io.BytesIO(ref["old"]), fh, block_size=ref["bs"])
+    assert (tmp_path / "sig").read_bytes() == ref["sig"]
+    with open(tmp_path / "out", "wb", buffering=0) as fh:
+        pydelta.patch(ref["dir"] / "old", io.BytesIO(ref["delta"]), fh)
+    assert (tmp_path / "out").read_bytes() == ref["new"]
+
+
+class ShortWriter(io.RawIOBase):
+    """A writable stream accepting at most 3 bytes per write() call."""
+
+    def __init__(self):
+        super().__init__()
+        self.data = bytearray()
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        b = memoryview(b).cast("B")[:3]
+        self.data += b
+        return len(b)
+
+
+def test_short_writes_to_stream_outputs(ref):
+    w = ShortWriter()
+    pydelta.patch(ref["dir"] / "old", io.BytesIO(ref["delta"]), w)
+    assert bytes(w.data) == ref["new"]
+    w = ShortWriter()
+    pydelta.signature(io.BytesIO(ref["old"]), w, block_size=ref["bs"])
+    assert bytes(w.data) == ref["sig"]
+    w = ShortWriter()
+    pydelta.delta(ref["sig"], io.BytesIO(ref["new"]), w)
+    assert bytes(w.data) == ref["delta"]

@@ -1,0 +1,355 @@
+"""Side-by-side benchmark: pydelta against rdiff, rsync, xdelta3 and zstd.
+
+For each model-like pair (see modelgen.py) and each tool, in one run: wall
+time of every step (median of --repeat runs), peak RSS of every step (the
+child's own ru_maxrss), the size of what is shipped, and a byte-for-byte
+check of every output. Anchor tools that are not installed are skipped with
+a note. Results go to bench/results/ as results.md, results.json and PNG
+charts.
+
+Usage:
+    python bench/run_bench.py                         # 256 MiB and 1 GiB, all kinds
+    python bench/run_bench.py --sizes 64 --kinds finetune --repeat 1   # quick
+    python bench/run_bench.py --big 4096              # adds a 4 GiB finetune point
+
+Pairs are cached in --work (default bench/work/) between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from modelgen import KINDS, make_pair  # noqa: E402
+
+PY = sys.executable
+
+
+def run_measured(cmd: List[str], stdout: Optional[str] = None) -> tuple:
+    """Run cmd; returns (seconds, peak RSS in bytes). Raises on failure.
+
+    Peak RSS comes from GNU time (a small C program) so that the memory of
+    this Python process, which a forked child inherits until exec, is not
+    counted; without GNU time the child's own ru_maxrss is used.
+    """
+    gnu_time = shutil.which("time") if os.path.exists("/usr/bin/time") else None
+    rss_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".rss")
+    full = ["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd] if gnu_time else cmd
+    out = open(stdout, "wb") if stdout else subprocess.DEVNULL
+    try:
+        t = time.perf_counter()
+        p = subprocess.run(full, stdout=out, stderr=subprocess.PIPE)
+        dt = time.perf_counter() - t
+    finally:
+        if stdout:
+            out.close()  # type: ignore[union-attr]
+    if p.returncode != 0:
+        err = p.stderr.decode(errors="replace")
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {err.strip()[:300]}")
+    if gnu_time:
+        with open(rss_file) as f:
+            rss = int(f.read().split()[-1]) * 1024
+        os.unlink(rss_file)
+    else:
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    return dt, rss
+
+
+class Tool:
+    """One tool's steps. Each step returns a command list (and optional stdout file)."""
+
+    name = ""
+    binary = ""
+    #: steps in order: name -> function(paths) -> (cmd, stdout_path or None)
+    steps: Dict[str, Callable] = {}
+    #: files whose sizes count as "shipped"
+    shipped: List[str] = []
+
+    def available(self) -> bool:
+        return shutil.which(self.binary) is not None
+
+    def prepare(self, p: dict) -> None:
+        """Set-up before a patch step that is not timed (e.g. copying old)."""
+
+
+class Pydelta(Tool):
+    name = "pydelta"
+    binary = PY
+    shipped = ["sig", "delta"]
+
+    def __init__(self) -> None:
+        cli = [PY, "-m", "pydelta"]
+        self.steps = {
+            "signature": lambda p: (cli + ["signature", "--no-progress", p["old"], p["sig"]], None),
+            "delta": lambda p: (cli + ["delta", "--no-progress", p["sig"], p["new"], p["delta"]], None),
+            "patch": lambda p: (cli + ["patch", "--no-progress", p["old"], p["delta"], p["out"]], None),
+        }
+
+
+class Rdiff(Tool):
+    name = "rdiff"
+    binary = "rdiff"
+    shipped = ["sig", "delta"]
+
+    def __init__(self) -> None:
+        self.steps = {
+            "signature": lambda p: (["rdiff", "signature", p["old"], p["sig"]], None),
+            "delta": lambda p: (["rdiff", "delta", p["sig"], p["new"], p["delta"]], None),
+            "patch": lambda p: (["rdiff", "patch", p["old"], p["delta"], p["out"]], None),
+        }
+
+
+class RsyncBatch(Tool):
+    """rsync's own delta: --only-write-batch computes signature+delta of new
+    against a copy of old (dest), then --read-batch applies it."""
+
+    name = "rsync"
+    binary = "rsync"
+    shipped = ["delta"]
+
+    def __init__(self) -> None:
+        self.steps = {
+            "delta": lambda p: (
+                ["rsync", "--no-whole-file", f"--only-write-batch={p['delta']}",
+                 p["new"], p["out"]],
+                None,
+            ),
+            "patch": lambda p: (["rsync", f"--read-batch={p['delta']}", p["out"]], None),
+        }
+
+    def prepare(self, p: dict) -> None:
+        shutil.copyfile(p["old"], p["out"])
+
+
+class Xdelta3(Tool):
+    name = "xdelta3"
+    binary = "xdelta3"
+    shipped = ["delta"]
+
+    def __init__(self) -> None:
+        def enc(p: dict) -> tuple:
+            window = 1 << max(24, min(31, (os.path.getsize(p["old"]) - 1).bit_length()))
+            return (["xdelta3", "-e", "-f", "-B", str(window), "-s", p["old"], p["new"], p["delta"]], None)
+
+        def dec(p: dict) -> tuple:
+            window = 1 << max(24, min(31, (os.path.getsize(p["old"]) - 1).bit_length()))
+            return (["xdelta3", "-d", "-f", "-B", str(window), "-s", p["old"], p["delta"], p["out"]], None)
+
+        self.steps = {"delta": enc, "patch": dec}
+
+
+class ZstdPatch(Tool):
+    name = "zstd"
+    binary = "zstd"
+    shipped = ["delta"]
+
+    def __init__(self) -> None:
+        def long_flag(p: dict) -> str:
+            return f"--long={max(27, min(31, (os.path.getsize(p['new']) - 1).bit_length()))}"
+
+        self.steps = {
+            "delta": lambda p: (
+                ["zstd", "-q", "-f", long_flag(p), f"--patch-from={p['old']}", p["new"], "-o", p["delta"]],
+                None,
+            ),
+            "patch": lambda p: (
+                ["zstd", "-d", "-q", "-f", long_flag(p), f"--patch-from={p['old']}", p["delta"], "-o", p["out"]],
+                None,
+            ),
+        }
+
+
+TOOLS = [Pydelta, Rdiff, RsyncBatch, Xdelta3, ZstdPatch]
+
+
+def bench_pair(work: str, size: float, kind: str, tools: List[Tool], repeat: int, log) -> dict:
+    tag = f"{kind}-{size:g}M"
+    old = os.path.join(work, f"{tag}.old")
+    new = os.path.join(work, f"{tag}.new")
+    if not (os.path.exists(old) and os.path.exists(new)):
+        log(f"generating {tag} ...")
+        make_pair(kind, size, old, new)
+    res = {"kind": kind, "size_mib": size, "old_size": os.path.getsize(old),
+           "new_size": os.path.getsize(new), "tools": {}}
+    for tool in tools:
+        p = {k: os.path.join(work, f"{tag}.{tool.name}.{k}") for k in ("sig", "delta", "out")}
+        p.update(old=old, new=new)
+        entry: dict = {"steps": {}}
+        try:
+            for _ in range(repeat):
+                for step, fn in tool.steps.items():
+                    if step == "patch":
+                        tool.prepare(p)
+                    elif step == "delta" and "signature" not in tool.steps:
+                        tool.prepare(p)
+                    cmd, stdout = fn(p)
+                    dt, rss = run_measured(cmd, stdout)
+                    s = entry["steps"].setdefault(step, {"times": [], "rss": []})
+                    s["times"].append(dt)
+                    s["rss"].append(rss)
+                if not filecmp.cmp(p["out"], new, shallow=False):
+                    raise RuntimeError("output differs from the new file")
+            for s in entry["steps"].values():
+                s["time"] = statistics.median(s["times"])
+                s["peak_rss"] = max(s["rss"])
+            entry["shipped"] = sum(os.path.getsize(p[k]) for k in tool.shipped)
+            entry["verified"] = True
+        except Exception as e:  # an anchor failing must not stop the run
+            entry = {"error": str(e)}
+        for k in ("sig", "delta", "out"):
+            if os.path.exists(p[k]):
+                os.unlink(p[k])
+        res["tools"][tool.name] = entry
+        log(f"  {tag} {tool.name}: " + (entry.get("error") or ", ".join(
+            f"{k} {v['time']:.2f}s/{v['peak_rss'] / 2**20:.0f}MiB" for k, v in entry["steps"].items())
+            + f", shipped {entry['shipped'] / 2**20:.2f} MiB"))
+    return res
+
+
+def fmt_ratio(a: Optional[float], b: Optional[float]) -> str:
+    if a is None or b is None or b == 0:
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def write_markdown(results: List[dict], notes: List[str], path: str) -> None:
+    lines = ["# pydelta benchmark results", ""]
+    lines.append(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+                 "hot page cache; times are medians, RSS is the peak of each step.")
+    lines.append("")
+    for n in notes:
+        lines.append(f"- {n}")
+    if notes:
+        lines.append("")
+    lines.append("| pair | tool | signature s | delta s | patch s | peak RSS MiB (sig/delta/patch) | shipped MiB | % of file | delta time vs rdiff |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        rd = r["tools"].get("rdiff", {}).get("steps", {})
+        for name, e in r["tools"].items():
+            pair = f"{r['kind']} {r['size_mib']:g} MiB"
+            if "error" in e:
+                lines.append(f"| {pair} | {name} | error: {e['error'][:80]} | | | | | | |")
+                continue
+            st = e["steps"]
+
+            def t(step: str) -> str:
+                return f"{st[step]['time']:.2f}" if step in st else "-"
+
+            rss = "/".join(f"{st[s]['peak_rss'] / 2**20:.0f}" if s in st else "-" for s in ("signature", "delta", "patch"))
+            d_rd = fmt_ratio(st.get("delta", {}).get("time"), rd.get("delta", {}).get("time"))
+            lines.append(
+                f"| {pair} | {name} | {t('signature')} | {t('delta')} | {t('patch')} | {rss} | "
+                f"{e['shipped'] / 2**20:.2f} | {100 * e['shipped'] / r['new_size']:.2f}% | {d_rd} |"
+            )
+    lines.append("")
+    lines.append("Ratios pydelta / rdiff per step (lower is faster):")
+    lines.append("")
+    lines.append("| pair | signature | delta | patch | shipped |")
+    lines.append("|---|---|---|---|---|")
+    for r in results:
+        pd = r["tools"].get("pydelta", {})
+        rd = r["tools"].get("rdiff", {})
+        if "steps" not in pd or "steps" not in rd:
+            continue
+        cells = [fmt_ratio(pd["steps"][s]["time"], rd["steps"][s]["time"]) for s in ("signature", "delta", "patch")]
+        cells.append(fmt_ratio(pd["shipped"], rd["shipped"]))
+        lines.append(f"| {r['kind']} {r['size_mib']:g} MiB | " + " | ".join(cells) + " |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def write_charts(results: List[dict], outdir: str) -> List[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made = []
+    sizes = sorted({r["size_mib"] for r in results})
+    for size in sizes:
+        rs = [r for r in results if r["size_mib"] == size]
+        tools = [t for t in ("pydelta", "rdiff", "rsync", "xdelta3", "zstd") if any(
+            "steps" in r["tools"].get(t, {}) for r in rs)]
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        width = 0.8 / max(1, len(tools))
+        for i, tool in enumerate(tools):
+            xs, total, shipped = [], [], []
+            for j, r in enumerate(rs):
+                e = r["tools"].get(tool, {})
+                if "steps" not in e:
+                    continue
+                xs.append(j + i * width)
+                total.append(sum(s["time"] for s in e["steps"].values()))
+                shipped.append(100 * e["shipped"] / r["new_size"])
+            axes[0].bar(xs, total, width, label=tool)
+            axes[1].bar(xs, shipped, width, label=tool)
+        for ax, title in ((axes[0], "total time, all steps (s)"), (axes[1], "shipped, % of file")):
+            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rs))])
+            ax.set_xticklabels([r["kind"] for r in rs])
+            ax.set_title(f"{title} - {size:g} MiB pairs")
+        axes[1].set_yscale("log")
+        axes[0].legend()
+        fig.tight_layout()
+        name = f"chart-{size:g}M.png"
+        fig.savefig(os.path.join(outdir, name), dpi=90)
+        plt.close(fig)
+        made.append(name)
+    return made
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="256,1024", help="pair sizes in MiB, comma-separated")
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--big", type=float, default=0, help="also a finetune pair of this many MiB")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--tools", default=",".join(t.name for t in TOOLS))
+    ap.add_argument("--work", default=os.path.join(HERE, "work"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    a = ap.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    os.makedirs(a.out, exist_ok=True)
+    notes = []
+    tools = []
+    wanted = a.tools.split(",")
+    for cls in TOOLS:
+        t = cls()
+        if t.name not in wanted:
+            continue
+        if t.available():
+            tools.append(t)
+        else:
+            notes.append(f"{t.name} skipped: `{t.binary}` is not installed")
+    for n in notes:
+        print(n, file=sys.stderr)
+    pairs = [(float(s), k) for s in a.sizes.split(",") for k in a.kinds.split(",")]
+    if a.big:
+        pairs.append((a.big, "finetune"))
+    results = []
+    for size, kind in pairs:
+        results.append(bench_pair(a.work, size, kind, tools, a.repeat, lambda m: print(m, file=sys.stderr)))
+        with open(os.path.join(a.out, "results.json"), "w") as f:
+            json.dump({"notes": notes, "results": results}, f, indent=1)
+        write_markdown(results, notes, os.path.join(a.out, "results.md"))
+    charts = write_charts(results, a.out)
+    print(open(os.path.join(a.out, "results.md")).read())
+    if charts:
+        print("charts:", ", ".join(os.path.join(a.out, c) for c in charts))
+
+
+if __name__ == "__main__":
+    main()
