@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import stat
 import sys
 import tempfile
+import time
 from typing import IO, BinaryIO, Iterator, Optional, Tuple, Union
 
 from .errors import FileAccessError
@@ -86,37 +88,64 @@ def input_size(fh: BinaryIO) -> Optional[int]:
     return None
 
 
-def readinto(fh: BinaryIO, view: memoryview, name: str) -> int:
-    """Read into view; returns bytes read, 0 at end of input."""
+def _wait_readable(fh: BinaryIO) -> None:
+    """Block until a non-blocking stream has data (or EOF) to read."""
     try:
-        ri = getattr(fh, "readinto", None)
-        if ri is not None:
-            n = ri(view)
-            if n is None:  # non-blocking stream with nothing ready
-                return readinto_blocking(fh, view, name)
+        select.select([fh], [], [])
+    except (TypeError, ValueError, OSError):
+        time.sleep(0.001)  # no descriptor to wait on: poll
+
+
+def readinto(fh: BinaryIO, view: memoryview, name: str) -> int:
+    """Read into view; returns bytes read (> 0), or 0 only at end of input.
+
+    A non-blocking stream that has nothing ready (read returns None) is
+    waited on, never mistaken for the end of the input.
+    """
+    while True:
+        try:
+            ri = getattr(fh, "readinto", None)
+            if ri is not None:
+                n = ri(view)
+            else:
+                data = fh.read(len(view))
+                if data is None:
+                    n = None
+                else:
+                    n = len(data)
+                    view[:n] = data
+        except BlockingIOError:
+            n = None
+        except OSError as e:
+            raise FileAccessError(f"cannot read {name}: {_os_reason(e)}") from None
+        if n is not None:
             return n
-        data = fh.read(len(view))
-    except OSError as e:
-        raise FileAccessError(f"cannot read {name}: {_os_reason(e)}") from None
-    if data is None:
-        return 0
-    view[: len(data)] = data
-    return len(data)
+        _wait_readable(fh)
 
 
-def readinto_blocking(fh: BinaryIO, view: memoryview, name: str) -> int:
-    data = fh.read(len(view))
-    if not data:
-        return 0
-    view[: len(data)] = data
-    return len(data)
+def read_exact(fh: BinaryIO, size: int, name: str) -> bytes:
+    """Read size bytes, fewer only at end of input (short reads are retried)."""
+    buf = bytearray(size)
+    view = memoryview(buf)
+    have = 0
+    while have < size:
+        n = readinto(fh, view[have:], name)
+        if not n:
+            break
+        have += n
+    return bytes(buf[:have])
 
 
 def read_all(fh: BinaryIO, name: str) -> bytes:
-    try:
-        return fh.read()
-    except OSError as e:
-        raise FileAccessError(f"cannot read {name}: {_os_reason(e)}") from None
+    """Read to the end of input."""
+    out = bytearray()
+    chunk = bytearray(1 << 20)
+    view = memoryview(chunk)
+    while True:
+        n = readinto(fh, view, name)
+        if not n:
+            return bytes(out)
+        out += view[:n]
 
 
 class AtomicFile:
@@ -183,9 +212,10 @@ class AtomicFile:
 class StreamSink:
     """Writes to a caller's binary file object (no atomicity possible)."""
 
-    def __init__(self, fh: BinaryIO) -> None:
+    def __init__(self, fh: BinaryIO, close: bool = False) -> None:
         self.fh = fh
         self.name = describe(fh)
+        self._close = close
 
     def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
         try:
@@ -202,11 +232,15 @@ class StreamSink:
     def commit(self) -> None:
         try:
             self.fh.flush()
+            if self._close:
+                self.fh.close()
         except OSError as e:
             raise FileAccessError(f"cannot write {self.name}: {_os_reason(e)}") from None
 
     def abort(self) -> None:
-        pass
+        if self._close:
+            with contextlib.suppress(OSError):
+                self.fh.close()
 
 
 def open_output(dest: Union[PathLike, BinaryIO], what: str) -> Union[AtomicFile, StreamSink]:
@@ -215,6 +249,18 @@ def open_output(dest: Union[PathLike, BinaryIO], what: str) -> Union[AtomicFile,
         path = os.fsdecode(dest)  # type: ignore[arg-type]
         if path == "-":
             return StreamSink(sys.stdout.buffer)
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+            # a FIFO, device or socket: write into it; renaming over it would
+            # replace the special file with a regular one
+            try:
+                fh = open(path, "wb")
+            except OSError as e:
+                raise FileAccessError(f"cannot write {what} {path}: {_os_reason(e)}") from None
+            return StreamSink(fh, close=True)  # type: ignore[arg-type]
         return AtomicFile(path, what)
     if not hasattr(dest, "write"):
         raise TypeError(f"{what} must be a path or a binary file object, not {type(dest).__name__}")

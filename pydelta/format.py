@@ -13,8 +13,9 @@ Signature::
 
 Delta::
 
-    header  52 bytes  "PDDL", version, strong_len, flags (0), reserved (0),
-                      u32 block_len, u64 basis size, 32-byte signature digest
+    header  60 bytes  "PDDL", version, strong_len, flags (0), reserved (0),
+                      u32 block_len, u64 basis size, 32-byte signature digest,
+                      8-byte check: BLAKE3 of the 52 bytes before it
     ops     'C' varint offset varint length | 'L' varint length bytes
     end     'E' u64 result size, 32-byte BLAKE3 of the result
 """
@@ -43,8 +44,10 @@ STRONG_BLAKE3 = 1
 
 SIG_HEADER = struct.Struct("<4sBBBBII")
 SIG_TRAILER = struct.Struct("<QQ32s4s")
-DELTA_HEADER = struct.Struct("<4sBBBBIQ32s")
-assert SIG_HEADER.size == 16 and SIG_TRAILER.size == 52 and DELTA_HEADER.size == 52
+DELTA_HEADER = struct.Struct("<4sBBBBIQ32s8s")
+assert SIG_HEADER.size == 16 and SIG_TRAILER.size == 52 and DELTA_HEADER.size == 60
+#: Bytes of the delta header covered by its check field.
+DELTA_CHECKED = 52
 
 DEFAULT_STRONG_LEN = 16
 MIN_STRONG_LEN = 8
@@ -205,10 +208,18 @@ class DeltaHeader:
     sig_digest: bytes
 
 
+def _header_check(head: bytes) -> bytes:
+    from ._backend import backend
+
+    return backend.blake3_digest(head[:DELTA_CHECKED], 8)
+
+
 def pack_delta_header(info: SignatureInfo) -> bytes:
-    return DELTA_HEADER.pack(
-        DELTA_MAGIC, VERSION, info.strong_len, 0, 0, info.block_len, info.basis_size, info.digest
+    head = DELTA_HEADER.pack(
+        DELTA_MAGIC, VERSION, info.strong_len, 0, 0, info.block_len, info.basis_size, info.digest,
+        b"\0" * 8,
     )
+    return head[:DELTA_CHECKED] + _header_check(head)
 
 
 def parse_delta_header(head: bytes, name: str) -> DeltaHeader:
@@ -224,7 +235,7 @@ def parse_delta_header(head: bytes, name: str) -> DeltaHeader:
         )
     if len(head) < DELTA_HEADER.size:
         raise CorruptDeltaError(f"delta {name} is truncated (header incomplete)")
-    _, version, strong_len, flags, reserved, block_len, basis_size, sig = DELTA_HEADER.unpack(
+    _, version, strong_len, flags, reserved, block_len, basis_size, sig, check = DELTA_HEADER.unpack(
         head[: DELTA_HEADER.size]
     )
     if version != VERSION:
@@ -232,6 +243,8 @@ def parse_delta_header(head: bytes, name: str) -> DeltaHeader:
             f"delta {name} has format version {version}; this pydelta reads version "
             f"{VERSION}: upgrade pydelta"
         )
+    if check != _header_check(head):
+        raise CorruptDeltaError(f"delta {name} is corrupted (header checksum mismatch)")
     if (
         flags
         or reserved

@@ -7,7 +7,7 @@ from typing import Dict, Optional, Union
 
 from . import format as fmt
 from ._backend import backend
-from ._io import Source, open_input, readinto
+from ._io import Source, open_input, read_all, read_exact, readinto
 from .errors import CorruptDeltaError, NotADeltaError, NotASignatureError
 
 
@@ -124,11 +124,11 @@ def info(path: Source) -> FileInfo:
           ...
     """
     with open_input(path, "file") as (fh, name):
-        head = fh.read(fmt.DELTA_HEADER.size) or b""
+        head = read_exact(fh, fmt.DELTA_HEADER.size, name)
         if head.startswith(fmt.SIG_MAGIC):
             from .signature import Signature
 
-            sig = Signature(head + fh.read(), name)
+            sig = Signature(head + read_all(fh, name), name)
             i = sig.info
             return FileInfo(
                 "signature",

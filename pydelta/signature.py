@@ -11,7 +11,7 @@ from typing import BinaryIO, Callable, Iterator, Optional, Union
 
 from . import format as fmt
 from ._backend import backend
-from ._io import Source, input_size, open_input, open_output, read_all, readinto
+from ._io import Source, input_size, open_input, open_output, read_all, read_exact, readinto
 from .errors import CorruptSignatureError
 
 #: Bytes of OLD read per call into C (rounded to whole blocks).
@@ -162,7 +162,7 @@ class Signature:
     def load(cls, src: Source) -> "Signature":
         """Read a signature from a path, ``"-"`` or a binary file object."""
         with open_input(src, "signature") as (fh, name):
-            head = fh.read(fmt.SIG_HEADER.size) or b""
+            head = read_exact(fh, fmt.SIG_HEADER.size, name)
             fmt.parse_sig_header(head, name)
             rest = read_all(fh, name)
         return cls(head + rest, name)

@@ -18,7 +18,7 @@ import pytest
 import pydelta
 from pydelta import format as fmt
 
-DELTA_HEADER_LEN = fmt.DELTA_HEADER.size  # 52
+DELTA_HEADER_LEN = fmt.DELTA_HEADER.size  # 60
 SIG_HEADER_LEN = fmt.SIG_HEADER.size  # 16
 SIG_TRAILER_LEN = fmt.SIG_TRAILER.size  # 52
 END_LEN = 41  # 'E' + u64 size + 32-byte digest
@@ -121,7 +121,7 @@ class ParsedDelta:
 
 def parse_delta(data: bytes) -> ParsedDelta:
     """Parse a well-formed delta completely (asserting its structure)."""
-    magic, ver, sl, flags, res, bl, bs, sd = fmt.DELTA_HEADER.unpack_from(data, 0)
+    magic, ver, sl, flags, res, bl, bs, sd, _check = fmt.DELTA_HEADER.unpack_from(data, 0)
     p = ParsedDelta(magic, ver, sl, flags, res, bl, bs, sd)
     pos = DELTA_HEADER_LEN
     while True:

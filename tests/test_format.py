@@ -138,7 +138,7 @@ def test_delta_varints_are_canonical_leb128():
         ("L", old[195 * 1024 : 200_000]),
     ]
     # walk the raw bytes: each varint is minimal (no trailing 0x80 0x00)
-    pos = 52
+    pos = 60
     widths = []
 
     def varint():
@@ -172,7 +172,7 @@ def test_delta_varints_are_canonical_leb128():
 def test_delta_header_constants():
     assert fmt.SIG_HEADER.size == 16
     assert fmt.SIG_TRAILER.size == 52
-    assert fmt.DELTA_HEADER.size == 52
+    assert fmt.DELTA_HEADER.size == 60
     assert (fmt.SIG_MAGIC, fmt.SIG_END_MAGIC, fmt.DELTA_MAGIC) == (b"PDSG", b"PDSE", b"PDDL")
     assert fmt.VERSION == 1
     be = pydelta._backend_module
@@ -184,7 +184,7 @@ def test_delta_header_constants():
 def test_pack_and_parse_delta_header_roundtrip():
     info = pydelta.SignatureInfo(4096, 16, 3, 12000, bytes(range(32)))
     h = fmt.pack_delta_header(info)
-    assert len(h) == 52
+    assert len(h) == 60
     got = fmt.parse_delta_header(h, "x")
     assert got == fmt.DeltaHeader(4096, 16, 12000, bytes(range(32)))
 

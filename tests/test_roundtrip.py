@@ -25,7 +25,7 @@ def test_both_empty(roundtrip, bs):
     assert rt.parsed.ops == []
     assert rt.stats.copied == rt.stats.literal == 0
     assert rt.result.size == 0
-    assert len(rt.delta) == 52 + 41
+    assert len(rt.delta) == 60 + 41
 
 
 @pytest.mark.parametrize("bs", [None, 1, 7, 64])
@@ -86,7 +86,7 @@ def test_identical_is_one_copy(roundtrip, bs):
     rt = roundtrip(data, data, bs)
     assert rt.parsed.ops == [("C", 0, size)]
     assert rt.stats.literal == 0
-    assert len(rt.delta) < 52 + 1 + 10 + 10 + 41
+    assert len(rt.delta) < 60 + 1 + 10 + 10 + 41
 
 
 def test_identical_default_block_size(roundtrip):
@@ -105,7 +105,7 @@ def test_all_different_is_all_literal(roundtrip, bs):
     assert rt.stats.literal == len(new)
     assert all(op[0] == "L" for op in rt.parsed.ops)
     # overhead of an all-literal delta is tiny
-    assert len(rt.delta) - len(new) < 52 + 41 + 16
+    assert len(rt.delta) - len(new) < 60 + 41 + 16
 
 
 def test_long_literal_is_split_at_lit_max(roundtrip):
@@ -246,7 +246,7 @@ def test_all_zeros_one_byte_changed(roundtrip, bs):
         rt = roundtrip(old, bytes(new), bs)
         assert rt.stats.literal <= 2 * bs
         assert len(rt.parsed.copies) <= 3
-        assert len(rt.delta) < 52 + 41 + 3 * 21 + 2 * (2 * bs + 11)
+        assert len(rt.delta) < 60 + 41 + 3 * 21 + 2 * (2 * bs + 11)
 
 
 @pytest.mark.parametrize("bs", BLOCK_SIZES)
@@ -313,6 +313,22 @@ def test_patch_in_place(tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["d", "file.bin", "n", "s"]
 
 
+def test_patch_in_place_through_symlink(tmp_path):
+    old = rand_bytes(50_000, 42)
+    new = old[:20_000] + b"edit" + old[20_000:]
+    real = tmp_path / "data" / "model.bin"
+    real.parent.mkdir()
+    real.write_bytes(old)
+    link = tmp_path / "link.bin"
+    link.symlink_to(real)
+    sig = pydelta.signature(link, block_size=1024)
+    (tmp_path / "d").write_bytes(pydelta.delta(sig, _write(tmp_path / "n", new)))
+    pydelta.patch(link, tmp_path / "d", link)
+    assert link.is_symlink()  # the link is kept, the file it names is updated
+    assert real.read_bytes() == new
+    assert [p.name for p in real.parent.iterdir()] == ["model.bin"]
+
+
 def test_new_output_file_mode_follows_umask(tmp_path):
     old = rand_bytes(1000, 41)
     (tmp_path / "old").write_bytes(old)
@@ -374,14 +390,26 @@ def test_signature_reuse_for_many_deltas(tmp_path):
 
 def test_blake3_export_matches_oracle():
     blake3 = pytest.importorskip("blake3")
-    for n in (0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 4097, 1 << 16, 100_003):
+    sizes = [0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 4097, 1 << 16, 100_003]
+    # chunk-batch boundaries (SIMD paths hash several 1 KiB chunks at once)
+    sizes += [k * 1024 + d for k in (3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 64) for d in (-1, 0, 1)]
+    sizes += [1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 777]
+    for n in sizes:
         data = rand_bytes(n, n)
-        assert pydelta.blake3_digest(data) == blake3.blake3(data).digest(), n
+        want = blake3.blake3(data).digest()
+        assert pydelta.blake3_digest(data) == want, n
         h = pydelta.blake3()
         for i in range(0, n, 333):
             h.update(data[i : i + 333])
-        assert h.digest() == blake3.blake3(data).digest(), n
+        assert h.digest() == want, n
         assert h.digest(100) == blake3.blake3(data).digest(length=100), n
+        # uneven splits: a byte, then a long run, then the rest
+        h = pydelta.blake3(data[:1])
+        h.update(data[1 : n // 2 + 7])
+        c = h.copy()
+        h.update(data[n // 2 + 7 :])
+        assert h.digest() == want, n
+        assert c.digest() == blake3.blake3(data[: n // 2 + 7]).digest(), n
 
 
 def _write(path, data):
