@@ -7,7 +7,8 @@
 #include "blake3_impl.h"
 
 /** \file blake3.c
- * BLAKE3 (unkeyed hash mode, extendable output) in portable C.
+ * BLAKE3 (unkeyed hash mode, extendable output): portable C, plus the x86
+ * SIMD kernels of blake3_simd.c for hashing many chunks at once.
  *
  * Input is cut into 1024-byte chunks of sixteen 64-byte blocks. Each chunk
  * is compressed block by block from the key words (the IV here), the first
@@ -16,26 +17,31 @@
  * into a binary tree whose left subtrees are always complete powers of two.
  *
  * The hasher keeps the chunk being filled (b3_chunk) and a stack of CVs of
- * completed subtrees. When chunk number n-1 completes, its CV is merged
- * with the top of the stack once for every trailing zero bit of n, then
- * pushed, so the stack holds one CV per set bit of n. A chunk (and the last
- * block of a chunk) is only finished once more input arrives, because the
- * last node must instead be finalized with the ROOT flag. pd_blake3_final
- * folds the stack onto the current chunk's output from the top down and
- * squeezes any number of bytes from the root node by compressing it again
- * with an incrementing output block counter; it works on copies, so the
- * state can be updated further afterwards.
+ * completed subtrees, one per set bit of the number of completed chunks,
+ * plus at most one CV on top not merged yet: merging is lazy, done just
+ * before the next CV is pushed or a new chunk begins, so no node that could
+ * still turn out to be the root is ever compressed as a non-root. A single
+ * chunk at the start of the input (which may be the root) and the last
+ * block of any chunk are kept back the same way until more input arrives.
+ * pd_blake3_final folds the stack onto the last node (the current chunk,
+ * or the parent of the top two CVs when the input ended on a chunk
+ * boundary) from the top down and squeezes any number of bytes from the
+ * root node by compressing it again with an incrementing output block
+ * counter; it works on copies, so the state can be updated further.
  *
  * Speed: pd_blake3_update hashes whole chunks straight from the caller's
- * buffer through hash_chunks(), which turns N contiguous chunks into N CVs.
- * That is the place to slot in a SIMD routine that hashes several chunks
- * in parallel (one chunk per vector lane); today it runs the unrolled
- * portable compression (blake3_impl.h) chunk after chunk. Only a partial
- * chunk at the start or end of an update goes through b3_chunk, and even
- * there full blocks are compressed in place: only a block split across
- * update calls, or the block held back at the end, is copied through the
- * 64-byte buffer. Message words are loaded (memcpy, little-endian) straight
- * from the input inside the unrolled rounds. pd_blake3_hash uses a state
+ * buffer as complete subtrees of up to B3_MAX_SUBTREE chunks, each aligned
+ * to its own size in the chunk numbering (hash_subtree). hash_many runs
+ * the chunks of a subtree side by side through the SIMD kernels of
+ * blake3_simd.c, one chunk per vector lane (16 with AVX-512, 8 with AVX2,
+ * 4 with SSE4.1, the rest portable), then each level of parent nodes the
+ * same way, in place, down to the subtree's two halves, which go on the
+ * stack. The kernels are picked once per process from the CPU's features
+ * (PYDELTA_BLAKE3_SIMD can ask for a lower one; pd_blake3_impl names the
+ * choice). Only a partial chunk at the start or end of an update goes
+ * through b3_chunk, and even there full blocks are compressed in place:
+ * only a block split across update calls, or the block held back at the
+ * end, is copied through the 64-byte buffer. pd_blake3_hash uses a state
  * on the stack, so hashing many small blocks does no allocation.
  */
 
@@ -151,52 +157,197 @@ static void output_root_bytes(const b3_output *o, uint8_t *out, size_t len)
     }
 }
 
-/* ---- whole chunks ------------------------------------------------------ */
+/* ---- implementation choice ------------------------------------------- */
 
-/** Hash n whole, contiguous 1024-byte chunks numbered counter, counter+1,
- * ... into their CVs. None of them may be the root. This is the hook for a
- * later many-chunks-at-once SIMD routine; n is at most B3_BATCH. */
-static void hash_chunks(const uint8_t *in, size_t n, const uint32_t key[8],
-                        uint64_t counter, uint8_t flags, uint32_t (*cvs)[8])
+/* The best kernel set this CPU runs (each level needs all below it). */
+static int b3_cpu_best(void)
+{
+    int best = B3_IMPL_PORTABLE;
+#if defined(B3_X86_SIMD)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("sse4.1")) {
+        best = B3_IMPL_SSE41;
+        if (__builtin_cpu_supports("avx2")) {
+            best = B3_IMPL_AVX2;
+            if (__builtin_cpu_supports("avx512f"))
+                best = B3_IMPL_AVX512;
+        }
+    }
+#endif
+    return best;
+}
+
+static const char *const b3_impl_names[] = {"portable", "sse41", "avx2",
+                                            "avx512"};
+
+/* The best supported implementation, lowered to the one named by
+ * PYDELTA_BLAKE3_SIMD if that is set to a known, lower name (a higher or
+ * unsupported one leaves the best supported). */
+static int b3_impl_choose(void)
+{
+    int best = b3_cpu_best();
+    const char *want = getenv("PYDELTA_BLAKE3_SIMD");
+    if (want != NULL) {
+        for (int i = 0; i < (int)(sizeof b3_impl_names /
+                                  sizeof b3_impl_names[0]); i++) {
+            if (strcmp(want, b3_impl_names[i]) == 0 && i < best)
+                best = i;
+        }
+    }
+    return best;
+}
+
+/* Chosen on first use and never changed. Threads racing on the first call
+ * all compute the same value, so the race is benign; the atomic accesses
+ * (relaxed: no other data hangs on it) make it formally race-free too. */
+static int b3_impl_cached = -1;
+
+static int b3_impl(void)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    int impl = __atomic_load_n(&b3_impl_cached, __ATOMIC_RELAXED);
+    if (impl < 0) {
+        impl = b3_impl_choose();
+        __atomic_store_n(&b3_impl_cached, impl, __ATOMIC_RELAXED);
+    }
+#else
+    int impl = *(volatile int *)&b3_impl_cached;
+    if (impl < 0) {
+        impl = b3_impl_choose();
+        *(volatile int *)&b3_impl_cached = impl;
+    }
+#endif
+    return impl;
+}
+
+/* ---- many inputs at once ----------------------------------------------- */
+
+/** Portable form of the kernels in blake3_simd.c (see B3_KERNEL_ARGS in
+ * blake3_impl.h), for any number n of inputs: input i is `blocks` blocks
+ * at in + i * stride with counter + i * step; its CV goes little-endian to
+ * out + 32 * i. out may overlap in if out <= in (in-place parent levels):
+ * input i is read before CV i is written and CV i lies below input i+1. */
+static void hash_many_portable(const uint8_t *in, size_t n, size_t stride,
+                               size_t blocks, const uint32_t key[8],
+                               uint64_t counter, uint64_t step,
+                               uint32_t flags, uint32_t flags_start,
+                               uint32_t flags_end, uint8_t *out)
 {
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *chunk = in + i * B3_CHUNK_LEN;
+        const uint8_t *p = in + i * stride;
         uint32_t cv[8];
         memcpy(cv, key, sizeof cv);
-        /* One inlined compression site for all 16 blocks keeps the
-         * code small; only the flags differ. */
-        for (size_t b = 0; b < B3_CHUNK_LEN / B3_BLOCK_LEN; b++) {
+        /* One inlined compression site for all blocks keeps the code
+         * small; only the flags differ. */
+        for (size_t b = 0; b < blocks; b++) {
             uint32_t f = flags;
             if (b == 0)
-                f |= B3_CHUNK_START;
-            if (b == B3_CHUNK_LEN / B3_BLOCK_LEN - 1)
-                f |= B3_CHUNK_END;
-            b3_compress_block(cv, chunk + b * B3_BLOCK_LEN, counter + i,
-                              B3_BLOCK_LEN, f);
+                f |= flags_start;
+            if (b + 1 == blocks)
+                f |= flags_end;
+            b3_compress_block(cv, p + b * B3_BLOCK_LEN, counter, B3_BLOCK_LEN,
+                              f);
         }
-        memcpy(cvs[i], cv, sizeof cv);
+        for (int w = 0; w < 8; w++)
+            b3_store32(out + 32 * i + 4 * w, cv[w]);
+        counter += step;
     }
+}
+
+/** hash_many_portable's contract, run by the widest kernels the chosen
+ * implementation has, narrower ones (and finally portable code) taking
+ * what is left. Groups go in increasing address order, each reading all
+ * its inputs before writing, so in-place use stays safe. */
+static void hash_many(const uint8_t *in, size_t n, size_t stride,
+                      size_t blocks, const uint32_t key[8], uint64_t counter,
+                      uint64_t step, uint32_t flags, uint32_t flags_start,
+                      uint32_t flags_end, uint8_t *out)
+{
+#if defined(B3_X86_SIMD)
+    int impl = b3_impl();
+#define B3_RUN_KERNEL(fn, lanes)                                            \
+    for (; n >= (lanes); n -= (lanes)) {                                    \
+        fn(in, stride, blocks, key, counter, step, flags, flags_start,      \
+           flags_end, out);                                                 \
+        in += (lanes) * stride;                                             \
+        out += (lanes) * 32;                                                \
+        counter += (lanes) * step;                                          \
+    }
+    if (impl >= B3_IMPL_AVX512)
+        B3_RUN_KERNEL(pd_b3_hash16_avx512, 16);
+    if (impl >= B3_IMPL_AVX2)
+        B3_RUN_KERNEL(pd_b3_hash8_avx2, 8);
+    if (impl >= B3_IMPL_SSE41)
+        B3_RUN_KERNEL(pd_b3_hash4_sse41, 4);
+#undef B3_RUN_KERNEL
+#endif
+    hash_many_portable(in, n, stride, blocks, key, counter, step, flags,
+                       flags_start, flags_end, out);
+}
+
+/** Hash n whole chunks at in, numbered from counter (n a power of two, at
+ * most B3_MAX_SUBTREE, counter a multiple of n), and reduce their CVs level
+ * by level, every level's parents in parallel, down to the CVs of the two
+ * halves of their subtree: returns 2, with cvs[0] the left half and cvs[1]
+ * the right. The subtree's own node is left to the caller, so this is
+ * safe even when the n chunks are the whole input and that node is the
+ * root. n == 1 gives the chunk's CV in cvs[0] and returns 1; that chunk
+ * must not be the root. */
+static size_t hash_subtree(const uint8_t *in, size_t n, const uint32_t key[8],
+                           uint64_t counter, uint8_t flags,
+                           uint32_t cvs[2][8])
+{
+    uint8_t buf[B3_MAX_SUBTREE * 32];
+    hash_many(in, n, B3_CHUNK_LEN, B3_CHUNK_LEN / B3_BLOCK_LEN, key, counter,
+              1, flags, B3_CHUNK_START, B3_CHUNK_END, buf);
+    /* Each adjacent pair of CVs in buf is one parent's 64-byte block. */
+    while (n > 2) {
+        n /= 2;
+        hash_many(buf, n, B3_BLOCK_LEN, 1, key, 0, 0,
+                  (uint32_t)flags | B3_PARENT, 0, 0, buf);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int w = 0; w < 8; w++)
+            cvs[i][w] = b3_load32(buf + 32 * i + 4 * w);
+    return n;
 }
 
 /* ---- the tree ---------------------------------------------------------- */
 
-/* Push the CV of a completed chunk, total_chunks being the number of
- * chunks completed including it. Merging a pair is safe here because the
- * caller knows more input follows, so no merged node can be the root. */
-static void push_chunk_cv(pd_blake3 *h, const uint32_t chunk_cv[8],
-                          uint64_t total_chunks)
+static unsigned b3_popcount64(uint64_t x)
 {
-    uint32_t cv[8];
-    memcpy(cv, chunk_cv, sizeof cv);
-    while ((total_chunks & 1) == 0) {
+#if defined(__GNUC__) || defined(__clang__)
+    return (unsigned)__builtin_popcountll(x);
+#else
+    unsigned n = 0;
+    for (; x != 0; x &= x - 1)
+        n++;
+    return n;
+#endif
+}
+
+/* Merge the top of the stack pairwise until it holds one CV per set bit of
+ * total_chunks (the chunks its entries cover). Merging is lazy: the CV
+ * pushed last stays unmerged until this runs, i.e. until more input shows
+ * the merged node cannot be the root. */
+static void merge_stack(pd_blake3 *h, uint64_t total_chunks)
+{
+    unsigned keep = b3_popcount64(total_chunks);
+    while (h->stack_len > keep) {
         b3_output o;
+        parent_output(h->stack[h->stack_len - 2], h->stack[h->stack_len - 1],
+                      h->key, h->chunk.flags, &o);
+        output_cv(&o, h->stack[h->stack_len - 2]);
         h->stack_len--;
-        parent_output(h->stack[h->stack_len], cv, h->key, h->chunk.flags,
-                      &o);
-        output_cv(&o, cv);
-        total_chunks >>= 1;
     }
-    memcpy(h->stack[h->stack_len], cv, sizeof cv);
+}
+
+/* Push the CV of a complete subtree (one chunk or more) that starts at
+ * chunk number chunks_before. */
+static void push_cv(pd_blake3 *h, const uint32_t cv[8], uint64_t chunks_before)
+{
+    merge_stack(h, chunks_before);
+    memcpy(h->stack[h->stack_len], cv, 8 * sizeof(uint32_t));
     h->stack_len++;
 }
 
@@ -237,7 +388,6 @@ void pd_blake3_reset(pd_blake3 *h)
 
 void pd_blake3_update(pd_blake3 *h, const uint8_t *data, size_t len)
 {
-    uint32_t cvs[B3_BATCH][8];
     uint64_t counter;
 
     if (len == 0)
@@ -258,37 +408,65 @@ void pd_blake3_update(pd_blake3 *h, const uint8_t *data, size_t len)
             return;
         chunk_output(&h->chunk, &o);
         output_cv(&o, cv);
-        push_chunk_cv(h, cv, h->chunk.counter + 1);
+        push_cv(h, cv, h->chunk.counter);
         chunk_init(&h->chunk, h->key, h->chunk.counter + 1, h->chunk.flags);
     }
 
-    /* Whole chunks straight from data, always leaving at least one byte:
-     * the last chunk may be the root. */
+    /* Whole chunks straight from data, as the largest aligned subtrees
+     * that fit. These may use up all the input: hash_subtree stops short
+     * of each subtree's own node and the stack merges lazily, so no node
+     * that could still be the root gets compressed as a non-root. The one
+     * exception is a single chunk at the very start, which must wait in
+     * the chunk state. */
     counter = h->chunk.counter;
-    while (len > B3_CHUNK_LEN) {
-        size_t n = (len - 1) / B3_CHUNK_LEN;
-        if (n > B3_BATCH)
-            n = B3_BATCH;
-        hash_chunks(data, n, h->key, counter, h->chunk.flags, cvs);
-        for (size_t i = 0; i < n; i++)
-            push_chunk_cv(h, cvs[i], counter + i + 1);
+    while (len >= B3_CHUNK_LEN) {
+        uint32_t cvs[2][8];
+        size_t n = B3_MAX_SUBTREE;
+        while (n * B3_CHUNK_LEN > len)
+            n >>= 1;
+        while ((counter & (n - 1)) != 0)
+            n >>= 1;
+        if (n == 1 && counter == 0 && len == B3_CHUNK_LEN)
+            break;
+        if (hash_subtree(data, n, h->key, counter, h->chunk.flags, cvs) ==
+            2) {
+            push_cv(h, cvs[0], counter);
+            push_cv(h, cvs[1], counter + n / 2);
+        } else {
+            push_cv(h, cvs[0], counter);
+        }
         counter += n;
         data += n * B3_CHUNK_LEN;
         len -= n * B3_CHUNK_LEN;
     }
     h->chunk.counter = counter;
 
-    /* 1..1024 bytes begin the next chunk. */
-    chunk_update(&h->chunk, data, len);
+    /* The rest begins the next chunk; that proves the stack's last CV is
+     * not the root, so merge it in (pd_blake3_final relies on a non-empty
+     * chunk following a fully merged stack). */
+    if (len > 0) {
+        merge_stack(h, counter);
+        chunk_update(&h->chunk, data, len);
+    }
 }
 
 void pd_blake3_final(const pd_blake3 *h, uint8_t *out, size_t out_len)
 {
     b3_output o;
+    size_t i = h->stack_len;
     if (out_len == 0)
         return;
-    chunk_output(&h->chunk, &o);
-    for (size_t i = h->stack_len; i > 0; i--) {
+    /* The last node is the current chunk unless the input ended on a chunk
+     * boundary after at least two chunks: then the chunk state is empty
+     * and the last two stack entries are the root's children. */
+    if (chunk_len(&h->chunk) > 0 || i == 0) {
+        chunk_output(&h->chunk, &o);
+    } else {
+        parent_output(h->stack[i - 2], h->stack[i - 1], h->key,
+                      h->chunk.flags, &o);
+        i -= 2;
+    }
+    for (; i > 0; i--) {
         uint32_t cv[8];
         output_cv(&o, cv);
         parent_output(h->stack[i - 1], cv, h->key, h->chunk.flags, &o);
@@ -303,4 +481,9 @@ void pd_blake3_hash(const uint8_t *data, size_t len, uint8_t *out,
     hasher_init(&h, B3_IV, 0);
     pd_blake3_update(&h, data, len);
     pd_blake3_final(&h, out, out_len);
+}
+
+const char *pd_blake3_impl(void)
+{
+    return b3_impl_names[b3_impl()];
 }

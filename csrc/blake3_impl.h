@@ -1,8 +1,8 @@
 /** \file blake3_impl.h
  * Internals of pydelta's BLAKE3 (blake3.c): constants, the hasher struct
- * behind the opaque pd_blake3 handle, and the portable compression function
- * as static inline helpers, so that a later SIMD file can share them (for
- * example to hash the tail of a batch that does not fill a vector).
+ * behind the opaque pd_blake3 handle, the portable compression function as
+ * static inline helpers, the round schedule as macros shared with the SIMD
+ * kernels, and the interface of those kernels (blake3_simd.c).
  *
  * Include this after <stdint.h>, <stddef.h> and "pydelta.h"; it does not
  * include pydelta.h itself because that header has no include guard.
@@ -18,7 +18,8 @@ enum {
     B3_BLOCK_LEN = 64,          /* bytes per compression */
     B3_CHUNK_LEN = 1024,        /* bytes per leaf chunk (16 blocks) */
     B3_MAX_DEPTH = 54,          /* log2 of the most chunks in 2^64 bytes */
-    B3_BATCH = 16               /* most chunks hashed per hash_chunks call */
+    B3_MAX_SUBTREE = 128        /* most chunks per hash_subtree call (a
+                                   power of two; 32 bytes of stack each) */
 };
 
 /* Domain flags (the last word of the compression input). */
@@ -51,7 +52,9 @@ typedef struct {
 
 /** The hasher: key words (the IV in hash mode), the current chunk, and a
  * stack of chaining values of completed subtrees, one per set bit of the
- * number of completed chunks, largest (leftmost) subtree at the bottom. */
+ * number of completed chunks, largest (leftmost) subtree at the bottom,
+ * plus at most one more on top that is not merged yet (merging is lazy:
+ * it waits until more input shows the merged node is not the root). */
 struct pd_blake3 {
     uint32_t key[8];
     b3_chunk chunk;
@@ -117,25 +120,46 @@ static inline uint32_t b3_rotr32(uint32_t x, unsigned n)
         b = b3_rotr32(b ^ c, 7);                                            \
     } while (0)
 
-/* One round: columns then diagonals. The s arguments are the message word
+/* One round: columns then diagonals, with G the quarter-round to use (the
+ * scalar B3_G here; SIMD code passes a vector one operating on the same
+ * names v0..v15, one lane per input). The s arguments are the message word
  * indices for this round, i.e. the permutation applied r times, so no
  * words are moved at run time; M(i) is how message word i is read. */
-#define B3_ROUND(M, s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12,   \
-                 s13, s14, s15)                                             \
+#define B3_ROUND_G(G, M, s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, \
+                   s12, s13, s14, s15)                                      \
     do {                                                                    \
-        B3_G(v0, v4, v8, v12, M(s0), M(s1));                                \
-        B3_G(v1, v5, v9, v13, M(s2), M(s3));                                \
-        B3_G(v2, v6, v10, v14, M(s4), M(s5));                               \
-        B3_G(v3, v7, v11, v15, M(s6), M(s7));                               \
-        B3_G(v0, v5, v10, v15, M(s8), M(s9));                               \
-        B3_G(v1, v6, v11, v12, M(s10), M(s11));                             \
-        B3_G(v2, v7, v8, v13, M(s12), M(s13));                              \
-        B3_G(v3, v4, v9, v14, M(s14), M(s15));                              \
+        G(v0, v4, v8, v12, M(s0), M(s1));                                   \
+        G(v1, v5, v9, v13, M(s2), M(s3));                                   \
+        G(v2, v6, v10, v14, M(s4), M(s5));                                  \
+        G(v3, v7, v11, v15, M(s6), M(s7));                                  \
+        G(v0, v5, v10, v15, M(s8), M(s9));                                  \
+        G(v1, v6, v11, v12, M(s10), M(s11));                                \
+        G(v2, v7, v8, v13, M(s12), M(s13));                                 \
+        G(v3, v4, v9, v14, M(s14), M(s15));                                 \
+    } while (0)
+
+/* The seven rounds on v0..v15. Row r of the schedule is the message
+ * permutation {2,6,3,10,7,0,4,13,1,11,12,5,9,14,15,8} applied r times. */
+#define B3_ROUNDS(G, M)                                                     \
+    do {                                                                    \
+        B3_ROUND_G(G, M, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, \
+                   15);                                                     \
+        B3_ROUND_G(G, M, 2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, \
+                   8);                                                      \
+        B3_ROUND_G(G, M, 3, 4, 10, 12, 13, 2, 7, 14, 6, 5, 9, 0, 11, 15, 8, \
+                   1);                                                      \
+        B3_ROUND_G(G, M, 10, 7, 12, 9, 14, 3, 13, 15, 4, 0, 11, 2, 5, 8, 1, \
+                   6);                                                      \
+        B3_ROUND_G(G, M, 12, 13, 9, 11, 15, 10, 14, 8, 7, 2, 5, 3, 0, 1, 6, \
+                   4);                                                      \
+        B3_ROUND_G(G, M, 9, 14, 11, 5, 8, 12, 15, 1, 13, 3, 0, 10, 2, 6, 4, \
+                   7);                                                      \
+        B3_ROUND_G(G, M, 11, 15, 5, 0, 1, 9, 8, 6, 14, 10, 2, 12, 3, 4, 7, \
+                   13);                                                     \
     } while (0)
 
 /* Set up v0..v15 from cv, the IV, counter, block_len and flags and run
- * the seven rounds. Row r of the schedule is the message permutation
- * {2,6,3,10,7,0,4,13,1,11,12,5,9,14,15,8} applied r times. */
+ * the seven rounds. */
 #define B3_COMPRESS_BODY(cv, M, counter, block_len, flags)                  \
     uint32_t v0 = cv[0], v1 = cv[1], v2 = cv[2], v3 = cv[3];                \
     uint32_t v4 = cv[4], v5 = cv[5], v6 = cv[6], v7 = cv[7];                \
@@ -143,13 +167,7 @@ static inline uint32_t b3_rotr32(uint32_t x, unsigned n)
     uint32_t v12 = (uint32_t)(counter);                                     \
     uint32_t v13 = (uint32_t)((uint64_t)(counter) >> 32);                   \
     uint32_t v14 = (uint32_t)(block_len), v15 = (uint32_t)(flags);          \
-    B3_ROUND(M, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);     \
-    B3_ROUND(M, 2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8);     \
-    B3_ROUND(M, 3, 4, 10, 12, 13, 2, 7, 14, 6, 5, 9, 0, 11, 15, 8, 1);     \
-    B3_ROUND(M, 10, 7, 12, 9, 14, 3, 13, 15, 4, 0, 11, 2, 5, 8, 1, 6);     \
-    B3_ROUND(M, 12, 13, 9, 11, 15, 10, 14, 8, 7, 2, 5, 3, 0, 1, 6, 4);     \
-    B3_ROUND(M, 9, 14, 11, 5, 8, 12, 15, 1, 13, 3, 0, 10, 2, 6, 4, 7);     \
-    B3_ROUND(M, 11, 15, 5, 0, 1, 9, 8, 6, 14, 10, 2, 12, 3, 4, 7, 13)
+    B3_ROUNDS(B3_G, M)
 
 /* The two ways compressions read message words: from an array of words,
  * or straight from 64 bytes of memory, little-endian. */
@@ -215,5 +233,40 @@ static inline void b3_compress_xof(const uint32_t cv[8], const uint32_t m[16],
     b3_store32(out + 56, v14 ^ cv[6]);
     b3_store32(out + 60, v15 ^ cv[7]);
 }
+
+/* ---- SIMD kernels (blake3_simd.c) ------------------------------------ */
+
+/* Implementations, in order of preference; the dispatcher in blake3.c
+ * picks the best one the CPU supports (or the one PYDELTA_BLAKE3_SIMD
+ * names, if supported) once per process. */
+enum {
+    B3_IMPL_PORTABLE = 0,
+    B3_IMPL_SSE41 = 1,          /* 4 lanes, 128-bit */
+    B3_IMPL_AVX2 = 2,           /* 8 lanes, 256-bit */
+    B3_IMPL_AVX512 = 3          /* 16 lanes, 512-bit (AVX-512F) */
+};
+
+#if (defined(__x86_64__) || defined(__i386__)) && \
+    (defined(__GNUC__) || defined(__clang__))
+#define B3_X86_SIMD 1
+
+/** The many-inputs kernels: each hashes exactly LANES inputs at once, one
+ * per vector lane. Input i (0 <= i < LANES) is `blocks` 64-byte blocks at
+ * in + i * stride, compressed from key with counter + i * counter_step,
+ * block length 64, flags on every block plus flags_start on the first and
+ * flags_end on the last; its chaining value is written little-endian to
+ * out + 32 * i. out may overlap in as long as out <= in (the inputs are
+ * read before any output is written): the parent levels of a subtree are
+ * reduced in place. Whole chunks are blocks = 16 with CHUNK_START/END and
+ * step 1; parents are blocks = 1, step 0, PARENT in flags. */
+#define B3_KERNEL_ARGS                                                      \
+    const uint8_t *in, size_t stride, size_t blocks, const uint32_t key[8], \
+        uint64_t counter, uint64_t counter_step, uint32_t flags,            \
+        uint32_t flags_start, uint32_t flags_end, uint8_t *out
+
+__attribute__((visibility("hidden"))) void pd_b3_hash4_sse41(B3_KERNEL_ARGS);
+__attribute__((visibility("hidden"))) void pd_b3_hash8_avx2(B3_KERNEL_ARGS);
+__attribute__((visibility("hidden"))) void pd_b3_hash16_avx512(B3_KERNEL_ARGS);
+#endif
 
 #endif /* PD_BLAKE3_IMPL_H */

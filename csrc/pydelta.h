@@ -54,6 +54,9 @@ void pd_blake3_final(const pd_blake3 *h, uint8_t *out, size_t out_len);
 /* One-shot hash of data into out_len bytes. */
 void pd_blake3_hash(const uint8_t *data, size_t len, uint8_t *out,
                     size_t out_len);
+/* Name of the implementation in use: "portable", "sse41", "avx2" or
+ * "avx512" (best the CPU supports; PYDELTA_BLAKE3_SIMD may lower it). */
+const char *pd_blake3_impl(void);
 
 /* ---- weak rolling checksum (weaksum.c) -------------------------------- */
 

@@ -5,9 +5,18 @@
 the ``blake3`` package from PyPI (imported as the oracle ``_ref``); the
 known-answer tests hold digests of the official test-vector inputs and run
 without it. Everything is deterministic: random data comes from seeded RNGs.
+
+The C core picks its BLAKE3 implementation (portable, SSE4.1, AVX2 or
+AVX-512) once per process, so the tests at the end run one subprocess per
+implementation with ``PYDELTA_BLAKE3_SIMD`` set to force it.
 """
 
+import os
+import platform
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -267,3 +276,164 @@ def test_large_input(ref):
     assert pydelta.blake3_digest(data[:-1]) == ref_digest(ref, data[:-1])
     assert (pydelta.blake3_digest(data + b"\x00")
             == ref_digest(ref, data + b"\x00"))
+
+
+# ---- every SIMD implementation, one subprocess each ----------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+# In order of preference: a request for one the CPU lacks gets the best
+# supported one below it.
+SIMD_PATHS = ["portable", "sse41", "avx2", "avx512"]
+
+
+def best_simd_path():
+    """The best implementation this machine should get, judged from the
+    CPU flags; None where that cannot be told (x86 without /proc/cpuinfo)."""
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64", "i386", "i486", "i586", "i686", "x86"):
+        return "portable"
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh
+                          if line.startswith("flags")), None)
+    except OSError:
+        flags = None
+    if flags is None:
+        return None
+    best = "portable"
+    if "sse4_1" in flags:
+        best = "sse41"
+        if "avx2" in flags:
+            best = "avx2"
+            if "avx512f" in flags:
+                best = "avx512"
+    return best
+
+
+def expected_simd_path(requested):
+    """What pd_blake3_impl() should report for PYDELTA_BLAKE3_SIMD set to
+    requested (None: unset), or None if unknown."""
+    best = best_simd_path()
+    if best is None:
+        return None
+    if requested not in SIMD_PATHS:
+        return best
+    return SIMD_PATHS[min(SIMD_PATHS.index(requested), SIMD_PATHS.index(best))]
+
+
+# Runs in the subprocess: print the implementation in use, then (given a
+# seed) check it against the oracle; any mismatch fails an assert.
+SIMD_CHILD = r"""
+import random, sys
+import blake3
+import pydelta
+from pydelta._core import ffi, lib
+
+print(ffi.string(lib.pd_blake3_impl()).decode(), flush=True)
+if len(sys.argv) < 2:
+    sys.exit(0)
+
+ref = blake3.blake3
+rng = random.Random(sys.argv[1])
+src = rng.randbytes(600_000)
+view = memoryview(src)
+
+# Every length up to 5000, and each side of every chunk multiple up to
+# 40 chunks, one-shot and split in two at a random point.
+lengths = set(range(5001))
+for k in range(1, 41):
+    lengths |= {1024 * k - 1, 1024 * k, 1024 * k + 1}
+for n in sorted(lengths):
+    data = src[:n]
+    want = ref(data).digest()
+    assert pydelta.blake3_digest(data) == want, ("one-shot", n)
+    cut = rng.randrange(n + 1)
+    h = pydelta.blake3(data[:cut])
+    h.update(data[cut:])
+    assert h.digest() == want, ("split", n, cut)
+
+# Power-of-two numbers of chunks (the tree's subtree sizes, past the
+# 128-chunk batches) and one byte either side, at unaligned addresses.
+for j in range(10):
+    for n in ((1024 << j) - 1, 1024 << j, (1024 << j) + 1):
+        for off in (0, 1, 7):
+            data = view[off:off + n]
+            assert (pydelta.blake3_digest(data, 65)
+                    == ref(data).digest(length=65)), ("subtree", n, off)
+
+# Large random inputs, one-shot and in uneven pieces.
+for n in (rng.randrange(1 << 20, 3 << 20), (4 << 20) + rng.randrange(2048)):
+    data = rng.randbytes(n)
+    want = ref(data).digest(length=100)
+    assert pydelta.blake3_digest(data, 100) == want, ("large", n)
+    h = pydelta.blake3()
+    pos = 0
+    while pos < n:
+        k = rng.choice([1000, 65536, 131072 + 5, 1 << 20, rng.randrange(1, 1 << 21)])
+        h.update(memoryview(data)[pos:pos + k])
+        pos += k
+    assert h.digest(100) == want, ("large pieces", n)
+
+# Random incremental splits, with digests taken along the way.
+sizes = [0, 1, 63, 64, 65, 1023, 1024, 1025, 2048, 4096, 16384, 131072]
+for trial in range(60):
+    n = rng.choice([rng.randrange(300_000), 1024 * rng.randrange(1, 300)])
+    data = src[:n]
+    h = pydelta.blake3()
+    pos = 0
+    while pos < n:
+        k = rng.choice(sizes + [rng.randrange(70_000)])
+        h.update(data[pos:pos + k])
+        pos = min(pos + k, n)
+        if rng.random() < 0.2:
+            assert h.digest() == ref(data[:pos]).digest(), ("midway", n, pos)
+    assert h.digest(65) == ref(data).digest(length=65), ("splits", n)
+"""
+
+
+def run_simd_child(requested, seed=None):
+    """Run SIMD_CHILD with PYDELTA_BLAKE3_SIMD=requested (None: unset);
+    return the implementation it reported."""
+    env = dict(os.environ)
+    env.pop("PYDELTA_BLAKE3_SIMD", None)
+    if requested is not None:
+        env["PYDELTA_BLAKE3_SIMD"] = requested
+    env["PYDELTA_BACKEND"] = "c"
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    args = [sys.executable, "-c", SIMD_CHILD]
+    if seed is not None:
+        args.append(seed)
+    proc = subprocess.run(args, env=env, cwd=str(REPO), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def check_reported(requested, got):
+    want = expected_simd_path(requested)
+    if want is not None:
+        assert got == want, (requested, got)
+    else:
+        assert got in SIMD_PATHS
+        if requested in SIMD_PATHS:
+            assert SIMD_PATHS.index(got) <= SIMD_PATHS.index(requested)
+
+
+@pytest.mark.parametrize("path", SIMD_PATHS)
+def test_simd_path_matches_oracle(ref, path):
+    """Each implementation the CPU has, forced, hashes every input exactly
+    like the oracle; one it lacks falls back (and is checked all the same)."""
+    got = run_simd_child(path, seed=f"simd-{path}")
+    check_reported(path, got)
+
+
+@pytest.mark.parametrize("requested", [None, "", "bogus", "AVX2"])
+def test_simd_default_choice(requested):
+    """Unset or unknown values (names are lower-case) get the best one."""
+    got = run_simd_child(requested)
+    check_reported(requested, got)
+    if expected_simd_path(None) is not None:
+        assert got == expected_simd_path(None)
+
