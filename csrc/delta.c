@@ -13,7 +13,7 @@
  *
  * Search order at each window position:
  *   1. continuation: if the previous op copied block j, try block j+1 first
- *      (cheap: one weak compare, then a strong hash). This keeps copies of
+ *      (one strong hash, no weak sum needed). This keeps copies of
  *      repeated content contiguous so they merge into one long COPY, and it
  *      is the only way the short tail block of OLD is ever matched.
  *   2. the Bloom pre-filter and hash index over distinct blocks.
@@ -36,6 +36,9 @@ struct pd_delta {
     size_t lit_len;
     uint64_t copied, literal;
     int done;
+    int external;            /* NEW is hashed by the caller */
+    int have_digest;         /* ... and has given the digest */
+    uint8_t digest[PD_HASH_LEN];
 };
 
 pd_delta *pd_delta_new(const pd_sigtable *t)
@@ -61,6 +64,17 @@ void pd_delta_free(pd_delta *d)
     pd_blake3_free(d->hasher);
     free(d->lit);
     free(d);
+}
+
+void pd_delta_hash_externally(pd_delta *d)
+{
+    d->external = 1;
+}
+
+void pd_delta_set_digest(pd_delta *d, const uint8_t *digest)
+{
+    memcpy(d->digest, digest, PD_HASH_LEN);
+    d->have_digest = 1;
 }
 
 void pd_delta_stats(const pd_delta *d, uint64_t *new_size, uint64_t *copied,
@@ -124,7 +138,8 @@ static uint64_t try_continuation(pd_delta *d, const uint8_t *data,
         return 0;
     uint64_t j = d->cont / t->block_len;
     if (j < t->nfull) {
-        if (avail < t->block_len || t->weak[j] != d->h)
+        /* the weak sum filters only if it is already known */
+        if (avail < t->block_len || (d->have_h && t->weak[j] != d->h))
             return 0;
         if (!*have_sh) {
             pd_blake3_hash(data, t->block_len, sh, PD_HASH_LEN);
@@ -173,11 +188,6 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
             rc = PD_NEED_INPUT;
             goto suspend;
         }
-        if (avail >= bl && !d->have_h) {
-            d->h = pd_weak(in + pos, bl);
-            d->have_h = 1;
-            d->judged = 0;
-        }
         if (avail == 0)
             break;
 
@@ -185,14 +195,23 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
         if (!d->judged) {
             uint8_t sh[PD_HASH_LEN];
             int have_sh = 0;
+            /* In unchanged data the continuation matches block after block;
+             * it needs only the strong hash, so the weak sum of the window
+             * is computed only when the continuation fails. */
             mlen = try_continuation(d, in + pos, avail, sh, &have_sh);
             moff = d->cont;
-            if (!mlen && avail >= bl && t->nuniq) {
-                int64_t b = pd_sigtable_match(t, d->h, in + pos, sh,
-                                              &have_sh);
-                if (b >= 0) {
-                    mlen = bl;
-                    moff = (uint64_t)b * bl;
+            if (!mlen && avail >= bl) {
+                if (!d->have_h) {
+                    d->h = pd_weak(in + pos, bl);
+                    d->have_h = 1;
+                }
+                if (t->nuniq) {
+                    int64_t b = pd_sigtable_match(t, d->h, in + pos, sh,
+                                                  &have_sh);
+                    if (b >= 0) {
+                        mlen = bl;
+                        moff = (uint64_t)b * bl;
+                    }
                 }
             }
         }
@@ -234,8 +253,41 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
                 end = limit;
             uint64_t h = d->h;
             const uint64_t *tab = t->out_tab;
+            const uint64_t m1 = PD_WEAK_M, m2 = m1 * m1, m3 = m2 * m1,
+                           m4 = m2 * m2;
             h = pd_weak_roll(h, in[pos], in[pos + bl], tab);
             pos++;
+            /* Four positions per step: the sums at pos+1..pos+4 all come
+             * from h at pos, so the loop-carried chain is one multiply-add
+             * per four bytes and the other multiplies run in parallel. */
+            while (pos + 4 <= end && !pd_bloom_test(t, h)) {
+                const uint8_t *o_ = in + pos, *i_ = in + pos + bl;
+                uint64_t x1 = (uint64_t)i_[0] - tab[o_[0]];
+                uint64_t x2 = (uint64_t)i_[1] - tab[o_[1]];
+                uint64_t x3 = (uint64_t)i_[2] - tab[o_[2]];
+                uint64_t x4 = (uint64_t)i_[3] - tab[o_[3]];
+                uint64_t h1 = h * m1 + x1;
+                uint64_t h2 = h * m2 + (x1 * m1 + x2);
+                uint64_t h3 = h * m3 + (x1 * m2 + x2 * m1 + x3);
+                uint64_t h4 = h * m4 + (x1 * m3 + x2 * m2 + x3 * m1 + x4);
+                if (pd_bloom_test(t, h1)) {
+                    h = h1;
+                    pos += 1;
+                    break;
+                }
+                if (pd_bloom_test(t, h2)) {
+                    h = h2;
+                    pos += 2;
+                    break;
+                }
+                if (pd_bloom_test(t, h3)) {
+                    h = h3;
+                    pos += 3;
+                    break;
+                }
+                h = h4;
+                pos += 4;
+            }
             while (pos < end && !pd_bloom_test(t, h)) {
                 h = pd_weak_roll(h, in[pos], in[pos + bl], tab);
                 pos++;
@@ -250,16 +302,22 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
     }
 
     /* All of NEW is decided: flush and write END with the trailer. */
+    if (d->external && !d->have_digest)
+        return PD_ERR_PARAM;
     if (pos - lit_start + d->lit_len)
         o += emit_literal(d, out + o, in + lit_start, pos - lit_start);
     lit_start = pos;
     if (d->copy_pending)
         o += emit_copy(d, out + o);
-    pd_blake3_update(d->hasher, in, pos);
+    if (!d->external)
+        pd_blake3_update(d->hasher, in, pos);
     d->used += pos;
     out[o++] = PD_OP_END;
     pd_put_u64(out + o, d->used);
-    pd_blake3_final(d->hasher, out + o + 8, PD_HASH_LEN);
+    if (d->external)
+        memcpy(out + o + 8, d->digest, PD_HASH_LEN);
+    else
+        pd_blake3_final(d->hasher, out + o + 8, PD_HASH_LEN);
     o += PD_TRAILER_LEN;
     d->done = 1;
     *in_used = pos;
@@ -271,7 +329,8 @@ suspend:
      * caller's buffer. The invariant lit_len < PD_LIT_MAX holds here. */
     memcpy(d->lit + d->lit_len, in + lit_start, pos - lit_start);
     d->lit_len += pos - lit_start;
-    pd_blake3_update(d->hasher, in, pos);
+    if (!d->external)
+        pd_blake3_update(d->hasher, in, pos);
     d->used += pos;
     *in_used = pos;
     *out_used = o;

@@ -109,6 +109,11 @@ void pd_delta_free(pd_delta *d);
 int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
                   uint8_t *out, size_t out_cap, size_t *in_used,
                   size_t *out_used);
+/* Let the caller hash NEW (e.g. on another thread): the job then skips its
+ * own hashing, and pd_delta_set_digest must give the BLAKE3 of all of NEW
+ * before the call that finishes the delta (eof set). */
+void pd_delta_hash_externally(pd_delta *d);
+void pd_delta_set_digest(pd_delta *d, const uint8_t *digest);
 /* Statistics so far: NEW bytes read, bytes sent as COPY, as LITERAL. */
 void pd_delta_stats(const pd_delta *d, uint64_t *new_size,
                     uint64_t *copied, uint64_t *literal);

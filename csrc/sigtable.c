@@ -7,8 +7,9 @@
  * with the next block of OLD?"), plus a sorted array of the distinct full
  * blocks with an open-addressing index from weak sum to the first entry of
  * its run, and a Bloom-style bit set in front of it. Most positions in
- * changed data miss, and the bit set (16 bits per block, so about 1 in 16
- * false hits, sized to stay in L1/L2 cache) answers those with one load.
+ * changed data miss, and the bit set (64 bits per distinct weak sum, so
+ * about 1 in 64 false hits; 256 KiB for a 1 GiB basis at 32 KiB blocks,
+ * sized for L2 cache) answers those with one load.
  */
 #include "internal.h"
 
@@ -117,7 +118,12 @@ pd_sigtable *pd_sigtable_new(const uint8_t *entries, uint64_t nblocks,
     uint64_t slots = pow2_at_least(2 * nweak < 16 ? 16 : 2 * nweak);
     t->tmask = slots - 1;
     t->slot = calloc(slots, sizeof *t->slot);
-    uint64_t bits = pow2_at_least(16 * nweak < 512 ? 512 : 16 * nweak);
+    /* 64 bits per distinct weak sum: about 1.5% false hits, and at most
+     * 16 MiB of bit set (2^27 bits) for signatures of millions of blocks. */
+    uint64_t bits = 64 * nweak < 4096 ? 4096 : 64 * nweak;
+    if (bits > (1ULL << 27))
+        bits = 1ULL << 27;
+    bits = pow2_at_least(bits);
     unsigned lg = 0;
     while ((1ULL << lg) < bits)
         lg++;

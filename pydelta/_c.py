@@ -161,6 +161,14 @@ class DeltaJob:
         )
         return rc, int(self._used[0]), int(self._produced[0])
 
+    def hash_externally(self) -> None:
+        """The caller hashes NEW itself and gives the digest via set_digest()."""
+        lib.pd_delta_hash_externally(self._d)
+
+    def set_digest(self, digest: bytes) -> None:
+        """BLAKE3 of all of NEW, before the final (eof) scan call."""
+        lib.pd_delta_set_digest(self._d, digest)
+
     def stats(self) -> tuple:
         """(NEW bytes read, bytes copied, bytes sent as literal)."""
         a = ffi.new("uint64_t[3]")

@@ -151,7 +151,8 @@ def read_all(fh: BinaryIO, name: str) -> bytes:
 class AtomicFile:
     """A temporary file beside ``path`` that replaces it only on commit()."""
 
-    def __init__(self, path: PathLike, what: str = "output") -> None:
+    def __init__(self, path: PathLike, what: str = "output", fsync: bool = False) -> None:
+        self._fsync = fsync
         # Write through a symlink to the file it names, as an in-place update should.
         self.name = os.fsdecode(path)
         self.path = os.path.realpath(self.name)
@@ -180,10 +181,11 @@ class AtomicFile:
             raise FileAccessError(f"cannot write {self.name}: {_os_reason(e)}") from None
 
     def commit(self) -> None:
-        """Flush, fsync, keep the mode of an existing target, and rename over it."""
+        """Flush (and fsync if asked), keep an existing target's mode, rename over it."""
         try:
             self.fh.flush()
-            os.fsync(self.fh.fileno())
+            if self._fsync:
+                os.fsync(self.fh.fileno())
             self.fh.close()
             try:
                 mode = stat.S_IMODE(os.stat(self.path).st_mode)
@@ -243,8 +245,14 @@ class StreamSink:
                 self.fh.close()
 
 
-def open_output(dest: Union[PathLike, BinaryIO], what: str) -> Union[AtomicFile, StreamSink]:
-    """An output: '-' is standard output, a path is written atomically."""
+def open_output(
+    dest: Union[PathLike, BinaryIO], what: str, fsync: bool = False
+) -> Union[AtomicFile, StreamSink]:
+    """An output: '-' is standard output, a path is written atomically.
+
+    fsync makes a path's data durable before the rename, so a crash cannot
+    leave an empty or partial file in place of the target.
+    """
     if is_path(dest):
         path = os.fsdecode(dest)  # type: ignore[arg-type]
         if path == "-":
@@ -261,7 +269,7 @@ def open_output(dest: Union[PathLike, BinaryIO], what: str) -> Union[AtomicFile,
             except OSError as e:
                 raise FileAccessError(f"cannot write {what} {path}: {_os_reason(e)}") from None
             return StreamSink(fh, close=True)  # type: ignore[arg-type]
-        return AtomicFile(path, what)
+        return AtomicFile(path, what, fsync)
     if not hasattr(dest, "write"):
         raise TypeError(f"{what} must be a path or a binary file object, not {type(dest).__name__}")
     return StreamSink(dest)  # type: ignore[arg-type]

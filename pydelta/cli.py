@@ -287,6 +287,24 @@ QuietOpt = Annotated[
     bool,
     typer.Option("--quiet", "-q", help="Print nothing on stderr but errors (no progress bar)."),
 ]
+ThreadsOpt = Annotated[
+    int,
+    typer.Option(
+        "--threads",
+        "-j",
+        min=0,
+        help="Threads to use; 0 (the default) means all cores. The output is the "
+        "same for any count.",
+    ),
+]
+FsyncOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fsync/--no-fsync",
+        help="fsync the result before it replaces OUT, so a crash cannot leave a "
+        "partial file (default: on).",
+    ),
+]
 
 
 def _version_callback(value: bool) -> None:
@@ -347,6 +365,7 @@ def signature(
     ] = fmt.DEFAULT_STRONG_LEN,
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
+    threads: ThreadsOpt = 0,
 ) -> None:
     """Write the signature of OLD to SIG.
 
@@ -364,6 +383,7 @@ def signature(
                 block_size=block_size,
                 strong_len=strong_len,
                 progress=bar.callback,
+                threads=threads,
             )
 
     _run(action)
@@ -400,6 +420,7 @@ def delta(
     ] = None,
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
+    threads: ThreadsOpt = 0,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -421,7 +442,11 @@ def delta(
         size = _input_size(new)
         with _Bar(_want_progress(progress, quiet, size), size, "delta") as bar:
             stats = pydelta.delta(
-                sig, new, "-" if delta_out is None else delta_out, progress=bar.callback
+                sig,
+                new,
+                "-" if delta_out is None else delta_out,
+                progress=bar.callback,
+                threads=threads,
             )
         if verbose and not quiet:
             sys.stderr.write(_summary(stats) + "\n")
@@ -460,6 +485,7 @@ def patch(
     ] = None,
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
+    fsync: FsyncOpt = True,
 ) -> None:
     """Apply DELTA to OLD and write the verified result to OUT.
 
@@ -482,6 +508,7 @@ def patch(
                 delta_in,
                 "-" if out is None else out,
                 progress=bar.callback,
+                fsync=fsync,
             )
 
     _run(action)

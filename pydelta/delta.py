@@ -6,12 +6,14 @@ table plus a read buffer and an output buffer, whatever NEW's size.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Union
 
 from . import format as fmt
 from ._backend import backend
 from ._io import Source, open_input, open_output, readinto
+from ._threads import resolve_threads
 from .signature import Signature, load_signature
 
 #: Bytes of NEW held per call into C.
@@ -33,8 +35,15 @@ class DeltaStats:
     delta_size: int = 0  #: bytes of delta written
 
 
-def _scan(sig: Signature, new: Source, progress: Progress, stats: DeltaStats) -> Iterator[memoryview]:
-    """Yield the delta as views into a reused buffer (valid until the next one)."""
+def _scan(
+    sig: Signature, new: Source, progress: Progress, stats: DeltaStats, threads: int
+) -> Iterator[memoryview]:
+    """Yield the delta as views into a reused buffer (valid until the next one).
+
+    With threads > 1 the digest of NEW is computed on a second thread while
+    the scan runs: each region is handed to the hasher as soon as it is read
+    and waited for only before its bytes are overwritten.
+    """
     header = fmt.pack_delta_header(sig.info)
     stats.delta_size = len(header)
     yield memoryview(header)
@@ -45,39 +54,72 @@ def _scan(sig: Signature, new: Source, progress: Progress, stats: DeltaStats) ->
     view = memoryview(inbuf)
     outbuf = bytearray(max(OUT_SIZE, backend.DELTA_MIN_OUT))
     out_view = memoryview(outbuf)
-    with open_input(new, "new file") as (fh, name):
-        done = 0  # bytes of NEW dropped from the buffer
-        start = have = 0  # unused input is inbuf[start:have]
-        eof = False
-        while True:
-            if not eof and have < cap:
-                n = readinto(fh, view[have:], name)
-                if n:
-                    have += n
-                else:
-                    eof = True
-            rc, used, produced = job.scan(inbuf, start, have - start, eof, outbuf)
-            if rc < 0:
-                raise MemoryError(f"delta scan failed with code {rc}")
-            if produced:
-                stats.delta_size += produced
-                yield out_view[:produced]
-            if used:
-                start += used
-                if progress is not None:
-                    progress(done + start)
-            if rc == backend.DONE:
-                break
-            if rc == backend.NEED_INPUT and start:
-                # make room at the end: move the unused bytes to the front
-                inbuf[: have - start] = inbuf[start:have]
-                done += start
-                have -= start
-                start = 0
+    # one hashing thread: updates must run one at a time, in order
+    executor = ThreadPoolExecutor(1, thread_name_prefix="pydelta-hash") if threads > 1 else None
+    hasher = backend.Blake3() if executor is not None else None
+    pending: list = []  # hashing jobs not yet finished, in order
+    if hasher is not None:
+        job.hash_externally()
+
+    def settle() -> None:
+        for f in pending:
+            f.result()
+        pending.clear()
+
+    try:
+        with open_input(new, "new file") as (fh, name):
+            done = 0  # bytes of NEW dropped from the buffer
+            start = have = 0  # unused input is inbuf[start:have]
+            eof = False
+            while True:
+                if not eof and have < cap:
+                    n = readinto(fh, view[have:], name)
+                    if n:
+                        if executor is not None:
+                            pending.append(executor.submit(hasher.update, view[have : have + n]))
+                        have += n
+                    else:
+                        eof = True
+                        if hasher is not None:
+                            settle()
+                            job.set_digest(hasher.digest())
+                rc, used, produced = job.scan(inbuf, start, have - start, eof, outbuf)
+                if rc < 0:
+                    raise MemoryError(f"delta scan failed with code {rc}")
+                if produced:
+                    stats.delta_size += produced
+                    yield out_view[:produced]
+                if used:
+                    start += used
+                    if progress is not None:
+                        progress(done + start)
+                if rc == backend.DONE:
+                    break
+                if rc == backend.NEED_INPUT and start:
+                    # make room at the end: move the unused bytes to the front
+                    settle()
+                    inbuf[: have - start] = inbuf[start:have]
+                    done += start
+                    have -= start
+                    start = 0
+    finally:
+        if executor is not None:
+            settle_quietly(pending)
+            executor.shutdown(wait=True)
     stats.new_size, stats.copied, stats.literal = job.stats()
 
 
-def iter_delta(sig: SigSource, new: Source, *, progress: Progress = None) -> Iterator[bytes]:
+def settle_quietly(pending: list) -> None:
+    for f in pending:
+        f.cancel()
+    for f in pending:
+        if not f.cancelled():
+            f.exception()
+
+
+def iter_delta(
+    sig: SigSource, new: Source, *, progress: Progress = None, threads: Optional[int] = None
+) -> Iterator[bytes]:
     """Yield the delta from ``sig`` to ``new`` in pieces as it is produced.
 
     Args:
@@ -90,9 +132,9 @@ def iter_delta(sig: SigSource, new: Source, *, progress: Progress = None) -> Ite
         >>> for piece in iter_delta("old.sig", "new.bin"):  # doctest: +SKIP
         ...     channel.sendall(piece)
     """
+    nthreads = resolve_threads(threads)
     sig = load_signature(sig)
-    for piece in _scan(sig, new, progress, DeltaStats()):
-        yield bytes(piece)
+    return (bytes(piece) for piece in _scan(sig, new, progress, DeltaStats(), nthreads))
 
 
 def delta(
@@ -101,6 +143,7 @@ def delta(
     out: Union[Source, None] = None,
     *,
     progress: Progress = None,
+    threads: Optional[int] = None,
 ) -> Union[bytes, DeltaStats]:
     """Compute the delta that turns the signature's basis into ``new``.
 
@@ -112,6 +155,8 @@ def delta(
             or a writable binary file object; if omitted the delta is
             returned as bytes.
         progress: called with the number of bytes of ``new`` read so far.
+        threads: threads to use (default: all cores; the digest of ``new``
+            is computed beside the scan); same output for any count.
 
     Returns:
         The delta bytes if ``out`` is None, else :class:`DeltaStats`.
@@ -122,13 +167,14 @@ def delta(
         >>> stats.literal  # bytes that had to be sent  # doctest: +SKIP
         31457280
     """
+    nthreads = resolve_threads(threads)
     sig = load_signature(sig)
     stats = DeltaStats()
     if out is None:
-        return b"".join(bytes(p) for p in _scan(sig, new, progress, stats))
+        return b"".join(bytes(p) for p in _scan(sig, new, progress, stats, nthreads))
     sink = open_output(out, "delta")
     try:
-        for piece in _scan(sig, new, progress, stats):
+        for piece in _scan(sig, new, progress, stats, nthreads):
             sink.write(piece)
         sink.commit()
     except BaseException:

@@ -48,6 +48,8 @@ class Patcher:
             be ``old`` itself), ``"-"`` for standard output, or a writable
             binary file object (which receives data as it is produced).
         progress: called with the number of result bytes produced so far.
+        fsync: make the result durable (fsync) before it replaces the
+            target, so a crash cannot leave a partial file (default True).
 
     Example:
         >>> with Patcher("model.bin", "model.bin") as p:  # doctest: +SKIP
@@ -64,6 +66,7 @@ class Patcher:
         *,
         progress: Progress = None,
         delta_name: str = "delta",
+        fsync: bool = True,
     ) -> None:
         if is_path(old) and os.fsdecode(old) == "-":  # type: ignore[arg-type]
             old = sys.stdin.buffer
@@ -92,7 +95,7 @@ class Patcher:
                     "(patch reads it at random offsets; save it to a file first)"
                 )
             self._old_size = st.st_size
-            self._sink: Union[AtomicFile, StreamSink] = open_output(out, "output")
+            self._sink: Union[AtomicFile, StreamSink] = open_output(out, "output", fsync)
         except BaseException:
             self._close_old()
             raise
@@ -276,6 +279,7 @@ def patch(
     out: Union[str, "os.PathLike[str]", BinaryIO],
     *,
     progress: Progress = None,
+    fsync: bool = True,
 ) -> PatchResult:
     """Rebuild the new file from ``old`` and ``delta`` and verify it.
 
@@ -285,6 +289,7 @@ def patch(
         out: the result: a path (replaced atomically only after verification;
             may be ``old`` itself), ``"-"`` or a writable binary file object.
         progress: called with the number of result bytes produced so far.
+        fsync: fsync the result before it replaces the target (default True).
 
     Returns:
         :class:`PatchResult` with the size and digest of the result.
@@ -295,7 +300,7 @@ def patch(
         1073741825
     """
     with open_input(delta, "delta") as (fh, name):
-        patcher = Patcher(old, out, progress=progress, delta_name=name)
+        patcher = Patcher(old, out, progress=progress, delta_name=name, fsync=fsync)
         try:
             buf = bytearray(READ_SIZE)
             view = memoryview(buf)

@@ -12,6 +12,7 @@ from typing import BinaryIO, Callable, Iterator, Optional, Union
 from . import format as fmt
 from ._backend import backend
 from ._io import Source, input_size, open_input, open_output, read_all, read_exact, readinto
+from ._threads import pool, resolve_threads
 from .errors import CorruptSignatureError
 
 #: Bytes of OLD read per call into C (rounded to whole blocks).
@@ -38,6 +39,7 @@ def iter_signature(
     block_size: Optional[int] = None,
     strong_len: int = fmt.DEFAULT_STRONG_LEN,
     progress: Progress = None,
+    threads: Optional[int] = None,
 ) -> Iterator[bytes]:
     """Yield the signature of ``old`` piece by piece as it is computed.
 
@@ -47,6 +49,8 @@ def iter_signature(
             (see :func:`pydelta.format.default_block_len`).
         strong_len: bytes of BLAKE3 kept per block (8..32).
         progress: called with the number of bytes of ``old`` read so far.
+        threads: hashing threads (default: all cores); the output is the
+            same for any count.
 
     Example:
         >>> with open("old.sig", "wb") as f:  # doctest: +SKIP
@@ -56,26 +60,59 @@ def iter_signature(
     fmt.check_strong_len(strong_len)
     if block_size is not None:
         fmt.check_block_len(block_size)
+    resolve_threads(threads)
+    return _iter_signature(old, block_size, strong_len, progress, threads)
+
+
+def _iter_signature(
+    old: Source,
+    block_size: Optional[int],
+    strong_len: int,
+    progress: Progress,
+    threads: Optional[int],
+) -> Iterator[bytes]:
     with open_input(old, "old file") as (fh, name):
         block_len = block_size or fmt.default_block_len(input_size(fh))
         header = fmt.pack_sig_header(block_len, strong_len)
         hasher = backend.Blake3(header)
         yield header
         chunk = max(block_len, READ_SIZE // block_len * block_len)
-        buf = bytearray(chunk)
+        # Two buffers: the next chunk is read while this one is hashed,
+        # split into whole-block parts across the threads.
+        bufs = [bytearray(chunk), bytearray(chunk)]
         total = count = 0
-        while True:
-            n = fill(fh, buf, name)
-            if n:
-                entries = backend.sig_blocks(buf, n, block_len, strong_len)
+        nthreads = resolve_threads(threads)
+        executor = pool(nthreads)
+        try:
+            n = fill(fh, bufs[0], name)
+            cur = 0
+            while n:
+                view = memoryview(bufs[cur])
+                blocks = -(-n // block_len)
+                per = -(-blocks // nthreads) * block_len
+                parts = [(view[a : min(a + per, n)], min(per, n - a)) for a in range(0, n, per)]
+                if executor is not None and len(parts) > 1:
+                    futures = [
+                        executor.submit(backend.sig_blocks, v, k, block_len, strong_len)
+                        for v, k in parts
+                    ]
+                else:
+                    futures = None
+                nxt = fill(fh, bufs[1 - cur], name) if n == chunk else 0
+                if futures is not None:
+                    entries = b"".join(f.result() for f in futures)
+                else:
+                    entries = backend.sig_blocks(view, n, block_len, strong_len)
                 hasher.update(entries)
                 total += n
-                count += -(-n // block_len)
+                count += blocks
                 if progress is not None:
                     progress(total)
                 yield entries
-            if n < chunk:
-                break
+                n, cur = nxt, 1 - cur
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=True)
         tail = struct.pack("<QQ", count, total)
         hasher.update(tail)
         yield tail + hasher.digest() + fmt.SIG_END_MAGIC
@@ -88,6 +125,7 @@ def signature(
     block_size: Optional[int] = None,
     strong_len: int = fmt.DEFAULT_STRONG_LEN,
     progress: Progress = None,
+    threads: Optional[int] = None,
 ) -> Union[bytes, "fmt.SignatureInfo"]:
     """Compute the signature of ``old``.
 
@@ -99,6 +137,7 @@ def signature(
         block_size: block length; by default chosen from the size of ``old``.
         strong_len: bytes of BLAKE3 per block (8..32, default 16).
         progress: called with the number of bytes of ``old`` read so far.
+        threads: hashing threads (default: all cores); same output for any count.
 
     Returns:
         The signature bytes if ``out`` is None, else a
@@ -110,7 +149,9 @@ def signature(
         >>> info.block_len  # doctest: +SKIP
         32768
     """
-    pieces = iter_signature(old, block_size=block_size, strong_len=strong_len, progress=progress)
+    pieces = iter_signature(
+        old, block_size=block_size, strong_len=strong_len, progress=progress, threads=threads
+    )
     if out is None:
         return b"".join(pieces)
     sink = open_output(out, "signature")
