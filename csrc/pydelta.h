@@ -141,3 +141,105 @@ void pd_patch_result(const pd_patch *p, uint64_t *expect_size,
                      uint8_t *got_digest);
 /* errno of the last PD_ERR_IO. */
 int pd_patch_errno(const pd_patch *p);
+
+/* ---- librsync (rdiff) interop (rs_hash.c, rs_sums.c, rs_job.c) -------- */
+
+/* Files in librsync's formats, byte for byte (docs/librsync-format.md):
+ * big-endian, a 4-byte magic, signatures of u32 weak sum + truncated
+ * strong sum per block, deltas of one-byte opcodes with big-endian
+ * parameters. These jobs follow the same resumable pattern as the native
+ * ones above and return the same pd_result codes. */
+enum {
+    PD_RS_DELTA_MAGIC = 0x72730236,
+    PD_RS_MD4_MAGIC = 0x72730136,        /* rollsum + MD4 (legacy) */
+    PD_RS_BLAKE2_MAGIC = 0x72730137,     /* rollsum + BLAKE2b */
+    PD_RS_RK_MD4_MAGIC = 0x72730146,     /* RabinKarp + MD4 */
+    PD_RS_RK_BLAKE2_MAGIC = 0x72730147,  /* RabinKarp + BLAKE2b (rdiff 2.3) */
+    PD_RS_WEAK_ROLLSUM = 0,
+    PD_RS_WEAK_RABINKARP = 1,
+    PD_RS_STRONG_MD4 = 0,
+    PD_RS_STRONG_BLAKE2 = 1,
+    PD_RS_BLAKE2_LEN = 32,               /* BLAKE2b digest length librsync uses */
+    PD_RS_MD4_LEN = 16,
+    PD_RS_OP_END = 0,                    /* 0x01..0x40: literal of that length */
+    PD_RS_OP_LITERAL_N1 = 65,            /* 0x41..0x44: literal, u8..u64 length */
+    PD_RS_OP_COPY_BASE = 69,             /* 0x45..0x54: copy, offset/length widths */
+    PD_RS_LIT_MAX = 262144,              /* longest literal the delta writer emits */
+    PD_RS_DELTA_MIN_OUT = 262400         /* smallest output buffer for the scan */
+};
+
+/* BLAKE2b of data, digest length out_len (1..64), unkeyed. */
+void pd_rs_blake2b(const uint8_t *data, size_t len, uint8_t *out,
+                   size_t out_len);
+/* BLAKE2b-256 of n inputs of len bytes at data + i * stride (SIMD lanes
+ * where the CPU has them); digest i to out + 32 * i. Returns n. */
+size_t pd_rs_blake2b_many(const uint8_t *data, size_t stride, size_t n,
+                          size_t len, uint8_t *out);
+/* MD4 of data (16 bytes to out). */
+void pd_rs_md4(const uint8_t *data, size_t len, uint8_t *out);
+/* The BLAKE2b kernels in use: "portable", "avx2" or "avx512" (best the CPU
+ * has; PYDELTA_RS_SIMD may lower it). pd_rs_set_impl switches to a named
+ * one; returns 1 if it is now in use, 0 if unknown or unsupported. */
+const char *pd_rs_impl(void);
+int pd_rs_set_impl(const char *name);
+
+/* Weak sum (PD_RS_WEAK_*) of one window. */
+uint32_t pd_rs_weak(int kind, const uint8_t *data, size_t len);
+/* Rolling weak sums of every window of `window` bytes: writes
+ * len - window + 1 values to out; returns the count (0 if window is 0 or
+ * longer than len). For tests. */
+size_t pd_rs_weak_rolling(int kind, const uint8_t *data, size_t len,
+                          size_t window, uint32_t *out);
+
+/* Signature entries of buf: one per block_len bytes (the last may be
+ * short), 4 + strong_len bytes each, for a signature with that magic.
+ * Returns the number of entries, 0 on bad parameters. */
+size_t pd_rs_sig_blocks(uint32_t magic, const uint8_t *buf, size_t len,
+                        uint32_t block_len, uint32_t strong_len,
+                        uint8_t *out);
+
+typedef struct pd_rs_sigtable pd_rs_sigtable;
+
+/* The lookup table of nblocks entries (the body of a signature). On
+ * failure returns NULL and sets *err. */
+pd_rs_sigtable *pd_rs_sigtable_new(uint32_t magic, const uint8_t *entries,
+                                   uint64_t nblocks, uint32_t block_len,
+                                   uint32_t strong_len, int *err);
+void pd_rs_sigtable_free(pd_rs_sigtable *t);
+/* Index of a block matching data (block_len bytes), or -1. For tests. */
+int64_t pd_rs_sigtable_find(const pd_rs_sigtable *t, const uint8_t *data);
+/* Number of distinct blocks in the table. */
+uint64_t pd_rs_sigtable_unique(const pd_rs_sigtable *t);
+
+typedef struct pd_rs_delta pd_rs_delta;
+
+/* A librsync delta job (commands after the magic, through END) over a
+ * table that must outlive it. Same calling convention as pd_delta_scan;
+ * out_cap >= PD_RS_DELTA_MIN_OUT. */
+pd_rs_delta *pd_rs_delta_new(const pd_rs_sigtable *t);
+void pd_rs_delta_free(pd_rs_delta *d);
+int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
+                     int eof, uint8_t *out, size_t out_cap, size_t *in_used,
+                     size_t *out_used);
+void pd_rs_delta_stats(const pd_rs_delta *d, uint64_t *new_size,
+                       uint64_t *copied, uint64_t *literal);
+
+typedef struct pd_rs_patch pd_rs_patch;
+
+/* A job applying librsync delta commands (everything after the magic),
+ * reading the basis of old_size bytes through pread() on old_fd. With
+ * old_fd < 0 it only decodes and counts the commands (no output). Same
+ * calling convention as pd_patch_step; PD_DONE once END is read. */
+pd_rs_patch *pd_rs_patch_new(int old_fd, uint64_t old_size);
+void pd_rs_patch_free(pd_rs_patch *p);
+int pd_rs_patch_step(pd_rs_patch *p, const uint8_t *in, size_t in_len,
+                     uint8_t *out, size_t out_cap, size_t *in_used,
+                     size_t *out_used);
+/* Commands decoded so far, and the BLAKE3 digest of the output (zeros when
+ * only counting). */
+void pd_rs_patch_stats(const pd_rs_patch *p, uint64_t *result_size,
+                       uint64_t *copies, uint64_t *copied,
+                       uint64_t *literals, uint64_t *literal,
+                       uint8_t *digest);
+/* errno of the last PD_ERR_IO (0: the basis ended early). */
+int pd_rs_patch_errno(const pd_rs_patch *p);

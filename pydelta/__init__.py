@@ -26,6 +26,7 @@ from .errors import (
     NotASignatureError,
     PydeltaError,
     UnsupportedVersionError,
+    UnverifiedWarning,
     UsageError,
     VerificationError,
     WrongBasisError,
@@ -73,4 +74,5 @@ __all__ = [
     "CorruptDeltaError",
     "WrongBasisError",
     "VerificationError",
+    "UnverifiedWarning",
 ]

@@ -1,28 +1,64 @@
 """Backend choice.
 
 ``PYDELTA_BACKEND`` selects the implementation of the kernels: ``c`` (the
-cffi-built C core, the default). Every backend writes byte-identical
+cffi-built C core, the default) or ``numba`` (the same kernels in numba,
+``pip install 'pydelta[numba]'``). Every backend writes byte-identical
 signatures and deltas. The drivers (signature.py, delta.py, patch.py) call
 only what a backend module exports: Blake3, blake3_digest, weak,
 weak_rolling, sig_blocks, SigTable, DeltaJob, PatchJob and the result codes.
+
+If ``PYDELTA_BACKEND`` is not set and the C core cannot be imported (not
+built), the numba backend is used if numba is installed, with a one-line
+notice on stderr; an explicit ``PYDELTA_BACKEND=c`` never falls back.
+numba itself is imported only when its kernels are first used.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from types import ModuleType
+from typing import Optional
 
 from .errors import UsageError
 
-KNOWN = ("c",)
+KNOWN = ("c", "numba")
 
 
-def _load(name: str) -> ModuleType:
+def _numba_missing() -> Optional[str]:
+    """Why the numba backend cannot run here, or None (without importing numba)."""
+    from importlib.util import find_spec
+
+    for mod in ("numba", "numpy"):
+        if find_spec(mod) is None:
+            return f"{mod} is not installed"
+    return None
+
+
+def _load(name: str, explicit: bool = True) -> ModuleType:
     if name == "c":
-        from . import _c
-
+        try:
+            from . import _c
+        except ImportError as exc:
+            why = _numba_missing()
+            if explicit or why is not None:
+                hint = "" if explicit else f"; the numba backend cannot stand in: {why}"
+                raise ImportError(
+                    f"pydelta: C core not available ({exc}){hint}: build it "
+                    "(pip install -e .) or pip install 'pydelta[numba]'"
+                ) from exc
+            print(f"pydelta: C core not available ({exc}); using the numba backend", file=sys.stderr)
+            return _load("numba")
         return _c
+    if name == "numba":
+        why = _numba_missing()
+        if why is not None:
+            raise UsageError(f"PYDELTA_BACKEND=numba needs numba ({why}): pip install 'pydelta[numba]'")
+        from . import _numba
+
+        return _numba
     raise UsageError(f"unknown PYDELTA_BACKEND {name!r}: use one of {', '.join(KNOWN)}")
 
 
-backend: ModuleType = _load(os.environ.get("PYDELTA_BACKEND", "c").strip().lower() or "c")
+_requested = os.environ.get("PYDELTA_BACKEND", "").strip().lower()
+backend: ModuleType = _load(_requested or "c", explicit=bool(_requested))

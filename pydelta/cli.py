@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 import sys
+import warnings
 from typing import Annotated, Callable, Optional, TypeVar
 
 import typer
@@ -351,18 +352,46 @@ def signature(
             "--block-size",
             "-b",
             help="Block length in bytes (1..67108864). Default: from the size of OLD "
-            "(square root rule, 1 KiB..1 MiB; 32 KiB for a pipe).",
+            "(square root rule, 1 KiB..1 MiB; 32 KiB for a pipe; with --format rdiff, "
+            "librsync's rule).",
             show_default=False,
         ),
     ] = None,
     strong_len: Annotated[
-        int,
+        Optional[int],
         typer.Option(
             "--strong-len",
             "-S",
-            help="Bytes of BLAKE3 kept per block (8..32).",
+            help="Bytes of strong hash kept per block: 8..32 of BLAKE3, default 16. "
+            "With --format rdiff as rdiff's -S: 1..32 (1..16 for MD4), default and 0 the "
+            "maximum, -1 librsync's minimum.",
+            show_default=False,
         ),
-    ] = fmt.DEFAULT_STRONG_LEN,
+    ] = None,
+    sig_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="native (pydelta's own, verified) or rdiff (librsync's format, what "
+            "'rdiff signature' writes, for rdiff/librsync peers).",
+        ),
+    ] = "native",
+    rollsum: Annotated[
+        str,
+        typer.Option(
+            "--rollsum",
+            "-R",
+            help="Rolling sum of an rdiff signature: rabinkarp (rdiff's default) or rollsum.",
+        ),
+    ] = "rabinkarp",
+    strong_hash: Annotated[
+        str,
+        typer.Option(
+            "--hash",
+            "-H",
+            help="Strong hash of an rdiff signature: blake2 (rdiff's default) or md4 (legacy).",
+        ),
+    ] = "blake2",
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
     threads: ThreadsOpt = 0,
@@ -370,11 +399,17 @@ def signature(
     """Write the signature of OLD to SIG.
 
     The signature is small (about 24 bytes per block) and is all the sender
-    needs to make a delta against OLD.
+    needs to make a delta against OLD. With --format rdiff it is a librsync
+    signature, byte for byte what 'rdiff signature' writes with the same
+    -b/-S/-H/-R options; 'pydelta delta' and 'rdiff delta' both accept it.
     """
 
     def action() -> None:
         _refuse_terminal(sig, "signature")
+        if sig_format not in ("native", "rdiff"):
+            raise _Failure(f"unknown --format {sig_format!r}: use native or rdiff")
+        if sig_format == "native" and (rollsum != "rabinkarp" or strong_hash != "blake2"):
+            raise _Failure("--rollsum and --hash apply to --format rdiff only")
         size = _input_size(old)
         with _Bar(_want_progress(progress, quiet, size), size, "signature") as bar:
             pydelta.signature(
@@ -384,6 +419,9 @@ def signature(
                 strong_len=strong_len,
                 progress=bar.callback,
                 threads=threads,
+                format=sig_format,
+                rdiff_weak=rollsum,
+                rdiff_hash=strong_hash,
             )
 
     _run(action)
@@ -393,9 +431,11 @@ def _summary(stats: "pydelta.DeltaStats") -> str:
     def pct(part: int) -> str:
         return f"{100.0 * part / stats.new_size:.1f}%" if stats.new_size else "0.0%"
 
+    zlit = getattr(stats, "compressed_literal", 0)
+    ztext = f" ({zlit} of them compressed to {stats.compressed_size})" if zlit else ""
     return (
         f"pydelta: new {stats.new_size} bytes, copied {stats.copied} ({pct(stats.copied)}), "
-        f"literal {stats.literal} ({pct(stats.literal)}), delta {stats.delta_size} bytes"
+        f"literal {stats.literal} ({pct(stats.literal)}){ztext}, delta {stats.delta_size} bytes"
     )
 
 
@@ -430,10 +470,26 @@ def delta(
             "literal, delta size.",
         ),
     ] = False,
+    compress: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--compress/--no-compress",
+            help="Send literal data zstd-compressed where that saves at least 3%, "
+            "per literal: plain or with the bytes of 16-bit values grouped (float16/"
+            "bfloat16), whichever is smaller. Default: on if the zstandard package is "
+            "installed. --no-compress writes deltas that older pydelta versions read.",
+            show_default=False,
+        ),
+    ] = None,
+    level: Annotated[
+        int,
+        typer.Option("--level", min=1, max=22, help="zstd compression level (1..22)."),
+    ] = 3,
 ) -> None:
     """Write the delta that turns the file SIG was made from into NEW.
 
-    NEW is read once, front to back, so it may be a pipe.
+    NEW is read once, front to back, so it may be a pipe. If SIG is an rdiff
+    (librsync) signature, DELTA is a librsync delta that 'rdiff patch' applies.
     """
 
     def action() -> None:
@@ -447,6 +503,8 @@ def delta(
                 "-" if delta_out is None else delta_out,
                 progress=bar.callback,
                 threads=threads,
+                compress=compress,
+                level=level,
             )
         if verbose and not quiet:
             sys.stderr.write(_summary(stats) + "\n")
@@ -491,7 +549,9 @@ def patch(
 
     A result written to a file appears (atomically) only after its size and
     BLAKE3 digest match the delta's; on any error an existing OUT is left
-    as it was.
+    as it was. An rdiff (librsync) delta is applied too, but it carries no
+    digest: its result cannot be verified, and a warning says so (unless
+    --quiet).
     """
 
     def action() -> None:
@@ -502,7 +562,8 @@ def patch(
         basis_size = _input_size(old)
         known = [s for s in (total, basis_size) if s is not None]
         on = _want_progress(progress, quiet, max(known) if known else None)
-        with _Bar(on, total, "patch") as bar:
+        with _Bar(on, total, "patch") as bar, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pydelta.UnverifiedWarning)
             pydelta.patch(
                 sys.stdin.buffer if old == "-" else old,
                 delta_in,
@@ -510,6 +571,12 @@ def patch(
                 progress=bar.callback,
                 fsync=fsync,
             )
+        for w in caught:  # an rdiff delta: say the result is unverified
+            if not issubclass(w.category, pydelta.UnverifiedWarning):
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            elif not quiet:
+                sys.stderr.write(f"pydelta: warning: {w.message}\n")
+                sys.stderr.flush()
 
     _run(action)
 
@@ -521,7 +588,10 @@ def patch(
 def info(
     file: Annotated[
         str,
-        typer.Argument(metavar="FILE", help="A pydelta signature or delta; '-' reads standard input."),
+        typer.Argument(
+            metavar="FILE",
+            help="A pydelta or rdiff (librsync) signature or delta; '-' reads standard input.",
+        ),
     ],
 ) -> None:
     """Describe what a signature or delta holds (block size, sizes, digests)."""

@@ -13,8 +13,11 @@ from typing import Callable, Iterator, Optional, Union
 from . import format as fmt
 from ._backend import backend
 from ._io import Source, open_input, open_output, readinto
+from ._literals import DEFAULT_LEVEL
 from ._threads import resolve_threads
-from .signature import Signature, load_signature
+from .errors import UsageError
+from .rdiff import RdiffSignature, load_any_signature
+from .signature import Signature
 
 #: Bytes of NEW held per call into C.
 READ_SIZE = 8 << 20
@@ -33,10 +36,17 @@ class DeltaStats:
     copied: int = 0  #: bytes of NEW sent as COPY from OLD
     literal: int = 0  #: bytes of NEW sent as LITERAL data
     delta_size: int = 0  #: bytes of delta written
+    compressed_literal: int = 0  #: LITERAL bytes sent zstd-compressed (uncompressed size)
+    compressed_size: int = 0  #: bytes those took in the delta (the zstd frames)
 
 
 def _scan(
-    sig: Signature, new: Source, progress: Progress, stats: DeltaStats, threads: int
+    sig: Signature,
+    new: Source,
+    progress: Progress,
+    stats: DeltaStats,
+    threads: int,
+    flags: int = 0,
 ) -> Iterator[memoryview]:
     """Yield the delta as views into a reused buffer (valid until the next one).
 
@@ -44,7 +54,7 @@ def _scan(
     the scan runs: each region is handed to the hasher as soon as it is read
     and waited for only before its bytes are overwritten.
     """
-    header = fmt.pack_delta_header(sig.info)
+    header = fmt.pack_delta_header(sig.info, flags)
     stats.delta_size = len(header)
     yield memoryview(header)
     job = backend.DeltaJob(sig.table)
@@ -109,6 +119,38 @@ def _scan(
     stats.new_size, stats.copied, stats.literal = job.stats()
 
 
+def _use_compression(compress: Optional[bool], level: int) -> bool:
+    """Whether to compress literals: ``None`` means if zstandard is installed."""
+    from . import _literals
+
+    _literals.check_level(level)
+    if compress is None:
+        return _literals.available()
+    if compress and not _literals.available():
+        raise UsageError(
+            "compress=True needs the 'zstandard' package: pip install zstandard"
+        )
+    return bool(compress)
+
+
+def _stream(
+    sig: Signature,
+    new: Source,
+    progress: Progress,
+    stats: DeltaStats,
+    threads: int,
+    compress: bool,
+    level: int,
+) -> Iterator[Union[bytes, memoryview]]:
+    """The delta in pieces: _scan, with large literals compressed if asked."""
+    if not compress:
+        return _scan(sig, new, progress, stats, threads)
+    from ._literals import compress_ops
+
+    ops = _scan(sig, new, progress, stats, threads, fmt.FLAG_ZLITERALS)
+    return compress_ops(ops, stats, level, threads)
+
+
 def settle_quietly(pending: list) -> None:
     for f in pending:
         f.cancel()
@@ -118,7 +160,13 @@ def settle_quietly(pending: list) -> None:
 
 
 def iter_delta(
-    sig: SigSource, new: Source, *, progress: Progress = None, threads: Optional[int] = None
+    sig: SigSource,
+    new: Source,
+    *,
+    progress: Progress = None,
+    threads: Optional[int] = None,
+    compress: Optional[bool] = None,
+    level: int = DEFAULT_LEVEL,
 ) -> Iterator[bytes]:
     """Yield the delta from ``sig`` to ``new`` in pieces as it is produced.
 
@@ -127,14 +175,24 @@ def iter_delta(
             :class:`Signature`.
         new: the new file: path, ``"-"`` or a readable binary file object.
         progress: called with the number of bytes of ``new`` read so far.
+        threads, compress, level: as for :func:`delta`.
 
     Example:
         >>> for piece in iter_delta("old.sig", "new.bin"):  # doctest: +SKIP
         ...     channel.sendall(piece)
     """
     nthreads = resolve_threads(threads)
-    sig = load_signature(sig)
-    return (bytes(piece) for piece in _scan(sig, new, progress, DeltaStats(), nthreads))
+    zlit = _use_compression(compress, level)
+    sig = load_any_signature(sig)  # a librsync signature gives a librsync delta
+    if isinstance(sig, RdiffSignature):
+        from .rdiff import iter_delta as rdiff_iter_delta
+
+        if compress:
+            raise UsageError("an rdiff (librsync) delta cannot hold compressed literals: drop --compress")
+
+        return rdiff_iter_delta(sig, new, progress=progress, threads=nthreads)
+    pieces = _stream(sig, new, progress, DeltaStats(), nthreads, zlit, level)
+    return (bytes(piece) for piece in pieces)
 
 
 def delta(
@@ -144,12 +202,15 @@ def delta(
     *,
     progress: Progress = None,
     threads: Optional[int] = None,
+    compress: Optional[bool] = None,
+    level: int = DEFAULT_LEVEL,
 ) -> Union[bytes, DeltaStats]:
     """Compute the delta that turns the signature's basis into ``new``.
 
     Args:
         sig: the signature of the old file (path, ``"-"``, file object,
-            bytes or a loaded :class:`Signature`).
+            bytes or a loaded :class:`Signature`). An rdiff (librsync)
+            signature, recognized by its magic, gives an rdiff delta.
         new: the new file (path, ``"-"`` or readable binary file object).
         out: where to write the delta: a path (written atomically), ``"-"``
             or a writable binary file object; if omitted the delta is
@@ -157,6 +218,12 @@ def delta(
         progress: called with the number of bytes of ``new`` read so far.
         threads: threads to use (default: all cores; the digest of ``new``
             is computed beside the scan); same output for any count.
+        compress: send LITERAL data zstd-compressed where that saves at
+            least 3% (per literal, plain or with the bytes of 16-bit values
+            grouped, whichever is smaller). Default: on if the
+            ``zstandard`` package is installed. Off gives the format-1
+            delta of earlier versions, byte for byte.
+        level: zstd level, 1..22 (default 3).
 
     Returns:
         The delta bytes if ``out`` is None, else :class:`DeltaStats`.
@@ -168,13 +235,21 @@ def delta(
         31457280
     """
     nthreads = resolve_threads(threads)
-    sig = load_signature(sig)
+    zlit = _use_compression(compress, level)
+    sig = load_any_signature(sig)  # a librsync signature gives a librsync delta
+    if isinstance(sig, RdiffSignature):
+        from .rdiff import delta as rdiff_delta
+
+        if compress:
+            raise UsageError("an rdiff (librsync) delta cannot hold compressed literals: drop --compress")
+
+        return rdiff_delta(sig, new, out, progress=progress, threads=nthreads)
     stats = DeltaStats()
     if out is None:
-        return b"".join(bytes(p) for p in _scan(sig, new, progress, stats, nthreads))
+        return b"".join(bytes(p) for p in _stream(sig, new, progress, stats, nthreads, zlit, level))
     sink = open_output(out, "delta")
     try:
-        for piece in _scan(sig, new, progress, stats, nthreads):
+        for piece in _stream(sig, new, progress, stats, nthreads, zlit, level):
             sink.write(piece)
         sink.commit()
     except BaseException:

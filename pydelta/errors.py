@@ -24,6 +24,7 @@ __all__ = [
     "CorruptDeltaError",
     "WrongBasisError",
     "VerificationError",
+    "UnverifiedWarning",
 ]
 
 
@@ -73,3 +74,7 @@ class WrongBasisError(PydeltaError):
 
 class VerificationError(PydeltaError):
     """The patched result does not match the size or digest the delta promises."""
+
+
+class UnverifiedWarning(UserWarning):
+    """A result was written without verification: an rdiff (librsync) delta carries no checksum."""

@@ -13,10 +13,12 @@ Signature::
 
 Delta::
 
-    header  60 bytes  "PDDL", version, strong_len, flags (0), reserved (0),
+    header  60 bytes  "PDDL", version, strong_len, flags, reserved (0),
                       u32 block_len, u64 basis size, 32-byte signature digest,
                       8-byte check: BLAKE3 of the 52 bytes before it
     ops     'C' varint offset varint length | 'L' varint length bytes
+            | 'Z' varint raw length, u8 transform, varint length, zstd frame
+              (only if flags bit 0 is set; see _literals.py)
     end     'E' u64 result size, 32-byte BLAKE3 of the result
 """
 
@@ -48,6 +50,20 @@ DELTA_HEADER = struct.Struct("<4sBBBBIQ32s8s")
 assert SIG_HEADER.size == 16 and SIG_TRAILER.size == 52 and DELTA_HEADER.size == 60
 #: Bytes of the delta header covered by its check field.
 DELTA_CHECKED = 52
+#: Delta header flag bit 0: literals may be sent compressed ('Z' ops).
+FLAG_ZLITERALS = 0x01
+#: The flag bits this pydelta understands.
+KNOWN_FLAGS = FLAG_ZLITERALS
+#: Delta opcodes.
+OP_COPY = 0x43  # 'C'
+OP_LITERAL = 0x4C  # 'L'
+OP_ZLITERAL = 0x5A  # 'Z'
+OP_END = 0x45  # 'E'
+#: Transforms of a compressed literal ('Z' op).
+Z_ZSTD = 1  #: the raw bytes, zstd-compressed
+Z_ZSTD_GROUP16 = 2  #: bytes at even offsets, then at odd offsets, zstd-compressed
+#: Largest raw length of a 'Z' op a reader accepts (writers use at most 262144).
+Z_MAX_RAW = 64 << 20
 
 DEFAULT_STRONG_LEN = 16
 MIN_STRONG_LEN = 8
@@ -65,7 +81,7 @@ _KNOWN_MAGICS = {
     b"rs\x016": "an rdiff (librsync) signature",
     b"rs\x017": "an rdiff (librsync) signature",
     b"rs\x01G": "an rdiff (librsync) signature",
-    b"rs\x01W": "an rdiff (librsync) signature",
+    b"rs\x01F": "an rdiff (librsync) signature",
     b"rs\x026": "an rdiff (librsync) delta",
     b"\xd6\xc3\xc4\x00": "an xdelta3/VCDIFF delta",
     b"\x28\xb5\x2f\xfd": "a zstd-compressed file",
@@ -206,6 +222,7 @@ class DeltaHeader:
     strong_len: int
     basis_size: int
     sig_digest: bytes
+    flags: int = 0  #: FLAG_ZLITERALS: the delta may hold compressed literals
 
 
 def _header_check(head: bytes) -> bytes:
@@ -214,10 +231,10 @@ def _header_check(head: bytes) -> bytes:
     return backend.blake3_digest(head[:DELTA_CHECKED], 8)
 
 
-def pack_delta_header(info: SignatureInfo) -> bytes:
+def pack_delta_header(info: SignatureInfo, flags: int = 0) -> bytes:
     head = DELTA_HEADER.pack(
-        DELTA_MAGIC, VERSION, info.strong_len, 0, 0, info.block_len, info.basis_size, info.digest,
-        b"\0" * 8,
+        DELTA_MAGIC, VERSION, info.strong_len, flags, 0, info.block_len, info.basis_size,
+        info.digest, b"\0" * 8,
     )
     return head[:DELTA_CHECKED] + _header_check(head)
 
@@ -245,11 +262,15 @@ def parse_delta_header(head: bytes, name: str) -> DeltaHeader:
         )
     if check != _header_check(head):
         raise CorruptDeltaError(f"delta {name} is corrupted (header checksum mismatch)")
+    if flags & ~KNOWN_FLAGS:
+        raise UnsupportedVersionError(
+            f"delta {name} uses format features this pydelta does not know "
+            f"(header flags {flags:#04x}): upgrade pydelta"
+        )
     if (
-        flags
-        or reserved
+        reserved
         or not MIN_STRONG_LEN <= strong_len <= MAX_STRONG_LEN
         or not MIN_BLOCK_LEN <= block_len <= MAX_BLOCK_LEN
     ):
         raise CorruptDeltaError(f"delta {name} is corrupted (invalid header fields)")
-    return DeltaHeader(block_len, strong_len, basis_size, sig)
+    return DeltaHeader(block_len, strong_len, basis_size, sig, flags)

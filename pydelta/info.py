@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Union
 
 from . import format as fmt
+from . import rdiff
 from ._backend import backend
 from ._io import Source, open_input, read_all, read_exact, readinto
 from .errors import CorruptDeltaError, NotADeltaError, NotASignatureError
@@ -13,14 +14,16 @@ from .errors import CorruptDeltaError, NotADeltaError, NotASignatureError
 
 @dataclass
 class FileInfo:
-    """What a pydelta file holds. ``kind`` is ``"signature"`` or ``"delta"``."""
+    """What a pydelta file holds. ``kind`` is ``"signature"`` or ``"delta"``;
+    ``format`` is ``"pydelta"`` or ``"rdiff (librsync)"``."""
 
     kind: str
     fields: Dict[str, Union[int, str]] = field(default_factory=dict)
+    format: str = "pydelta"
 
     def __str__(self) -> str:
         width = max(len(k) for k in self.fields) if self.fields else 0
-        lines = [f"pydelta {self.kind}"]
+        lines = [f"{self.format} {self.kind}"]
         lines += [f"  {k:<{width}}  {v}" for k, v in self.fields.items()]
         return "\n".join(lines)
 
@@ -41,6 +44,7 @@ def _varint(buf: bytes, pos: int) -> Optional[tuple]:
 def _delta_info(fh, name: str, head: bytes) -> FileInfo:
     h = fmt.parse_delta_header(head, name)
     copies = literals = copied = literal = 0
+    zops = zraw = zsize = 0  # compressed literals: count, bytes they hold, bytes they take
     pend = b""
     size = len(head)
     chunk = bytearray(1 << 20)
@@ -81,6 +85,25 @@ def _delta_info(fh, name: str, head: bytes) -> FileInfo:
                     literal += a[0]
                     lit_left = a[0]
                     pos = a[1]
+                elif op == fmt.OP_ZLITERAL and h.flags & fmt.FLAG_ZLITERALS:
+                    a = _varint(buf, pos + 1)
+                    if not a or a[1] >= len(buf):
+                        break
+                    b = _varint(buf, a[1] + 1)
+                    if not b:
+                        break
+                    if not 0 < b[0] <= a[0] <= fmt.Z_MAX_RAW or buf[a[1]] not in (
+                        fmt.Z_ZSTD,
+                        fmt.Z_ZSTD_GROUP16,
+                    ):
+                        raise ValueError
+                    literals += 1
+                    literal += a[0]
+                    zops += 1
+                    zraw += a[0]
+                    zsize += b[0]
+                    lit_left = b[0]
+                    pos = b[1]
                 elif op == 0x45:
                     if len(buf) - pos < 41:
                         break
@@ -110,12 +133,21 @@ def _delta_info(fh, name: str, head: bytes) -> FileInfo:
             "copied bytes": copied,
             "literal instructions": literals,
             "literal bytes": literal,
+            **(
+                {
+                    "compressed literal instructions": zops,
+                    "compressed literal bytes": zraw,
+                    "compressed literal size": zsize,
+                }
+                if h.flags & fmt.FLAG_ZLITERALS
+                else {}
+            ),
         },
     )
 
 
 def info(path: Source) -> FileInfo:
-    """Describe a pydelta signature or delta.
+    """Describe a pydelta signature or delta, or an rdiff (librsync) one.
 
     Example:
         >>> print(pydelta.info("old.sig"))  # doctest: +SKIP
@@ -145,6 +177,8 @@ def info(path: Source) -> FileInfo:
             )
         if head.startswith(fmt.DELTA_MAGIC):
             return _delta_info(fh, name, head)
+        if rdiff.is_signature_magic(head) or rdiff.is_delta_magic(head):
+            return rdiff.describe(fh, name, head)
         kind = fmt.describe_magic(head)
         raise NotADeltaError(f"{name} is neither a pydelta signature nor a delta: it is {kind}")
 

@@ -11,16 +11,18 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Optional, Union
 
 from . import format as fmt
+from . import rdiff
 from ._backend import backend
 from ._io import AtomicFile, Source, StreamSink, is_path, open_input, open_output, readinto
 from .errors import (
     CorruptDeltaError,
     FileAccessError,
-    VerificationError,
+    UnverifiedWarning,
     WrongBasisError,
 )
 
@@ -37,6 +39,8 @@ class PatchResult:
 
     size: int  #: bytes written
     digest: bytes  #: BLAKE3 of the result (matches the delta's)
+    #: False for an rdiff (librsync) delta, which carries no checksum to verify against
+    verified: bool = True
 
 
 class Patcher:
@@ -101,11 +105,14 @@ class Patcher:
             raise
         self._delta_name = delta_name
         self._progress = progress
+        self._rdiff = False  # an rdiff (librsync) delta, sniffed from its magic
+        self._head_len = fmt.DELTA_HEADER.size
         self._head = b""
         self._header: Optional[fmt.DeltaHeader] = None
         self._job = None
         self._pend = b""
         self._fed = 0  # delta bytes consumed by the job, for messages
+        self._inflater = None  # turns 'Z' ops into 'L' ops for the job (flagged deltas)
         self._produced = 0
         self._done = False
         self._closed = False
@@ -128,6 +135,17 @@ class Patcher:
     def _feed(self, data: memoryview) -> None:
         if not data:
             return
+        if self._header is None and len(self._head) < 4:
+            take = 4 - len(self._head)
+            self._head += bytes(data[:take])
+            data = data[take:]
+            if len(self._head) == 4 and rdiff.is_delta_magic(self._head):
+                self._rdiff = True
+                self._head_len = 4
+                self._header = rdiff.RDIFF_DELTA_HEADER
+                self._job = rdiff.start_patch(self._old.fileno(), self._old_size)
+            if not data:
+                return
         if self._header is None:
             need = fmt.DELTA_HEADER.size - len(self._head)
             self._head += bytes(data[:need])
@@ -139,6 +157,14 @@ class Patcher:
             self._start(fmt.parse_delta_header(self._head, self._delta_name))
             if not data:
                 return
+        if self._inflater is not None:
+            for piece in self._inflater.feed(data):
+                self._step(piece)
+            return
+        self._step(data)
+
+    def _step(self, data: Union[bytes, bytearray, memoryview]) -> None:
+        """Run the patch job over the next delta bytes (plain 'C'/'L'/'E' ops)."""
         if self._done:
             raise CorruptDeltaError(
                 f"delta {self._delta_name} is corrupted: data follows its end marker"
@@ -178,9 +204,20 @@ class Patcher:
             )
         self._header = header
         self._job = backend.PatchJob(self._old.fileno(), self._old_size)
+        if header.flags & fmt.FLAG_ZLITERALS:
+            from ._literals import Inflater
+
+            self._inflater = Inflater(self._delta_name, fmt.DELTA_HEADER.size)
+
+    def _delta_fed(self) -> int:
+        """Bytes of the delta after its header received so far."""
+        if self._inflater is not None:
+            return self._inflater.consumed
+        return self._fed + len(self._pend)
 
     def _raise_step_error(self, rc: int) -> None:
-        at = fmt.DELTA_HEADER.size + self._fed
+        fed = self._fed if self._inflater is None else self._inflater.delta_offset(self._fed)
+        at = self._head_len + fed
         if rc == backend.ERR_BOUNDS:
             raise CorruptDeltaError(
                 f"delta {self._delta_name} is corrupted: a copy at byte {at} reaches outside "
@@ -221,14 +258,21 @@ class Patcher:
         if self._header is None:
             if not self._head:
                 raise CorruptDeltaError(f"delta {self._delta_name} is empty")
-            if not fmt.DELTA_MAGIC.startswith(self._head[:4]):
+            if not fmt.DELTA_MAGIC.startswith(self._head[:4]) and not rdiff.DELTA_MAGIC.startswith(
+                self._head[:4]
+            ):
                 fmt.parse_delta_header(self._head, self._delta_name)
             raise CorruptDeltaError(f"delta {self._delta_name} is truncated (header incomplete)")
         if not self._done:
             raise CorruptDeltaError(
-                f"delta {self._delta_name} is truncated (ends after {fmt.DELTA_HEADER.size + self._fed + len(self._pend)} bytes, "
+                f"delta {self._delta_name} is truncated (ends after {self._head_len + self._delta_fed()} bytes, "
                 "before its end marker)"
             )
+        if self._rdiff:
+            # nothing to check against: say so (the CLI prints it as a warning)
+            st = self._job.stats()
+            warnings.warn(rdiff.unverified_message(self._delta_name), UnverifiedWarning, stacklevel=4)
+            return PatchResult(st["result_size"], st["digest"], verified=False)
         want_size, want_digest, got_size, got_digest = self._job.result()
         if want_size == got_size and want_digest == got_digest:
             return PatchResult(got_size, got_digest)

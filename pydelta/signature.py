@@ -123,9 +123,12 @@ def signature(
     out: Union[Source, None] = None,
     *,
     block_size: Optional[int] = None,
-    strong_len: int = fmt.DEFAULT_STRONG_LEN,
+    strong_len: Optional[int] = None,
     progress: Progress = None,
     threads: Optional[int] = None,
+    format: str = "native",
+    rdiff_weak: str = "rabinkarp",
+    rdiff_hash: str = "blake2",
 ) -> Union[bytes, "fmt.SignatureInfo"]:
     """Compute the signature of ``old``.
 
@@ -138,6 +141,12 @@ def signature(
         strong_len: bytes of BLAKE3 per block (8..32, default 16).
         progress: called with the number of bytes of ``old`` read so far.
         threads: hashing threads (default: all cores); same output for any count.
+        format: ``"native"`` (pydelta's own) or ``"rdiff"``: a librsync
+            signature, byte for byte what ``rdiff signature`` writes; then
+            ``strong_len`` follows ``rdiff -S`` (default/0: 32, or 16 for MD4;
+            -1: librsync's minimum) and the block length defaults to librsync's.
+        rdiff_weak: rolling sum of an rdiff signature, ``"rabinkarp"`` or ``"rollsum"``.
+        rdiff_hash: strong hash of an rdiff signature, ``"blake2"`` or ``"md4"``.
 
     Returns:
         The signature bytes if ``out`` is None, else a
@@ -149,6 +158,15 @@ def signature(
         >>> info.block_len  # doctest: +SKIP
         32768
     """
+    if format != "native":
+        from .rdiff import format_signature
+
+        return format_signature(
+            format, old, out, block_size=block_size, strong_len=strong_len, progress=progress,
+            threads=threads, weak=rdiff_weak, strong=rdiff_hash,
+        )
+    if strong_len is None:
+        strong_len = fmt.DEFAULT_STRONG_LEN
     pieces = iter_signature(
         old, block_size=block_size, strong_len=strong_len, progress=progress, threads=threads
     )

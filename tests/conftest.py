@@ -119,6 +119,23 @@ class ParsedDelta:
         return sum(len(op[1]) for op in self.literals)
 
 
+def _inflate(frame: bytes, n: int, transform: int) -> bytes:
+    """Decompress a 'Z' payload independently of pydelta (zstd + optional ungrouping)."""
+    import zstandard
+
+    raw = zstandard.ZstdDecompressor().decompress(frame, max_output_size=n)
+    assert len(raw) == n
+    if transform == 2:  # 16-bit byte grouping: bytes at even offsets, then at odd ones
+        evens = (n + 1) // 2
+        out = bytearray(n)
+        out[0::2] = raw[:evens]
+        out[1::2] = raw[evens:]
+        raw = bytes(out)
+    else:
+        assert transform == 1, transform
+    return raw
+
+
 def parse_delta(data: bytes) -> ParsedDelta:
     """Parse a well-formed delta completely (asserting its structure)."""
     magic, ver, sl, flags, res, bl, bs, sd, _check = fmt.DELTA_HEADER.unpack_from(data, 0)
@@ -136,6 +153,16 @@ def parse_delta(data: bytes) -> ParsedDelta:
             p.ops.append(("L", data[pos : pos + n]))
             assert len(p.ops[-1][1]) == n, "literal runs past the end of the delta"
             pos += n
+        elif op == ord("Z"):
+            # a compressed LITERAL: raw length, transform, frame length, zstd frame
+            assert flags & 1, "compressed literal without the header flag"
+            n, pos = read_varint(data, pos)
+            transform = data[pos]
+            pos += 1
+            zlen, pos = read_varint(data, pos)
+            raw = _inflate(data[pos : pos + zlen], n, transform)
+            pos += zlen
+            p.ops.append(("L", raw))
         elif op == ord("E"):
             p.result_size = struct.unpack_from("<Q", data, pos)[0]
             p.result_digest = data[pos + 8 : pos + 40]

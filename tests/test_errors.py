@@ -417,7 +417,7 @@ def test_wrong_end_size_or_digest(case, tmp_path):
     [
         (dict(version=2), pydelta.UnsupportedVersionError, "format version 2"),
         (dict(version=0), pydelta.UnsupportedVersionError, "format version 0"),
-        (dict(flags=1), pydelta.CorruptDeltaError, "invalid header fields"),
+        (dict(flags=2), pydelta.UnsupportedVersionError, "does not know"),
         (dict(reserved=7), pydelta.CorruptDeltaError, "invalid header fields"),
         (dict(strong_len=7), pydelta.CorruptDeltaError, "invalid header fields"),
         (dict(strong_len=33), pydelta.CorruptDeltaError, "invalid header fields"),
@@ -523,8 +523,7 @@ def test_signature_trailing_garbage(case):
         (b"hello world, plain data", "not a pydelta file"),
         (b"\x1f\x8b\x08\x00" + b"\x00" * 30, "a gzip file"),
         (b"\x28\xb5\x2f\xfd" + b"\x00" * 30, "a zstd-compressed file"),
-        (b"rs\x016" + b"\x00" * 30, "an rdiff (librsync) signature"),
-        (b"rs\x026" + b"\x00" * 30, "an rdiff (librsync) delta"),
+        # rdiff (librsync) signatures and deltas are read since issue 4: tests/test_rdiff.py
         (b"\xd6\xc3\xc4\x00" + b"\x00" * 30, "an xdelta3/VCDIFF delta"),
     ],
 )
@@ -783,7 +782,7 @@ def test_block_size_limits_accepted(tmp_path):
         assert pydelta.load_signature(s).info.block_len == bs
 
 
-@pytest.mark.parametrize("sl", [0, 7, 33, -16, 1000, True, 16.0, None])
+@pytest.mark.parametrize("sl", [0, 7, 33, -16, 1000, True, 16.0])  # None: the default, 16
 def test_strong_len_out_of_range(case, sl):
     with pytest.raises(pydelta.UsageError) as info:
         pydelta.signature(case["dir"] / "old", strong_len=sl)

@@ -1,0 +1,965 @@
+/** \file rs_job.c
+ * librsync-format jobs: signature blocks, the signature table, the delta
+ * scan and the patch command decoder.
+ *
+ * Signature: each block of block_len bytes (the last may be short) becomes
+ * u32 big-endian weak sum + the first strong_len bytes of its strong sum.
+ *
+ * Table: the entries of a librsync signature, deduplicated (the lowest
+ * index of identical blocks wins) and indexed by weak sum behind a
+ * Bloom-style bit set, like the native table in sigtable.c. A librsync
+ * signature does not say how long its last block is, so that block is
+ * indexed like the others (its strong sum cannot match a full window
+ * unless it is full) and is additionally tried at every shorter length
+ * where it can still appear: right after a copy of the block before it
+ * (a prefix of what follows) and at the end of NEW (a suffix).
+ *
+ * Delta scan: the resumable job of delta.c over 32-bit weak sums: roll the
+ * window through NEW, try the block after the last copy first, then the
+ * table. A run of unchanged blocks is verified several blocks at a time
+ * (strong sums through pd_rs_strong_many, which hashes them in SIMD lanes;
+ * the weak sum of a window is computed only when the run breaks, or first
+ * when the strong sums are short); the decisions are exactly those of a
+ * block-by-block scan, so the delta depends only on NEW and the signature.
+ * The end of a literal run is found by rolling the weak sum two bytes per
+ * step behind a Bloom-style pre-filter.
+ * Commands use librsync's encoding: one-byte literal opcodes up to 64
+ * bytes, otherwise the smallest integer width for every parameter.
+ *
+ * Patch: decodes every command form librsync defines, checks each one
+ * before acting on it (zero lengths, reserved opcodes, copies outside the
+ * basis, all without overflow) and reads the basis with pread().
+ */
+#include <errno.h>
+#include <unistd.h>
+
+#include "rs_internal.h"
+
+#define RS_NONE UINT64_MAX
+/** Most blocks verified at once in a run of unchanged data. */
+#define RS_BATCH 16
+/** At most this many distinct blocks sharing one weak sum are tried. */
+#define RS_MAX_CANDIDATES 16
+/** Strong sums at least this long are trusted without the weak sum when a
+ * run of copied blocks continues (96+ bits; librsync's default is 256). */
+#define RS_STRONG_ONLY 12
+
+static int magic_kinds(uint32_t magic, int *weak, int *strong)
+{
+    switch (magic) {
+    case PD_RS_MD4_MAGIC:
+        *weak = PD_RS_WEAK_ROLLSUM;
+        *strong = PD_RS_STRONG_MD4;
+        return 1;
+    case PD_RS_BLAKE2_MAGIC:
+        *weak = PD_RS_WEAK_ROLLSUM;
+        *strong = PD_RS_STRONG_BLAKE2;
+        return 1;
+    case PD_RS_RK_MD4_MAGIC:
+        *weak = PD_RS_WEAK_RABINKARP;
+        *strong = PD_RS_STRONG_MD4;
+        return 1;
+    case PD_RS_RK_BLAKE2_MAGIC:
+        *weak = PD_RS_WEAK_RABINKARP;
+        *strong = PD_RS_STRONG_BLAKE2;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static uint32_t strong_max(int strong)
+{
+    return strong == PD_RS_STRONG_MD4 ? PD_RS_MD4_LEN : PD_RS_BLAKE2_LEN;
+}
+
+/* ---- signature ----------------------------------------------------------- */
+
+size_t pd_rs_sig_blocks(uint32_t magic, const uint8_t *buf, size_t len,
+                        uint32_t block_len, uint32_t strong_len, uint8_t *out)
+{
+    int weak, strong;
+    if (!magic_kinds(magic, &weak, &strong) || block_len == 0 ||
+        strong_len < 1 || strong_len > strong_max(strong))
+        return 0;
+    size_t entry = 4 + strong_len;
+    size_t nfull = len / block_len, n = 0;
+    uint8_t digests[RS_BATCH * PD_RS_BLAKE2_LEN];
+    while (n < nfull) {
+        size_t k = nfull - n < RS_BATCH ? nfull - n : RS_BATCH;
+        const uint8_t *p = buf + n * block_len;
+        pd_rs_strong_many(strong, p, block_len, k, block_len, digests);
+        for (size_t i = 0; i < k; i++) {
+            uint8_t *e = out + (n + i) * entry;
+            pd_rs_put_be(e, pd_rs_weak(weak, p + i * block_len, block_len), 4);
+            memcpy(e + 4, digests + i * PD_RS_BLAKE2_LEN, strong_len);
+        }
+        n += k;
+    }
+    size_t tail = len - nfull * block_len;
+    if (tail) {
+        const uint8_t *p = buf + nfull * block_len;
+        uint8_t *e = out + n * entry;
+        pd_rs_put_be(e, pd_rs_weak(weak, p, tail), 4);
+        pd_rs_strong(strong, p, tail, digests);
+        memcpy(e + 4, digests, strong_len);
+        n++;
+    }
+    return n;
+}
+
+/* ---- table ----------------------------------------------------------------- */
+
+struct pd_rs_sigtable {
+    int weak_kind, strong_kind;
+    uint64_t nblocks;
+    uint32_t block_len, strong_len;
+    uint32_t *weak;        /* [nblocks] */
+    uint8_t *strong;       /* [nblocks * strong_len] */
+    uint64_t nuniq;
+    uint32_t *uweak;       /* [nuniq] sorted weak sums of distinct blocks */
+    uint64_t *uidx;        /* [nuniq] their indexes */
+    uint64_t *slot;        /* 1 + index into uweak of a run, or 0 */
+    uint64_t tmask;
+    uint64_t *bloom;
+    unsigned bloom_shift;
+    pd_rs_roller roller;   /* for windows of block_len */
+};
+
+typedef struct {
+    uint32_t weak;
+    uint64_t idx;
+    const uint8_t *strong;
+    uint32_t slen;
+} rs_item;
+
+static int cmp_item(const void *a, const void *b)
+{
+    const rs_item *x = a, *y = b;
+    if (x->weak != y->weak)
+        return x->weak < y->weak ? -1 : 1;
+    int c = memcmp(x->strong, y->strong, x->slen);
+    if (c)
+        return c;
+    return x->idx < y->idx ? -1 : (x->idx > y->idx);
+}
+
+static inline uint64_t mix32(uint32_t w)
+{
+    return (uint64_t)w * 0x9E3779B97F4A7C15ULL;
+}
+
+/* One multiply: the top bits of w times an odd constant (the bit set has
+ * at most 2^27 bits, so a 32-bit product has enough of them). */
+static inline uint32_t bloom_bit(const pd_rs_sigtable *t, uint32_t w)
+{
+    return (w * 0x9E3779B1u) >> t->bloom_shift;
+}
+
+static inline int bloom_test(const pd_rs_sigtable *t, uint32_t w)
+{
+    uint32_t b = bloom_bit(t, w);
+    return (int)((t->bloom[b >> 6] >> (b & 63)) & 1);
+}
+
+static inline uint64_t slot_of(const pd_rs_sigtable *t, uint32_t w)
+{
+    return (mix32(w) >> 29) & t->tmask;
+}
+
+void pd_rs_sigtable_free(pd_rs_sigtable *t)
+{
+    if (!t)
+        return;
+    free(t->weak);
+    free(t->strong);
+    free(t->uweak);
+    free(t->uidx);
+    free(t->slot);
+    free(t->bloom);
+    free(t);
+}
+
+static uint64_t pow2_at_least(uint64_t v)
+{
+    uint64_t p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+pd_rs_sigtable *pd_rs_sigtable_new(uint32_t magic, const uint8_t *entries,
+                                   uint64_t nblocks, uint32_t block_len,
+                                   uint32_t strong_len, int *err)
+{
+    int weak, strong;
+    *err = PD_ERR_PARAM;
+    if (!magic_kinds(magic, &weak, &strong) || block_len == 0 ||
+        strong_len < 1 || strong_len > strong_max(strong))
+        return NULL;
+    if (nblocks > (SIZE_MAX / 64) / (4 + (uint64_t)strong_len)) {
+        *err = PD_ERR_NOMEM;
+        return NULL;
+    }
+    *err = PD_ERR_NOMEM;
+    pd_rs_sigtable *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->weak_kind = weak;
+    t->strong_kind = strong;
+    t->nblocks = nblocks;
+    t->block_len = block_len;
+    t->strong_len = strong_len;
+    pd_rs_roller_init(&t->roller, block_len);
+    size_t entry = 4 + strong_len, cnt = nblocks ? nblocks : 1;
+    t->weak = malloc(cnt * sizeof *t->weak);
+    t->strong = malloc(cnt * strong_len);
+    rs_item *items = malloc(cnt * sizeof *items);
+    if (!t->weak || !t->strong || !items)
+        goto fail;
+    for (uint64_t i = 0; i < nblocks; i++) {
+        const uint8_t *e = entries + i * entry;
+        t->weak[i] = (uint32_t)pd_rs_get_be(e, 4);
+        memcpy(t->strong + i * strong_len, e + 4, strong_len);
+        items[i].weak = t->weak[i];
+        items[i].idx = i;
+        items[i].strong = t->strong + i * strong_len;
+        items[i].slen = strong_len;
+    }
+    qsort(items, nblocks, sizeof *items, cmp_item);
+    uint64_t nu = 0, nweak = 0;
+    for (uint64_t i = 0; i < nblocks; i++) {
+        if (nu && items[nu - 1].weak == items[i].weak &&
+            !memcmp(items[nu - 1].strong, items[i].strong, strong_len))
+            continue;
+        if (!nu || items[nu - 1].weak != items[i].weak)
+            nweak++;
+        items[nu++] = items[i];
+    }
+    t->nuniq = nu;
+    t->uweak = malloc((nu ? nu : 1) * sizeof *t->uweak);
+    t->uidx = malloc((nu ? nu : 1) * sizeof *t->uidx);
+    uint64_t slots = pow2_at_least(2 * nweak < 16 ? 16 : 2 * nweak);
+    t->tmask = slots - 1;
+    t->slot = calloc(slots, sizeof *t->slot);
+    /* 64 bits per distinct weak sum (about 1.5% false hits), at most 2^27. */
+    uint64_t bits = 64 * nweak < 4096 ? 4096 : 64 * nweak;
+    if (bits > (1ULL << 27))
+        bits = 1ULL << 27;
+    bits = pow2_at_least(bits);
+    unsigned lg = 0;
+    while ((1ULL << lg) < bits)
+        lg++;
+    t->bloom_shift = 32 - lg;
+    t->bloom = calloc(bits / 64, sizeof *t->bloom);
+    if (!t->uweak || !t->uidx || !t->slot || !t->bloom)
+        goto fail;
+    for (uint64_t i = 0; i < nu; i++) {
+        t->uweak[i] = items[i].weak;
+        t->uidx[i] = items[i].idx;
+        if (i && items[i - 1].weak == items[i].weak)
+            continue;
+        uint64_t s = slot_of(t, items[i].weak);
+        while (t->slot[s])
+            s = (s + 1) & t->tmask;
+        t->slot[s] = i + 1;
+        uint32_t b = bloom_bit(t, items[i].weak);
+        t->bloom[b >> 6] |= 1ULL << (b & 63);
+    }
+    free(items);
+    *err = PD_OK;
+    return t;
+
+fail:
+    free(items);
+    pd_rs_sigtable_free(t);
+    return NULL;
+}
+
+/* A distinct block whose weak sum is w and whose strong sum matches
+ * data[0..block_len) (hashed at most once into sh), or -1. */
+static int64_t table_match(const pd_rs_sigtable *t, uint32_t w,
+                           const uint8_t *data, uint8_t *sh, int *have_sh)
+{
+    if (!bloom_test(t, w))
+        return -1;
+    uint64_t s = slot_of(t, w);
+    for (;;) {
+        uint64_t v = t->slot[s];
+        if (!v)
+            return -1;
+        if (t->uweak[v - 1] == w) {
+            uint64_t i = v - 1;
+            for (int k = 0; k < RS_MAX_CANDIDATES && i < t->nuniq &&
+                            t->uweak[i] == w;
+                 k++, i++) {
+                if (!*have_sh) {
+                    pd_rs_strong(t->strong_kind, data, t->block_len, sh);
+                    *have_sh = 1;
+                }
+                uint64_t b = t->uidx[i];
+                if (!memcmp(sh, t->strong + b * t->strong_len, t->strong_len))
+                    return (int64_t)b;
+            }
+            return -1;
+        }
+        s = (s + 1) & t->tmask;
+    }
+}
+
+int64_t pd_rs_sigtable_find(const pd_rs_sigtable *t, const uint8_t *data)
+{
+    uint8_t sh[PD_RS_BLAKE2_LEN];
+    int have = 0;
+    if (!t->nuniq)
+        return -1;
+    return table_match(t, pd_rs_weak(t->weak_kind, data, t->block_len), data,
+                       sh, &have);
+}
+
+uint64_t pd_rs_sigtable_unique(const pd_rs_sigtable *t)
+{
+    return t->nuniq;
+}
+
+/* Does data[0..len) match block j (weak and strong)? */
+static int block_matches(const pd_rs_sigtable *t, uint64_t j,
+                         const uint8_t *data, size_t len, uint32_t w)
+{
+    if (w != t->weak[j])
+        return 0;
+    uint8_t sh[PD_RS_BLAKE2_LEN];
+    pd_rs_strong(t->strong_kind, data, len, sh);
+    return !memcmp(sh, t->strong + j * t->strong_len, t->strong_len);
+}
+
+/* The last block as a prefix of data[0..avail): the shortest length L in
+ * 1..min(avail, block_len - 1) it matches at, or 0. At most
+ * RS_MAX_CANDIDATES lengths whose weak sum agrees get a strong hash, so
+ * crafted data cannot make this quadratic in the block length. */
+static size_t last_as_prefix(const pd_rs_sigtable *t, const uint8_t *data,
+                             size_t avail)
+{
+    uint64_t j = t->nblocks - 1;
+    size_t max = avail < t->block_len - 1 ? avail : t->block_len - 1;
+    pd_rs_wstate s = pd_rs_wempty(t->weak_kind);
+    int tries = 0;
+    for (size_t L = 1; L <= max; L++) {
+        s = pd_rs_wpush(t->weak_kind, s, data[L - 1]);
+        uint32_t w = pd_rs_wdigest(t->weak_kind, s);
+        if (w != t->weak[j])
+            continue;
+        if (block_matches(t, j, data, L, w))
+            return L;
+        if (++tries == RS_MAX_CANDIDATES)
+            break;
+    }
+    return 0;
+}
+
+/* The last block as a suffix of data[0..avail) (avail < block_len): the
+ * longest length L it matches at, or 0. */
+static size_t last_as_suffix(const pd_rs_sigtable *t, const uint8_t *data,
+                             size_t avail)
+{
+    if (!t->nblocks)
+        return 0;
+    uint64_t j = t->nblocks - 1;
+    int kind = t->weak_kind;
+    size_t best = 0;
+    /* Grow the suffix backwards: for RabinKarp the sum without its seed
+     * gains b * M^(L-1); for rollsum s1 gains b + 31 and s2 L (b + 31). */
+    uint32_t acc = 0, pw = 1, s1 = 0, s2 = 0;
+    int tries = 0;
+    for (size_t L = 1; L <= avail && tries < RS_MAX_CANDIDATES; L++) {
+        uint8_t b = data[avail - L];
+        uint32_t w;
+        if (kind == PD_RS_WEAK_RABINKARP) {
+            acc += b * pw;
+            pw *= PD_RS_RK_MULT;
+            w = pw + acc; /* seed term M^L */
+        } else {
+            s1 += (uint32_t)b + PD_RS_CHAR_OFFSET;
+            s2 += (uint32_t)L * ((uint32_t)b + PD_RS_CHAR_OFFSET);
+            w = ((s2 & 0xffffu) << 16) | (s1 & 0xffffu);
+        }
+        if (w != t->weak[j])
+            continue;
+        tries++;
+        if (block_matches(t, j, data + avail - L, L, w))
+            best = L;
+    }
+    return best;
+}
+
+/* ---- delta ----------------------------------------------------------------- */
+
+struct pd_rs_delta {
+    const pd_rs_sigtable *t;
+    uint64_t used;          /* bytes of NEW used */
+    pd_rs_wstate ws;        /* weak state of the window at the input front */
+    int have_h;             /* ws is the state of the window at the front */
+    int judged;             /* the window at the front already missed */
+    size_t batch;           /* blocks to verify at once in a run (1..RS_BATCH) */
+    uint64_t cont;          /* block to try first, or RS_NONE */
+    int copy_pending;
+    uint64_t copy_off, copy_len;
+    uint8_t *lit;           /* literal bytes carried between calls */
+    size_t lit_len;
+    uint64_t copied, literal;
+    int fin_searched;       /* the end of NEW was searched for the last block */
+    size_t fin_len;         /* its length there, or 0 */
+    int done;
+};
+
+pd_rs_delta *pd_rs_delta_new(const pd_rs_sigtable *t)
+{
+    pd_rs_delta *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->t = t;
+    d->cont = t->nblocks ? 0 : RS_NONE;
+    d->batch = 1;
+    d->lit = malloc(PD_RS_LIT_MAX);
+    if (!d->lit) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void pd_rs_delta_free(pd_rs_delta *d)
+{
+    if (!d)
+        return;
+    free(d->lit);
+    free(d);
+}
+
+void pd_rs_delta_stats(const pd_rs_delta *d, uint64_t *new_size,
+                       uint64_t *copied, uint64_t *literal)
+{
+    *new_size = d->used;
+    *copied = d->copied;
+    *literal = d->literal;
+}
+
+static int int_width(uint64_t v)
+{
+    if (v <= 0xff)
+        return 0;
+    if (v <= 0xffff)
+        return 1;
+    if (v <= 0xffffffffULL)
+        return 2;
+    return 3;
+}
+
+static const int width_bytes[4] = {1, 2, 4, 8};
+
+static size_t emit_copy(pd_rs_delta *d, uint8_t *out)
+{
+    int wo = int_width(d->copy_off), wl = int_width(d->copy_len);
+    size_t n = 0;
+    out[n++] = (uint8_t)(PD_RS_OP_COPY_BASE + 4 * wo + wl);
+    pd_rs_put_be(out + n, d->copy_off, width_bytes[wo]);
+    n += (size_t)width_bytes[wo];
+    pd_rs_put_be(out + n, d->copy_len, width_bytes[wl]);
+    n += (size_t)width_bytes[wl];
+    d->copy_pending = 0;
+    return n;
+}
+
+static size_t emit_literal(pd_rs_delta *d, uint8_t *out, const uint8_t *src,
+                           size_t len)
+{
+    size_t total = d->lit_len + len, n = 0;
+    if (total <= 64) {
+        out[n++] = (uint8_t)total;
+    } else {
+        int w = int_width(total);
+        out[n++] = (uint8_t)(PD_RS_OP_LITERAL_N1 + w);
+        pd_rs_put_be(out + n, total, width_bytes[w]);
+        n += (size_t)width_bytes[w];
+    }
+    memcpy(out + n, d->lit, d->lit_len);
+    memcpy(out + n + d->lit_len, src, len);
+    d->literal += total;
+    d->lit_len = 0;
+    return n + total;
+}
+
+static size_t add_copy(pd_rs_delta *d, uint8_t *out, uint64_t off,
+                       uint64_t len)
+{
+    size_t n = 0;
+    if (d->copy_pending && d->copy_off + d->copy_len == off) {
+        d->copy_len += len;
+    } else {
+        if (d->copy_pending)
+            n = emit_copy(d, out);
+        d->copy_pending = 1;
+        d->copy_off = off;
+        d->copy_len = len;
+    }
+    d->copied += len;
+    return n;
+}
+
+/* Continue the run of copied blocks at d->cont over data[0..avail).
+ * Returns the bytes matched: whole blocks (several at once when they all
+ * match), or the last block at a shorter length; sets *next_cont.
+ *
+ * Blocks j, j+1, ... are verified up to d->batch at a time (doubling after
+ * a batch that all matched, back to 1 after one that did not, so runs of
+ * unchanged data hash in SIMD lanes and alternating data wastes little).
+ * A block matches if its strong sum does, and also its weak sum when the
+ * strong sums are short (fewer than RS_STRONG_ONLY bytes): the weak sum
+ * then adds the 32 bits librsync counts on. Which blocks match does not
+ * depend on the batching, so neither does the delta. */
+static uint64_t try_continuation(pd_rs_delta *d, const uint8_t *data,
+                                 size_t avail, uint64_t *next_cont)
+{
+    const pd_rs_sigtable *t = d->t;
+    const size_t bl = t->block_len;
+    uint64_t j = d->cont;
+    if (j == RS_NONE || j >= t->nblocks)
+        return 0;
+    int kind = t->weak_kind;
+    if (avail >= bl) {
+        size_t maxk = avail / bl;
+        if (maxk > d->batch)
+            maxk = d->batch;
+        if (maxk > t->nblocks - j)
+            maxk = (size_t)(t->nblocks - j);
+        size_t k = maxk;
+        if (t->strong_len < RS_STRONG_ONLY) {
+            /* weak sums first, while they agree */
+            k = 0;
+            while (k < maxk &&
+                   pd_rs_weak(kind, data + k * bl, bl) == t->weak[j + k])
+                k++;
+        }
+        size_t ok = 0;
+        if (k) {
+            uint8_t sh[RS_BATCH * PD_RS_BLAKE2_LEN];
+            pd_rs_strong_many(t->strong_kind, data, bl, k, bl, sh);
+            while (ok < k && !memcmp(sh + ok * PD_RS_BLAKE2_LEN,
+                                     t->strong + (j + ok) * t->strong_len,
+                                     t->strong_len))
+                ok++;
+        }
+        if (ok == maxk)
+            d->batch = d->batch * 2 > RS_BATCH ? RS_BATCH : d->batch * 2;
+        else
+            d->batch = 1;
+        if (ok) {
+            *next_cont = j + ok;
+            return (uint64_t)ok * bl;
+        }
+    }
+    if (j == t->nblocks - 1) {
+        /* the last block, which may be short: as a prefix of what follows */
+        size_t L = last_as_prefix(t, data, avail);
+        if (L) {
+            *next_cont = RS_NONE;
+            return L;
+        }
+    }
+    return 0;
+}
+
+int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
+                     int eof, uint8_t *out, size_t out_cap, size_t *in_used,
+                     size_t *out_used)
+{
+    const pd_rs_sigtable *t = d->t;
+    const size_t bl = t->block_len;
+    const int kind = t->weak_kind;
+    size_t pos = 0, lit_start = 0, o = 0;
+    int rc;
+
+    *in_used = 0;
+    *out_used = 0;
+    if (d->done)
+        return PD_DONE;
+    if (out_cap < PD_RS_DELTA_MIN_OUT)
+        return PD_ERR_PARAM;
+
+    for (;;) {
+        if (out_cap - o < PD_RS_LIT_MAX + 64) {
+            rc = PD_NEED_OUTPUT;
+            goto suspend;
+        }
+        size_t avail = in_len - pos;
+        if (avail < bl && !eof) {
+            rc = PD_NEED_INPUT;
+            goto suspend;
+        }
+        if (avail == 0)
+            break;
+
+        uint64_t mlen = 0, moff = 0, next = RS_NONE;
+        if (!d->judged) {
+            mlen = try_continuation(d, in + pos, avail, &next);
+            moff = d->cont * bl;
+            if (!mlen && avail >= bl && !d->have_h) {
+                /* the weak sum of the window, only now that it is needed */
+                d->ws = pd_rs_wstate_of(kind, in + pos, bl);
+                d->have_h = 1;
+            }
+            if (!mlen && avail >= bl && t->nuniq) {
+                uint8_t sh[PD_RS_BLAKE2_LEN];
+                int have_sh = 0;
+                int64_t b = table_match(t, pd_rs_wdigest(kind, d->ws), in + pos,
+                                        sh, &have_sh);
+                if (b >= 0) {
+                    mlen = bl;
+                    moff = (uint64_t)b * bl;
+                    next = (uint64_t)b + 1;
+                }
+            }
+            if (!mlen && avail < bl) {
+                /* End of NEW: the last block may still end it. */
+                if (!d->fin_searched) {
+                    d->fin_len = last_as_suffix(t, in + pos, avail);
+                    d->fin_searched = 1;
+                }
+                if (d->fin_len && d->fin_len == avail) {
+                    mlen = avail;
+                    moff = (t->nblocks - 1) * bl;
+                    next = RS_NONE;
+                    d->fin_len = 0;
+                }
+            }
+        }
+        if (mlen) {
+            size_t here = pos - lit_start;
+            if (d->lit_len + here)
+                o += emit_literal(d, out + o, in + lit_start, here);
+            o += add_copy(d, out + o, moff, mlen);
+            pos += mlen;
+            lit_start = pos;
+            d->have_h = 0;
+            d->cont = next;
+            continue;
+        }
+
+        /* A miss: the first byte of the window is literal. */
+        if (d->copy_pending)
+            o += emit_copy(d, out + o);
+        d->cont = RS_NONE;
+        if (avail < bl) {
+            /* End of NEW, less than a block left: literal up to where the
+             * last block matches (if it does), then that copy. */
+            size_t lit = avail - d->fin_len;
+            size_t room = PD_RS_LIT_MAX - d->lit_len - (pos - lit_start);
+            pos += lit < room ? lit : room;
+        } else if (avail == bl) {
+            if (!eof) {
+                d->judged = 1;
+                rc = PD_NEED_INPUT;
+                goto suspend;
+            }
+            pos++;
+            d->have_h = 0;
+            d->judged = 0;
+        } else {
+            size_t limit = lit_start + (PD_RS_LIT_MAX - d->lit_len);
+            size_t end = in_len - bl;
+            if (end > limit)
+                end = limit;
+            if (kind == PD_RS_WEAK_RABINKARP) {
+                uint32_t h = d->ws.a;
+                const pd_rs_roller *r = &t->roller;
+                h = pd_rs_rk_roll(h, in[pos], in[pos + bl], r);
+                pos++;
+                if (!bloom_test(t, h)) {
+                    /* Two bytes per step: h2 = h*M^2 + c0*M + c1 keeps the
+                     * multiply chain at one per two bytes; the window in
+                     * between is still tested, so the loop stops exactly
+                     * where the byte-by-byte one would. */
+                    const uint32_t m = PD_RS_RK_MULT, m2 = m * m;
+                    while (pos + 2 <= end) {
+                        uint32_t c0 = (uint32_t)in[pos + bl] - r->rk_out[in[pos]];
+                        uint32_t c1 =
+                            (uint32_t)in[pos + 1 + bl] - r->rk_out[in[pos + 1]];
+                        uint32_t h1 = h * m + c0;
+                        uint32_t h2 = h * m2 + (c0 * m + c1);
+                        if (bloom_test(t, h1)) {
+                            h = h1;
+                            pos++;
+                            goto rk_stop;
+                        }
+                        h = h2;
+                        pos += 2;
+                        if (bloom_test(t, h))
+                            goto rk_stop;
+                    }
+                    while (pos < end && !bloom_test(t, h)) {
+                        h = pd_rs_rk_roll(h, in[pos], in[pos + bl], r);
+                        pos++;
+                    }
+                }
+            rk_stop:
+                d->ws.a = h;
+            } else {
+                pd_rs_wstate s = d->ws;
+                const uint32_t n = (uint32_t)bl;
+                s = pd_rs_rs_roll(s, in[pos], in[pos + bl], n);
+                pos++;
+                while (pos < end && !bloom_test(t, pd_rs_wdigest(kind, s))) {
+                    s = pd_rs_rs_roll(s, in[pos], in[pos + bl], n);
+                    pos++;
+                }
+                d->ws = s;
+            }
+            d->judged = 0;
+        }
+        if (d->lit_len + (pos - lit_start) == PD_RS_LIT_MAX) {
+            o += emit_literal(d, out + o, in + lit_start, pos - lit_start);
+            lit_start = pos;
+        }
+    }
+
+    if (pos - lit_start + d->lit_len)
+        o += emit_literal(d, out + o, in + lit_start, pos - lit_start);
+    if (d->copy_pending)
+        o += emit_copy(d, out + o);
+    d->used += pos;
+    out[o++] = PD_RS_OP_END;
+    d->done = 1;
+    *in_used = pos;
+    *out_used = o;
+    return PD_DONE;
+
+suspend:
+    memcpy(d->lit + d->lit_len, in + lit_start, pos - lit_start);
+    d->lit_len += pos - lit_start;
+    d->used += pos;
+    *in_used = pos;
+    *out_used = o;
+    return rc;
+}
+
+/* ---- patch ----------------------------------------------------------------- */
+
+enum { ST_OP, ST_COPY, ST_LITERAL, ST_DONE };
+
+struct pd_rs_patch {
+    int fd;                 /* basis, or < 0: only decode and count */
+    uint64_t old_size;
+    int state;
+    uint64_t off, rem;
+    pd_blake3 *hasher;
+    uint64_t produced;
+    uint64_t copies, copied, literals, literal;
+    int err_no;
+};
+
+pd_rs_patch *pd_rs_patch_new(int old_fd, uint64_t old_size)
+{
+    pd_rs_patch *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->fd = old_fd;
+    p->old_size = old_fd < 0 ? UINT64_MAX : old_size;
+    p->state = ST_OP;
+    if (old_fd >= 0) {
+        p->hasher = pd_blake3_new();
+        if (!p->hasher) {
+            free(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+void pd_rs_patch_free(pd_rs_patch *p)
+{
+    if (!p)
+        return;
+    if (p->hasher)
+        pd_blake3_free(p->hasher);
+    free(p);
+}
+
+int pd_rs_patch_errno(const pd_rs_patch *p)
+{
+    return p->err_no;
+}
+
+void pd_rs_patch_stats(const pd_rs_patch *p, uint64_t *result_size,
+                       uint64_t *copies, uint64_t *copied, uint64_t *literals,
+                       uint64_t *literal, uint8_t *digest)
+{
+    *result_size = p->copied + p->literal;
+    *copies = p->copies;
+    *copied = p->copied;
+    *literals = p->literals;
+    *literal = p->literal;
+    if (p->hasher)
+        pd_blake3_final(p->hasher, digest, PD_HASH_LEN);
+    else
+        memset(digest, 0, PD_HASH_LEN);
+}
+
+/* Parse one command header at in[0..avail): bytes used, 0 if incomplete,
+ * or a negative pd_result. */
+static long parse_cmd(pd_rs_patch *p, const uint8_t *in, size_t avail)
+{
+    if (avail == 0)
+        return 0;
+    uint8_t op = in[0];
+    if (op == PD_RS_OP_END) {
+        p->state = ST_DONE;
+        return 1;
+    }
+    if (op <= 64) {
+        p->rem = op;
+        p->literals++;
+        p->literal += op;
+        p->state = ST_LITERAL;
+        return 1;
+    }
+    if (op < PD_RS_OP_COPY_BASE) {
+        int w = width_bytes[op - PD_RS_OP_LITERAL_N1];
+        if (avail < 1 + (size_t)w)
+            return 0;
+        uint64_t len = pd_rs_get_be(in + 1, w);
+        if (len == 0 || len > UINT64_MAX - p->literal)
+            return PD_ERR_CORRUPT;
+        p->rem = len;
+        p->literals++;
+        p->literal += len;
+        p->state = ST_LITERAL;
+        return 1 + w;
+    }
+    if (op < PD_RS_OP_COPY_BASE + 16) {
+        int k = op - PD_RS_OP_COPY_BASE;
+        int wo = width_bytes[k / 4], wl = width_bytes[k % 4];
+        if (avail < 1 + (size_t)wo + (size_t)wl)
+            return 0;
+        uint64_t off = pd_rs_get_be(in + 1, wo);
+        uint64_t len = pd_rs_get_be(in + 1 + wo, wl);
+        if (len == 0 || len > UINT64_MAX - p->copied)
+            return PD_ERR_CORRUPT;
+        if (off > p->old_size || len > p->old_size - off)
+            return PD_ERR_BOUNDS;
+        p->off = off;
+        p->rem = len;
+        p->copies++;
+        p->copied += len;
+        p->state = ST_COPY;
+        return 1 + wo + wl;
+    }
+    return PD_ERR_CORRUPT;
+}
+
+static int read_basis(pd_rs_patch *p, uint8_t *dst, size_t len, uint64_t off)
+{
+    while (len) {
+        ssize_t r = pread(p->fd, dst, len, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            p->err_no = errno;
+            return PD_ERR_IO;
+        }
+        if (r == 0) {
+            p->err_no = 0;
+            return PD_ERR_IO;
+        }
+        dst += r;
+        len -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return PD_OK;
+}
+
+int pd_rs_patch_step(pd_rs_patch *p, const uint8_t *in, size_t in_len,
+                     uint8_t *out, size_t out_cap, size_t *in_used,
+                     size_t *out_used)
+{
+    size_t ip = 0, o = 0;
+    int rc = PD_OK;
+    const int counting = p->fd < 0;
+
+    while (rc == PD_OK) {
+        switch (p->state) {
+        case ST_DONE:
+            rc = PD_DONE;
+            break;
+        case ST_OP: {
+            long k = parse_cmd(p, in + ip, in_len - ip);
+            if (k < 0)
+                rc = (int)k;
+            else if (k == 0)
+                rc = PD_NEED_INPUT;
+            else
+                ip += (size_t)k;
+            break;
+        }
+        case ST_COPY: {
+            if (counting) {
+                p->rem = 0;
+                p->state = ST_OP;
+                break;
+            }
+            size_t room = out_cap - o;
+            if (!room) {
+                rc = PD_NEED_OUTPUT;
+                break;
+            }
+            size_t k = p->rem < room ? (size_t)p->rem : room;
+            int r = read_basis(p, out + o, k, p->off);
+            if (r != PD_OK) {
+                rc = r;
+                break;
+            }
+            o += k;
+            p->off += k;
+            p->rem -= k;
+            if (!p->rem)
+                p->state = ST_OP;
+            break;
+        }
+        case ST_LITERAL: {
+            size_t avail = in_len - ip;
+            if (!avail) {
+                rc = PD_NEED_INPUT;
+                break;
+            }
+            if (counting) {
+                size_t k = p->rem < avail ? (size_t)p->rem : avail;
+                ip += k;
+                p->rem -= k;
+                if (!p->rem)
+                    p->state = ST_OP;
+                break;
+            }
+            size_t room = out_cap - o;
+            if (!room) {
+                rc = PD_NEED_OUTPUT;
+                break;
+            }
+            size_t k = p->rem < room ? (size_t)p->rem : room;
+            if (k > avail)
+                k = avail;
+            memcpy(out + o, in + ip, k);
+            o += k;
+            ip += k;
+            p->rem -= k;
+            if (!p->rem)
+                p->state = ST_OP;
+            break;
+        }
+        }
+    }
+    if (p->hasher && o)
+        pd_blake3_update(p->hasher, out, o);
+    p->produced += o;
+    *in_used = ip;
+    *out_used = o;
+    return rc;
+}
