@@ -123,6 +123,18 @@ def readinto(fh: BinaryIO, view: memoryview, name: str) -> int:
         _wait_readable(fh)
 
 
+def fill(fh: BinaryIO, buf: bytearray, name: str) -> int:
+    """Read into buf until it is full or the input ends; returns bytes held."""
+    view = memoryview(buf)
+    have = 0
+    while have < len(buf):
+        n = readinto(fh, view[have:], name)
+        if not n:
+            break
+        have += n
+    return have
+
+
 def read_exact(fh: BinaryIO, size: int, name: str) -> bytes:
     """Read size bytes, fewer only at end of input (short reads are retried)."""
     buf = bytearray(size)

@@ -28,7 +28,7 @@ from typing import BinaryIO, Callable, Iterator, Optional, Union
 
 from . import format as fmt
 from ._threads import pool, resolve_threads
-from ._io import Source, input_size, open_input, open_output, read_all, read_exact, readinto
+from ._io import Source, fill, input_size, open_input, open_output, read_all, read_exact, readinto
 from .errors import CorruptDeltaError, CorruptSignatureError, UsageError
 
 #: Magic numbers (the first 4 bytes of every librsync file).
@@ -167,18 +167,6 @@ def pack_sig_header(weak: str, strong: str, block_len: int, strong_len: int) -> 
     return SIG_HEADER.pack(struct.pack(">I", _MAGIC_OF[(weak, strong)]), block_len, strong_len)
 
 
-def _fill(fh: BinaryIO, buf: bytearray, name: str) -> int:
-    """Read into buf until it is full or the input ends; returns bytes held."""
-    view = memoryview(buf)
-    have = 0
-    while have < len(buf):
-        n = readinto(fh, view[have:], name)
-        if not n:
-            break
-        have += n
-    return have
-
-
 def iter_signature(
     old: Source,
     *,
@@ -218,7 +206,7 @@ def _iter_signature(old, block_size, strong_len, weak, strong, progress, nthread
         total = count = 0
         executor = pool(nthreads)
         try:
-            n = _fill(fh, bufs[0], name)
+            n = fill(fh, bufs[0], name)
             cur = 0
             while n:
                 view = memoryview(bufs[cur])
@@ -230,7 +218,7 @@ def _iter_signature(old, block_size, strong_len, weak, strong, progress, nthread
                         executor.submit(_c().sig_blocks, magic, view[a:], min(per, n - a), block_len, slen)
                         for a in range(0, n, per)
                     ]
-                nxt = _fill(fh, bufs[1 - cur], name) if n == chunk else 0
+                nxt = fill(fh, bufs[1 - cur], name) if n == chunk else 0
                 if futures is not None:
                     entries = b"".join(f.result() for f in futures)
                 else:

@@ -7,11 +7,11 @@ pipe; memory is one read buffer plus the entries of that buffer.
 from __future__ import annotations
 
 import struct
-from typing import BinaryIO, Callable, Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 from . import format as fmt
 from ._backend import backend
-from ._io import Source, input_size, open_input, open_output, read_all, read_exact, readinto
+from ._io import Source, fill, input_size, open_input, open_output, read_all, read_exact
 from ._threads import pool, resolve_threads
 from .errors import CorruptSignatureError
 
@@ -19,18 +19,6 @@ from .errors import CorruptSignatureError
 READ_SIZE = 8 << 20
 
 Progress = Optional[Callable[[int], None]]
-
-
-def fill(fh: BinaryIO, buf: bytearray, name: str, start: int = 0) -> int:
-    """Read into buf[start:] until it is full or the input ends; returns bytes now held."""
-    view = memoryview(buf)
-    have = start
-    while have < len(buf):
-        n = readinto(fh, view[have:], name)
-        if not n:
-            break
-        have += n
-    return have
 
 
 def iter_signature(
