@@ -115,9 +115,9 @@ class Rdiff(Tool):
 
     def __init__(self) -> None:
         self.steps = {
-            "signature": lambda p: (["rdiff", "signature", p["old"], p["sig"]], None),
-            "delta": lambda p: (["rdiff", "delta", p["sig"], p["new"], p["delta"]], None),
-            "patch": lambda p: (["rdiff", "patch", p["old"], p["delta"], p["out"]], None),
+            "signature": lambda p: (["rdiff", "-f", "signature", p["old"], p["sig"]], None),
+            "delta": lambda p: (["rdiff", "-f", "delta", p["sig"], p["new"], p["delta"]], None),
+            "patch": lambda p: (["rdiff", "-f", "patch", p["old"], p["delta"], p["out"]], None),
         }
 
 
