@@ -27,6 +27,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Callable, Dict, List, Optional
 
@@ -48,7 +49,8 @@ def run_measured(cmd: List[str], stdout: Optional[str] = None) -> tuple:
     counted; without GNU time the child's own ru_maxrss is used.
     """
     gnu_time = shutil.which("time") if os.path.exists("/usr/bin/time") else None
-    rss_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".rss")
+    fd, rss_file = tempfile.mkstemp(prefix="pydelta-bench-rss-")
+    os.close(fd)
     full = ["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd] if gnu_time else cmd
     out = open(stdout, "wb") if stdout else subprocess.DEVNULL
     try:
@@ -58,18 +60,18 @@ def run_measured(cmd: List[str], stdout: Optional[str] = None) -> tuple:
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"timed out after {TIMEOUT:.0f} s") from None
         dt = time.perf_counter() - t
+        if p.returncode != 0:
+            err = p.stderr.decode(errors="replace")
+            raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {err.strip()[:300]}")
+        if gnu_time:
+            with open(rss_file) as f:
+                rss = int(f.read().split()[-1]) * 1024
+        else:
+            rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     finally:
         if stdout:
             out.close()  # type: ignore[union-attr]
-    if p.returncode != 0:
-        err = p.stderr.decode(errors="replace")
-        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {err.strip()[:300]}")
-    if gnu_time:
-        with open(rss_file) as f:
-            rss = int(f.read().split()[-1]) * 1024
         os.unlink(rss_file)
-    else:
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     return dt, rss
 
 
