@@ -28,7 +28,7 @@ from .errors import (
 
 #: Bytes of delta read per step, and size of the output buffer.
 READ_SIZE = 4 << 20
-OUT_SIZE = 4 << 20
+OUT_SIZE = 1 << 20
 
 Progress = Optional[Callable[[int], None]]
 
