@@ -38,7 +38,7 @@ from .signature import Signature, iter_signature, load_signature, signature
 
 __version__ = "0.1.0"
 
-#: Name of the kernel backend in use ("c").
+#: Name of the kernel backend in use: "c" or "numba" (PYDELTA_BACKEND).
 backend: str = _backend_module.NAME
 
 blake3 = _backend_module.Blake3
