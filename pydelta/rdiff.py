@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator, Optional, Union
 
 from . import format as fmt
-from ._threads import pool, resolve_threads
-from ._io import Source, fill, input_size, open_input, open_output, read_all, read_exact, readinto
+from ._threads import hash_blocks, resolve_threads
+from ._io import Source, input_size, open_input, open_output, read_all, read_exact, readinto
 from .errors import CorruptDeltaError, CorruptSignatureError, UsageError
 
 #: Magic numbers (the first 4 bytes of every librsync file).
@@ -199,39 +199,17 @@ def _iter_signature(old, block_size, strong_len, weak, strong, progress, nthread
         slen = resolve_strong_len(strong_len, size, block_len, strong)
         magic = _MAGIC_OF[(weak, strong)]
         yield pack_sig_header(weak, strong, block_len, slen)
-        chunk = max(block_len, READ_SIZE // block_len * block_len)
-        # two buffers: the next chunk is read while this one is hashed,
-        # split into whole-block parts across the threads
-        bufs = [bytearray(chunk), bytearray(chunk)]
         total = count = 0
-        executor = pool(nthreads)
-        try:
-            n = fill(fh, bufs[0], name)
-            cur = 0
-            while n:
-                view = memoryview(bufs[cur])
-                blocks = -(-n // block_len)
-                per = -(-blocks // nthreads) * block_len
-                futures = None
-                if executor is not None and blocks > 1:
-                    futures = [
-                        executor.submit(_c().sig_blocks, magic, view[a:], min(per, n - a), block_len, slen)
-                        for a in range(0, n, per)
-                    ]
-                nxt = fill(fh, bufs[1 - cur], name) if n == chunk else 0
-                if futures is not None:
-                    entries = b"".join(f.result() for f in futures)
-                else:
-                    entries = _c().sig_blocks(magic, view, n, block_len, slen)
-                total += n
-                count += blocks
-                if progress is not None:
-                    progress(total)
-                yield entries
-                n, cur = nxt, 1 - cur
-        finally:
-            if executor is not None:
-                executor.shutdown(wait=True)
+
+        def kernel(view: memoryview, length: int) -> bytes:
+            return _c().sig_blocks(magic, view, length, block_len, slen)
+
+        for entries, n in hash_blocks(fh, name, block_len, READ_SIZE, nthreads, kernel):
+            total += n
+            count += -(-n // block_len)
+            if progress is not None:
+                progress(total)
+            yield entries
         if params is not None:
             params.append(RdiffSignatureInfo(block_len, slen, count, weak, strong, total))
 

@@ -11,8 +11,8 @@ from typing import Callable, Iterator, Optional, Union
 
 from . import format as fmt
 from ._backend import backend
-from ._io import Source, fill, input_size, open_input, open_output, read_all, read_exact
-from ._threads import pool, resolve_threads
+from ._io import Source, input_size, open_input, open_output, read_all, read_exact
+from ._threads import hash_blocks, resolve_threads
 from .errors import CorruptSignatureError
 
 #: Bytes of OLD read per call into C (rounded to whole blocks).
@@ -64,43 +64,20 @@ def _iter_signature(
         header = fmt.pack_sig_header(block_len, strong_len)
         hasher = backend.Blake3(header)
         yield header
-        chunk = max(block_len, READ_SIZE // block_len * block_len)
-        # Two buffers: the next chunk is read while this one is hashed,
-        # split into whole-block parts across the threads.
-        bufs = [bytearray(chunk), bytearray(chunk)]
         total = count = 0
-        nthreads = resolve_threads(threads)
-        executor = pool(nthreads)
-        try:
-            n = fill(fh, bufs[0], name)
-            cur = 0
-            while n:
-                view = memoryview(bufs[cur])
-                blocks = -(-n // block_len)
-                per = -(-blocks // nthreads) * block_len
-                parts = [(view[a : min(a + per, n)], min(per, n - a)) for a in range(0, n, per)]
-                if executor is not None and len(parts) > 1:
-                    futures = [
-                        executor.submit(backend.sig_blocks, v, k, block_len, strong_len)
-                        for v, k in parts
-                    ]
-                else:
-                    futures = None
-                nxt = fill(fh, bufs[1 - cur], name) if n == chunk else 0
-                if futures is not None:
-                    entries = b"".join(f.result() for f in futures)
-                else:
-                    entries = backend.sig_blocks(view, n, block_len, strong_len)
-                hasher.update(entries)
-                total += n
-                count += blocks
-                if progress is not None:
-                    progress(total)
-                yield entries
-                n, cur = nxt, 1 - cur
-        finally:
-            if executor is not None:
-                executor.shutdown(wait=True)
+
+        def kernel(view: memoryview, length: int) -> bytes:
+            return backend.sig_blocks(view, length, block_len, strong_len)
+
+        for entries, n in hash_blocks(
+            fh, name, block_len, READ_SIZE, resolve_threads(threads), kernel
+        ):
+            hasher.update(entries)
+            total += n
+            count += -(-n // block_len)
+            if progress is not None:
+                progress(total)
+            yield entries
         tail = struct.pack("<QQ", count, total)
         hasher.update(tail)
         yield tail + hasher.digest() + fmt.SIG_END_MAGIC
