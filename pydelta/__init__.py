@@ -26,6 +26,11 @@ from .errors import (
     NotASignatureError,
     PydeltaError,
     UnsupportedVersionError,
+    ConnectionLostError,
+    ProtocolError,
+    RemoteCommandError,
+    RemoteError,
+    SyncError,
     UnverifiedWarning,
     UsageError,
     VerificationError,
@@ -35,6 +40,7 @@ from .format import SignatureInfo, default_block_len
 from .info import FileInfo, info
 from .patch import Patcher, PatchResult, patch
 from .signature import Signature, iter_signature, load_signature, signature
+from .sync import SyncClient, SyncedFile, SyncReport, SyncStatus, serve, sync
 
 __version__ = "0.1.0"
 
@@ -58,6 +64,12 @@ __all__ = [
     "PatchResult",
     "info",
     "FileInfo",
+    "sync",
+    "SyncReport",
+    "SyncedFile",
+    "SyncStatus",
+    "SyncClient",
+    "serve",
     "default_block_len",
     "blake3",
     "blake3_digest",
@@ -75,4 +87,9 @@ __all__ = [
     "WrongBasisError",
     "VerificationError",
     "UnverifiedWarning",
+    "SyncError",
+    "RemoteError",
+    "RemoteCommandError",
+    "ConnectionLostError",
+    "ProtocolError",
 ]

@@ -170,6 +170,10 @@ class AtomicFile:
 
     def __init__(self, path: PathLike, what: str = "output", fsync: bool = False) -> None:
         self._fsync = fsync
+        #: permission bits for the result (default: the replaced file's, or 0o666 & ~umask)
+        self.mode: Optional[int] = None
+        #: modification time (ns) to give the result (default: now)
+        self.mtime_ns: Optional[int] = None
         # Write through a symlink to the file it names, as an in-place update should.
         self.name = os.fsdecode(path)
         self.path = os.path.realpath(self.name)
@@ -206,13 +210,17 @@ class AtomicFile:
             if self._fsync:
                 os.fsync(self.fh.fileno())
             self.fh.close()
-            try:
-                mode = stat.S_IMODE(os.stat(self.path).st_mode)
-            except FileNotFoundError:
-                umask = os.umask(0)
-                os.umask(umask)
-                mode = 0o666 & ~umask
+            mode = self.mode
+            if mode is None:
+                try:
+                    mode = stat.S_IMODE(os.stat(self.path).st_mode)
+                except FileNotFoundError:
+                    umask = os.umask(0)
+                    os.umask(umask)
+                    mode = 0o666 & ~umask
             os.chmod(self.tmp, mode)
+            if self.mtime_ns is not None:
+                os.utime(self.tmp, ns=(time.time_ns(), self.mtime_ns))
             os.replace(self.tmp, self.path)
         except OSError as e:
             self.abort()

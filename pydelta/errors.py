@@ -25,6 +25,11 @@ __all__ = [
     "WrongBasisError",
     "VerificationError",
     "UnverifiedWarning",
+    "SyncError",
+    "RemoteError",
+    "RemoteCommandError",
+    "ConnectionLostError",
+    "ProtocolError",
 ]
 
 
@@ -78,3 +83,29 @@ class VerificationError(PydeltaError):
 
 class UnverifiedWarning(UserWarning):
     """A result was written without verification: an rdiff (librsync) delta carries no checksum."""
+
+
+class SyncError(PydeltaError):
+    """A sync did not complete: some files failed (see ``report``), or the
+    connection failed. Files that were not updated keep their old content."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        #: the :class:`~pydelta.SyncReport` of what was done, when there is one
+        self.report = report
+
+
+class RemoteError(SyncError):
+    """The other end of a sync reported that an operation failed."""
+
+
+class RemoteCommandError(SyncError):
+    """The remote end could not be started: ssh failed, or pydelta is missing there."""
+
+
+class ConnectionLostError(SyncError):
+    """The connection of a sync broke (ssh died, the network dropped)."""
+
+
+class ProtocolError(SyncError):
+    """The other end of a sync sent something that is not the sync protocol."""

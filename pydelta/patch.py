@@ -54,6 +54,10 @@ class Patcher:
         progress: called with the number of result bytes produced so far.
         fsync: make the result durable (fsync) before it replaces the
             target, so a crash cannot leave a partial file (default True).
+        mode: permission bits for a result written to a path (default: those
+            of the file it replaces, or as a new file gets by the umask).
+        mtime_ns: modification time in nanoseconds for a result written to
+            a path (default: the time it is written).
 
     Example:
         >>> with Patcher("model.bin", "model.bin") as p:  # doctest: +SKIP
@@ -71,6 +75,8 @@ class Patcher:
         progress: Progress = None,
         delta_name: str = "delta",
         fsync: bool = True,
+        mode: Optional[int] = None,
+        mtime_ns: Optional[int] = None,
     ) -> None:
         if is_path(old) and os.fsdecode(old) == "-":  # type: ignore[arg-type]
             old = sys.stdin.buffer
@@ -100,6 +106,9 @@ class Patcher:
                 )
             self._old_size = st.st_size
             self._sink: Union[AtomicFile, StreamSink] = open_output(out, "output", fsync)
+            if isinstance(self._sink, AtomicFile):
+                self._sink.mode = mode
+                self._sink.mtime_ns = mtime_ns
         except BaseException:
             self._close_old()
             raise

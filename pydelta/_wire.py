@@ -1,0 +1,221 @@
+"""Framing for the sync protocol: typed frames over any pair of byte streams.
+
+``pydelta sync`` talks to ``pydelta serve`` on the other end of an ssh
+connection (or of any channel a caller supplies). Each direction carries
+frames of one kind byte, a big-endian u32 payload length and the payload:
+
+* ``J`` a JSON object (requests and replies);
+* ``D`` a piece of a data stream (signature or delta bytes);
+* ``e`` the end of a data stream;
+* ``X`` a failure of the current operation, with a one-line message (in
+  place of a reply, or ending a data stream early).
+
+Both ends first send :data:`MAGIC`, so anything else on the stream (a shell
+startup file printing to standard output, an old pydelta) is recognized
+before a single frame is parsed. A stream that ends mid-frame, or a frame
+of an unknown kind or an absurd length, ends the session with a typed error;
+the channel never guesses.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import struct
+from typing import Any, BinaryIO, Dict, Iterator, Tuple, Union
+
+from ._io import read_exact
+from .errors import ConnectionLostError, FileAccessError, ProtocolError, RemoteError
+
+#: First bytes each end sends: protocol name and version.
+MAGIC = b"PDSYNC1\n"
+
+JSON = b"J"
+DATA = b"D"
+END = b"e"
+FAIL = b"X"
+_KINDS = (JSON, DATA, END, FAIL)
+
+_HEAD = struct.Struct(">cI")
+#: Largest frame accepted (a JSON listing of a large tree is the biggest).
+MAX_FRAME = 256 << 20
+#: Payload of the data frames we send.
+DATA_CHUNK = 1 << 20
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+class Channel:
+    """Frames over a readable and a writable binary stream, with byte counts.
+
+    Args:
+        rfile: what the peer writes (e.g. ssh's standard output).
+        wfile: what the peer reads (e.g. ssh's standard input).
+        peer: how messages name the other end, e.g. ``"host"``.
+    """
+
+    def __init__(self, rfile: BinaryIO, wfile: BinaryIO, peer: str = "the remote side") -> None:
+        self.rfile = rfile
+        self.wfile = wfile
+        self.peer = peer
+        self.sent = 0  #: bytes written to wfile
+        self.received = 0  #: bytes read from rfile
+        self._dirty = False
+
+    # -- raw bytes -------------------------------------------------------
+    def _write(self, data: Buffer) -> None:
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                n = self.wfile.write(view)
+                if n is None:  # a non-blocking stream that is full
+                    select.select([], [self.wfile], [])
+                    continue
+                view = view[n:]
+                self.sent += n
+        except (OSError, ValueError) as e:
+            raise self.lost(f"writing failed: {getattr(e, 'strerror', None) or e}") from None
+        self._dirty = True
+
+    def _read(self, n: int) -> bytes:
+        try:
+            data = read_exact(self.rfile, n, self.peer)
+        except (FileAccessError, OSError, ValueError) as e:
+            raise self.lost(str(e)) from None
+        self.received += len(data)
+        return data
+
+    def flush(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            try:
+                self.wfile.flush()
+            except (OSError, ValueError) as e:
+                raise self.lost(f"writing failed: {getattr(e, 'strerror', None) or e}") from None
+
+    def lost(self, why: str) -> ConnectionLostError:
+        """The error for a broken channel (overridden to add ssh's own words)."""
+        return ConnectionLostError(f"connection to {self.peer} lost: {why}")
+
+    # -- handshake -------------------------------------------------------
+    def send_magic(self) -> None:
+        self._write(MAGIC)
+        self.flush()
+
+    def expect_magic(self) -> None:
+        head = self._read(len(MAGIC))
+        if head != MAGIC:
+            if not head:
+                raise self.lost("it closed the connection before saying anything")
+            raise ProtocolError(
+                f"{self.peer} did not answer as pydelta serve (it sent {head!r}): "
+                "does a shell startup file there print to standard output?"
+            )
+
+    # -- frames ------------------------------------------------------------
+    def send(self, kind: bytes, payload: Buffer = b"") -> None:
+        self._write(_HEAD.pack(kind, len(payload)))
+        if len(payload):
+            self._write(payload)
+
+    def send_json(self, obj: Dict[str, Any]) -> None:
+        self.send(JSON, json.dumps(obj, separators=(",", ":")).encode())
+
+    def send_fail(self, message: str) -> None:
+        self.send(FAIL, " ".join(str(message).split()).encode("utf-8", "replace"))
+
+    def send_stream(self, pieces: Iterator[Buffer]) -> None:
+        """Send the pieces as data frames of at most DATA_CHUNK bytes, then END."""
+        for piece in pieces:
+            view = memoryview(piece).cast("B")
+            for i in range(0, len(view), DATA_CHUNK):
+                self.send(DATA, view[i : i + DATA_CHUNK])
+        self.send(END)
+
+    def recv(self) -> Tuple[bytes, bytes]:
+        """The next frame as (kind, payload); flushes what we wrote first."""
+        self.flush()
+        head = self._read(_HEAD.size)
+        if len(head) < _HEAD.size:
+            if not head:
+                raise self.lost("it closed the connection")
+            raise self.lost("the stream ended inside a frame")
+        kind, size = _HEAD.unpack(head)
+        if kind not in _KINDS or size > MAX_FRAME:
+            raise ProtocolError(f"{self.peer} sent a malformed frame (kind {kind!r}, {size} bytes)")
+        payload = self._read(size) if size else b""
+        if len(payload) < size:
+            raise self.lost("the stream ended inside a frame")
+        return kind, payload
+
+    def recv_json(self) -> Dict[str, Any]:
+        """The next frame, which must be a JSON object; a FAIL raises RemoteError."""
+        kind, payload = self.recv()
+        if kind == FAIL:
+            raise RemoteError(payload.decode("utf-8", "replace"))
+        if kind != JSON:
+            raise ProtocolError(f"{self.peer} sent a {kind!r} frame where a message was expected")
+        try:
+            obj = json.loads(payload)
+        except ValueError:
+            raise ProtocolError(f"{self.peer} sent a message that is not JSON") from None
+        if not isinstance(obj, dict):
+            raise ProtocolError(f"{self.peer} sent a message that is not a JSON object")
+        return obj
+
+    def recv_stream(self) -> Iterator[bytes]:
+        """Yield the payloads of a data stream up to its END; a FAIL raises RemoteError."""
+        while True:
+            kind, payload = self.recv()
+            if kind == DATA:
+                yield payload
+            elif kind == END:
+                return
+            elif kind == FAIL:
+                raise RemoteError(payload.decode("utf-8", "replace"))
+            else:
+                raise ProtocolError(f"{self.peer} sent a message inside a data stream")
+
+    def drain_stream(self) -> None:
+        """Skip the rest of a data stream (after a local failure), keeping frames in step."""
+        try:
+            for _ in self.recv_stream():
+                pass
+        except RemoteError:
+            pass
+
+
+class DataWriter:
+    """A writable binary file object that sends what it is given as data frames.
+
+    Small writes are gathered into frames of DATA_CHUNK bytes; :meth:`flush`
+    sends what is gathered (it does not end the stream: the caller sends END
+    or FAIL).
+    """
+
+    def __init__(self, channel: Channel) -> None:
+        self._ch = channel
+        self._buf = bytearray()
+        self.name = f"the connection to {channel.peer}"
+
+    def write(self, data: Buffer) -> int:
+        view = memoryview(data).cast("B")
+        n = len(view)
+        if not self._buf and n >= DATA_CHUNK:
+            whole = n - n % DATA_CHUNK
+            for i in range(0, whole, DATA_CHUNK):
+                self._ch.send(DATA, view[i : i + DATA_CHUNK])
+            view = view[whole:]
+        self._buf += view
+        while len(self._buf) >= DATA_CHUNK:
+            self._ch.send(DATA, self._buf[:DATA_CHUNK])
+            del self._buf[:DATA_CHUNK]
+        return n
+
+    def flush(self) -> None:
+        if self._buf:
+            self._ch.send(DATA, self._buf)
+            self._buf = bytearray()
+
+    def writable(self) -> bool:
+        return True
