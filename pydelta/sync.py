@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import shlex
 import stat
 import subprocess
@@ -182,10 +183,10 @@ def parse_location(arg: Union[str, "os.PathLike[str]"]) -> Tuple[Optional[str], 
     s = os.fspath(arg)
     if not isinstance(s, str):
         s = os.fsdecode(s)
-    if s.startswith("[") and "]:" in s:
-        host, path = s[1:].split("]:", 1)
-        user, at, h = host.rpartition("@")
-        return (f"{user}@{h}" if at else h), path
+    m = re.match(r"(?:([^@/:\[]+)@)?\[([^\]/]+)\]:(.*)\Z", s, re.S)
+    if m:  # [v6addr]:path, user@[v6addr]:path
+        user, host, path = m.groups()
+        return (f"{user}@{host}" if user else host), path
     colon = s.find(":")
     slash = s.find("/")
     if colon > 0 and (slash < 0 or colon < slash):
@@ -995,6 +996,7 @@ class _SSHChannel(Channel):
         if not self.started:
             low = said.lower()
             if rc == 127 or "command not found" in low or "no such file or directory" in low \
+                    or "no module named pydelta" in low \
                     or "not found" in low and self.remote_cmd.split()[0] in said:
                 return RemoteCommandError(
                     f"pydelta is not installed on {self.host}, or not on the PATH of ssh "

@@ -1,0 +1,598 @@
+"""pydelta sync without ssh: the protocol over local pipes, path safety, failures.
+
+The serving end runs as a real ``python -m pydelta serve`` subprocess (or,
+for hand-made misbehaving peers, as a thread speaking raw frames); the
+command line is driven through a stand-in "ssh" that runs the remote command
+locally. tests/test_sync_ssh.py does the same over a real OpenSSH server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import resource
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import pydelta
+from pydelta import _wire
+from pydelta.sync import _identity_digest, _resolve, parse_location
+
+from conftest import rand_bytes, tmp_leftovers
+
+PY = sys.executable
+
+
+# ---------------------------------------------------------------- helpers
+
+
+class Served:
+    """A ``pydelta serve`` subprocess and a SyncClient talking to it."""
+
+    def __init__(self, cwd, file_limit=None, **client_kw) -> None:
+        def limit():  # RLIMIT_FSIZE: writing past it fails with EFBIG, even as root
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+
+        self.proc = subprocess.Popen(
+            [PY, "-m", "pydelta", "serve"], cwd=cwd,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=limit if file_limit else None,
+        )
+        self.client = pydelta.SyncClient(self.proc.stdout, self.proc.stdin, peer="server", **client_kw)
+
+    def close(self) -> int:
+        self.client.close()
+        self.proc.stdin.close()
+        rc = self.proc.wait(timeout=30)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return rc
+
+
+@pytest.fixture
+def served(tmp_path):
+    made = []
+
+    def make(**kw):
+        s = Served(tmp_path, **kw)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+        for f in (s.proc.stdin, s.proc.stdout, s.proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+FAKE_SSH = """#!/bin/sh
+# stands in for ssh: drop the host, run the command here
+shift
+exec sh -c "$*"
+"""
+
+
+@pytest.fixture
+def fake_ssh(tmp_path):
+    path = tmp_path / "fake-ssh"
+    path.write_text(FAKE_SSH)
+    path.chmod(0o755)
+    return str(path)
+
+
+REMOTE_CMD = f"{PY} -m pydelta"
+
+
+def write(path, data: bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def model_pair(size: int, seed: int):
+    """A model-like pair: 1 byte more header (everything shifts), 3 of 40 tensors retrained."""
+    header = json.dumps({"t%d" % i: [i, i + 1] for i in range(40)}).encode()
+    per = size // 40
+    tensors = [rand_bytes(per, seed + i) for i in range(40)]
+    old = len(header).to_bytes(8, "little") + header + b"".join(tensors)
+    for i in (5, 17, 33):
+        tensors[i] = rand_bytes(per, seed + 1000 + i)
+    header2 = header[:-1] + b" }"
+    new = len(header2).to_bytes(8, "little") + header2 + b"".join(tensors)
+    return old, new
+
+
+# ---------------------------------------------------------------- locations
+
+
+@pytest.mark.parametrize(
+    "arg, want",
+    [
+        ("host:path/x", ("host", "path/x")),
+        ("me@host:/abs", ("me@host", "/abs")),
+        ("host:", ("host", "")),
+        ("local/file", (None, "local/file")),
+        ("./a:b", (None, "./a:b")),
+        ("/abs/a:b", (None, "/abs/a:b")),
+        ("[::1]:m.bin", ("::1", "m.bin")),
+        ("u@[fe80::1]:m", ("u@fe80::1", "m")),
+        ("plain", (None, "plain")),
+    ],
+)
+def test_parse_location(arg, want):
+    assert parse_location(arg) == want
+
+
+def test_sync_needs_exactly_one_remote_side(tmp_path):
+    with pytest.raises(pydelta.UsageError, match="exactly one"):
+        pydelta.sync(str(tmp_path / "a"), str(tmp_path / "b"))
+    with pytest.raises(pydelta.UsageError, match="both be remote"):
+        pydelta.sync("h1:a", "h2:b")
+
+
+# ---------------------------------------------------------------- path safety
+
+
+@pytest.mark.parametrize("rel", ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/.", "a\0b", 7, None])
+def test_resolve_refuses_paths_outside_the_tree(tmp_path, rel):
+    with pytest.raises(pydelta.UsageError, match="refusing path"):
+        _resolve(str(tmp_path), rel)
+
+
+def test_resolve_refuses_symlinked_directories(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    os.symlink(outside, root / "sub")
+    with pytest.raises(pydelta.FileAccessError, match="symbolic link"):
+        _resolve(str(root), "sub/file")
+    assert _resolve(str(root), "new/file") == str(root / "new" / "file")
+
+
+# ---------------------------------------------------------------- identity deltas
+
+
+def test_identity_digest_only_for_the_old_file_unchanged(tmp_path):
+    data = rand_bytes(200_000, 1)
+    sig = pydelta.signature(write(tmp_path / "o", data))  # the signature as bytes
+    same = pydelta.delta(sig, write(tmp_path / "n", data), compress=False)
+    assert _identity_digest(same, len(data)) == pydelta.blake3_digest(data)
+    assert _identity_digest(same, len(data) + 1) is None
+    # a rotation copies every byte of the old file too, in two pieces: not identity
+    rotated = data[100_000:] + data[:100_000]
+    d = pydelta.delta(sig, write(tmp_path / "r", rotated), compress=False)
+    assert _identity_digest(d, len(data)) is None
+    grown = pydelta.delta(sig, write(tmp_path / "g", data + b"x"), compress=False)
+    assert _identity_digest(grown, len(data)) is None
+
+
+# ---------------------------------------------------------------- push / pull over a pipe
+
+
+def test_push_creates_updates_and_leaves_unchanged(served, tmp_path):
+    old, new = model_pair(2_000_000, 10)
+    src = write(tmp_path / "src" / "m.bin", new)
+    dest = tmp_path / "dst" / "m.bin"
+    s = served()
+    r = s.client.push(str(src), str(dest))
+    assert [(f.path, f.action) for f in r.files] == [("m.bin", "created")]
+    assert dest.read_bytes() == new
+    assert r.total_size == len(new)
+
+    dest.write_bytes(old)
+    r = s.client.push(str(src), str(dest))
+    assert [f.action for f in r.files] == ["updated"]
+    assert dest.read_bytes() == new
+    assert r.wire_bytes < len(new) * 0.15, r  # 3 of 40 tensors and a signature
+    assert r.bytes_sent < len(new) * 0.12
+
+    ino = dest.stat().st_ino
+    r = s.client.push(str(src), str(dest))
+    assert [f.action for f in r.files] == ["unchanged"]
+    assert dest.stat().st_ino == ino  # verified in place, not rewritten
+    assert r.bytes_sent < 1024  # the request and an all-COPY delta
+    assert s.close() == 0
+    assert tmp_leftovers(dest.parent) == []
+
+
+def test_pull_creates_updates_and_leaves_unchanged(served, tmp_path):
+    old, new = model_pair(1_500_000, 20)
+    remote = write(tmp_path / "remote" / "m.bin", new)
+    local = tmp_path / "local" / "m.bin"
+    s = served()
+    r = s.client.pull(str(remote), str(local))
+    assert [f.action for f in r.files] == ["created"] and local.read_bytes() == new
+    local.write_bytes(old)
+    r = s.client.pull(str(remote), str(local))
+    assert [f.action for f in r.files] == ["updated"] and local.read_bytes() == new
+    assert r.bytes_received < len(new) * 0.12
+    ino = local.stat().st_ino
+    r = s.client.pull(str(remote), str(local))
+    assert [f.action for f in r.files] == ["unchanged"] and local.stat().st_ino == ino
+    s.close()
+
+
+def test_push_keeps_mode_and_mtime(served, tmp_path):
+    src = write(tmp_path / "a" / "run.sh", b"#!/bin/sh\necho hi\n" * 100)
+    src.chmod(0o750)
+    os.utime(src, ns=(1_600_000_000_000_000_000, 1_600_000_000_123_456_789))
+    dest = tmp_path / "b" / "run.sh"
+    s = served()
+    s.client.push(str(src), str(dest))
+    st = dest.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o750
+    assert st.st_mtime_ns == 1_600_000_000_123_456_789
+    # unchanged content, changed metadata: the metadata follows
+    src.chmod(0o644)
+    os.utime(src, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    r = s.client.push(str(src), str(dest))
+    assert r.files[0].action == "unchanged"
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o644
+    assert dest.stat().st_mtime_ns == 1_700_000_000_000_000_000
+    s.close()
+
+
+def test_file_into_existing_directory_or_trailing_slash(served, tmp_path):
+    src = write(tmp_path / "m.bin", b"abc" * 1000)
+    (tmp_path / "d1").mkdir()
+    s = served()
+    s.client.push(str(src), str(tmp_path / "d1"))
+    s.client.push(str(src), str(tmp_path / "d2") + "/")
+    s.client.push(str(src), str(tmp_path / "d3" / "deep" / "renamed.bin"))
+    s.close()
+    assert (tmp_path / "d1" / "m.bin").read_bytes() == src.read_bytes()
+    assert (tmp_path / "d2" / "m.bin").read_bytes() == src.read_bytes()
+    assert (tmp_path / "d3" / "deep" / "renamed.bin").read_bytes() == src.read_bytes()
+
+
+def make_tree(root, seed=0):
+    files = {
+        "config.json": b'{"layers": 2}',
+        "tokenizer/vocab.txt": b"a\nb\nc\n" * 500,
+        "shards/model-00001.bin": rand_bytes(300_000, seed + 1),
+        "shards/model-00002.bin": rand_bytes(200_000, seed + 2),
+        "shards/empty.bin": b"",
+    }
+    for rel, data in files.items():
+        write(root / rel, data)
+    (root / "emptydir").mkdir(parents=True, exist_ok=True)
+    return files
+
+
+def tree_files(root):
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in filenames:
+            p = os.path.join(dirpath, n)
+            out[os.path.relpath(p, root)] = open(p, "rb").read()
+    return out
+
+
+def test_push_folder_then_delete_extras(served, tmp_path):
+    src = tmp_path / "model"
+    files = make_tree(src)
+    os.symlink("/etc/passwd", src / "escape-link")
+    os.mkfifo(src / "pipe")
+    dest = tmp_path / "mirror" / "model"
+    s = served()
+    r = s.client.push(str(src), str(dest))
+    assert tree_files(dest) == files
+    assert (dest / "emptydir").is_dir()
+    assert not os.path.lexists(dest / "escape-link") and not os.path.lexists(dest / "pipe")
+    skipped = {f.path: f.message for f in r.files if f.action == "skipped"}
+    assert set(skipped) == {"escape-link", "pipe"}
+    assert "symbolic link" in skipped["escape-link"] and "FIFO" in skipped["pipe"]
+    assert r.count("created") == len(files)
+
+    # change one shard, remove a file from the source, add strays on the destination
+    shard = src / "shards/model-00001.bin"
+    shard.write_bytes(shard.read_bytes()[:100_000] + b"new" + shard.read_bytes()[100_000:])
+    (src / "config.json").unlink()
+    write(dest / "stray.txt", b"x")
+    write(dest / "olddir/deep/f", b"y")
+    r = s.client.push(str(src), str(dest))  # no --delete: strays stay
+    assert (dest / "stray.txt").exists() and (dest / "config.json").exists()
+    assert r.count("updated") == 1 and r.count("unchanged") == len(files) - 2
+    r = s.client.push(str(src), str(dest), delete=True)
+    assert {f.path for f in r.files if f.action == "deleted"} == {
+        "stray.txt", "olddir/deep/f", "olddir/deep", "olddir", "config.json"}
+    files.pop("config.json")
+    files["shards/model-00001.bin"] = shard.read_bytes()
+    assert tree_files(dest) == files
+    assert (dest / "emptydir").is_dir()
+    s.close()
+
+
+def test_pull_folder(served, tmp_path):
+    remote = tmp_path / "remote"
+    files = make_tree(remote, seed=5)
+    local = tmp_path / "local"
+    s = served()
+    r = s.client.pull(str(remote), str(local))
+    assert tree_files(local) == files and r.count("created") == len(files)
+    write(local / "stray", b"z")
+    (local / "shards/model-00002.bin").write_bytes(b"damaged")
+    r = s.client.pull(str(remote), str(local), delete=True)
+    assert tree_files(local) == files
+    assert r.count("updated") == 1 and r.count("deleted") == 1
+    s.close()
+
+
+def test_destination_symlink_is_never_followed(served, tmp_path):
+    src = tmp_path / "src"
+    make_tree(src)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    os.symlink(outside, dest / "shards")  # a link where the source has a folder
+    os.symlink(outside / "cfg", dest / "config.json")  # a link where the source has a file
+    s = served()
+    with pytest.raises(pydelta.SyncError) as ei:
+        s.client.push(str(src), str(dest), delete=True)
+    s.close()
+    assert os.listdir(outside) == []
+    failed = {f.path: f.message for f in ei.value.report.failed}
+    assert "symbolic link" in failed["config.json"]
+    assert any("symbolic link" in m for p, m in failed.items() if p.startswith("shards"))
+    # the rest went through, and nothing was deleted after the failures
+    assert (dest / "tokenizer/vocab.txt").exists()
+    assert os.path.islink(dest / "shards")
+
+
+def test_failed_file_keeps_old_content_and_others_sync(served, tmp_path):
+    src = tmp_path / "src"
+    files = make_tree(src)
+    dest = tmp_path / "dest"
+    make_tree(dest, seed=99)  # every shard differs
+    old_big = (dest / "shards/model-00001.bin").read_bytes()
+    write(dest / "stray", b"kept: no deletions after a failure")
+    # the serving end cannot write files over 250 kB: the 300 kB shard fails
+    s = served(file_limit=250_000)
+    with pytest.raises(pydelta.SyncError, match="model-00001.bin") as ei:
+        s.client.push(str(src), str(dest), delete=True)
+    assert s.close() == 0
+    r = ei.value.report
+    assert [f.path for f in r.failed] == ["shards/model-00001.bin"]
+    assert "File too large" in r.failed[0].message
+    assert (dest / "shards/model-00001.bin").read_bytes() == old_big
+    assert (dest / "shards/model-00002.bin").read_bytes() == files["shards/model-00002.bin"]
+    assert r.count("deleted") == 0 and (dest / "stray").exists()
+    assert tmp_leftovers(dest / "shards") == []
+
+
+def test_missing_source_is_a_clear_error(served, tmp_path):
+    s = served()
+    with pytest.raises(pydelta.FileAccessError, match="no such file"):
+        s.client.push(str(tmp_path / "nope"), str(tmp_path / "x"))
+    with pytest.raises(pydelta.FileAccessError, match="server:.*no such file"):
+        s.client.pull(str(tmp_path / "nope"), str(tmp_path / "x"))
+    s.close()  # the session is still usable after both
+
+
+def test_progress_reports_files_and_total(served, tmp_path):
+    src = tmp_path / "src"
+    files = make_tree(src)
+    seen = []
+    s = served(progress=seen.append)
+    r = s.client.push(str(src), str(tmp_path / "dst"))
+    s.close()
+    total = sum(len(v) for v in files.values())
+    assert {st.total for st in seen} == {total} == {r.total_size}
+    assert [st.done for st in seen] == sorted(st.done for st in seen)
+    assert seen[-1].done == total
+    for path, data in files.items():
+        mine = [st for st in seen if st.path == path]
+        assert mine[0].file_done == 0 and mine[-1].file_done == len(data) == mine[-1].file_size
+
+
+def test_report_summary_reads_like_rsync():
+    r = pydelta.SyncReport("a", "h:b", [pydelta.SyncedFile("x", "updated", 1000, 10, 20)],
+                           bytes_sent=100, bytes_received=25, total_size=10_000, seconds=0.5)
+    text = str(r)
+    assert "1 file: 0 created, 1 updated, 0 unchanged, 0 deleted" in text
+    assert "sent 100 bytes  received 25 bytes  250.00 bytes/sec" in text
+    assert "total size is 10,000  speedup is 80.00" in text
+
+
+# ---------------------------------------------------------------- broken peers and channels
+
+
+def test_connection_cut_mid_delta_keeps_old_file(tmp_path):
+    """The client dies after part of a delta: the server drops its temp file, the old file stays."""
+    old, new = rand_bytes(3_000_000, 1), rand_bytes(3_000_000, 2)
+    target = write(tmp_path / "dst" / "f.bin", old)
+    proc = subprocess.Popen([PY, "-m", "pydelta", "serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ch = _wire.Channel(proc.stdout, proc.stdin, "server")
+    ch.send_magic()
+    ch.send_json({"op": "hello", "proto": 1})
+    ch.expect_magic()
+    ch.recv_json()
+    ch.send_json({"op": "put", "root": str(target.parent), "path": "f.bin"})
+    assert ch.recv_json()["have"] is True
+    sig = b"".join(ch.recv_stream())
+    d = pydelta.delta(sig, io.BytesIO(new), compress=False)
+    ch.send(_wire.DATA, d[: len(d) // 2])
+    ch.flush()
+    time.sleep(0.3)
+    assert len(tmp_leftovers(target.parent)) == 1  # the half-written temp file
+    proc.stdin.close()  # the connection drops
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 1
+    assert "connection to the client lost" in err and "Traceback" not in err
+    assert target.read_bytes() == old
+    assert tmp_leftovers(target.parent) == []
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def test_corrupt_delta_is_refused_and_session_goes_on(tmp_path):
+    old, new = rand_bytes(500_000, 3), rand_bytes(500_000, 4)
+    target = write(tmp_path / "f.bin", old)
+    proc = subprocess.Popen([PY, "-m", "pydelta", "serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ch = _wire.Channel(proc.stdout, proc.stdin, "server")
+    ch.send_magic()
+    ch.send_json({"op": "hello", "proto": 1})
+    ch.expect_magic()
+    ch.recv_json()
+    for _ in range(2):
+        ch.send_json({"op": "put", "root": str(tmp_path), "path": "f.bin"})
+        ch.recv_json()
+        sig = b"".join(ch.recv_stream())
+        d = bytearray(pydelta.delta(sig, io.BytesIO(new), compress=False))
+        d[-5] ^= 1  # the result digest no longer matches
+        ch.send(_wire.DATA, bytes(d))
+        ch.send(_wire.END)
+        with pytest.raises(pydelta.RemoteError, match="corrupted"):
+            ch.recv_json()
+    ch.send_json({"op": "put", "root": str(tmp_path), "path": "../escape.bin"})
+    with pytest.raises(pydelta.RemoteError, match="refusing path"):
+        ch.recv_json()
+    ch.send_json({"op": "frobnicate"})
+    with pytest.raises(pydelta.RemoteError, match="unknown operation"):
+        ch.recv_json()
+    ch.send_json({"op": "bye"})
+    assert ch.recv_json()["ok"]
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    assert target.read_bytes() == old and tmp_leftovers(tmp_path) == []
+    assert not (tmp_path.parent / "escape.bin").exists()
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def fake_server(script):
+    """A thread speaking raw frames on the far end of two pipes; returns (rfile, wfile)."""
+    c2s_r, c2s_w = os.pipe()
+    s2c_r, s2c_w = os.pipe()
+
+    def run():
+        with os.fdopen(c2s_r, "rb") as rf, os.fdopen(s2c_w, "wb") as wf:
+            try:
+                script(rf, wf)
+            except Exception:
+                pass
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return os.fdopen(s2c_r, "rb"), os.fdopen(c2s_w, "wb")
+
+
+def test_chatty_shell_startup_is_recognized():
+    def script(rf, wf):
+        wf.write(b"Welcome to the cluster!\n")
+        wf.flush()
+        rf.read()
+
+    r, w = fake_server(script)
+    with pytest.raises(pydelta.ProtocolError, match="shell startup file"):
+        pydelta.SyncClient(r, w)
+    w.close()
+    r.close()
+
+
+def test_malicious_listing_cannot_write_outside(tmp_path):
+    """A serving end that lists '../x' gets nothing written outside the destination."""
+
+    def script(rf, wf):
+        ch = _wire.Channel(rf, wf, "client")
+        ch.send_magic()
+        ch.expect_magic()
+        ch.recv_json()
+        ch.send_json({"ok": True, "proto": 1})
+        while True:
+            m = ch.recv_json()
+            if m["op"] == "stat":
+                ch.send_json({"ok": True, "type": "dir"})
+            elif m["op"] == "walk":
+                ch.send_json({"ok": True, "entries": [
+                    {"path": "../escape", "type": "file", "size": 3},
+                    {"path": "/tmp/abs", "type": "file", "size": 3},
+                ]})
+            elif m["op"] == "bye":
+                ch.send_json({"ok": True})
+                ch.flush()
+                return
+            else:
+                ch.send_fail("unexpected")
+
+    r, w = fake_server(script)
+    dest = tmp_path / "dest"
+    c = pydelta.SyncClient(r, w, peer="evil")
+    with pytest.raises(pydelta.SyncError) as ei:
+        c.pull("whatever", str(dest))
+    c.close()
+    assert {f.path for f in ei.value.report.failed} == {"../escape", "/tmp/abs"}
+    assert all("refusing path" in f.message for f in ei.value.report.failed)
+    assert not (tmp_path / "escape").exists()
+    w.close()
+    r.close()
+
+
+# ---------------------------------------------------------------- the command line, through a stand-in ssh
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([PY, "-m", "pydelta", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_cli_push_and_summary(fake_ssh, tmp_path):
+    old, new = model_pair(1_000_000, 30)
+    src = write(tmp_path / "new.bin", new)
+    dest = write(tmp_path / "remote" / "m.bin", old)
+    p = run_cli("sync", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, "-v", str(src), f"host:{dest}")
+    assert p.returncode == 0, p.stderr
+    assert dest.read_bytes() == new
+    assert "updated   m.bin" in p.stdout
+    assert "1 file: 0 created, 1 updated, 0 unchanged, 0 deleted" in p.stdout
+    assert "speedup is" in p.stdout and p.stderr == ""
+    p = run_cli("sync", "-q", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, f"host:{dest}", str(tmp_path / "back.bin"))
+    assert p.returncode == 0 and p.stdout == "" and p.stderr == ""
+    assert (tmp_path / "back.bin").read_bytes() == new
+
+
+def test_cli_remote_without_pydelta(fake_ssh, tmp_path):
+    src = write(tmp_path / "a.bin", b"x" * 100)
+    p = run_cli("sync", "-e", fake_ssh, "--remote-cmd", "/nonexistent/bin/pydelta", str(src), "host:b.bin")
+    assert p.returncode == 1
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("pydelta: error: pydelta is not installed on host")
+    assert "--remote-cmd" in lines[0] and "Traceback" not in p.stderr
+
+
+def test_cli_failures_are_one_line(fake_ssh, tmp_path):
+    p = run_cli("sync", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, str(tmp_path / "missing"), "host:x")
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "no such file" in p.stderr
+    p = run_cli("sync", str(tmp_path / "a"), str(tmp_path / "b"))
+    assert p.returncode == 1 and "exactly one of SRC and DEST must be remote" in p.stderr
+    p = run_cli("sync", "-e", "/nonexistent/ssh", str(tmp_path), "host:x")
+    assert p.returncode == 1 and "cannot run /nonexistent/ssh" in p.stderr
+
+
+def test_cli_reports_skipped_and_failed_files(fake_ssh, tmp_path):
+    src = tmp_path / "src"
+    make_tree(src)
+    os.symlink("/etc", src / "etc-link")
+    dest = tmp_path / "dest"
+    (dest / "shards" / "model-00001.bin").mkdir(parents=True)  # a folder where a file goes
+    p = run_cli("sync", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, str(src), f"h:{dest}")
+    assert p.returncode == 1
+    assert "pydelta: skipped etc-link: symbolic link" in p.stderr
+    assert "pydelta: failed shards/model-00001.bin:" in p.stderr and "is a directory" in p.stderr
+    assert "pydelta: error: 1 file not synced (they keep their old content)" in p.stderr
+    assert "1 failed" in p.stdout
+    assert (dest / "config.json").exists()
