@@ -337,3 +337,20 @@ def roundtrip(tmp_path):
 def tmp_leftovers(directory) -> list:
     """Temporary files pydelta may have left in a directory."""
     return sorted(p for p in os.listdir(directory) if p.endswith(".pydelta-tmp"))
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """One loopback OpenSSH server (tests/sshd_server.py) for the whole session.
+
+    Skips when sshd/ssh/ssh-keygen are missing, unless PYDELTA_REQUIRE_SSHD=1 (CI).
+    """
+    from sshd_server import LoopbackSSHD
+
+    if not LoopbackSSHD.available():
+        why = "loopback ssh tests need " + ", ".join(LoopbackSSHD.missing()) + " (openssh-server)"
+        if os.environ.get("PYDELTA_REQUIRE_SSHD") == "1":
+            pytest.fail(why + " and PYDELTA_REQUIRE_SSHD=1", pytrace=False)
+        pytest.skip(why)
+    with LoopbackSSHD(str(tmp_path_factory.mktemp("sshd"))) as server:
+        yield server
