@@ -679,6 +679,10 @@ def sync(
         bool,
         typer.Option("--delete", help="Delete files and folders in DEST that are not in SRC (only when every file synced)."),
     ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Skip files whose size and modification time already match (rsync's default quick check). Without it every file is compared by content."),
+    ] = False,
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file with what was done to it.")] = False,
@@ -711,7 +715,7 @@ def sync(
         try:
             with _SyncBars(on) as bars:
                 report = pydelta.sync(
-                    src, dest, ssh=ssh, remote_cmd=remote_cmd, delete=delete,
+                    src, dest, ssh=ssh, remote_cmd=remote_cmd, delete=delete, quick=quick,
                     progress=bars.callback, threads=threads, compress=compress,
                     level=level, fsync=fsync,
                 )

@@ -333,6 +333,15 @@ def _open_source(path: str) -> BinaryIO:
     return fh
 
 
+_QUICK = "same size and modification time (quick check)"
+
+
+def _same_size_and_time(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> bool:
+    """The quick check: both regular files of the same size and modification time."""
+    return bool(a and b and a.get("type") == b.get("type") == "file"
+                and a.get("size") == b.get("size") and a.get("mtime_ns") == b.get("mtime_ns"))
+
+
 def _identity_digest(head: bytes, basis_size: int) -> Optional[bytes]:
     """If this whole delta says "the old file unchanged", the digest it promises."""
     hs = fmt.DELTA_HEADER.size
@@ -747,13 +756,19 @@ class SyncClient:
         self._remote = _Remote(ch)
 
     # -- public -----------------------------------------------------------------
-    def push(self, src: str, dest: str, *, delete: bool = False) -> SyncReport:
-        """Make ``dest`` on the far end a copy of the local ``src`` (file or folder)."""
-        return self._run(self._local, self._remote, os.fspath(src), dest, delete)
+    def push(self, src: str, dest: str, *, delete: bool = False, quick: bool = False) -> SyncReport:
+        """Make ``dest`` on the far end a copy of the local ``src`` (file or folder).
 
-    def pull(self, src: str, dest: str, *, delete: bool = False) -> SyncReport:
-        """Make the local ``dest`` a copy of ``src`` on the far end (file or folder)."""
-        return self._run(self._remote, self._local, src, os.fspath(dest), delete)
+        ``delete`` and ``quick`` are as for :func:`sync`.
+        """
+        return self._run(self._local, self._remote, os.fspath(src), dest, delete, quick)
+
+    def pull(self, src: str, dest: str, *, delete: bool = False, quick: bool = False) -> SyncReport:
+        """Make the local ``dest`` a copy of ``src`` on the far end (file or folder).
+
+        ``delete`` and ``quick`` are as for :func:`sync`.
+        """
+        return self._run(self._remote, self._local, src, os.fspath(dest), delete, quick)
 
     def close(self) -> None:
         """Say goodbye to the serving end (it then exits)."""
@@ -771,14 +786,14 @@ class SyncClient:
             self.close()
 
     # -- the plan ---------------------------------------------------------------
-    def _run(self, s_ep: Any, d_ep: Any, src: str, dest: str, delete: bool) -> SyncReport:
+    def _run(self, s_ep: Any, d_ep: Any, src: str, dest: str, delete: bool, quick: bool) -> SyncReport:
         push = not s_ep.remote
         peer = self._ch.peer
         report = SyncReport(src=src if push else f"{peer}:{src}", dest=f"{peer}:{dest}" if push else dest)
         t0 = time.perf_counter()
         sent0, recv0 = self._ch.sent, self._ch.received
         try:
-            self._plan_and_go(s_ep, d_ep, src, dest, delete, push, report)
+            self._plan_and_go(s_ep, d_ep, src, dest, delete, quick, push, report)
         finally:
             report.seconds = time.perf_counter() - t0
             report.bytes_sent = self._ch.sent - sent0
@@ -790,7 +805,7 @@ class SyncClient:
         return report
 
     def _plan_and_go(self, s_ep: Any, d_ep: Any, src: str, dest: str, delete: bool,
-                     push: bool, report: SyncReport) -> None:
+                     quick: bool, push: bool, report: SyncReport) -> None:
         where = "" if push else f"{self._ch.peer}:"
         s = s_ep.stat(src)
         if s["type"] == "missing":
@@ -805,7 +820,9 @@ class SyncClient:
                 root, name = os.path.dirname(dest) or ".", os.path.basename(dest)
             d_ep.mkdir(root)
             report.total_size = s["size"]
-            if push:
+            if quick and d["type"] != "dir" and _same_size_and_time(s, d):
+                report.files.append(SyncedFile(name, "unchanged", s["size"], message=_QUICK))
+            elif push:
                 self._push_file(src, root, name, name, s, report)
             else:
                 self._pull_file(os.path.dirname(src) or ".", os.path.basename(src), root, name, s, report)
@@ -829,6 +846,8 @@ class SyncClient:
                         raise
                     except (PydeltaError, OSError) as ex:
                         report.files.append(SyncedFile(rel + "/", "failed", message=_message(ex)))
+            elif quick and _same_size_and_time(e, have.get(rel)):
+                report.files.append(SyncedFile(rel, "unchanged", e["size"], message=_QUICK))
             else:
                 if push:
                     self._push_file(os.path.join(src, rel), dest, rel, rel, e, report)
@@ -1064,6 +1083,7 @@ def sync(
     ssh: Union[str, Sequence[str]] = "ssh",
     remote_cmd: str = "pydelta",
     delete: bool = False,
+    quick: bool = False,
     progress: SyncProgress = None,
     threads: Optional[int] = None,
     compress: Optional[bool] = None,
@@ -1093,6 +1113,10 @@ def sync(
             command, e.g. ``"~/venv/bin/pydelta"``).
         delete: remove files and folders in ``dest`` that are not in ``src``
             (only if every file synced).
+        quick: skip files whose size and modification time already match
+            (rsync's default quick check; sync keeps modification times, so
+            after one sync only changed files are read). Without it every
+            file is compared by content (its signature).
         progress: called with a :class:`SyncStatus` (file and total bytes done).
         threads, compress, level: as for :func:`pydelta.delta`.
         fsync: make each result durable before it replaces its target.
@@ -1135,9 +1159,9 @@ def sync(
         ch.started = True
         try:
             if s_host is None:
-                report = client.push(s_path, d_path, delete=delete)
+                report = client.push(s_path, d_path, delete=delete, quick=quick)
             else:
-                report = client.pull(s_path, d_path, delete=delete)
+                report = client.pull(s_path, d_path, delete=delete, quick=quick)
         except _FATAL:
             raise
         except (PydeltaError, OSError):

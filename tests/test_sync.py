@@ -596,3 +596,30 @@ def test_cli_reports_skipped_and_failed_files(fake_ssh, tmp_path):
     assert "pydelta: error: 1 file not synced (they keep their old content)" in p.stderr
     assert "1 failed" in p.stdout
     assert (dest / "config.json").exists()
+
+
+def test_quick_check_skips_files_with_same_size_and_time(served, tmp_path):
+    src = tmp_path / "src"
+    files = make_tree(src)
+    dest = tmp_path / "dest"
+    s = served()
+    s.client.push(str(src), str(dest))
+    # same size and time, different content: only a full compare notices
+    victim = dest / "shards/model-00002.bin"
+    st = victim.stat()
+    victim.write_bytes(bytes(len(files["shards/model-00002.bin"])))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r = s.client.push(str(src), str(dest), quick=True)
+    assert r.count("unchanged") == len(files) and r.bytes_received < 4096  # no signatures
+    assert all("quick check" in f.message for f in r.files if f.action == "unchanged")
+    assert victim.read_bytes() != files["shards/model-00002.bin"]
+    r = s.client.push(str(src), str(dest))  # by content: repaired
+    assert r.count("updated") == 1 and victim.read_bytes() == files["shards/model-00002.bin"]
+    # a changed time is enough to look at the content again
+    one = src / "config.json"
+    os.utime(one, ns=(0, 1_000_000_000))
+    r = s.client.pull(str(dest), str(tmp_path / "pulled"), quick=True)
+    assert r.count("created") == len(files)
+    r = s.client.push(str(one), str(dest / "config.json"), quick=True)
+    assert r.files[0].action == "unchanged" and not r.files[0].message  # compared, same bytes
+    s.close()
