@@ -32,7 +32,6 @@ import re
 import shlex
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -606,6 +605,9 @@ class _Server:
     def op_get(self, m: Dict[str, Any]) -> None:
         ch = self.ch
         path = _resolve(_expand(m["root"]), m["path"])
+        compress, level = m.get("compress"), int(m.get("level", DEFAULT_LEVEL))
+        if compress not in (None, True, False):
+            raise UsageError(f"compress must be true, false or null, not {compress!r}")
         fh = _open_source(path)
         try:
             st = os.fstat(fh.fileno())
@@ -617,7 +619,7 @@ class _Server:
                 return  # the client could not make its signature
             try:
                 _send_delta(ch, sig, fh, progress=None, threads=self.threads,
-                            compress=m.get("compress"), level=int(m.get("level", DEFAULT_LEVEL)))
+                            compress=compress, level=level)
             except _FATAL:
                 raise
             except (PydeltaError, OSError) as e:

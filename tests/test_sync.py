@@ -273,7 +273,7 @@ def make_tree(root, seed=0):
 
 def tree_files(root):
     out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirs, filenames in os.walk(root):
         for n in filenames:
             p = os.path.join(dirpath, n)
             out[os.path.relpath(p, root)] = open(p, "rb").read()
