@@ -79,9 +79,6 @@ SyncProgress = Optional[Callable[[SyncStatus], None]]
 #: (hashed) instead of being rewritten.
 _IDENTITY_MAX = 1024
 
-#: Actions of a file that was synced (its bytes count as done).
-_MOVED = ("created", "updated", "unchanged", "failed")
-
 #: Errors that end the session (the frames are out of step or the channel is gone).
 _FATAL = (ConnectionLostError, ProtocolError)
 
@@ -191,10 +188,6 @@ def parse_location(arg: Union[str, "os.PathLike[str]"]) -> Tuple[Optional[str], 
     if colon > 0 and (slash < 0 or colon < slash):
         return s[:colon], s[colon + 1 :]
     return None, s
-
-
-def _display(host: Optional[str], path: str) -> str:
-    return f"{host}:{path}" if host else path
 
 
 # -- file system helpers, the same on both ends -------------------------------
@@ -794,6 +787,7 @@ class SyncClient:
         report = SyncReport(src=src if push else f"{peer}:{src}", dest=f"{peer}:{dest}" if push else dest)
         t0 = time.perf_counter()
         sent0, recv0 = self._ch.sent, self._ch.received
+        self._bytes_done = 0  # bytes of the source's files dealt with, for progress
         try:
             self._plan_and_go(s_ep, d_ep, src, dest, delete, quick, push, report)
         finally:
@@ -850,11 +844,13 @@ class SyncClient:
                         report.files.append(SyncedFile(rel + "/", "failed", message=_message(ex)))
             elif quick and _same_size_and_time(e, have.get(rel)):
                 report.files.append(SyncedFile(rel, "unchanged", e["size"], message=_QUICK))
+                self._bytes_done += e["size"]
             else:
                 if push:
                     self._push_file(os.path.join(src, rel), dest, rel, rel, e, report)
                 else:
                     self._pull_file(src, rel, dest, rel, e, report)
+                self._bytes_done += e["size"]
         if delete and not report.failed:
             keep = {e["path"]: e["type"] for e in entries}
             blocked = [p + "/" for p, t in keep.items() if t != "dir"]
@@ -873,7 +869,7 @@ class SyncClient:
         cb = self._progress
         if cb is None:
             return None
-        before = sum(f.size for f in report.files[:-1] if f.action in _MOVED)
+        before = self._bytes_done
         total = report.total_size
 
         def update(done: int) -> None:
