@@ -200,7 +200,7 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
              * is computed only when the continuation fails. */
             mlen = try_continuation(d, in + pos, avail, sh, &have_sh);
             moff = d->cont;
-            if (!mlen && avail >= bl) {
+            if (!mlen && avail >= bl && t->nuniq) {
                 if (!d->have_h) {
                     d->h = pd_weak(in + pos, bl);
                     d->have_h = 1;
@@ -231,7 +231,14 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
         if (d->copy_pending)
             o += emit_copy(d, out + o);
         d->cont = PD_NONE;
-        if (avail < bl) {
+        if (!t->nuniq) {
+            /* No full block to look up and no continuation: nothing left
+             * in NEW can match (an empty or one-short-block basis, as when
+             * a file is sent whole). Take literal bytes up to the cap
+             * without rolling; the cuts are those of the rolling path. */
+            size_t room = PD_LIT_MAX - d->lit_len - (pos - lit_start);
+            pos += avail < room ? avail : room;
+        } else if (avail < bl) {
             /* End of NEW, fewer than a block left: all literal. */
             size_t room = PD_LIT_MAX - d->lit_len - (pos - lit_start);
             pos += avail < room ? avail : room;

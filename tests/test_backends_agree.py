@@ -214,6 +214,10 @@ def _cases():
         ("append", r, r + rand(12345, 9), 4096, 16),
         ("truncate", r, r[:150_001], 4096, 16),
         ("tail-only-old", r[:500], r[:500] + b"more", 1024, 16),
+        # no full block in OLD: after the tail (or nothing) everything is literal
+        ("empty-old-big", b"", rand(600_001, 16), 1024, 16),
+        ("tail-only-then-big", r[:500], r[:500] + rand(700_000, 17), 1024, 16),
+        ("tail-only-missed", r[:500], rand(300_000, 18) + r[:500], 1024, 16),
         ("tail-moved", r[:10_050], r[10_000:10_050] + r[:10_000], 100, 16),
         ("new-shorter-than-block", r, r[:300], 1024, 16),
         ("block-bigger-than-both", r[:900], r[:800], 1 << 16, 16),
