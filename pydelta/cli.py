@@ -733,14 +733,11 @@ def sync(
 @app.command(hidden=True)
 def serve() -> None:
     """Serve the sync protocol on standard input and output (run by 'pydelta sync' over ssh)."""
-    import signal
+    from pydelta.sync import serve_main
 
-    def stop(signum, frame):  # ssh hung up: unwind, dropping any unfinished file
-        raise SystemExit(1)
-
-    for sig in (signal.SIGHUP, signal.SIGTERM):
-        signal.signal(sig, stop)
-    _run(lambda: pydelta.serve(sys.stdin.buffer, sys.stdout.buffer))
+    code = serve_main()
+    if code:
+        raise typer.Exit(code)
 
 
 def main(argv: Optional[list] = None) -> None:

@@ -32,6 +32,7 @@ import re
 import shlex
 import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -640,6 +641,34 @@ def serve(rfile: BinaryIO, wfile: BinaryIO, *, threads: Optional[int] = None) ->
         >>> pydelta.serve(sys.stdin.buffer, sys.stdout.buffer)  # doctest: +SKIP
     """
     _Server(Channel(rfile, wfile, "the client"), threads).run()
+
+
+def serve_main() -> int:
+    """``pydelta serve``: serve on standard input and output; returns the exit status.
+
+    A hang-up or termination unwinds like an error (any unfinished file is
+    dropped); errors are one line on standard error, as in the CLI.
+    """
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(1)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, stop)
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+        return 0
+    except KeyboardInterrupt:
+        message, code = "interrupted", 130
+    except (PydeltaError, OSError) as e:
+        message, code = _message(e), 1
+    try:
+        sys.stderr.write(f"pydelta: error: {' '.join(message.split())}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    return code
 
 
 # -- the driving end --------------------------------------------------------------
