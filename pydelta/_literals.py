@@ -33,7 +33,7 @@ import threading
 from bisect import bisect_right
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 from . import format as fmt
 from .errors import CorruptDeltaError, UnsupportedVersionError, UsageError
@@ -110,7 +110,7 @@ def ungroup16(grouped: Buffer, out: bytearray, start: int = 0) -> None:
 class Compressor:
     """Compresses one literal payload at a time; safe to share between threads."""
 
-    def __init__(self, level: int = DEFAULT_LEVEL) -> None:
+    def __init__(self, level: int = DEFAULT_LEVEL, gate: Optional[Callable[[], bool]] = None) -> None:
         if zstandard is None:
             raise UsageError(
                 "compressed deltas need the 'zstandard' package: pip install zstandard "
@@ -119,6 +119,9 @@ class Compressor:
         self.level = check_level(level)
         self.transforms = tuple(TRANSFORMS)
         self._local = threading.local()
+        #: asked before each literal whether to try at all (adaptive senders
+        #: such as sync); None always tries, which keeps deltas deterministic
+        self.gate = gate
 
     def _cctx(self):
         c = getattr(self._local, "cctx", None)
@@ -135,7 +138,10 @@ class Compressor:
 
     def op(self, raw: Buffer) -> Optional[Tuple[bytes, bytes]]:
         """(header, frame) of the 'Z' op for LITERAL bytes ``raw``, or None if
-        compression does not save at least MIN_SAVING of them."""
+        compression does not save at least MIN_SAVING of them (or the gate
+        says not to try)."""
+        if self.gate is not None and not self.gate():
+            return None
         data = bytes(raw)
         n = len(data)
         cctx = self._cctx()
@@ -200,7 +206,8 @@ def _find_literals(v: memoryview, n: int) -> Tuple[List[Tuple[int, int, int]], i
 
 
 def compress_ops(
-    pieces: Iterator[Buffer], stats, level: int = DEFAULT_LEVEL, threads: int = 1
+    pieces: Iterator[Buffer], stats, level: int = DEFAULT_LEVEL, threads: int = 1,
+    gate: Optional[Callable[[], bool]] = None,
 ) -> Iterator[Buffer]:
     """Filter the delta scan's output: large literals become 'Z' ops.
 
@@ -210,9 +217,10 @@ def compress_ops(
     ``stats.delta_size`` is reduced by what compression saves and
     ``stats.compressed_literal`` / ``stats.compressed_size`` are filled in.
     With threads > 1 literals are compressed on a pool while the scan goes
-    on; the output is the same.
+    on; the output is the same. ``gate``, if given, is asked before each
+    literal whether to try compressing it (the output then depends on it).
     """
-    comp = Compressor(level)
+    comp = Compressor(level, gate)
     it = iter(pieces)
     for header in it:
         yield header

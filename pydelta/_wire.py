@@ -24,6 +24,7 @@ import os
 import select
 import stat
 import struct
+import time
 from typing import Any, BinaryIO, Dict, Iterator, Tuple, Union
 
 from ._io import read_exact
@@ -84,12 +85,16 @@ class Channel:
         self.peer = peer
         self.sent = 0  #: bytes written to wfile
         self.received = 0  #: bytes read from rfile
+        #: seconds spent inside write() and flush(): when the link is the
+        #: bottleneck, sent / write_seconds is about its speed
+        self.write_seconds = 0.0
         self._dirty = False
         widen_pipes(rfile, wfile)
 
     # -- raw bytes -------------------------------------------------------
     def _write(self, data: Buffer) -> None:
         view = memoryview(data).cast("B")
+        t0 = time.perf_counter()
         try:
             while view:
                 n = self.wfile.write(view)
@@ -100,6 +105,8 @@ class Channel:
                 self.sent += n
         except (OSError, ValueError) as e:
             raise self.lost(f"writing failed: {getattr(e, 'strerror', None) or e}") from None
+        finally:
+            self.write_seconds += time.perf_counter() - t0
         self._dirty = True
 
     def _read(self, n: int) -> bytes:
@@ -113,10 +120,13 @@ class Channel:
     def flush(self) -> None:
         if self._dirty:
             self._dirty = False
+            t0 = time.perf_counter()
             try:
                 self.wfile.flush()
             except (OSError, ValueError) as e:
                 raise self.lost(f"writing failed: {getattr(e, 'strerror', None) or e}") from None
+            finally:
+                self.write_seconds += time.perf_counter() - t0
 
     def lost(self, why: str) -> ConnectionLostError:
         """The error for a broken channel (overridden to add ssh's own words)."""

@@ -689,7 +689,7 @@ def sync(
     threads: ThreadsOpt = 0,
     compress: Annotated[
         Optional[bool],
-        typer.Option("--compress/--no-compress", help="zstd-compress literal data in the deltas (default: on if zstandard is installed).", show_default=False),
+        typer.Option("--compress/--no-compress", help="zstd-compress literal data always / never. Default: only while the link is slower than compressing it (measured as it goes).", show_default=False),
     ] = None,
     level: Annotated[int, typer.Option("--level", min=1, max=22, help="zstd compression level (1..22).")] = 3,
     fsync: FsyncOpt = True,

@@ -141,14 +141,16 @@ def _stream(
     threads: int,
     compress: bool,
     level: int,
+    gate: Optional[Callable[[], bool]] = None,
 ) -> Iterator[Union[bytes, memoryview]]:
-    """The delta in pieces: _scan, with large literals compressed if asked."""
+    """The delta in pieces: _scan, with large literals compressed if asked
+    (each one only if ``gate()`` says so, when a gate is given)."""
     if not compress:
         return _scan(sig, new, progress, stats, threads)
     from ._literals import compress_ops
 
     ops = _scan(sig, new, progress, stats, threads, fmt.FLAG_ZLITERALS)
-    return compress_ops(ops, stats, level, threads)
+    return compress_ops(ops, stats, level, threads, gate)
 
 
 def settle_quietly(pending: list) -> None:

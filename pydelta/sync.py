@@ -43,7 +43,7 @@ from . import format as fmt
 from ._backend import backend
 from ._literals import DEFAULT_LEVEL
 from ._wire import END, Channel, DataWriter
-from .delta import DeltaStats, delta
+from .delta import DeltaStats
 from .errors import (
     ConnectionLostError,
     FileAccessError,
@@ -495,15 +495,63 @@ def _receive(ch: Channel, inc: _Incoming) -> str:
     return inc.finish()
 
 
+class _LinkGate:
+    """Whether to compress the next literal: only while the link is slow.
+
+    Compressing pays when the link moves bytes slower than zstd squeezes
+    them (a WAN, a 1 Gbit/s LAN), and costs time when it is faster (a
+    10 Gbit/s LAN, loopback). The channel measures how fast it drains what
+    we write: over the last WINDOW bytes sent, bytes / seconds blocked in
+    write(). While we produce faster than the link takes, that is the
+    link's speed; while compressing makes us the bottleneck, writes do not
+    block and the rate looks high, so the gate opens up again - it settles
+    where the two balance. The first WARMUP bytes are always compressed
+    (small deltas cost little to compress). Each literal goes as 'L' or 'Z'
+    either way, and the result is verified by its digest as always.
+    """
+
+    WARMUP = 4 << 20
+    WINDOW = 32 << 20
+    FAST = 200e6  #: bytes/s: a link at least this fast is sent plain
+
+    def __init__(self, ch: Channel) -> None:
+        self._ch = ch
+        self._start = (ch.sent, ch.write_seconds)
+        self._hist: "collections.deque[Tuple[int, float]]" = collections.deque([self._start])
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bool:
+        sent, secs = self._ch.sent, self._ch.write_seconds
+        with self._lock:
+            if sent - self._start[0] < self.WARMUP:
+                return True
+            hist = self._hist
+            hist.append((sent, secs))
+            while len(hist) > 2 and sent - hist[1][0] >= self.WINDOW:
+                hist.popleft()
+            dsent, dsecs = sent - hist[0][0], secs - hist[0][1]
+        return dsecs > 0 and dsent / dsecs < self.FAST
+
+
 def _send_delta(ch: Channel, sig_data: bytes, new: Union[str, BinaryIO], *,
                 progress: Optional[Callable[[int], None]], threads: Optional[int],
                 compress: Optional[bool], level: int) -> DeltaStats:
-    """Make the delta of new against the received signature and stream it, then END."""
-    fmt.parse_sig_header(sig_data[: fmt.SIG_HEADER.size], f"signature from {ch.peer}")
-    sig = Signature(sig_data, f"signature from {ch.peer}")
+    """Make the delta of new against the received signature and stream it, then END.
+
+    ``compress=None`` compresses literals adaptively (see :class:`_LinkGate`).
+    """
+    from ._threads import resolve_threads
+    from .delta import _stream, _use_compression
+
+    name = f"signature from {ch.peer}"
+    fmt.parse_sig_header(sig_data[: fmt.SIG_HEADER.size], name)
+    sig = Signature(sig_data, name)
+    zlit = _use_compression(compress, level)
+    gate = _LinkGate(ch) if compress is None and zlit else None
     writer = DataWriter(ch)
-    stats = delta(sig, new, writer, progress=progress, threads=threads, compress=compress, level=level)
-    assert isinstance(stats, DeltaStats)
+    stats = DeltaStats()
+    for piece in _stream(sig, new, progress, stats, resolve_threads(threads), zlit, level, gate):
+        writer.write(piece)
     writer.flush()
     ch.send(END)
     return stats
@@ -737,7 +785,8 @@ class SyncClient:
         peer: how messages name the far end.
         progress: called with a :class:`SyncStatus` as files move.
         threads: threads for hashing and scanning on this side (default all cores).
-        compress: zstd-compress literal data in deltas (default: on if available).
+        compress: zstd-compress literal data: ``None`` (default) while the link
+            is slower than compressing, ``True`` always, ``False`` never.
         level: zstd level.
         fsync: make each written file durable before it replaces its target.
 
@@ -1145,7 +1194,10 @@ def sync(
             after one sync only changed files are read). Without it every
             file is compared by content (its signature).
         progress: called with a :class:`SyncStatus` (file and total bytes done).
-        threads, compress, level: as for :func:`pydelta.delta`.
+        compress: ``None`` (default) compresses literal data only while the
+            link is slower than compressing it (measured as it goes);
+            ``True`` always, ``False`` never.
+        threads, level: as for :func:`pydelta.delta`.
         fsync: make each result durable before it replaces its target.
 
     Returns:

@@ -623,3 +623,73 @@ def test_quick_check_skips_files_with_same_size_and_time(served, tmp_path):
     r = s.client.push(str(one), str(dest / "config.json"), quick=True)
     assert r.files[0].action == "unchanged" and not r.files[0].message  # compared, same bytes
     s.close()
+
+
+# ---------------------------------------------------------------- adaptive compression
+
+
+class FakeLink:
+    def __init__(self):
+        self.sent = 0
+        self.write_seconds = 0.0
+
+    def push(self, nbytes, rate):
+        self.sent += nbytes
+        self.write_seconds += nbytes / rate
+
+
+def test_link_gate_compresses_only_while_the_link_is_slow():
+    from pydelta.sync import _LinkGate
+
+    link = FakeLink()
+    gate = _LinkGate(link)
+    assert gate()  # nothing measured yet: small deltas are always compressed
+    link.push(8 << 20, 50e6)  # a 400 Mbit/s link
+    assert gate()
+    link.push(64 << 20, 2e9)  # a link faster than zstd
+    assert not gate()
+    link.push(64 << 20, 30e6)  # slow again: the window forgets the fast part
+    assert gate()
+    link.push(4 << 20, float("inf") if False else 1e12)  # writes that never block
+    link.push(60 << 20, 1e12)
+    assert not gate()
+
+
+THROTTLED_SSH = """#!{py}
+# stands in for ssh over a slow link: our stdin reaches the remote command
+# at {rate} bytes/s; the remote command's output comes back unthrottled
+import subprocess, sys, time
+p = subprocess.Popen(["sh", "-c", " ".join(sys.argv[2:])], stdin=subprocess.PIPE)
+start, sent = time.monotonic(), 0
+while True:
+    chunk = sys.stdin.buffer.read1(65536)
+    if not chunk:
+        break
+    p.stdin.write(chunk)
+    p.stdin.flush()
+    sent += len(chunk)
+    ahead = sent / {rate} - (time.monotonic() - start)
+    if ahead > 0:
+        time.sleep(ahead)
+    elif ahead < -0.01:  # idle time earns no burst
+        start += -0.01 - ahead
+p.stdin.close()
+sys.exit(p.wait())
+"""
+
+
+def test_slow_link_gets_compressed_literals(tmp_path):
+    script = tmp_path / "slow-ssh"
+    script.write_text(THROTTLED_SSH.format(py=PY, rate=40e6))
+    script.chmod(0o755)
+    raw = rand_bytes(16 << 20, 77)
+    data = bytes(b & 0x0F for b in raw)  # half the entropy: zstd halves it
+    src = write(tmp_path / "m.bin", data)
+    dest = tmp_path / "remote" / "m.bin"
+    r = pydelta.sync(str(src), f"h:{dest}", ssh=[str(script)], remote_cmd=REMOTE_CMD)
+    assert dest.read_bytes() == data
+    assert r.bytes_sent < 0.75 * len(data), r
+    # asked for plainly, the literals go plain whatever the link
+    dest.unlink()
+    r = pydelta.sync(str(src), f"h:{dest}", ssh=[str(script)], remote_cmd=REMOTE_CMD, compress=False)
+    assert dest.read_bytes() == data and r.bytes_sent > len(data)
