@@ -27,6 +27,7 @@ link is followed out of it - whichever end sent the path.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import re
 import shlex
@@ -488,8 +489,9 @@ def _receive(ch: Channel, inc: _Incoming) -> str:
                 except (PydeltaError, OSError) as e:
                     failure = e
                     inc.close()
-    except RemoteError as e:  # the sender gave up on this file
-        raise RemoteError(f"{ch.peer}: {e}") from None
+    except RemoteError:  # the sender gave up on this file
+        if failure is None:
+            raise
     if failure is not None:
         raise failure
     return inc.finish()
@@ -956,27 +958,34 @@ class SyncClient:
         update(0)
         return update
 
+    @contextlib.contextmanager
+    def _entry(self, label: str, size: int, report: SyncReport) -> Iterator[SyncedFile]:
+        """One file's line of the report: a failure of this file alone (the
+        session still in step) is recorded there; a broken session is raised."""
+        ch = self._ch
+        sent0, recv0 = ch.sent, ch.received
+        entry = SyncedFile(label, "failed", size=size)
+        report.files.append(entry)
+        try:
+            yield entry
+        except _FATAL:
+            raise
+        except RemoteError as e:
+            entry.message = f"{ch.peer}: {e}"
+        except (PydeltaError, OSError) as e:
+            entry.message = _message(e)
+        finally:
+            entry.sent, entry.received = ch.sent - sent0, ch.received - recv0
+
     def _push_file(self, local: str, root: str, rel: str, label: str, meta: Dict[str, Any],
                    report: SyncReport) -> None:
         ch = self._ch
-        sent0, recv0 = ch.sent, ch.received
-        entry = SyncedFile(label, "failed", size=meta.get("size", 0))
-        report.files.append(entry)
-        try:
-            try:
-                fh = _open_source(_expand(local))
-            except (PydeltaError, OSError) as e:
-                entry.message = _message(e)
-                return
-            with fh:
+        with self._entry(label, meta.get("size", 0), report) as entry:
+            with _open_source(_expand(local)) as fh:
                 ch.send_json({"op": "put", "root": root, "path": rel, "mode": meta.get("mode"),
                               "mtime_ns": meta.get("mtime_ns"), "fsync": self._fsync})
-                try:
-                    ch.recv_json()
-                    sig = b"".join(ch.recv_stream())
-                except RemoteError as e:
-                    entry.message = f"{ch.peer}: {e}"
-                    return
+                ch.recv_json()
+                sig = b"".join(ch.recv_stream())
                 progress = self._file_progress(label, entry.size, report)
                 try:
                     stats = _send_delta(ch, sig, fh, progress=progress, threads=self._threads,
@@ -984,44 +993,24 @@ class SyncClient:
                 except _FATAL:
                     raise
                 except (PydeltaError, OSError) as e:
-                    ch.send_fail(_message(e))
-                    entry.message = _message(e)
-                    return
+                    ch.send_fail(_message(e))  # the server drops the file
+                    raise
                 entry.size = stats.new_size
-                try:
-                    entry.action = ch.recv_json()["action"]
-                except RemoteError as e:
-                    entry.message = f"{ch.peer}: {e}"
-                    return
+                entry.action = ch.recv_json()["action"]
                 if progress is not None:
                     progress(entry.size)
-        finally:
-            entry.sent, entry.received = ch.sent - sent0, ch.received - recv0
 
     def _pull_file(self, root: str, rel: str, local_root: str, local_rel: str,
                    meta: Dict[str, Any], report: SyncReport) -> None:
         ch = self._ch
-        sent0, recv0 = ch.sent, ch.received
-        label = local_rel
-        entry = SyncedFile(label, "failed", size=meta.get("size", 0))
-        report.files.append(entry)
-        progress = None
-        try:
-            try:
-                target = _resolve(_expand(local_root), local_rel)
-                inc = _Incoming(target, fsync=self._fsync, threads=self._threads,
-                                name=f"delta from {ch.peer}")
-            except (PydeltaError, OSError) as e:
-                entry.message = _message(e)
-                return
+        with self._entry(local_rel, meta.get("size", 0), report) as entry:
+            target = _resolve(_expand(local_root), local_rel)
+            inc = _Incoming(target, fsync=self._fsync, threads=self._threads,
+                            name=f"delta from {ch.peer}")
             try:
                 ch.send_json({"op": "get", "root": root, "path": rel,
                               "compress": self._compress, "level": self._level})
-                try:
-                    meta = ch.recv_json()
-                except RemoteError as e:
-                    entry.message = f"{ch.peer}: {e}"
-                    return
+                meta = ch.recv_json()
                 entry.size = int(meta.get("size", 0))
                 inc.mode = meta.get("mode")
                 inc.mtime_ns = meta.get("mtime_ns")
@@ -1030,23 +1019,14 @@ class SyncClient:
                 except _FATAL:
                     raise
                 except (PydeltaError, OSError) as e:
-                    ch.send_fail(_message(e))
-                    entry.message = _message(e)
-                    return
-                inc._progress = progress = self._file_progress(label, entry.size, report)
-                try:
-                    entry.action = _receive(ch, inc)
-                except _FATAL:
+                    ch.send_fail(_message(e))  # the server sends no delta
                     raise
-                except (PydeltaError, OSError) as e:
-                    entry.message = _message(e)
-                    return
+                inc._progress = progress = self._file_progress(local_rel, entry.size, report)
+                entry.action = _receive(ch, inc)
                 if progress is not None:
                     progress(entry.size)
             finally:
                 inc.close()
-        finally:
-            entry.sent, entry.received = ch.sent - sent0, ch.received - recv0
 
 
 # -- over ssh ---------------------------------------------------------------------
