@@ -159,10 +159,18 @@ def test_killed_connection_keeps_old_content_and_rerun_completes(sshd, tmp_path,
 
 # ---------------------------------------------------------------- past 4 GiB, bounded memory
 
+# Peak RSS from VmHWM: ru_maxrss would also count the memory of the process
+# that forked this one (Linux carries it across exec), here the test runner.
 RSS_WRAPPER = """
-import atexit, resource, sys
+import atexit, sys
 out = sys.argv.pop(1)
-atexit.register(lambda: open(out, "w").write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))
+
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(out, "w").write(line.split()[1])
+
+atexit.register(hwm)
 from pydelta.cli import main
 sys.argv[0] = "pydelta"
 main()
