@@ -612,6 +612,8 @@ class _SyncBars:
         self.total: Optional[_Bar] = None
         self.file: Optional[_Bar] = None
         self.path: Optional[str] = None
+        self.label = ""
+        self.phase = "delta"
 
     def update(self, st: "pydelta.SyncStatus") -> None:
         if not self.enabled:
@@ -621,10 +623,14 @@ class _SyncBars:
         if st.path != self.path:
             if self.file is not None:
                 self.file.__exit__(None, None, None)
-            label = st.path if len(st.path) <= 30 else "..." + st.path[-27:]
-            self.file = _Bar(True, st.file_size, label)
+            self.label = st.path if len(st.path) <= 30 else "..." + st.path[-27:]
+            self.file = _Bar(True, st.file_size, self.label)
             self.path = st.path
-        assert self.file is not None
+            self.phase = "delta"
+        assert self.file is not None and self.file.bar is not None
+        if st.phase != self.phase:  # e.g. "model.bin (signature)" while the far end hashes
+            self.phase = st.phase
+            self.file.bar.set_description(self.label if st.phase == "delta" else f"{self.label} ({st.phase})")
         self.file.update(st.file_done)
         self.total.update(st.done)
 

@@ -71,6 +71,9 @@ class SyncStatus:
     file_size: int  #: its size
     done: int  #: bytes done over all files (those before this one count whole)
     total: int  #: bytes of all the source's files
+    #: "signature" while the receiving end hashes its old copy (nothing moves
+    #: yet: about a second per GiB), then "delta" while the file moves
+    phase: str = "delta"
 
 
 #: Progress callback, called with a :class:`SyncStatus` as files move.
@@ -946,6 +949,7 @@ class SyncClient:
                     report.files.append(SyncedFile(rel, "failed", message=_message(ex)))
 
     def _file_progress(self, label: str, size: int, report: SyncReport) -> Optional[Callable[[int], None]]:
+        """The file's progress callback (bytes of it done); says "signature" at once."""
         cb = self._progress
         if cb is None:
             return None
@@ -955,7 +959,7 @@ class SyncClient:
         def update(done: int) -> None:
             cb(SyncStatus(label, done, size, before + min(done, size), total))
 
-        update(0)
+        cb(SyncStatus(label, 0, size, before, total, "signature"))
         return update
 
     @contextlib.contextmanager
@@ -984,9 +988,9 @@ class SyncClient:
             with _open_source(_expand(local)) as fh:
                 ch.send_json({"op": "put", "root": root, "path": rel, "mode": meta.get("mode"),
                               "mtime_ns": meta.get("mtime_ns"), "fsync": self._fsync})
+                progress = self._file_progress(label, entry.size, report)
                 ch.recv_json()
                 sig = b"".join(ch.recv_stream())
-                progress = self._file_progress(label, entry.size, report)
                 try:
                     stats = _send_delta(ch, sig, fh, progress=progress, threads=self._threads,
                                         compress=self._compress, level=self._level)
@@ -1014,6 +1018,7 @@ class SyncClient:
                 entry.size = int(meta.get("size", 0))
                 inc.mode = meta.get("mode")
                 inc.mtime_ns = meta.get("mtime_ns")
+                inc._progress = progress = self._file_progress(local_rel, entry.size, report)
                 try:
                     ch.send_stream(inc.signature())
                 except _FATAL:
@@ -1021,7 +1026,6 @@ class SyncClient:
                 except (PydeltaError, OSError) as e:
                     ch.send_fail(_message(e))  # the server sends no delta
                     raise
-                inc._progress = progress = self._file_progress(local_rel, entry.size, report)
                 entry.action = _receive(ch, inc)
                 if progress is not None:
                     progress(entry.size)

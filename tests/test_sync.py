@@ -264,6 +264,7 @@ def make_tree(root, seed=0):
         "shards/model-00001.bin": rand_bytes(300_000, seed + 1),
         "shards/model-00002.bin": rand_bytes(200_000, seed + 2),
         "shards/empty.bin": b"",
+        "tokenizer/spécial file [1].txt": b"names with spaces and more",
     }
     for rel, data in files.items():
         write(root / rel, data)
@@ -395,6 +396,7 @@ def test_progress_reports_files_and_total(served, tmp_path):
     assert seen[-1].done == total
     for path, data in files.items():
         mine = [st for st in seen if st.path == path]
+        assert mine[0].phase == "signature" and {st.phase for st in mine[1:]} == {"delta"}
         assert mine[0].file_done == 0 and mine[-1].file_done == len(data) == mine[-1].file_size
 
 
