@@ -412,10 +412,8 @@ def test_report_summary_reads_like_rsync():
 # ---------------------------------------------------------------- broken peers and channels
 
 
-def test_connection_cut_mid_delta_keeps_old_file(tmp_path):
-    """The client dies after part of a delta: the server drops its temp file, the old file stays."""
-    old, new = rand_bytes(3_000_000, 1), rand_bytes(3_000_000, 2)
-    target = write(tmp_path / "dst" / "f.bin", old)
+def raw_session():
+    """A ``pydelta serve`` subprocess and a raw channel to it, past the hello."""
     proc = subprocess.Popen([PY, "-m", "pydelta", "serve"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ch = _wire.Channel(proc.stdout, proc.stdin, "server")
@@ -423,6 +421,14 @@ def test_connection_cut_mid_delta_keeps_old_file(tmp_path):
     ch.send_json({"op": "hello", "proto": 1})
     ch.expect_magic()
     ch.recv_json()
+    return proc, ch
+
+
+def test_connection_cut_mid_delta_keeps_old_file(tmp_path):
+    """The client dies after part of a delta: the server drops its temp file, the old file stays."""
+    old, new = rand_bytes(3_000_000, 1), rand_bytes(3_000_000, 2)
+    target = write(tmp_path / "dst" / "f.bin", old)
+    proc, ch = raw_session()
     ch.send_json({"op": "put", "root": str(target.parent), "path": "f.bin"})
     assert ch.recv_json()["have"] is True
     sig = b"".join(ch.recv_stream())
@@ -444,13 +450,7 @@ def test_connection_cut_mid_delta_keeps_old_file(tmp_path):
 def test_corrupt_delta_is_refused_and_session_goes_on(tmp_path):
     old, new = rand_bytes(500_000, 3), rand_bytes(500_000, 4)
     target = write(tmp_path / "f.bin", old)
-    proc = subprocess.Popen([PY, "-m", "pydelta", "serve"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    ch = _wire.Channel(proc.stdout, proc.stdin, "server")
-    ch.send_magic()
-    ch.send_json({"op": "hello", "proto": 1})
-    ch.expect_magic()
-    ch.recv_json()
+    proc, ch = raw_session()
     for _ in range(2):
         ch.send_json({"op": "put", "root": str(tmp_path), "path": "f.bin"})
         ch.recv_json()
