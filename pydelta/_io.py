@@ -227,13 +227,18 @@ class AtomicFile:
             raise FileAccessError(f"cannot write {self.name}: {_os_reason(e)}") from None
         self._done = True
 
-    def abort(self) -> None:
-        """Drop the temporary file; the target is left as it was."""
+    def abort(self, keep_as: Optional[str] = None) -> None:
+        """Drop the temporary file (or rename it to ``keep_as``, e.g. to resume
+        from later); the target is left as it was."""
         if self._done:
             return
         self._done = True
         with contextlib.suppress(OSError):
             self.fh.close()
+        if keep_as is not None:
+            with contextlib.suppress(OSError):
+                os.replace(self.tmp, keep_as)
+                return
         with contextlib.suppress(OSError):
             os.unlink(self.tmp)
 

@@ -305,11 +305,24 @@ class Patcher:
         pieces = list(iter_signature(self._old, block_size=h.block_len, strong_len=h.strong_len))
         return pieces[-1][-36:-4] == h.sig_digest
 
-    def abort(self) -> None:
-        """Give up: remove the temporary output; an existing target stays as it was."""
+    @property
+    def produced(self) -> int:
+        """Bytes of the result written so far."""
+        return self._produced
+
+    def abort(self, keep_as: Optional[str] = None) -> None:
+        """Give up: remove the temporary output; an existing target stays as it was.
+
+        ``keep_as`` renames the unverified partial result to that path
+        instead (output to a path only), e.g. to use it as the basis of a
+        later attempt.
+        """
         if not self._closed:
             self._closed = True
-            self._sink.abort()
+            if isinstance(self._sink, AtomicFile):
+                self._sink.abort(keep_as)
+            else:
+                self._sink.abort()
             self._close_old()
 
     def _close_old(self) -> None:

@@ -378,9 +378,12 @@ def _identity_digest(head: bytes, basis_size: int) -> Optional[bytes]:
 class _Incoming:
     """The receiving end of one file: its basis, the signature, the patch.
 
-    The basis is the existing target, or an empty file when there is none
-    (the delta is then all literal, still verified). Nothing replaces the
-    target before :meth:`finish` has verified the result.
+    The basis is the existing target or, when there is none, what an
+    earlier attempt left of it (``.NAME.pydelta-partial`` beside it: a first
+    copy that broke off resumes from there) or else an empty file (the delta
+    is then all literal). Nothing replaces the target before :meth:`finish`
+    has verified the result; a first copy that fails keeps what it wrote as
+    the partial file, when that is more than the partial file had.
     """
 
     def __init__(self, target: str, *, fsync: bool, threads: Optional[int],
@@ -409,7 +412,16 @@ class _Incoming:
         parent = os.path.dirname(os.path.abspath(target))
         if not os.path.isdir(parent):
             raise FileAccessError(f"cannot write {target}: directory {parent} does not exist")
-        self.basis: BinaryIO = _open_source(target) if self.have else tempfile.TemporaryFile()
+        self.partial = os.path.join(parent, "." + os.path.basename(target) + ".pydelta-partial")
+        self.resumed = False  #: the basis is what an earlier attempt left
+        if self.have:
+            self.basis: BinaryIO = _open_source(target)
+        else:
+            try:
+                self.basis = _open_source(self.partial)
+                self.resumed = True
+            except FileAccessError:  # none (or not a regular file): start from nothing
+                self.basis = tempfile.TemporaryFile()
         self.basis_size = os.fstat(self.basis.fileno()).st_size
         self._head = bytearray()
         self._patcher: Optional[Patcher] = None
@@ -441,6 +453,8 @@ class _Incoming:
             self._start_patch()
         assert self._patcher is not None
         self._patcher.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.partial)  # done with (and a leftover beside an existing file is stale)
         return "updated" if self.have else "created"
 
     def _unchanged(self) -> bool:
@@ -473,9 +487,15 @@ class _Incoming:
         return True
 
     def close(self) -> None:
-        """Drop any unfinished output (a published result stays) and the basis."""
-        if self._patcher is not None:
-            self._patcher.abort()
+        """Drop any unfinished output (a published result stays) and the basis.
+
+        An unfinished first copy is kept as the partial file if it got further
+        than the partial file it started from.
+        """
+        p = self._patcher
+        if p is not None and p.result is None:
+            further = not self.have and p.produced > self.basis_size
+            p.abort(keep_as=self.partial if further else None)
         self.basis.close()
 
 

@@ -447,6 +447,42 @@ def test_connection_cut_mid_delta_keeps_old_file(tmp_path):
     proc.stderr.close()
 
 
+def test_broken_first_copy_resumes_from_what_arrived(tmp_path, served):
+    """A first copy cut off keeps what it wrote as .NAME.pydelta-partial; the rerun copies from it."""
+    new = rand_bytes(6_000_000, 5)
+    target = tmp_path / "dst" / "f.bin"
+    target.parent.mkdir()
+    partial = target.parent / ".f.bin.pydelta-partial"
+    proc, ch = raw_session()
+    ch.send_json({"op": "put", "root": str(target.parent), "path": "f.bin"})
+    assert ch.recv_json()["have"] is False
+    sig = b"".join(ch.recv_stream())
+    d = pydelta.delta(sig, io.BytesIO(new), compress=False)
+    ch.send(_wire.DATA, d[: len(d) * 2 // 3])
+    ch.flush()
+    time.sleep(0.3)
+    proc.stdin.close()  # the connection drops two thirds in
+    assert proc.wait(timeout=30) == 1
+    proc.stdout.close()
+    proc.stderr.close()
+    assert not target.exists() and tmp_leftovers(target.parent) == []
+    got = partial.read_bytes()
+    assert len(got) >= 3_000_000 and new.startswith(got)
+
+    src = write(tmp_path / "f.bin", new)
+    s = served()
+    r = s.client.push(str(src), str(target))
+    assert r.files[0].action == "created" and target.read_bytes() == new
+    assert r.bytes_sent < len(new) - len(got) + 100_000  # the rest, not the whole file
+    assert not partial.exists()
+    # a partial that is no prefix at all is only a poor basis: still verified
+    write(partial, rand_bytes(1_000_000, 6))
+    target.unlink()
+    r = s.client.push(str(src), str(target))
+    assert target.read_bytes() == new and not partial.exists()
+    s.close()
+
+
 def test_corrupt_delta_is_refused_and_session_goes_on(tmp_path):
     old, new = rand_bytes(500_000, 3), rand_bytes(500_000, 4)
     target = write(tmp_path / "f.bin", old)

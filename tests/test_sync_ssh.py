@@ -132,29 +132,43 @@ def wait_no_leftovers(directory, timeout=20.0):
     return tmp_leftovers(directory)
 
 
-@pytest.mark.parametrize("direction", ["push", "pull"])
+@pytest.mark.parametrize("direction", ["push", "pull", "push-first-copy"])
 def test_killed_connection_keeps_old_content_and_rerun_completes(sshd, tmp_path, direction):
     old, new = rand_bytes(40 << 20, 1), rand_bytes(40 << 20, 2)  # all different
     src = write(tmp_path / "src" / "f.bin", new)
     dst = write(tmp_path / "dst" / "f.bin", old)
+    if direction == "push-first-copy":
+        dst.unlink()
     pidfile = tmp_path / "ssh.pid"
     killed = []
 
+    at = (20 if direction == "push-first-copy" else 8) << 20
+
     def kill_midway(st):
-        if not killed and st.file_done > 8 << 20:
+        if not killed and st.file_done > at:
             os.kill(int(pidfile.read_text()), signal.SIGKILL)
             killed.append(st.file_done)
 
-    ends = (str(src), sshd.target(dst)) if direction == "push" else (sshd.target(src), str(dst))
+    ends = (sshd.target(src), str(dst)) if direction == "pull" else (str(src), sshd.target(dst))
     with pytest.raises(pydelta.ConnectionLostError, match="connection to .* lost: ssh was killed by signal 9"):
         pydelta.sync(*ends, ssh=ssh_recording_pid(sshd, pidfile), remote_cmd=REMOTE_CMD,
                      progress=kill_midway, compress=False)
     assert killed and killed[0] < len(new)
-    assert dst.read_bytes() == old
+    if direction != "push-first-copy":
+        assert dst.read_bytes() == old
+    else:
+        assert not dst.exists()
     # the end that was writing drops its temporary file (the remote one as soon as it sees the hang-up)
     assert wait_no_leftovers(dst.parent) == []
     r = sync(sshd, *ends)
-    assert dst.read_bytes() == new and r.files[0].action == "updated"
+    assert dst.read_bytes() == new
+    if direction == "push-first-copy":
+        # what arrived before the kill was kept beside it, and the rerun sent only the rest
+        assert r.files[0].action == "created"
+        assert r.bytes_sent < len(new) - (4 << 20), r
+        assert not (dst.parent / ".f.bin.pydelta-partial").exists()
+    else:
+        assert r.files[0].action == "updated"
 
 
 # ---------------------------------------------------------------- past 4 GiB, bounded memory
