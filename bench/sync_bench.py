@@ -51,10 +51,27 @@ drift of a noisy machine hits all of them alike):
 Times are medians of --repeat runs. Results: bench/results/sync_bench-<size>M.md
 and .json (also printed).
 
+A slow link (--link-mbit N): loopback is effectively an unlimited link, so the
+CPU, not the network, decides the times there. With --link-mbit N every tool's
+ssh connection instead goes through a relay (a small stdlib Python script
+written into the scratch dir at run time and given to ssh as
+``-o ProxyCommand=...``, the same option for pydelta -e, rsync -e and scp): ssh
+talks to the relay over its stdin/stdout, the relay connects to the sshd on
+127.0.0.1 and copies bytes both ways, each direction limited to N Mbit/s
+(10^6 bit/s of TCP payload, i.e. of ssh's encrypted stream) by a token bucket
+that holds at most 64 KiB of credit (no burst saved up while idle; a chunk of
+at most 64 KiB passes once the bucket is out of debt and is then debited, so
+oversleeping costs no rate), over a socket with 64 KiB send/receive buffers
+and TCP_NODELAY - so a sender's writes block as soon as it outruns the link. No
+latency is added beyond that pacing. Before the cases, a random file is sent
+with scp through the relay both ways to check the achieved rate (recorded).
+Results then go to sync_bench-<size>M-<N>mbit.md/.json.
+
 Usage:
     python bench/sync_bench.py                          # 1 GiB, repeat 3
     python bench/sync_bench.py --size 64 --repeat 1     # quick look
     python bench/sync_bench.py --kinds finetune --no-pull --tools pydelta,rsync
+    python bench/sync_bench.py --size 256 --link-mbit 200 --kinds finetune,missing --no-pull
 """
 
 from __future__ import annotations
@@ -138,6 +155,105 @@ def parse_rsync(out: str) -> Optional[Tuple[int, int]]:
     return (_int(s.group(1)), _int(r.group(1))) if s and r else None
 
 
+# -- a bandwidth-limited link ------------------------------------------------------
+
+#: The relay run by ssh as its ProxyCommand: stdin/stdout <-> TCP to host:port,
+#: each direction paced to RATE bytes/s by its own token bucket.
+RELAY_SCRIPT = r'''"""ssh ProxyCommand relay: stdin/stdout <-> TCP HOST:PORT, each way at most RATE bytes/s.
+
+usage: relay.py HOST PORT RATE_BYTES_PER_S   (written by bench/sync_bench.py)
+"""
+import os
+import socket
+import sys
+import threading
+import time
+
+HOST, PORT, RATE = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+CHUNK = 64 << 10  # bytes moved per step (read size, and the most one step sends)
+BURST = 64 << 10  # most credit a bucket holds: no burst saved up while idle
+
+
+class Bucket:
+    def __init__(self):
+        self.tokens = float(BURST)
+        self.t = time.monotonic()
+
+    def take(self, n):
+        """Block until the bucket is out of debt, then let n bytes pass (on credit).
+
+        Spending on credit keeps the long-run rate exact although sleep()
+        oversleeps: what accrues meanwhile is kept (up to BURST), not lost.
+        """
+        while True:
+            now = time.monotonic()
+            self.tokens = min(float(BURST), self.tokens + (now - self.t) * RATE)
+            self.t = now
+            if self.tokens >= 0:
+                self.tokens -= n
+                return
+            time.sleep(-self.tokens / RATE)
+
+
+def up(sock):  # ssh -> server
+    b = Bucket()
+    while True:
+        data = os.read(0, CHUNK)
+        if not data:
+            sock.shutdown(socket.SHUT_WR)
+            return
+        b.take(len(data))
+        sock.sendall(data)
+
+
+def down(sock):  # server -> ssh
+    b = Bucket()
+    while True:
+        data = sock.recv(CHUNK)
+        if not data:
+            os.close(1)
+            return
+        b.take(len(data))
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view):]
+
+
+def guarded(fn, sock, done):
+    try:
+        fn(sock)
+    except OSError:
+        os._exit(0)  # a side closed: ssh or sshd goes on to end the connection
+    done.set()
+
+
+def main():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHUNK)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CHUNK)  # before connect: small window
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.connect((HOST, PORT))
+    up_done, down_done = threading.Event(), threading.Event()
+    threading.Thread(target=guarded, args=(up, sock, up_done), daemon=True).start()
+    guarded(down, sock, down_done)  # the server closing ends the connection
+    up_done.wait(1.0)
+    os._exit(0)
+
+
+main()
+'''
+
+
+def link_opts(root: str, port: int, mbit: float) -> List[str]:
+    """ssh options that route the connection through a relay limited to mbit Mbit/s each way."""
+    relay = os.path.join(root, "relay.py")
+    with open(relay, "w") as f:
+        f.write(RELAY_SCRIPT)
+    cmd = shlex.join([sys.executable, "-I", "-S", relay, "127.0.0.1", str(port), f"{mbit * 1e6 / 8:.0f}"])
+    # ssh runs it as `exec CMD` in a shell, so the SIGHUP it sends at exit reaches the relay
+    return ["-o", "ProxyCommand=" + cmd.replace("%", "%%")]  # ssh expands %-tokens in it
+
+
 # -- tools -------------------------------------------------------------------------
 
 
@@ -152,13 +268,16 @@ class Link:
     ssh_argv: List[str]
     ssh_cmd: str  #: for -e
     scp_argv: List[str]
+    plain_argv: List[str]  #: the harness's ssh argv plus extra (no log), for `ssh true`
 
     @classmethod
-    def make(cls, srv: LoopbackSSHD, root: str) -> "Link":
+    def make(cls, srv: LoopbackSSHD, root: str, extra: Optional[List[str]] = None) -> "Link":
+        """extra: ssh options every tool gets (the relay's ProxyCommand)."""
         log = os.path.join(root, "ssh.log")
+        extra = list(extra or [])
 
         def verbose(argv: List[str]) -> List[str]:
-            return ["LogLevel=VERBOSE" if a.startswith("LogLevel=") else a for a in argv]
+            return ["LogLevel=VERBOSE" if a.startswith("LogLevel=") else a for a in argv] + extra
 
         ssh_argv = verbose(srv.ssh_argv) + ["-E", log]
         # scp has no -E: it runs this wrapper as its ssh (-S), which adds it
@@ -166,8 +285,8 @@ class Link:
         with open(wrapper, "w") as f:
             f.write(f'#!/bin/sh\nexec ssh -E {shlex.quote(log)} "$@"\n')
         os.chmod(wrapper, 0o755)
-        scp_argv = verbose(srv.scp_argv) + ["-S", wrapper]
-        return cls(srv, log, ssh_argv, shlex.join(ssh_argv), scp_argv)
+        scp_argv = verbose(srv.scp_argv) + ["-S", wrapper]  # scp hands -o options to ssh
+        return cls(srv, log, ssh_argv, shlex.join(ssh_argv), scp_argv, srv.ssh_argv + extra)
 
     def target(self, path: str) -> str:
         return self.srv.target(path)
@@ -306,6 +425,7 @@ def run_one(link: Link, tool: SyncTool, case: Case, dest_dir: str,
     argv = tool.argv(link, src, dest)
     out_file = os.path.join(scratch, "stdout")
     link.reset()
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M:%S")
     rx0, pk0 = lo_counters()
     seconds, rss = run_measured(argv, out_file)
     rx1, pk1 = lo_counters()
@@ -334,6 +454,7 @@ def run_one(link: Link, tool: SyncTool, case: Case, dest_dir: str,
         "peak_rss": rss,
         "summary": out.strip().splitlines()[0] if tool.name.startswith("pydelta") and out.strip() else "",
         "argv": argv,
+        "started_utc": started,
     }
 
 
@@ -352,6 +473,48 @@ def warm_up(link: Link, tools: List[SyncTool], root: str, log: Callable[[str], N
         if not filecmp.cmp(dest, small, shallow=False):
             raise RuntimeError(f"warm-up: {tool.name} copied the small file wrong")
     log("warm-up done")
+
+
+def check_link(link: Link, root: str, mib: int, mbit: float, ssh_true: float,
+               log: Callable[[str], None]) -> Dict[str, Any]:
+    """scp a random (incompressible) file through the link, push then pull, and
+    compare the achieved rate with the limit (also net of ssh_true, the seconds
+    a bare `ssh true` takes through the same link)."""
+    src = os.path.join(root, "link-check.bin")
+    with open(src, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+    size = os.path.getsize(src)
+    d = os.path.join(root, "link-check")
+    os.makedirs(d, exist_ok=True)
+    remote, back = os.path.join(d, "pushed.bin"), os.path.join(d, "pulled.bin")
+    out: Dict[str, Any] = {"file_bytes": size, "limit_mbit": mbit,
+                           "expected_seconds": size * 8 / (mbit * 1e6)}
+    for direction, s, t, result in (("push", src, link.target(remote), remote),
+                                    ("pull", link.target(src), back, back)):
+        link.reset()
+        rx0 = lo_counters()[0]
+        secs, _ = run_measured(link.scp_argv + [s, t])
+        wire = lo_counters()[0] - rx0
+        if not filecmp.cmp(result, src, shallow=False):
+            raise RuntimeError(f"link check: scp {direction} copied the file wrong")
+        ssh = link.ssh_bytes()
+        out[direction] = {
+            "seconds": secs,
+            "payload_mbit_s": size * 8 / secs / 1e6,
+            "payload_mbit_s_net": size * 8 / max(secs - ssh_true, 1e-3) / 1e6,
+            "ssh_bytes": sum(ssh) if ssh else None,
+            "ssh_mbit_s": sum(ssh) * 8 / secs / 1e6 if ssh else None,
+            "lo_bytes": wire,
+        }
+        log(f"link check: scp {direction} of {size / 2**20:.0f} MiB random data in "
+            f"{secs:.2f} s (limit alone: {out['expected_seconds']:.2f} s) = "
+            f"{out[direction]['payload_mbit_s']:.1f} Mbit/s of file data "
+            f"({out[direction]['payload_mbit_s_net']:.1f} net of `ssh true`), "
+            f"{out[direction]['ssh_mbit_s'] or 0:.1f} Mbit/s of ssh stream (limit {mbit:g})")
+    shutil.rmtree(d)
+    os.unlink(src)
+    return out
 
 
 # -- machine -----------------------------------------------------------------------
@@ -423,6 +586,7 @@ def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
         "peak_rss": max(r["peak_rss"] for r in runs),
         "summary": runs[-1]["summary"],
         "argv": runs[-1]["argv"],
+        "started_utc": [r["started_utc"] for r in runs],
         "verified": True,
     }
 
@@ -474,7 +638,10 @@ def _mib(n: Optional[int]) -> str:
 
 def write_markdown(info: Dict[str, Any], notes: List[str], results: List[Dict[str, Any]],
                    repeat: int, size: float) -> str:
-    L = [f"# pydelta sync vs rsync vs scp over loopback ssh, {size:g} MiB", ""]
+    mbit = info.get("link_mbit")
+    over = (f"over loopback ssh through a {mbit:g} Mbit/s relay" if mbit
+            else "over loopback ssh")
+    L = [f"# pydelta sync vs rsync vs scp {over}, {size:g} MiB", ""]
     L.append(
         f"{info['date']}; {info['nproc']} cores ({info['cpu']}), Linux {info['kernel']}, "
         f"Python {info['python']}; pydelta {info['pydelta_commit']}"
@@ -497,6 +664,13 @@ def write_markdown(info: Dict[str, Any], notes: List[str], results: List[Dict[st
              "summary, rsync --stats). Ratios are this row's wall time over scp's and over "
              "rsync's (below 1 = faster).")
     L.append("")
+    if mbit:
+        L.append(f"**Link: limited to {mbit:g} Mbit/s per direction** ({mbit / 8:g} MB/s = "
+                 f"{mbit * 1e6 / 8 / 2**20:.2f} MiB/s of ssh stream each way) for every tool "
+                 "alike, by a relay that each tool's ssh runs as its `ProxyCommand` (details in "
+                 "the notes). \"wire Mbit/s\" = wire bytes (lo, both directions) x 8 / wall "
+                 "time.")
+        L.append("")
     for n in notes:
         L.append(f"- {n}")
     L.append("")
@@ -530,22 +704,24 @@ def write_markdown(info: Dict[str, Any], notes: List[str], results: List[Dict[st
         L.append(f"File {size_b:,} bytes ({size_b / 2**20:,.1f} MiB), source `{r['source']}`"
                  + (f", old `{r['old']}`" if r["old"] else "") + ".")
         L.append("")
-        L.append("| tool | wall s (median) | runs s | wire bytes (lo) | wire % of file | ssh bytes | "
-                 "reported bytes (sent + recv) | time vs scp | time vs rsync | local RSS MiB |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|")
+        L.append("| tool | wall s (median) | runs s | wire bytes (lo) | wire % of file | wire Mbit/s | "
+                 "ssh bytes | reported bytes (sent + recv) | time vs scp | time vs rsync | "
+                 "local RSS MiB |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
         tools = r["tools"]
         scp_t = tools.get("scp", {}).get("wall")
         rs_t = tools.get("rsync", {}).get("wall")
         for name, e in tools.items():
             if "error" in e:
-                L.append(f"| {name} | ERROR: {e['error'][:200]} | | | | | | | | |")
+                L.append(f"| {name} | ERROR: {e['error'][:200]} | | | | | | | | | |")
                 continue
             rep = ("-" if e["reported_sent"] is None else
                    f"{e['reported_sent'] + e['reported_received']:,} "
                    f"({e['reported_sent']:,} + {e['reported_received']:,})")
             L.append(
                 f"| {name} | {e['wall']:.2f} | {' / '.join(f'{t:.2f}' for t in e['times'])} | "
-                f"{e['lo_bytes']:,} | {100 * e['lo_bytes'] / size_b:.2f}% | {e['ssh_bytes']:,} | {rep} | "
+                f"{e['lo_bytes']:,} | {100 * e['lo_bytes'] / size_b:.2f}% | "
+                f"{e['lo_bytes'] * 8 / e['wall'] / 1e6:,.1f} | {e['ssh_bytes']:,} | {rep} | "
                 f"{fmt_ratio(e['wall'], scp_t)} | {fmt_ratio(e['wall'], rs_t)} | "
                 f"{e['peak_rss'] / 2**20:.0f} |"
             )
@@ -572,7 +748,15 @@ def main() -> int:
     ap.add_argument("--work", default=os.path.join(HERE, "work"), help="pair cache (and scratch)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--timeout", type=float, default=run_bench.TIMEOUT, help="seconds per command")
+    ap.add_argument("--link-mbit", type=float, default=None, metavar="N",
+                    help="route every tool's ssh through a relay limited to N Mbit/s per "
+                         "direction (results go to sync_bench-<size>M-<N>mbit.*)")
+    ap.add_argument("--link-check-mib", type=int, default=None, metavar="MIB",
+                    help="size of the random file scp'd both ways to check the link limit "
+                         "(default: about 4 s at the limit, 8..256 MiB)")
     a = ap.parse_args()
+    if a.link_mbit is not None and a.link_mbit <= 0:
+        ap.error("--link-mbit must be positive")
     run_bench.TIMEOUT = a.timeout  # run_measured reads it from its module
 
     def log(m: str) -> None:
@@ -598,7 +782,8 @@ def main() -> int:
     root = tempfile.mkdtemp(prefix="sync-bench-", dir=a.work)
     srv = LoopbackSSHD(os.path.join(tempfile.mkdtemp(prefix="pydelta-sync-bench-sshd-"), "sshd"))
     results: List[Dict[str, Any]] = []
-    stem = os.path.join(a.out, f"sync_bench-{a.size:g}M")
+    stem = os.path.join(a.out, f"sync_bench-{a.size:g}M"
+                        + (f"-{a.link_mbit:g}mbit" if a.link_mbit else ""))
     failed = False
     md = ""
     try:
@@ -608,11 +793,19 @@ def main() -> int:
         log(f"sshd on {srv.host}:{srv.port} (started in {srv.startup_seconds:.2f} s)")
         info = machine_info(srv)
         bg = lo_background()
-        ssh_times = [run_measured(srv.ssh_argv + [srv.login, "true"])[0] for _ in range(5)]
+        extra = link_opts(root, srv.port, a.link_mbit) if a.link_mbit else []
+        link = Link.make(srv, root, extra)
+        # through the link (the relay too, if any): what each tool's connection costs
+        ssh_times = [run_measured(link.plain_argv + [srv.login, "true"])[0] for _ in range(5)]
         info["lo_background_bytes_per_s"] = bg
         info["ssh_true_seconds"] = statistics.median(ssh_times)
-        log(f"idle loopback traffic {bg:,.0f} B/s; `ssh true` {info['ssh_true_seconds']:.3f} s")
-        link = Link.make(srv, root)
+        info["link_mbit"] = a.link_mbit
+        log(f"idle loopback traffic {bg:,.0f} B/s; `ssh true` {info['ssh_true_seconds']:.3f} s"
+            + (f" (through the {a.link_mbit:g} Mbit/s relay)" if a.link_mbit else ""))
+        if a.link_mbit:
+            mib = a.link_check_mib or int(min(256, max(8, a.link_mbit / 8 * 1e6 * 4 / 2**20)))
+            info["link_check"] = check_link(link, root, mib, a.link_mbit,
+                                            info["ssh_true_seconds"], log)
         warm_up(link, tools, root, log)
         notes = [
             "Both ends run on this machine (loopback sshd from tests/sshd_server.py) and share "
@@ -625,8 +818,11 @@ def main() -> int:
             "rsync's quick check (size+mtime) never skips the identical file - it does its "
             "full delta pass, as pydelta always does.",
             "pydelta compresses literal data with zstd only while the link drains its writes "
-            "slower than 200 MB/s (after the first 4 MiB, always compressed): on loopback that "
-            "is mostly plain. rsync runs without -z, scp without -C. scp of OpenSSH 9 "
+            "slower than 200 MB/s (the first 4 MiB always compressed): "
+            + (f"at {a.link_mbit:g} Mbit/s = {a.link_mbit / 8:g} MB/s the link is slower than "
+               "that, so it should compress throughout. " if a.link_mbit and a.link_mbit / 8 < 200
+               else "on loopback that is mostly plain. ")
+            + "rsync runs without -z, scp without -C. scp of OpenSSH 9 "
             "transfers over the SFTP subsystem.",
             f"Every wall time includes one ssh connection (login and key exchange): bare "
             f"`ssh true` takes {info['ssh_true_seconds']:.3f} s here (median of 5). pydelta "
@@ -639,6 +835,33 @@ def main() -> int:
             "Every destination was verified byte for byte against its source after every run, "
             "with no temporary file left beside it.",
         ]
+        if a.link_mbit:
+            lc = info["link_check"]
+            notes += [
+                f"The link: every tool's ssh (pydelta -e, rsync -e, scp -o) gets `-o "
+                f"ProxyCommand=python -I -S relay.py 127.0.0.1 <port> "
+                f"{a.link_mbit * 1e6 / 8:.0f}`. The relay (stdlib Python, written to the "
+                "scratch dir) talks to ssh over its stdin/stdout and to the sshd over one "
+                f"loopback TCP connection, and passes at most {a.link_mbit:g} Mbit/s "
+                "(10^6 bit/s of TCP payload, i.e. of ssh's encrypted stream; TCP/IP headers "
+                "on top) in each direction, each paced by its own token bucket that holds at "
+                "most 64 KiB of credit (nothing saved up while idle; a step of at most 64 KiB "
+                "passes once the bucket is out of debt and is then debited), with 64 KiB socket buffers and TCP_NODELAY, so a sender's writes block "
+                "as soon as it outruns the link. No latency is added beyond the pacing. The "
+                "relay is one more process on the 2 shared cores, the same for every tool. "
+                "Host key checking is unchanged (StrictHostKeyChecking=no, "
+                "UserKnownHostsFile=/dev/null); ssh still counts its own bytes.",
+                f"Link check before the cases: scp of {lc['file_bytes'] / 2**20:.0f} MiB of "
+                f"random data took {lc['push']['seconds']:.2f} s pushed and "
+                f"{lc['pull']['seconds']:.2f} s pulled (the limit alone: "
+                f"{lc['expected_seconds']:.2f} s; `ssh true` through the relay: "
+                f"{info['ssh_true_seconds']:.3f} s) = {lc['push']['payload_mbit_s']:.1f} / "
+                f"{lc['pull']['payload_mbit_s']:.1f} Mbit/s of file data "
+                f"({lc['push']['payload_mbit_s_net']:.1f} / {lc['pull']['payload_mbit_s_net']:.1f} "
+                "net of the `ssh true` time), "
+                f"{lc['push']['ssh_mbit_s']:.1f} / {lc['pull']['ssh_mbit_s']:.1f} Mbit/s of "
+                f"ssh stream (both directions counted) against the {a.link_mbit:g} Mbit/s limit.",
+            ]
         for case in cases:
             log(f"{case.name} ({os.path.getsize(case.new) / 2**20:,.0f} MiB) ...")
             r = bench_case(link, case, tools, a.repeat, root, log)
