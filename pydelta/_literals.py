@@ -30,6 +30,7 @@ anything is allocated for it.
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_right
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -120,7 +121,9 @@ class Compressor:
         self.transforms = tuple(TRANSFORMS)
         self._local = threading.local()
         #: asked before each literal whether to try at all (adaptive senders
-        #: such as sync); None always tries, which keeps deltas deterministic
+        #: such as sync; if it has a ``record(nbytes, seconds)`` method, that
+        #: is told how long each compression took); None always tries, which
+        #: keeps deltas deterministic
         self.gate = gate
 
     def _cctx(self):
@@ -142,6 +145,7 @@ class Compressor:
         says not to try)."""
         if self.gate is not None and not self.gate():
             return None
+        t0 = time.perf_counter()
         data = bytes(raw)
         n = len(data)
         cctx = self._cctx()
@@ -150,6 +154,9 @@ class Compressor:
             frame = cctx.compress(data if t == fmt.Z_ZSTD else group16(data))
             if not transform or len(frame) < len(best):
                 best, transform = frame, t
+        record = getattr(self.gate, "record", None)
+        if record is not None:  # an adaptive gate learns how fast we compress
+            record(n, time.perf_counter() - t0)
         head = b"Z" + varint(n) + bytes((transform,)) + varint(len(best))
         # both ops carry varint(n); compare what differs
         if len(head) + len(best) - len(varint(n)) - 1 > n * (1.0 - MIN_SAVING):

@@ -521,41 +521,65 @@ def _receive(ch: Channel, inc: _Incoming) -> str:
 
 
 class _LinkGate:
-    """Whether to compress the next literal: only while the link is slow.
+    """Whether to compress the next literal: only while zstd outruns the link.
 
-    Compressing pays when the link moves bytes slower than zstd squeezes
-    them (a WAN, a 1 Gbit/s LAN), and costs time when it is faster (a
-    10 Gbit/s LAN, loopback). The channel measures how fast it drains what
-    we write: over the last WINDOW bytes sent, bytes / seconds blocked in
-    write(). While we produce faster than the link takes, that is the
-    link's speed; while compressing makes us the bottleneck, writes do not
-    block and the rate looks high, so the gate opens up again - it settles
-    where the two balance. The first WARMUP bytes are always compressed
-    (small deltas cost little to compress). Each literal goes as 'L' or 'Z'
-    either way, and the result is verified by its digest as always.
+    Sent plain, literal bytes go at the link's speed L; compressed, at the
+    speed C at which we compress them (the link then carries fewer bytes
+    than it could). So compressing pays exactly when C > L: on a WAN or a
+    1 Gbit/s link with cores to spare, not on a fast LAN or loopback, nor
+    when the cores are busy. Both are measured as the data goes:
+
+    * L: the channel counts the seconds spent blocked in write(); over the
+      last WINDOW bytes sent, bytes / those seconds. While we produce faster
+      than the link takes, that is the link's speed; while compressing makes
+      us the bottleneck, writes do not block and L looks high, so the gate
+      turns compression off again - it settles where the two balance.
+    * C: the compressor reports each literal's size and wall time; times
+      the worker threads.
+
+    The first WARMUP bytes are always compressed (small deltas cost little
+    to compress, and this gives C). Each literal goes as 'L' or 'Z' either
+    way, and the result is verified against its digest as always.
     """
 
     WARMUP = 4 << 20
     WINDOW = 32 << 20
-    FAST = 200e6  #: bytes/s: a link at least this fast is sent plain
 
-    def __init__(self, ch: Channel) -> None:
+    def __init__(self, ch: Channel, workers: int) -> None:
         self._ch = ch
+        self._workers = max(1, workers)
         self._start = (ch.sent, ch.write_seconds)
         self._hist: "collections.deque[Tuple[int, float]]" = collections.deque([self._start])
+        self._comp: "collections.deque[Tuple[int, float]]" = collections.deque(maxlen=64)
         self._lock = threading.Lock()
 
-    def __call__(self) -> bool:
+    def record(self, nbytes: int, seconds: float) -> None:
+        """One literal of nbytes took seconds to compress (on one worker)."""
+        with self._lock:
+            self._comp.append((nbytes, seconds))
+
+    def link_rate(self) -> float:
+        """Bytes/s the link drains (infinite while writes never block)."""
         sent, secs = self._ch.sent, self._ch.write_seconds
         with self._lock:
-            if sent - self._start[0] < self.WARMUP:
-                return True
             hist = self._hist
             hist.append((sent, secs))
             while len(hist) > 2 and sent - hist[1][0] >= self.WINDOW:
                 hist.popleft()
             dsent, dsecs = sent - hist[0][0], secs - hist[0][1]
-        return dsecs > 0 and dsent / dsecs < self.FAST
+        return dsent / dsecs if dsecs > 0 else float("inf")
+
+    def compress_rate(self) -> float:
+        """Bytes/s we compress, over the recent literals and all workers."""
+        with self._lock:
+            n = sum(b for b, _ in self._comp)
+            s = sum(t for _, t in self._comp)
+        return self._workers * n / s if s > 0 else float("inf")
+
+    def __call__(self) -> bool:
+        if self._ch.sent - self._start[0] < self.WARMUP:
+            return True
+        return self.compress_rate() > self.link_rate()
 
 
 def _send_delta(ch: Channel, sig_data: bytes, new: Union[str, BinaryIO], *,
@@ -572,10 +596,11 @@ def _send_delta(ch: Channel, sig_data: bytes, new: Union[str, BinaryIO], *,
     fmt.parse_sig_header(sig_data[: fmt.SIG_HEADER.size], name)
     sig = Signature(sig_data, name)
     zlit = _use_compression(compress, level)
-    gate = _LinkGate(ch) if compress is None and zlit else None
+    nthreads = resolve_threads(threads)
+    gate = _LinkGate(ch, nthreads) if compress is None and zlit else None
     writer = DataWriter(ch)
     stats = DeltaStats()
-    for piece in _stream(sig, new, progress, stats, resolve_threads(threads), zlit, level, gate):
+    for piece in _stream(sig, new, progress, stats, nthreads, zlit, level, gate):
         writer.write(piece)
     writer.flush()
     ch.send(END)
