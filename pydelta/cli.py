@@ -653,8 +653,8 @@ def _print_report(report: "pydelta.SyncReport", verbose: bool, quiet: bool) -> N
             sys.stderr.write(f"pydelta: skipped {f.path}: {f.message}\n")
         elif f.action == "failed":
             sys.stderr.write(f"pydelta: failed {f.path}: {' '.join(f.message.split())}\n")
-        elif verbose and not quiet:
-            wire = f"  (sent {f.sent:,}, received {f.received:,})" if f.action != "deleted" else ""
+        elif (verbose or report.dry_run) and not quiet:
+            wire = f"  (sent {f.sent:,}, received {f.received:,})" if f.action != "deleted" and not report.dry_run else ""
             sys.stdout.write(f"{f.action:<9} {f.path}{wire}\n")
     sys.stderr.flush()
     if not quiet:
@@ -689,6 +689,10 @@ def sync(
         bool,
         typer.Option("--quick", help="Skip files whose size and modification time already match (rsync's default quick check). Without it every file is compared by content."),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", "-n", help="Change nothing: list what would be created, compared, skipped and deleted."),
+    ] = False,
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file with what was done to it.")] = False,
@@ -721,7 +725,7 @@ def sync(
         try:
             with _SyncBars(on) as bars:
                 report = pydelta.sync(
-                    src, dest, ssh=ssh, remote_cmd=remote_cmd, delete=delete, quick=quick,
+                    src, dest, ssh=ssh, remote_cmd=remote_cmd, delete=delete, quick=quick, dry_run=dry_run,
                     progress=bars.callback, threads=threads, compress=compress,
                     level=level, fsync=fsync,
                 )

@@ -134,6 +134,7 @@ class SyncReport:
     bytes_received: int = 0  #: bytes this side read from it
     total_size: int = 0  #: bytes of the source's regular files
     seconds: float = 0.0  #: wall time
+    dry_run: bool = False  #: nothing was changed: ``files`` says what would be done
 
     def count(self, action: str) -> int:
         return sum(1 for f in self.files if f.action == action)
@@ -161,7 +162,8 @@ class SyncReport:
         nfiles = sum(1 for f in self.files if f.action not in ("deleted", "skipped"))
         rate = self.wire_bytes / self.seconds if self.seconds > 0 else 0.0
         return (
-            f"{nfiles} file{'s' if nfiles != 1 else ''}: {', '.join(parts)}\n"
+            ("dry run, nothing changed - would be: " if self.dry_run else "")
+            + f"{nfiles} file{'s' if nfiles != 1 else ''}: {', '.join(parts)}\n"
             f"sent {self.bytes_sent:,} bytes  received {self.bytes_received:,} bytes  "
             f"{rate:,.2f} bytes/sec\n"
             f"total size is {self.total_size:,}  speedup is {self.speedup:,.2f}"
@@ -331,6 +333,19 @@ def _open_source(path: str) -> BinaryIO:
 
 
 _QUICK = "same size and modification time (quick check)"
+
+
+def _planned(rel: str, src: Dict[str, Any], dst: Optional[Dict[str, Any]], quick: bool) -> SyncedFile:
+    """What a dry run says would happen to one file."""
+    size = src.get("size", 0)
+    if dst is None:
+        return SyncedFile(rel, "created", size, message="dry run: would be sent whole")
+    if dst.get("type") != "file":
+        what = "a directory" if dst.get("type") == "dir" else "something other than a file"
+        return SyncedFile(rel, "failed", size, message=f"dry run: {what} is in the way")
+    if quick and _same_size_and_time(src, dst):
+        return SyncedFile(rel, "unchanged", size, message=_QUICK)
+    return SyncedFile(rel, "updated", size, message="dry run: would be compared by content and updated if it differs")
 
 
 def _same_size_and_time(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> bool:
@@ -879,19 +894,21 @@ class SyncClient:
         self._remote = _Remote(ch)
 
     # -- public -----------------------------------------------------------------
-    def push(self, src: str, dest: str, *, delete: bool = False, quick: bool = False) -> SyncReport:
+    def push(self, src: str, dest: str, *, delete: bool = False, quick: bool = False,
+             dry_run: bool = False) -> SyncReport:
         """Make ``dest`` on the far end a copy of the local ``src`` (file or folder).
 
-        ``delete`` and ``quick`` are as for :func:`sync`.
+        ``delete``, ``quick`` and ``dry_run`` are as for :func:`sync`.
         """
-        return self._run(self._local, self._remote, os.fspath(src), dest, delete, quick)
+        return self._run(self._local, self._remote, os.fspath(src), dest, delete, quick, dry_run)
 
-    def pull(self, src: str, dest: str, *, delete: bool = False, quick: bool = False) -> SyncReport:
+    def pull(self, src: str, dest: str, *, delete: bool = False, quick: bool = False,
+             dry_run: bool = False) -> SyncReport:
         """Make the local ``dest`` a copy of ``src`` on the far end (file or folder).
 
-        ``delete`` and ``quick`` are as for :func:`sync`.
+        ``delete``, ``quick`` and ``dry_run`` are as for :func:`sync`.
         """
-        return self._run(self._remote, self._local, src, os.fspath(dest), delete, quick)
+        return self._run(self._remote, self._local, src, os.fspath(dest), delete, quick, dry_run)
 
     def close(self) -> None:
         """Say goodbye to the serving end (it then exits)."""
@@ -909,10 +926,12 @@ class SyncClient:
             self.close()
 
     # -- the plan ---------------------------------------------------------------
-    def _run(self, s_ep: Any, d_ep: Any, src: str, dest: str, delete: bool, quick: bool) -> SyncReport:
+    def _run(self, s_ep: Any, d_ep: Any, src: str, dest: str, delete: bool, quick: bool,
+             dry_run: bool = False) -> SyncReport:
         push = not s_ep.remote
         peer = self._ch.peer
-        report = SyncReport(src=src if push else f"{peer}:{src}", dest=f"{peer}:{dest}" if push else dest)
+        report = SyncReport(src=src if push else f"{peer}:{src}", dest=f"{peer}:{dest}" if push else dest,
+                            dry_run=dry_run)
         t0 = time.perf_counter()
         sent0, recv0 = self._ch.sent, self._ch.received
         self._bytes_done = 0  # bytes of the source's files dealt with, for progress
@@ -922,7 +941,7 @@ class SyncClient:
             report.seconds = time.perf_counter() - t0
             report.bytes_sent = self._ch.sent - sent0
             report.bytes_received = self._ch.received - recv0
-        if report.failed:
+        if report.failed and not report.dry_run:
             first = report.failed[0]
             more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
             raise SyncError(f"{first.path}: {first.message}{more}", report)
@@ -942,8 +961,12 @@ class SyncClient:
                 root, name = dest, os.path.basename(src.rstrip("/"))
             else:
                 root, name = os.path.dirname(dest) or ".", os.path.basename(dest)
-            d_ep.mkdir(root)
             report.total_size = s["size"]
+            if report.dry_run:
+                t = d if d["type"] != "dir" and not dest.endswith("/") else d_ep.stat(os.path.join(root, name))
+                report.files.append(_planned(name, s, t if t["type"] != "missing" else None, quick))
+                return
+            d_ep.mkdir(root)
             if quick and d["type"] != "dir" and _same_size_and_time(s, d):
                 report.files.append(SyncedFile(name, "unchanged", s["size"], message=_QUICK))
             elif push:
@@ -956,12 +979,16 @@ class SyncClient:
             raise FileAccessError(f"{dest} exists and is not a directory")
         entries = s_ep.walk(src)
         report.total_size = sum(e["size"] for e in entries if e["type"] == "file")
-        d_ep.mkdir(dest)
         have = {e["path"]: e for e in d_ep.walk(dest)} if d["type"] == "dir" else {}
+        if not report.dry_run:
+            d_ep.mkdir(dest)
         for e in entries:
             rel = e["path"]
             if e["type"] == "other":
                 report.files.append(SyncedFile(rel, "skipped", message=e.get("why", "")))
+            elif report.dry_run:
+                if e["type"] == "file":
+                    report.files.append(_planned(rel, e, have.get(rel), quick))
             elif e["type"] == "dir":
                 if have.get(rel, {}).get("type") != "dir":
                     try:
@@ -984,6 +1011,9 @@ class SyncClient:
             blocked = [p + "/" for p, t in keep.items() if t != "dir"]
             for rel in sorted(have, reverse=True):  # children before their parent
                 if rel in keep or any(rel.startswith(b) for b in blocked):
+                    continue
+                if report.dry_run:
+                    report.files.append(SyncedFile(rel, "deleted", message="dry run: would be deleted"))
                     continue
                 try:
                     d_ep.delete(dest, rel)
@@ -1189,6 +1219,7 @@ def sync(
     remote_cmd: str = "pydelta",
     delete: bool = False,
     quick: bool = False,
+    dry_run: bool = False,
     progress: SyncProgress = None,
     threads: Optional[int] = None,
     compress: Optional[bool] = None,
@@ -1222,6 +1253,8 @@ def sync(
             (rsync's default quick check; sync keeps modification times, so
             after one sync only changed files are read). Without it every
             file is compared by content (its signature).
+        dry_run: change nothing; the report lists what would be created,
+            compared/updated, skipped and deleted (from the listings alone).
         progress: called with a :class:`SyncStatus` (file and total bytes done).
         compress: ``None`` (default) compresses literal data only while the
             link is slower than compressing it (measured as it goes);
@@ -1267,9 +1300,9 @@ def sync(
         ch.started = True
         try:
             if s_host is None:
-                report = client.push(s_path, d_path, delete=delete, quick=quick)
+                report = client.push(s_path, d_path, delete=delete, quick=quick, dry_run=dry_run)
             else:
-                report = client.pull(s_path, d_path, delete=delete, quick=quick)
+                report = client.pull(s_path, d_path, delete=delete, quick=quick, dry_run=dry_run)
         except _FATAL:
             raise
         except (PydeltaError, OSError):

@@ -735,3 +735,25 @@ def test_slow_link_gets_compressed_literals(tmp_path):
     dest.unlink()
     r = pydelta.sync(str(src), f"h:{dest}", ssh=[str(script)], remote_cmd=REMOTE_CMD, compress=False)
     assert dest.read_bytes() == data and r.bytes_sent > len(data)
+
+
+def test_dry_run_changes_nothing_and_says_what_would_happen(served, tmp_path):
+    src = tmp_path / "src"
+    files = make_tree(src)
+    dest = tmp_path / "dest"
+    s = served()
+    r = s.client.push(str(src), str(dest), delete=True, dry_run=True)
+    assert not dest.exists() and r.dry_run
+    assert r.count("created") == len(files) and r.bytes_sent < 4096
+    s.client.push(str(src), str(dest))
+    (src / "config.json").write_bytes(b'{"layers": 3}')
+    write(dest / "stray.bin", b"x")
+    before = tree_files(dest)
+    r = s.client.push(str(src), str(dest), delete=True, quick=True, dry_run=True)
+    assert tree_files(dest) == before
+    assert {f.path: f.action for f in r.files if f.action != "unchanged"} == {
+        "config.json": "updated", "stray.bin": "deleted"}
+    assert str(r).startswith("dry run, nothing changed - would be: ")
+    r = s.client.pull(str(dest), str(tmp_path / "local"), dry_run=True)
+    assert not (tmp_path / "local").exists() and r.count("created") == len(files) + 1
+    s.close()
