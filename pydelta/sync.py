@@ -1274,11 +1274,11 @@ def sync(
 
     Example:
         >>> import pydelta
-        >>> r = pydelta.sync("llama-7b/", "gpu1:/models/llama-7b", ssh="ssh -p 2222")  # doctest: +SKIP
+        >>> r = pydelta.sync("model.safetensors", "gpu1:/models/model.safetensors")  # doctest: +SKIP
         >>> print(r)  # doctest: +SKIP
-        4 files: 0 created, 1 updated, 3 unchanged, 0 deleted
-        sent 31,744,213 bytes  received 1,602,334 bytes  9,870,411.53 bytes/sec
-        total size is 13,476,839,424  speedup is 404.13
+        1 file: 0 created, 1 updated, 0 unchanged, 0 deleted
+        sent 23,458,905 bytes  received 787,204 bytes  3,067,513.88 bytes/sec
+        total size is 1,073,562,897  speedup is 44.28
     """
     s_host, s_path = parse_location(src)
     d_host, d_path = parse_location(dest)
