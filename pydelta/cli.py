@@ -79,11 +79,17 @@ def _error(message: str, code: int = 1) -> "typer.Exit":
 
 
 def _is_broken_pipe(exc: BaseException) -> bool:
-    """True if exc is (or was caused by) EPIPE: the reader of our output went away."""
+    """True if exc is (or was caused by) EPIPE: the reader of our output went away.
+
+    A sync's broken connection (EPIPE on the pipe to ssh) is not that: it
+    has its own message.
+    """
     seen = set()
     e: Optional[BaseException] = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
+        if isinstance(e, pydelta.SyncError):
+            return False
         if isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
             return True
         e = e.__cause__ or e.__context__

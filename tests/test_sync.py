@@ -757,3 +757,15 @@ def test_dry_run_changes_nothing_and_says_what_would_happen(served, tmp_path):
     r = s.client.pull(str(dest), str(tmp_path / "local"), dry_run=True)
     assert not (tmp_path / "local").exists() and r.count("created") == len(files) + 1
     s.close()
+
+
+def test_broken_pipe_to_ssh_is_reported_not_silenced(tmp_path):
+    """An ssh that exits at once breaks the pipe we write to: that is a sync error with a message."""
+    src = write(tmp_path / "a.bin", b"x" * 100)
+    script = tmp_path / "gone-ssh"
+    script.write_text("#!/bin/sh\nexec 0<&-\necho 'sh: 1: pydelta: not found' >&2\nexit 127\n")
+    script.chmod(0o755)
+    for _ in range(3):
+        p = run_cli("sync", "-e", str(script), str(src), "host:b.bin")
+        assert p.returncode == 1
+        assert p.stderr.startswith("pydelta: error: pydelta is not installed on host"), p.stderr
