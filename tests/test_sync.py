@@ -435,7 +435,9 @@ def test_connection_cut_mid_delta_keeps_old_file(tmp_path):
     d = pydelta.delta(sig, io.BytesIO(new), compress=False)
     ch.send(_wire.DATA, d[: len(d) // 2])
     ch.flush()
-    time.sleep(0.3)
+    deadline = time.time() + 20
+    while not tmp_leftovers(target.parent) and time.time() < deadline:
+        time.sleep(0.05)
     assert len(tmp_leftovers(target.parent)) == 1  # the half-written temp file
     proc.stdin.close()  # the connection drops
     err = proc.stderr.read().decode()
@@ -460,7 +462,9 @@ def test_broken_first_copy_resumes_from_what_arrived(tmp_path, served):
     d = pydelta.delta(sig, io.BytesIO(new), compress=False)
     ch.send(_wire.DATA, d[: len(d) * 2 // 3])
     ch.flush()
-    time.sleep(0.3)
+    deadline = time.time() + 20
+    while not tmp_leftovers(target.parent) and time.time() < deadline:
+        time.sleep(0.05)
     proc.stdin.close()  # the connection drops two thirds in
     assert proc.wait(timeout=30) == 1
     proc.stdout.close()
