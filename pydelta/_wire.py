@@ -28,7 +28,7 @@ import time
 from typing import Any, BinaryIO, Dict, Iterator, Tuple, Union
 
 from ._io import read_exact
-from .errors import ConnectionLostError, FileAccessError, ProtocolError, RemoteError
+from .errors import ConnectionLostError, FileAccessError, ProtocolError, RemoteError, SyncError
 
 #: First bytes each end sends: protocol name and version.
 MAGIC = b"PDSYNC1\n"
@@ -128,7 +128,7 @@ class Channel:
             finally:
                 self.write_seconds += time.perf_counter() - t0
 
-    def lost(self, why: str) -> ConnectionLostError:
+    def lost(self, why: str) -> SyncError:
         """The error for a broken channel (overridden to add ssh's own words)."""
         return ConnectionLostError(f"connection to {self.peer} lost: {why}")
 

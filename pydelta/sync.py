@@ -1139,7 +1139,7 @@ class _SSHChannel(Channel):
     def stderr_text(self) -> str:
         return " / ".join(self._errlines)
 
-    def lost(self, why: str) -> ConnectionLostError:
+    def lost(self, why: str) -> SyncError:
         try:
             rc: Optional[int] = self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -1149,6 +1149,8 @@ class _SSHChannel(Channel):
         said_part = f" (ssh said: {said})" if said else ""
         if not self.started:
             low = said.lower()
+            if rc == 255:  # ssh's own failure (ssh's warnings may say "No such file" too)
+                return RemoteCommandError(f"ssh to {self.host} failed{said_part or ' (exit 255)'}")
             if rc == 127 or "command not found" in low or "no such file or directory" in low \
                     or "no module named pydelta" in low \
                     or "not found" in low and self.remote_cmd.split()[0] in said:
@@ -1157,18 +1159,16 @@ class _SSHChannel(Channel):
                     f"commands there ('{self.remote_cmd}' not found{said_part}): install it "
                     "there (pip install pydelta), or give its path with --remote-cmd, "
                     "e.g. --remote-cmd ~/venv/bin/pydelta"
-                )  # type: ignore[return-value]
+                )
             if "no such command" in low and "serve" in low:
                 return RemoteCommandError(
                     f"the pydelta on {self.host} has no 'serve' command (too old): "
                     "upgrade it there"
-                )  # type: ignore[return-value]
-            if rc == 255:
-                return RemoteCommandError(f"ssh to {self.host} failed{said_part or ' (exit 255)'}")  # type: ignore[return-value]
+                )
             return RemoteCommandError(
                 f"'{self.remote_cmd} serve' on {self.host} did not start "
                 f"(exit {rc}){said_part}"
-            )  # type: ignore[return-value]
+            )
         if rc is not None and rc < 0:
             how = f"ssh was killed by signal {-rc}"
         elif rc is not None:
