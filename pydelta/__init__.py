@@ -93,3 +93,33 @@ __all__ = [
     "ConnectionLostError",
     "ProtocolError",
 ]
+
+# -- model store (issue 11) ---------------------------------------------------
+from .errors import (  # noqa: E402
+    CorruptStoreError,
+    DiskFullError,
+    StoreAccessError,
+    StoreError,
+    StoreNotFoundError,
+    StoreUnreachableError,
+    TagConflictError,
+    VersionNotFoundError,
+)
+from .store import PullReport, PushReport, StoreListing, ls, pull, push  # noqa: E402
+
+__all__ += [
+    "push",
+    "pull",
+    "ls",
+    "PushReport",
+    "PullReport",
+    "StoreListing",
+    "StoreError",
+    "StoreNotFoundError",
+    "VersionNotFoundError",
+    "StoreAccessError",
+    "StoreUnreachableError",
+    "CorruptStoreError",
+    "TagConflictError",
+    "DiskFullError",
+]

@@ -354,3 +354,8 @@ def sshd(tmp_path_factory):
         pytest.skip(why)
     with LoopbackSSHD(str(tmp_path_factory.mktemp("sshd"))) as server:
         yield server
+
+
+# ---------------------------------------------------------------- model store
+# moto S3 server, the local/S3 store parametrisation and the fault proxy
+from store_fixtures import fault_proxy, moto_endpoint, store  # noqa: E402,F401

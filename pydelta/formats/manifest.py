@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import CorruptStoreError as ManifestError
+from ..errors import UsageError
 
 __all__ = [
     "CODEC_RAW",
@@ -147,9 +148,9 @@ _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
 def check_tag_name(name: str) -> str:
-    """Return ``name`` if it is a valid tag name, else raise ManifestError."""
+    """Return ``name`` if it is a valid tag name, else raise UsageError."""
     if not isinstance(name, str) or not _TAG_RE.fullmatch(name):
-        raise ManifestError(
+        raise UsageError(
             f"invalid tag name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "not starting with '.' or '-'"
         )
@@ -537,7 +538,7 @@ def check_version_id(text: str) -> str:
     """A full version id (64 lowercase hex digits) or a prefix of one (>= 4 digits)."""
     v = text.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{4,64}", v):
-        raise ManifestError(f"invalid version id {text!r}: use the hex id that 'pydelta ls' shows")
+        raise UsageError(f"invalid version id {text!r}: use the hex id that 'pydelta ls' shows")
     return v
 
 

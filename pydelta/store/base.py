@@ -138,3 +138,22 @@ def retry(op: Callable[[], T], what: str, url: str, retries: int = RETRIES,
             sleep(random.uniform(delay / 2, delay))
             delay = min(delay * 2, BACKOFF_MAX)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+class EmptyStore(Store):
+    """A store that holds nothing and accepts no writes (a dry run's stand-in
+    for a store that does not exist yet)."""
+
+    writable = False
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def get_token(self, key: str) -> "tuple[Optional[bytes], Optional[str]]":
+        return None, None
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        return iter(())
+
+    def exists(self, key: str) -> bool:
+        return False

@@ -134,11 +134,17 @@ class LocalStore(Store):
         return data
 
     def get_token(self, key: str) -> "tuple[Optional[bytes], Optional[str]]":
+        # the token names this very file (every write renames a new inode into
+        # place), so a rewrite with the same bytes still changes it
         try:
-            data = self.get(key)
-        except StoreNotFoundError:
+            with open(self._path(key), "rb") as fh:
+                s = os.fstat(fh.fileno())
+                data = fh.read()
+        except FileNotFoundError:
             return None, None
-        return data, data.hex()
+        except OSError as e:
+            raise self._fail(e, f"cannot read {key}") from None
+        return data, f"{s.st_ino}-{s.st_mtime_ns}-{s.st_size}"
 
     def exists(self, key: str) -> bool:
         return os.path.isfile(self._path(key))

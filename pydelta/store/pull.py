@@ -58,8 +58,10 @@ ProgressFn = Callable[[Progress], None]
 
 #: Largest ranged GET (merged neighbouring chunks of one pack).
 MAX_REQUEST = 8 << 20
-#: Chunks of one pack at most this far apart are fetched in one request.
-MERGE_GAP = 256 << 10
+#: Chunks of one pack at most this far apart are fetched in one request (the
+#: chunks a push adds are contiguous in its packs, so a pull of its version
+#: needs few requests even with a small gap, and fetches few unneeded bytes).
+MERGE_GAP = 16 << 10
 STATE_NAME = ".pydelta-pull.json"
 PARTIAL_SUFFIX = ".pydelta-partial"
 _READ = 8 << 20

@@ -30,9 +30,9 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Deque, Dict, List, Optional, Tuple
 
-from ..errors import FileAccessError, StoreError, UsageError
+from ..errors import FileAccessError, StoreError, StoreNotFoundError, UsageError
 from ..formats import manifest as mf
-from .base import CREATE, SWAP, Store
+from .base import CREATE, SWAP, EmptyStore, Store
 from .chunker import ChunkParams, chunk_stream
 from .index import Location, load_index
 from .packs import DEFAULT_LEVEL, DEFAULT_PACK_SIZE, ChunkCodec, PackWriter, blake3, index_key, pack_key
@@ -196,7 +196,12 @@ def push(
             raise FileAccessError(f"cannot read {path}: {e.strerror or e}") from None
     total = sum(sizes)
 
-    st = open_store(os.fspath(store), endpoint_url=endpoint_url, jobs=jobs, create=not dry_run)
+    try:
+        st = open_store(os.fspath(store), endpoint_url=endpoint_url, jobs=jobs, create=not dry_run)
+    except StoreNotFoundError:
+        if not dry_run or os.fspath(store).startswith("s3://"):
+            raise
+        st = EmptyStore(os.fspath(store))  # a dry run into a new local store
     with st:
         if dry_run:
             params = read_config(st) or want_params
