@@ -762,3 +762,187 @@ def main(argv: Optional[list] = None) -> None:
         app(args=argv, prog_name="pydelta")
     except KeyboardInterrupt:
         raise SystemExit(_error("interrupted", 130).exit_code) from None
+
+
+# -- model store: push, pull, ls ---------------------------------------------
+
+JobsOpt = Annotated[
+    int, typer.Option("--jobs", "-j", min=1, max=256, help="Parallel transfers (requests to the store).")
+]
+EndpointOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--endpoint-url", metavar="URL",
+        help="S3 endpoint, e.g. http://minio:9000 (default: AWS_ENDPOINT_URL or the AWS config).",
+    ),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", "-n", help="Change nothing: say what would be transferred, in bytes.")
+]
+
+
+class _StoreBar:
+    """A tqdm bar over the store's progress events (bytes; chunks and transfer as postfix)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.phase = ""
+        self.last = 0
+
+    def __call__(self, ev: "pydelta.store.Progress") -> None:
+        if not self.enabled:
+            return
+        if ev.phase != self.phase:
+            self.close()
+            from tqdm import tqdm
+
+            cols, lines = _stderr_shape()
+            names = {"scan": "checking local files", "upload": "pushing", "fetch": "pulling"}
+            self.bar = tqdm(
+                total=ev.bytes_total or None, desc=names.get(ev.phase, ev.phase), unit="B",
+                unit_scale=True, file=sys.stderr, dynamic_ncols=bool(cols),
+                ncols=None if cols else 80, nrows=lines or 24, leave=True,
+            )
+            self.phase, self.last = ev.phase, 0
+        if self.bar is not None and ev.bytes_done > self.last:
+            self.bar.update(ev.bytes_done - self.last)
+            self.last = ev.bytes_done
+            self.bar.set_postfix_str(f"{ev.chunks:,} chunks, {ev.transferred / 1e6:,.1f} MB moved", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            try:
+                self.bar.close()
+            except (OSError, ValueError):
+                pass
+            self.bar = None
+
+
+def _store_progress(flag: Optional[bool], quiet: bool) -> bool:
+    if quiet:
+        return False
+    return _stderr_is_tty() if flag is None else flag
+
+
+@app.command(
+    "push",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta push llama-7b/ s3://models/llama-7b --tag v2\n"
+    "  pydelta push model.safetensors /mnt/store/model        # a local store\n"
+    "  pydelta push ckpt/ s3://b/ckpt --endpoint-url http://minio:9000 -j 16",
+)
+def push_cmd(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="A file, or a folder (recursive).")],
+    store: Annotated[str, typer.Argument(metavar="STORE", help="A local directory, file:// URL or s3://bucket/prefix.")],
+    tag: Annotated[str, typer.Option("--tag", "-t", help="Point this tag at the new version.")] = "latest",
+    jobs: JobsOpt = 8,
+    pack_size: Annotated[int, typer.Option("--pack-size", min=1, metavar="MiB", help="Pack object size in MiB.")] = 32,
+    level: Annotated[int, typer.Option("--level", min=1, max=22, help="zstd level for chunks.")] = 1,
+    compress: Annotated[bool, typer.Option("--compress/--no-compress", help="Compress chunks when it pays.")] = True,
+    endpoint_url: EndpointOpt = None,
+    dry_run: DryRunOpt = False,
+    progress: ProgressOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Store SRC as a new version in STORE, uploading only chunks it lacks.
+
+    Files are cut into content-defined chunks (a shifted header does not
+    change the chunks after it); chunks the store already holds are not
+    sent. The version is visible only once complete, then TAG points at it.
+    Prints the version id and what was uploaded.
+    """
+
+    def action() -> None:
+        bar = _StoreBar(_store_progress(progress, quiet))
+        try:
+            r = pydelta.push(
+                src, store, tag=tag, jobs=jobs, pack_size=pack_size << 20, level=level,
+                compress=compress, endpoint_url=endpoint_url, dry_run=dry_run, progress=bar,
+            )
+        finally:
+            bar.close()
+        if not quiet:
+            for s in r.skipped:
+                sys.stderr.write(f"pydelta: skipped {s} (not a regular file)\n")
+            sys.stdout.write(r.summary() + "\n")
+
+    _run(action)
+
+
+@app.command(
+    "pull",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta pull s3://models/llama-7b /models/llama-7b --tag v2\n"
+    "  pydelta pull s3://models/llama-7b /models/llama-7b --quick    # at container start\n"
+    "  pydelta pull /mnt/store/model model.safetensors --seed old-model.safetensors",
+)
+def pull_cmd(
+    store: Annotated[str, typer.Argument(metavar="STORE", help="A local directory, file:// URL or s3://bucket/prefix.")],
+    dest: Annotated[str, typer.Argument(metavar="DEST", help="The file or folder to make that version.")],
+    tag: Annotated[Optional[str], typer.Option("--tag", "-t", help="The tag to pull (default: latest).")] = None,
+    version: Annotated[Optional[str], typer.Option("--version", "-V", help="A version id (or a unique prefix) instead of a tag.")] = None,
+    seed: Annotated[Optional[list[str]], typer.Option("--seed", metavar="PATH", help="More local files or folders to take chunks from (repeatable).")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove files in DEST that are not in the version.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="Trust the sizes and times recorded by the last pull (read no file data if they match).")] = False,
+    jobs: JobsOpt = 8,
+    endpoint_url: EndpointOpt = None,
+    dry_run: DryRunOpt = False,
+    progress: ProgressOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Make DEST exactly one version of STORE, downloading only missing chunks.
+
+    Whatever DEST holds (typically the previous version) and the --seed
+    paths supply chunks; the rest comes in ranged GETs, in parallel. Each
+    file is built beside its target, verified chunk by chunk and whole
+    (BLAKE3), and only then renamed into place; an interrupted pull keeps
+    what arrived and the rerun fetches only the rest.
+    """
+
+    def action() -> None:
+        bar = _StoreBar(_store_progress(progress, quiet))
+        try:
+            r = pydelta.pull(
+                store, dest, tag=tag, version=version, seeds=seed or (), delete=delete,
+                quick=quick, jobs=jobs, endpoint_url=endpoint_url, dry_run=dry_run, progress=bar,
+            )
+        finally:
+            bar.close()
+        if not quiet:
+            if dry_run:
+                for kind in ("created", "updated", "deleted"):
+                    for p in getattr(r, kind):
+                        sys.stdout.write(f"{kind[:-1] if kind != 'deleted' else 'delete'}  {p}\n")
+            sys.stdout.write(r.summary() + "\n")
+
+    _run(action)
+
+
+@app.command(
+    "ls",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n  pydelta ls s3://models/llama-7b",
+)
+def ls_cmd(
+    store: Annotated[str, typer.Argument(metavar="STORE", help="A local directory, file:// URL or s3://bucket/prefix.")],
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """List the versions (oldest first) and tags of STORE."""
+    import time as _time
+
+    def action() -> None:
+        listing = pydelta.ls(store, endpoint_url=endpoint_url)
+        out = sys.stdout
+        out.write(f"{'version':<16}  {'date (UTC)':<19}  {'files':>6}  {'bytes':>16}  tags\n")
+        for v in listing.versions:
+            when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(v.time))
+            out.write(f"{v.version[:16]}  {when}  {v.files:>6}  {v.bytes:>16,}  {', '.join(v.tags)}\n")
+        known = {v.version for v in listing.versions}
+        for name, vid in sorted(listing.tags.items()):
+            if vid not in known:
+                out.write(f"pydelta: tag {name} names version {vid[:16]}, which is not in the store\n")
+
+    _run(action)

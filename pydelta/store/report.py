@@ -52,10 +52,13 @@ class PushReport:
     def summary(self) -> str:
         """A few lines for people."""
         what = "would upload" if self.dry_run else "uploaded"
+        head = (
+            "dry run: nothing written" if self.dry_run
+            else f"version {self.version[:16]}" + (f" (tag {self.tag})" if self.tag else "")
+            + ("" if self.created else " (already in the store)")
+        )
         lines = [
-            f"version {self.version[:16]}"
-            + (f" (tag {self.tag})" if self.tag else "")
-            + ("" if self.created or self.dry_run else " (already in the store)"),
+            head,
             f"{self.files} file{'s' if self.files != 1 else ''}, {self.bytes:,} bytes; "
             f"chunks: {self.new_chunks:,} new, {self.known_chunks:,} already stored",
         ]
