@@ -36,7 +36,7 @@ def _free_port() -> int:
 
 
 def _require_or_skip(why: str) -> None:
-    if os.environ.get("PYDELTA_REQUIRE_S3") == "1":
+    if os.environ.get("PYDELTA_REQUIRE_S3") == "1" or os.environ.get("PYDELTA_REQUIRE_TOOLS") == "1":
         pytest.fail(why + " and PYDELTA_REQUIRE_S3=1", pytrace=False)
     pytest.skip(why)
 
