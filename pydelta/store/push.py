@@ -142,6 +142,7 @@ def push(
     jobs: int = 8,
     pack_size: int = DEFAULT_PACK_SIZE,
     chunk_avg: Optional[int] = None,
+    chunker: Optional[ChunkParams] = None,
     level: int = DEFAULT_LEVEL,
     compress: bool = True,
     dry_run: bool = False,
@@ -162,7 +163,10 @@ def push(
         jobs: parallel uploads (and compression threads).
         pack_size: bytes per pack object.
         chunk_avg: average chunk size for a new store (a power of two;
-            default 128 KiB); an existing store keeps its own.
+            default 128 KiB, min = avg / 4, max = avg * 4); an existing
+            store keeps its own.
+        chunker: all three chunk sizes for a new store, instead of
+            ``chunk_avg`` (min = avg = max cuts fixed-size pieces).
         level: zstd level for chunks (1..22).
         compress: try compressing chunks (stored raw when it does not pay).
         dry_run: upload nothing; report what would be uploaded.
@@ -185,7 +189,9 @@ def push(
     if not isinstance(pack_size, int) or pack_size < 1:
         raise UsageError(f"invalid pack size {pack_size!r}")
     files, single, skipped = collect_files(os.fspath(src))
-    want_params = ChunkParams.from_avg(chunk_avg) if chunk_avg else None
+    if chunker is not None and chunk_avg is not None:
+        raise UsageError("give chunk_avg or chunker, not both")
+    want_params = chunker or (ChunkParams.from_avg(chunk_avg) if chunk_avg else None)
     codec = ChunkCodec(level, compress)
     total = 0
     sizes = []
