@@ -180,6 +180,7 @@ def check_path(path: str) -> str:
 class ChunkRef:
     """One chunk of a file, and where the store keeps it."""
 
+    __slots__ = ("digest", "size", "codec", "stored", "pack", "offset")  # many of these
     digest: bytes  #: BLAKE3 of the chunk's bytes
     size: int  #: the chunk's length
     codec: int  #: CODEC_* (how the payload is stored)
@@ -425,6 +426,7 @@ def decode_manifest(data: bytes, what: str = "manifest") -> Manifest:
 class PackEntry:
     """One chunk in a pack."""
 
+    __slots__ = ("digest", "offset", "size", "stored", "codec")
     digest: bytes
     offset: int
     size: int

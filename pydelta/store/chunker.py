@@ -73,6 +73,7 @@ def check_params(p: ChunkParams) -> ChunkParams:
 class Chunk:
     """One chunk of a file."""
 
+    __slots__ = ("offset", "size", "digest")
     offset: int
     size: int
     digest: bytes

@@ -31,6 +31,7 @@ from .stores import PACKS
 class Location:
     """Where a chunk is stored."""
 
+    __slots__ = ("pack", "offset", "size", "stored", "codec")
     pack: bytes
     offset: int
     size: int

@@ -200,12 +200,27 @@ class _Target:
     partial: str = ""
     present: List[bool] = field(default_factory=list)  # chunk i already in the partial
     fd: int = -1
+    # the whole-file BLAKE3, computed while the file is built: chunks are
+    # marked ready as they land, and whichever writer completes the run at
+    # the frontier hashes it (from the page cache) and moves the frontier on
+    ready: bytearray = field(default_factory=bytearray)
+    starts: List[int] = field(default_factory=list)  # file offset of each chunk
+    frontier: int = 0  # chunks [0, frontier) are hashed
+    hashing: bool = False
+    hasher: object = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
 class _Fetch:
+    """A chunk to download, and where it goes."""
+
     ref: mf.ChunkRef
-    targets: List[Tuple[_Target, int]]  # (file, offset)
+    targets: List[Tuple[_Target, int, int]]  # (file, offset, chunk index)
+
+
+#: A chunk to copy from a local file: ((path, offset, size), ref, [(file, offset, index)]).
+_Copy = Tuple[Tuple[str, int, int], mf.ChunkRef, List[Tuple[_Target, int, int]]]
 
 
 class _Files:
@@ -475,22 +490,22 @@ class _Pull:
                     out.add(c.digest)
         return out
 
-    def _work(self) -> Tuple[List[Tuple[Tuple[str, int, int], mf.ChunkRef, List[Tuple[_Target, int]]]], Dict[bytes, _Fetch]]:
+    def _work(self) -> Tuple[List[_Copy], Dict[bytes, _Fetch]]:
         """(local copies, downloads) still to do."""
-        copies: Dict[bytes, Tuple[Tuple[str, int, int], mf.ChunkRef, List[Tuple[_Target, int]]]] = {}
+        copies: Dict[bytes, _Copy] = {}
         fetch: Dict[bytes, _Fetch] = {}
         for t in self.targets:
             if t.unchanged:
                 continue
             off = 0
-            for c, have in zip(t.entry.chunks, t.present):
+            for i, (c, have) in enumerate(zip(t.entry.chunks, t.present)):
                 if not have:
                     src = self.local.get(c.digest)
                     if src is not None:
-                        copies.setdefault(c.digest, (src, c, []))[2].append((t, off))
+                        copies.setdefault(c.digest, (src, c, []))[2].append((t, off, i))
                     else:
                         fetch.setdefault(c.digest, _Fetch(c, []))
-                        fetch[c.digest].targets.append((t, off))
+                        fetch[c.digest].targets.append((t, off, i))
                 off += c.size
         return list(copies.values()), fetch
 
@@ -545,6 +560,15 @@ class _Pull:
                 if fresh:
                     self.created_partials.append(t.partial)
                 os.ftruncate(t.fd, t.entry.size)
+                t.hasher = _backend.backend.Blake3()
+                t.ready = bytearray(t.present)
+                t.starts = []
+                off = 0
+                for c in t.entry.chunks:
+                    t.starts.append(off)
+                    off += c.size
+                t.starts.append(off)
+                self._advance(t)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFullError(f"no space left in {self.dest}: {_reason(e)}") from None
@@ -593,7 +617,45 @@ class _Pull:
             files[t.rel] = [s.st_size, s.st_mtime_ns]
         _save_state(state_path(self.dest), self.st.url, r.version, files)
 
-    def _copy(self, item: Tuple[Tuple[str, int, int], mf.ChunkRef, List[Tuple[_Target, int]]]) -> bool:
+    def _advance(self, t: _Target) -> None:
+        """Hash the run of ready chunks at the frontier, unless another
+        thread is doing so (it then picks up what we marked)."""
+        n = len(t.entry.chunks)
+        with t.lock:
+            if t.hashing:
+                return
+            t.hashing = True
+        try:
+            while True:
+                with t.lock:
+                    j = k = t.frontier
+                    while k < n and t.ready[k]:
+                        k += 1
+                    if k == j:
+                        t.hashing = False
+                        return
+                a, b = t.starts[j], t.starts[k]
+                while a < b:
+                    block = os.pread(t.fd, min(_READ, b - a), a)
+                    if not block:
+                        raise FileAccessError(f"cannot read back {t.partial}: it is shorter than written")
+                    t.hasher.update(block)  # type: ignore[attr-defined]
+                    a += len(block)
+                with t.lock:
+                    t.frontier = k
+        except BaseException:
+            with t.lock:
+                t.hashing = False
+            raise
+
+    def _mark(self, t: _Target, i: int) -> None:
+        with t.lock:
+            t.ready[i] = 1
+            if i != t.frontier or t.hashing:
+                return
+        self._advance(t)
+
+    def _copy(self, item: "_Copy") -> bool:
         (path, off, size), c, targets = item
         try:
             data = self.files.pread(path, off, size)
@@ -601,8 +663,9 @@ class _Pull:
             return False
         if len(data) != c.size or blake3(data) != c.digest:
             return False  # the local file changed under us: download instead
-        for t, o in targets:
+        for t, o, i in targets:
             self._write(t, o, data)
+            self._mark(t, i)
         self._placed(c.size * len(targets))
         return True
 
@@ -614,27 +677,22 @@ class _Pull:
             c = f.ref
             a = c.offset - req.start
             chunk = decode_payload(data[a : a + c.stored], c.codec, c.size, c.digest, what)
-            for t, o in f.targets:
+            for t, o, i in f.targets:
                 self._write(t, o, chunk)
+                self._mark(t, i)
             self._placed(c.size * len(f.targets), c.stored)
         return len(data)
 
     def _finish(self, t: _Target) -> None:
         try:
+            self._advance(t)
             os.fsync(t.fd)
-            h = _backend.backend.Blake3()
-            off = 0
-            while off < t.entry.size:
-                block = os.pread(t.fd, min(_READ, t.entry.size - off), off)
-                if not block:
-                    break
-                h.update(block)
-                off += len(block)
+            done = t.frontier == len(t.entry.chunks) and os.fstat(t.fd).st_size == t.entry.size
             os.close(t.fd)
             t.fd = -1
         except OSError as e:
             raise FileAccessError(f"cannot read back {t.partial}: {_reason(e)}") from None
-        if off != t.entry.size or h.digest() != t.entry.digest:
+        if not done or t.hasher.digest() != t.entry.digest:  # type: ignore[attr-defined]
             with contextlib.suppress(OSError):
                 os.unlink(t.partial)
             raise VerificationError(
