@@ -40,7 +40,8 @@ def start_moto() -> Tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -62,17 +63,23 @@ class Boto3Client:
 
         self.bucket = bucket
         self.c = boto3.client(
-            "s3", endpoint_url=endpoint, region_name="us-east-1",
-            config=Config(max_pool_connections=jobs + 4,
-                          request_checksum_calculation="when_required",
-                          response_checksum_validation="when_required"),
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            config=Config(
+                max_pool_connections=jobs + 4,
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
         )
 
     def put(self, key: str, data: bytes) -> None:
         self.c.put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def get_range(self, key: str, start: int, length: int) -> bytes:
-        r = self.c.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
+        r = self.c.get_object(
+            Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+        )
         return r["Body"].read()
 
 
@@ -83,8 +90,12 @@ class ObstoreClient:
         from obstore.store import S3Store
 
         self.s = S3Store(
-            bucket, endpoint=endpoint, region="us-east-1", access_key_id="testing",
-            secret_access_key="testing", client_options={"allow_http": True},
+            bucket,
+            endpoint=endpoint,
+            region="us-east-1",
+            access_key_id="testing",
+            secret_access_key="testing",
+            client_options={"allow_http": True},
             virtual_hosted_style_request=False,
         )
 
@@ -121,21 +132,33 @@ def main() -> int:
     try:
         import boto3
 
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench")
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+            Bucket="bench"
+        )
         pack = random.Random(1).randbytes(a.pack_mib << 20)
         rlen = a.range_kib << 10
         rng = random.Random(2)
-        ranges = [(rng.randrange(a.packs), rng.randrange(0, (a.pack_mib << 20) - rlen)) for _ in range(a.ranges)]
+        ranges = [
+            (rng.randrange(a.packs), rng.randrange(0, (a.pack_mib << 20) - rlen))
+            for _ in range(a.ranges)
+        ]
         for cls in (Boto3Client, ObstoreClient, Boto3Client, ObstoreClient):
             c = cls(endpoint, "bench", a.jobs)
             with ThreadPoolExecutor(a.jobs) as pool:
-                t_put = timed(lambda: list(pool.map(lambda i: c.put(f"{c.name}/p{i}", pack), range(a.packs))))
-                t_get = timed(lambda: list(pool.map(
-                    lambda r: c.get_range(f"{c.name}/p{r[0]}", r[1], rlen), ranges)))
+                t_put = timed(
+                    lambda: list(pool.map(lambda i: c.put(f"{c.name}/p{i}", pack), range(a.packs)))
+                )
+                t_get = timed(
+                    lambda: list(
+                        pool.map(lambda r: c.get_range(f"{c.name}/p{r[0]}", r[1], rlen), ranges)
+                    )
+                )
             up = a.packs * len(pack) / t_put / 1e6
             down = a.ranges * rlen / t_get / 1e6
-            rows.append(f"| {c.name} | {t_put:.2f} s ({up:.0f} MB/s) | {t_get:.2f} s ({down:.0f} MB/s, "
-                        f"{a.ranges / t_get:.0f} req/s) |")
+            rows.append(
+                f"| {c.name} | {t_put:.2f} s ({up:.0f} MB/s) | {t_get:.2f} s ({down:.0f} MB/s, "
+                f"{a.ranges / t_get:.0f} req/s) |"
+            )
             print(rows[-1], flush=True)
     finally:
         proc.terminate()

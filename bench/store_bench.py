@@ -69,11 +69,22 @@ def op_main(spec: Dict[str, Any]) -> Dict[str, Any]:
             else:
                 kw["chunk_avg"] = spec["chunk"]
             r = pydelta.push(spec["src"], spec["store"], pack_size=spec["pack"], tag="latest", **kw)
-            return {"bytes": r.uploaded_bytes, "version": r.version, "new_chunks": r.new_chunks,
-                    "known_chunks": r.known_chunks, "packs": r.packs}
+            return {
+                "bytes": r.uploaded_bytes,
+                "version": r.version,
+                "new_chunks": r.new_chunks,
+                "known_chunks": r.known_chunks,
+                "packs": r.packs,
+            }
         r = pydelta.pull(spec["store"], spec["dest"], quick=spec.get("quick", False), **kw)
-        return {"bytes": r.downloaded_bytes, "requests": r.requests, "fetched": r.fetched_chunks,
-                "local": r.local_chunks, "quick": r.quick, "api_s": r.seconds}
+        return {
+            "bytes": r.downloaded_bytes,
+            "requests": r.requests,
+            "fetched": r.fetched_chunks,
+            "local": r.local_chunks,
+            "quick": r.quick,
+            "api_s": r.seconds,
+        }
     if kind == "whole-up":
         if spec.get("endpoint"):
             import boto3
@@ -157,7 +168,8 @@ class Moto:
         self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         self.url = f"http://127.0.0.1:{self.port}"
         for _ in range(400):
@@ -178,11 +190,15 @@ class Moto:
         return name
 
     def copy_prefix(self, bucket: str, src: str, dst: str) -> None:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=src + "/")
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=src + "/"
+        )
         for page in pages:
             for o in page.get("Contents", []):
-                key = dst + o["Key"][len(src):]
-                self.client.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": o["Key"]})
+                key = dst + o["Key"][len(src) :]
+                self.client.copy_object(
+                    Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": o["Key"]}
+                )
 
     def drop_bucket(self, bucket: str) -> None:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
@@ -227,7 +243,9 @@ def make_folder(work: str, size_mib: float, log) -> Tuple[str, str]:
     kinds = ["finetune", "identical", "identical", "append"]
     for i, kind in enumerate(kinds):
         name = f"model-{i + 1:05d}-of-00004.safetensors"
-        modelgen.make_pair(kind, size_mib / 4, os.path.join(old, name), os.path.join(new, name), seed=i + 1)
+        modelgen.make_pair(
+            kind, size_mib / 4, os.path.join(old, name), os.path.join(new, name), seed=i + 1
+        )
     for d, rev in ((old, 1), (new, 2)):
         with open(os.path.join(d, "config.json"), "w") as fh:
             json.dump({"architectures": ["LlamaForCausalLM"], "revision": rev, "layers": 32}, fh)
@@ -264,8 +282,9 @@ def place_old(old: str, dest: str, target_name: Optional[str]) -> None:
 # ---------------------------------------------------------------- one case
 
 
-def bench_case(name: str, old: str, new: str, store_kind: str, moto: Optional[Moto], a, work: str,
-               log) -> List[Dict[str, Any]]:
+def bench_case(
+    name: str, old: str, new: str, store_kind: str, moto: Optional[Moto], a, work: str, log
+) -> List[Dict[str, Any]]:
     """All schemes for one pair on one store."""
     rows = []
     nbytes = size_of(new)
@@ -287,14 +306,22 @@ def bench_case(name: str, old: str, new: str, store_kind: str, moto: Optional[Mo
             shutil.rmtree(url, ignore_errors=True)
         dest = os.path.join(work, "dest")
         if scheme == "whole":
-            spec = {"jobs": a.jobs, "bucket": bucket, "prefix": "m", "endpoint": endpoint, "store": url}
+            spec = {
+                "jobs": a.jobs,
+                "bucket": bucket,
+                "prefix": "m",
+                "endpoint": endpoint,
+                "store": url,
+            }
             r = run_child({**spec, "op": "whole-up", "files": files_of(new)})
             row.update(push_bytes=r["bytes"], push_s=r["seconds"])
             rss.append(r["rss_mib"])
             shutil.rmtree(dest, ignore_errors=True)
             os.makedirs(dest)
             r = run_child({**spec, "op": "whole-down", "files": files_of(new), "dest": dest})
-            row.update(pull_prev_bytes=r["bytes"], pull_prev_s=r["seconds"], pull_empty_s=r["seconds"])
+            row.update(
+                pull_prev_bytes=r["bytes"], pull_prev_s=r["seconds"], pull_empty_s=r["seconds"]
+            )
             rss.append(r["rss_mib"])
         else:
             spec = {**base, "store": url, "endpoint": endpoint, "fixed": scheme == "fixed"}
@@ -316,7 +343,9 @@ def bench_case(name: str, old: str, new: str, store_kind: str, moto: Optional[Mo
             place_old(old, dest, target if single else None)
             pdest = os.path.join(dest, target) if single else dest
             r = run_child({**spec, "op": "pull", "dest": pdest}, env)
-            row.update(pull_prev_bytes=r["bytes"], pull_prev_s=r["seconds"], pull_requests=r["requests"])
+            row.update(
+                pull_prev_bytes=r["bytes"], pull_prev_s=r["seconds"], pull_requests=r["requests"]
+            )
             rss.append(r["rss_mib"])
             shutil.rmtree(dest, ignore_errors=True)
             os.makedirs(dest)
@@ -335,7 +364,9 @@ def bench_case(name: str, old: str, new: str, store_kind: str, moto: Optional[Mo
     return rows
 
 
-def quick_case(gib: int, store_kind: str, moto: Optional[Moto], a, work: str, log) -> Dict[str, Any]:
+def quick_case(
+    gib: int, store_kind: str, moto: Optional[Moto], a, work: str, log
+) -> Dict[str, Any]:
     """An up-to-date pull --quick of a gib-GiB folder (sparse 1 GiB files)."""
     src = os.path.join(work, f"quick-src-{gib}G")
     if not os.path.isdir(src):
@@ -350,8 +381,13 @@ def quick_case(gib: int, store_kind: str, moto: Optional[Moto], a, work: str, lo
     else:
         url, endpoint = os.path.join(work, "quick-store"), None
         shutil.rmtree(url, ignore_errors=True)
-    spec = {"jobs": a.jobs, "pack": a.pack_mib << 20, "chunk": a.chunk_kib << 10, "store": url,
-            "endpoint": endpoint}
+    spec = {
+        "jobs": a.jobs,
+        "pack": a.pack_mib << 20,
+        "chunk": a.chunk_kib << 10,
+        "store": url,
+        "endpoint": endpoint,
+    }
     log(f"quick: pushing {gib} GiB of sparse files ...")
     run_child({**spec, "op": "push", "src": src})
     dest = os.path.join(work, "quick-dest")
@@ -366,9 +402,15 @@ def quick_case(gib: int, store_kind: str, moto: Optional[Moto], a, work: str, lo
     subprocess.run(cmd, check=True)
     cli = time.perf_counter() - t0
     shutil.rmtree(dest, ignore_errors=True)
-    row = {"case": f"quick-{gib}G", "store": store_kind, "full_check_s": full["seconds"],
-           "quick_api_child_s": api["seconds"], "quick_api_s": api["api_s"], "quick_cli_s": cli,
-           "quick_hit": api["quick"]}
+    row = {
+        "case": f"quick-{gib}G",
+        "store": store_kind,
+        "full_check_s": full["seconds"],
+        "quick_api_child_s": api["seconds"],
+        "quick_api_s": api["api_s"],
+        "quick_cli_s": cli,
+        "quick_hit": api["quick"],
+    }
     log(json.dumps(row))
     return row
 
@@ -388,17 +430,29 @@ def sweep(pairs: Dict[str, Tuple[str, str]], a, work: str, log) -> List[Dict[str
             shutil.rmtree(d, ignore_errors=True)
             os.makedirs(d)
             os.link(old, os.path.join(d, "model.safetensors"))
-            pydelta.push(os.path.join(d, "model.safetensors"), url, chunk_avg=avg_kib << 10,
-                         pack_size=a.pack_mib << 20, jobs=a.jobs)
+            pydelta.push(
+                os.path.join(d, "model.safetensors"),
+                url,
+                chunk_avg=avg_kib << 10,
+                pack_size=a.pack_mib << 20,
+                jobs=a.jobs,
+            )
             os.unlink(os.path.join(d, "model.safetensors"))
             os.link(new, os.path.join(d, "model.safetensors"))
-            r = pydelta.push(os.path.join(d, "model.safetensors"), url, pack_size=a.pack_mib << 20,
-                             jobs=a.jobs)
+            r = pydelta.push(
+                os.path.join(d, "model.safetensors"), url, pack_size=a.pack_mib << 20, jobs=a.jobs
+            )
             st = open_store(url)
             man = len(st.get(f"versions/{r.version}"))
             chunks = r.new_chunks + r.known_chunks
-            row = {"avg_kib": avg_kib, "kind": kind, "size": os.path.getsize(new),
-                   "push_bytes": r.uploaded_bytes, "chunks": chunks, "manifest": man}
+            row = {
+                "avg_kib": avg_kib,
+                "kind": kind,
+                "size": os.path.getsize(new),
+                "push_bytes": r.uploaded_bytes,
+                "chunks": chunks,
+                "manifest": man,
+            }
             log(json.dumps(row))
             rows.append(row)
     shutil.rmtree(os.path.join(work, "sweep-store"), ignore_errors=True)
@@ -412,8 +466,9 @@ def pct(a: float, b: float) -> str:
     return f"{100.0 * a / b:.2f}%" if b else "-"
 
 
-def markdown(rows: List[Dict[str, Any]], quick: List[Dict[str, Any]], sweep_rows: List[Dict[str, Any]],
-             a) -> str:
+def markdown(
+    rows: List[Dict[str, Any]], quick: List[Dict[str, Any]], sweep_rows: List[Dict[str, Any]], a
+) -> str:
     out = [
         f"# store_bench: {a.size_mib:g} MiB pairs, jobs {a.jobs}, packs {a.pack_mib} MiB, "
         f"chunks avg {a.chunk_kib} KiB",
@@ -438,15 +493,21 @@ def markdown(rows: List[Dict[str, Any]], quick: List[Dict[str, Any]], sweep_rows
             )
         out.append("")
     if quick:
-        out += ["| up-to-date pull --quick | store | full check s | quick (API, child) s | quick (CLI) s |",
-                "|---|---|---|---|---|"]
+        out += [
+            "| up-to-date pull --quick | store | full check s | quick (API, child) s | quick (CLI) s |",
+            "|---|---|---|---|---|",
+        ]
         for q in quick:
-            out.append(f"| {q['case']} | {q['store']} | {q['full_check_s']:.2f} | {q['quick_api_child_s']:.2f} "
-                       f"| {q['quick_cli_s']:.2f} |")
+            out.append(
+                f"| {q['case']} | {q['store']} | {q['full_check_s']:.2f} | {q['quick_api_child_s']:.2f} "
+                f"| {q['quick_cli_s']:.2f} |"
+            )
         out.append("")
     if sweep_rows:
-        out += ["| avg chunk | pair | 2nd push sent | chunks per GiB | manifest bytes per GiB | objects per 100 GB (packs) |",
-                "|---|---|---|---|---|---|"]
+        out += [
+            "| avg chunk | pair | 2nd push sent | chunks per GiB | manifest bytes per GiB | objects per 100 GB (packs) |",
+            "|---|---|---|---|---|---|",
+        ]
         for s in sweep_rows:
             per_gib = (1 << 30) / s["size"]
             out.append(
@@ -483,7 +544,9 @@ def main() -> int:
     ap.add_argument("--pack-mib", type=int, default=32)
     ap.add_argument("--chunk-kib", type=int, default=128)
     ap.add_argument("--work", default=os.path.join(HERE, "results", "big"))
-    ap.add_argument("--out", default=None, help="Markdown/JSON output (default bench/results/store_bench-SIZE)")
+    ap.add_argument(
+        "--out", default=None, help="Markdown/JSON output (default bench/results/store_bench-SIZE)"
+    )
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -495,7 +558,9 @@ def main() -> int:
 
     kinds = [k for k in a.kinds.split(",") if k]
     pairs = make_pairs(a.work, a.size_mib, kinds if not a.sweep else ["finetune", "append"], log)
-    out = a.out or os.path.join(HERE, "results", f"store_bench-{a.size_mib:g}M" + ("-sweep" if a.sweep else ""))
+    out = a.out or os.path.join(
+        HERE, "results", f"store_bench-{a.size_mib:g}M" + ("-sweep" if a.sweep else "")
+    )
     rows: List[Dict[str, Any]] = []
     quick: List[Dict[str, Any]] = []
     sweep_rows: List[Dict[str, Any]] = []
@@ -510,7 +575,9 @@ def main() -> int:
                     old, new = pairs[kind]
                     rows += bench_case(kind, old, new, store_kind, moto, a, a.work, log)
                 if folder:
-                    rows += bench_case("folder (4 shards)", folder[0], folder[1], store_kind, moto, a, a.work, log)
+                    rows += bench_case(
+                        "folder (4 shards)", folder[0], folder[1], store_kind, moto, a, a.work, log
+                    )
                 if a.quick_gib:
                     quick.append(quick_case(a.quick_gib, store_kind, moto, a, a.work, log))
             finally:
@@ -521,7 +588,9 @@ def main() -> int:
     with open(out + ".md", "w") as fh:
         fh.write(text + "\n")
     with open(out + ".json", "w") as fh:
-        json.dump({"rows": rows, "quick": quick, "sweep": sweep_rows, "args": vars(a)}, fh, indent=1)
+        json.dump(
+            {"rows": rows, "quick": quick, "sweep": sweep_rows, "args": vars(a)}, fh, indent=1
+        )
     return 0
 
 

@@ -511,8 +511,12 @@ def encode_tag(tag: Tag) -> bytes:
     """The tag object (one line of JSON)."""
     if not _HEX64.fullmatch(tag.version):
         raise ValueError("a version id is 64 lowercase hex digits")
-    doc = {"format": TAG_FORMAT, "format_version": TAG_VERSION, "version": tag.version,
-           "time": round(float(tag.time), 3)}
+    doc = {
+        "format": TAG_FORMAT,
+        "format_version": TAG_VERSION,
+        "version": tag.version,
+        "time": round(float(tag.time), 3),
+    }
     return (json.dumps(doc, sort_keys=True) + "\n").encode("ascii")
 
 
@@ -527,7 +531,9 @@ def decode_tag(data: bytes, what: str = "tag") -> Tag:
     if not isinstance(doc, dict) or doc.get("format") != TAG_FORMAT:
         raise ManifestError(f"{what} is not a pydelta tag")
     if doc.get("format_version") != TAG_VERSION:
-        raise ManifestError(f"{what} has format version {doc.get('format_version')!r}: upgrade pydelta")
+        raise ManifestError(
+            f"{what} has format version {doc.get('format_version')!r}: upgrade pydelta"
+        )
     version, t = doc.get("version"), doc.get("time")
     if not isinstance(version, str) or not _HEX64.fullmatch(version):
         raise ManifestError(f"{what} names an invalid version")

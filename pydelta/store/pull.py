@@ -98,7 +98,7 @@ def resolve_version(st: Store, tag: Optional[str], version: Optional[str]) -> st
         v = mf.check_version_id(version)
         if len(v) == 64:
             return v
-        found = [o.key[len(VERSIONS):] for o in st.list(VERSIONS + v)]
+        found = [o.key[len(VERSIONS) :] for o in st.list(VERSIONS + v)]
         found = [f for f in found if len(f) == 64]
         if len(found) == 1:
             return found[0]
@@ -109,7 +109,9 @@ def resolve_version(st: Store, tag: Optional[str], version: Optional[str]) -> st
     data, _ = st.get_token(tag_key(name))
     if data is None:
         if st.get_token(CONFIG_KEY)[0] is None:
-            raise StoreNotFoundError(f"{st.url} is not a pydelta store (no {CONFIG_KEY}): push to it first")
+            raise StoreNotFoundError(
+                f"{st.url} is not a pydelta store (no {CONFIG_KEY}): push to it first"
+            )
         raise VersionNotFoundError(f"tag {name!r} is not in store {st.url}")
     return mf.decode_tag(data, f"tag {name!r} in store {st.url}").version
 
@@ -141,8 +143,13 @@ def _load_state(path: str) -> Optional[dict]:
 
 
 def _save_state(path: str, store: str, version: str, files: Dict[str, List[int]]) -> None:
-    doc = {"format": "pydelta-pull", "format_version": 1, "store": store, "version": version,
-           "files": files}
+    doc = {
+        "format": "pydelta-pull",
+        "format_version": 1,
+        "store": store,
+        "version": version,
+        "files": files,
+    }
     tmp = path + ".tmp"
     with contextlib.suppress(OSError):
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -354,8 +361,15 @@ def pull(
 class _Pull:
     """One pull's state: targets, local sources, downloads."""
 
-    def __init__(self, st: Store, man: mf.Manifest, dest: str, report: PullReport, jobs: int,
-                 progress: Optional[ProgressFn]) -> None:
+    def __init__(
+        self,
+        st: Store,
+        man: mf.Manifest,
+        dest: str,
+        report: PullReport,
+        jobs: int,
+        progress: Optional[ProgressFn],
+    ) -> None:
         self.st = st
         self.man = man
         self.dest = dest
@@ -402,11 +416,14 @@ class _Pull:
 
     # -- step 3: what is here already
 
-    def _scan(self, path: str, want: Set[bytes], scanned: List[int], total: int) -> Tuple[bytes, int]:
+    def _scan(
+        self, path: str, want: Set[bytes], scanned: List[int], total: int
+    ) -> Tuple[bytes, int]:
         """Chunk a local file, recording the chunks in ``want``; (digest, size)."""
         size = 0
         try:
             with open(path, "rb", buffering=0) as fh:
+
                 def on_read(n: int) -> None:
                     scanned[0] += n
                     self.tell("scan", scanned[0], total)
@@ -431,12 +448,18 @@ class _Pull:
         want: Set[bytes] = set()
         for t in self.targets:
             want.update(c.digest for c in t.entry.chunks)
-        existing = [t for t in self.targets if os.path.isfile(t.path) and not os.path.islink(t.path)]
+        existing = [
+            t for t in self.targets if os.path.isfile(t.path) and not os.path.islink(t.path)
+        ]
         seed_list = _seed_files(seeds)
         others: List[str] = []
         if not self.man.single_file and os.path.isdir(self.root):
             mine = {t.rel for t in self.targets}
-            others = [os.path.join(self.root, *r.split("/")) for r in _walk_files(self.root) if r not in mine]
+            others = [
+                os.path.join(self.root, *r.split("/"))
+                for r in _walk_files(self.root)
+                if r not in mine
+            ]
         total = sum(os.path.getsize(t.path) for t in existing)
         scanned = [0]
         for t in existing:
@@ -576,7 +599,8 @@ class _Pull:
         copies, fetch = self._work()
         r.local_chunks = sum(sum(t.present) for t in work)
         self.total = sum(c.size * len(tg) for _, c, tg in copies) + sum(
-            f.ref.size * len(f.targets) for f in fetch.values())
+            f.ref.size * len(f.targets) for f in fetch.values()
+        )
         try:
             # local copies first: every old file is still in place now
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
@@ -638,7 +662,9 @@ class _Pull:
                 while a < b:
                     block = os.pread(t.fd, min(_READ, b - a), a)
                     if not block:
-                        raise FileAccessError(f"cannot read back {t.partial}: it is shorter than written")
+                        raise FileAccessError(
+                            f"cannot read back {t.partial}: it is shorter than written"
+                        )
                     t.hasher.update(block)  # type: ignore[attr-defined]
                     a += len(block)
                 with t.lock:
@@ -739,7 +765,11 @@ def _requests(fetches: List[_Fetch]) -> List[_Request]:
         cur: Optional[_Request] = None
         for f in items:
             a, b = f.ref.offset, f.ref.offset + f.ref.stored
-            if cur is not None and a - (cur.start + cur.length) <= MERGE_GAP and b - cur.start <= MAX_REQUEST:
+            if (
+                cur is not None
+                and a - (cur.start + cur.length) <= MERGE_GAP
+                and b - cur.start <= MAX_REQUEST
+            ):
                 cur.length = max(cur.length, b - cur.start)
                 cur.items.append(f)
             else:
@@ -752,4 +782,4 @@ def _requests(fetches: List[_Fetch]) -> List[_Request]:
 
 def list_tags(st: Store) -> List[str]:
     """Names of the tags in a store."""
-    return sorted(o.key[len(TAGS):] for o in st.list(TAGS))
+    return sorted(o.key[len(TAGS) :] for o in st.list(TAGS))
