@@ -153,12 +153,7 @@ def run_child(spec: Dict[str, Any], env: Optional[Dict[str, str]] = None) -> Dic
 # ---------------------------------------------------------------- environment
 
 
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from s3_clients import free_port  # noqa: E402 (bench/ is on sys.path)
 
 
 class Moto:
