@@ -180,7 +180,6 @@ class S3Store(Store):
     # -- reads
 
     def _read_body(self, resp: Any) -> bytes:
-        exc = self._exc
         body = resp["Body"]
         try:
             data = body.read()
