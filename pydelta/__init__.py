@@ -17,6 +17,7 @@ from __future__ import annotations
 from ._backend import backend as _backend_module
 from .delta import DeltaStats, delta, iter_delta
 from .errors import (
+    ConnectionLostError,
     CorruptDeltaError,
     CorruptError,
     CorruptSignatureError,
@@ -24,13 +25,12 @@ from .errors import (
     FormatError,
     NotADeltaError,
     NotASignatureError,
-    PydeltaError,
-    UnsupportedVersionError,
-    ConnectionLostError,
     ProtocolError,
+    PydeltaError,
     RemoteCommandError,
     RemoteError,
     SyncError,
+    UnsupportedVersionError,
     UnverifiedWarning,
     UsageError,
     VerificationError,

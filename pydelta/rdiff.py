@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator, Optional, Union
 
 from . import format as fmt
-from ._threads import hash_blocks, resolve_threads
 from ._io import Source, input_size, open_input, open_output, read_all, read_exact, readinto
+from ._threads import hash_blocks, resolve_threads
 from .errors import CorruptDeltaError, CorruptSignatureError, UsageError
 
 #: Magic numbers (the first 4 bytes of every librsync file).
@@ -437,7 +437,7 @@ def _read_ahead(fh: BinaryIO, name: str, block_len: int):
                 pending.cancel()
                 try:
                     pending.result()
-                except BaseException:  # noqa: BLE001 - the error that stopped us wins
+                except BaseException:
                     pass
 
 

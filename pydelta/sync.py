@@ -48,8 +48,8 @@ from .delta import DeltaStats
 from .errors import (
     ConnectionLostError,
     FileAccessError,
-    PydeltaError,
     ProtocolError,
+    PydeltaError,
     RemoteCommandError,
     RemoteError,
     SyncError,
@@ -870,8 +870,8 @@ class SyncClient:
 
     def _init(self, ch: Channel, progress: SyncProgress, threads: Optional[int],
               compress: Optional[bool], level: int, fsync: bool) -> None:
-        from .delta import _use_compression
         from ._threads import resolve_threads
+        from .delta import _use_compression
 
         resolve_threads(threads)
         _use_compression(compress, level)

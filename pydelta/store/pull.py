@@ -33,6 +33,7 @@ import os
 import stat
 import threading
 import time
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
@@ -205,13 +206,13 @@ class _Target:
     existed: bool = False
     unchanged: bool = False
     partial: str = ""
-    present: List[bool] = field(default_factory=list)  # chunk i already in the partial
+    present: bytearray = field(default_factory=bytearray)  # chunk i already in the partial
     fd: int = -1
     # the whole-file BLAKE3, computed while the file is built: chunks are
     # marked ready as they land, and whichever writer completes the run at
     # the frontier hashes it (from the page cache) and moves the frontier on
     ready: bytearray = field(default_factory=bytearray)
-    starts: List[int] = field(default_factory=list)  # file offset of each chunk
+    starts: "array[int]" = field(default_factory=lambda: array("Q"))  # file offset of each chunk
     frontier: int = 0  # chunks [0, frontier) are hashed
     hashing: bool = False
     hasher: object = None
@@ -472,7 +473,7 @@ class _Pull:
             if t.unchanged:
                 continue
             t.partial = partial_path(t.path)
-            t.present = [False] * len(t.entry.chunks)
+            t.present = bytearray(len(t.entry.chunks))
             self._check_partial(t)
         needed = self._needed()
         if needed and (others or seed_list):
@@ -585,12 +586,11 @@ class _Pull:
                 os.ftruncate(t.fd, t.entry.size)
                 t.hasher = _backend.backend.Blake3()
                 t.ready = bytearray(t.present)
-                t.starts = []
+                t.starts = array("Q", [0])
                 off = 0
-                for c in t.entry.chunks:
+                for size in t.entry.chunks.sizes():
+                    off += size
                     t.starts.append(off)
-                    off += c.size
-                t.starts.append(off)
                 self._advance(t)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
