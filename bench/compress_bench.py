@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pydelta  # noqa: E402
 from modelgen import make_pair  # noqa: E402
-from pydelta import _literals  # noqa: E402
-from pydelta import format as fmt  # noqa: E402
+from pydelta.formats import literals as _literals  # noqa: E402
+from pydelta.formats import native as fmt  # noqa: E402
 
 MiB = 1 << 20
 

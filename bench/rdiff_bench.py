@@ -91,7 +91,7 @@ def main() -> None:
     rdiff = shutil.which("rdiff")
     if rdiff is None:
         raise SystemExit("rdiff is not installed (apt-get install rdiff)")
-    from pydelta import rdiff as prd
+    from pydelta.formats import rdiff as prd
 
     os.makedirs(args.work, exist_ok=True)
     tag = f"{args.kind}-{args.size_mib:g}M"

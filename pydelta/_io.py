@@ -17,9 +17,10 @@ import stat
 import sys
 import tempfile
 import time
-from typing import IO, BinaryIO, Iterator, Optional, Tuple, Union
+from typing import IO, BinaryIO, Iterable, Iterator, Optional, Tuple, Union
 
 from .errors import FileAccessError
+from .errors import os_reason as _os_reason
 
 PathLike = Union[str, "os.PathLike[str]"]
 Source = Union[PathLike, BinaryIO, IO[bytes]]
@@ -38,10 +39,6 @@ def describe(obj: object) -> str:
     if isinstance(name, str):
         return name
     return "the stream"
-
-
-def _os_reason(e: OSError) -> str:
-    return e.strerror or str(e)
 
 
 @contextlib.contextmanager
@@ -123,11 +120,11 @@ def readinto(fh: BinaryIO, view: memoryview, name: str) -> int:
         _wait_readable(fh)
 
 
-def fill(fh: BinaryIO, buf: bytearray, name: str) -> int:
+def fill(fh: BinaryIO, buf: Union[bytearray, memoryview], name: str) -> int:
     """Read into buf until it is full or the input ends; returns bytes held."""
     view = memoryview(buf)
     have = 0
-    while have < len(buf):
+    while have < len(view):
         n = readinto(fh, view[have:], name)
         if not n:
             break
@@ -138,14 +135,7 @@ def fill(fh: BinaryIO, buf: bytearray, name: str) -> int:
 def read_exact(fh: BinaryIO, size: int, name: str) -> bytes:
     """Read size bytes, fewer only at end of input (short reads are retried)."""
     buf = bytearray(size)
-    view = memoryview(buf)
-    have = 0
-    while have < size:
-        n = readinto(fh, view[have:], name)
-        if not n:
-            break
-        have += n
-    return bytes(buf[:have])
+    return bytes(buf[: fill(fh, buf, name)])
 
 
 def read_all(fh: BinaryIO, name: str) -> bytes:
@@ -306,3 +296,21 @@ def open_output(
     if not hasattr(dest, "write"):
         raise TypeError(f"{what} must be a path or a binary file object, not {type(dest).__name__}")
     return StreamSink(dest)  # type: ignore[arg-type]
+
+
+def write_all(
+    dest: Union[PathLike, BinaryIO],
+    what: str,
+    pieces: Iterable[Union[bytes, bytearray, memoryview]],
+    fsync: bool = False,
+) -> None:
+    """Write every piece to :func:`open_output` ``(dest, what)`` and commit it;
+    any failure (of the writing or of making the pieces) drops the output."""
+    sink = open_output(dest, what, fsync)
+    try:
+        for piece in pieces:
+            sink.write(piece)
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise

@@ -16,8 +16,19 @@ from typing import Annotated, Callable, Optional, TypeVar
 
 import typer
 
-import pydelta
-from pydelta import format as fmt
+from ._version import __version__
+from .errors import PydeltaError, SyncError, UnverifiedWarning
+from .errors import message as error_message
+from .formats import DELTA, sniff
+from .formats import native as fmt
+from .results import DeltaStats
+from .sync import SyncReport, SyncStatus
+from .delta import delta as make_delta
+from .info import info as describe_file
+from .patch import patch as apply_patch
+from .signature import signature as make_signature
+from .sync.client import sync as run_sync
+from .sync.server import serve_main
 
 __all__ = ["app", "main"]
 
@@ -88,7 +99,7 @@ def _is_broken_pipe(exc: BaseException) -> bool:
     e: Optional[BaseException] = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, pydelta.SyncError):
+        if isinstance(e, SyncError):
             return False
         if isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
             return True
@@ -106,13 +117,6 @@ def _silence_stdout() -> None:
         pass
 
 
-def _os_message(e: OSError) -> str:
-    reason = e.strerror or str(e)
-    if e.filename is not None:
-        return f"{os.fsdecode(e.filename)}: {reason}"
-    return reason
-
-
 def _run(action: Callable[[], T]) -> T:
     """Run one library call, translating every failure into one stderr line."""
     try:
@@ -121,7 +125,7 @@ def _run(action: Callable[[], T]) -> T:
         raise _error("interrupted", 130) from None
     except _Failure as e:
         raise _error(str(e)) from None
-    except pydelta.PydeltaError as e:
+    except PydeltaError as e:
         if _is_broken_pipe(e):
             _silence_stdout()
             raise typer.Exit(1) from None
@@ -130,7 +134,7 @@ def _run(action: Callable[[], T]) -> T:
         if _is_broken_pipe(e):
             _silence_stdout()
             raise typer.Exit(1) from None
-        raise _error(_os_message(e)) from None
+        raise _error(error_message(e)) from None
     except MemoryError as e:
         raise _error(str(e) or "out of memory") from None
     except Exception as e:  # a bug: still one line, unless debugging
@@ -194,21 +198,22 @@ def _delta_result_size(arg: str) -> Optional[int]:
     """
     if arg == "-":
         return None
-    end_len = 1 + 8 + 32  # 'E', u64 result size, BLAKE3 digest
     try:
         with open(arg, "rb") as fh:
-            if fh.read(4) != fmt.DELTA_MAGIC:
+            if sniff(fh.read(4)) != DELTA:
                 return None
             fh.seek(0, os.SEEK_END)
-            if fh.tell() < fmt.DELTA_HEADER.size + end_len:
+            if fh.tell() < fmt.DELTA_HEADER.size + fmt.END_LEN:
                 return None
-            fh.seek(-end_len, os.SEEK_END)
-            tail = fh.read(end_len)
+            fh.seek(-fmt.END_LEN, os.SEEK_END)
+            tail = fh.read(fmt.END_LEN)
     except (OSError, ValueError):
         return None
-    if len(tail) != end_len or tail[:1] != b"E":
+    try:
+        op = fmt.read_op(tail, 0, len(tail))
+    except fmt.BadInstruction:
         return None
-    return int.from_bytes(tail[1:9], "little")
+    return op.a if op is not None and op.code == fmt.OP_END else None
 
 
 def _stderr_is_tty() -> bool:
@@ -316,7 +321,7 @@ FsyncOpt = Annotated[
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"pydelta {pydelta.__version__}")
+        typer.echo(f"pydelta {__version__}")
         raise typer.Exit()
 
 
@@ -418,7 +423,7 @@ def signature(
             raise _Failure("--rollsum and --hash apply to --format rdiff only")
         size = _input_size(old)
         with _Bar(_want_progress(progress, quiet, size), size, "signature") as bar:
-            pydelta.signature(
+            make_signature(
                 old,
                 "-" if sig is None else sig,
                 block_size=block_size,
@@ -433,7 +438,7 @@ def signature(
     _run(action)
 
 
-def _summary(stats: "pydelta.DeltaStats") -> str:
+def _summary(stats: "DeltaStats") -> str:
     def pct(part: int) -> str:
         return f"{100.0 * part / stats.new_size:.1f}%" if stats.new_size else "0.0%"
 
@@ -503,7 +508,7 @@ def delta(
         _refuse_terminal(delta_out, "delta")
         size = _input_size(new)
         with _Bar(_want_progress(progress, quiet, size), size, "delta") as bar:
-            stats = pydelta.delta(
+            stats = make_delta(
                 sig,
                 new,
                 "-" if delta_out is None else delta_out,
@@ -569,8 +574,8 @@ def patch(
         known = [s for s in (total, basis_size) if s is not None]
         on = _want_progress(progress, quiet, max(known) if known else None)
         with _Bar(on, total, "patch") as bar, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", pydelta.UnverifiedWarning)
-            pydelta.patch(
+            warnings.simplefilter("always", UnverifiedWarning)
+            apply_patch(
                 sys.stdin.buffer if old == "-" else old,
                 delta_in,
                 "-" if out is None else out,
@@ -578,7 +583,7 @@ def patch(
                 fsync=fsync,
             )
         for w in caught:  # an rdiff delta: say the result is unverified
-            if not issubclass(w.category, pydelta.UnverifiedWarning):
+            if not issubclass(w.category, UnverifiedWarning):
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
             elif not quiet:
                 sys.stderr.write(f"pydelta: warning: {w.message}\n")
@@ -603,7 +608,7 @@ def info(
     """Describe what a signature or delta holds (block size, sizes, digests)."""
 
     def action() -> None:
-        text = str(pydelta.info(file))
+        text = str(describe_file(file))
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
@@ -621,7 +626,7 @@ class _SyncBars:
         self.label = ""
         self.phase = "delta"
 
-    def update(self, st: "pydelta.SyncStatus") -> None:
+    def update(self, st: "SyncStatus") -> None:
         if not self.enabled:
             return
         if self.total is None:
@@ -641,7 +646,7 @@ class _SyncBars:
         self.total.update(st.done)
 
     @property
-    def callback(self) -> Optional[Callable[["pydelta.SyncStatus"], None]]:
+    def callback(self) -> Optional[Callable[["SyncStatus"], None]]:
         return self.update if self.enabled else None
 
     def __enter__(self) -> "_SyncBars":
@@ -653,7 +658,7 @@ class _SyncBars:
                 bar.__exit__(exc_type, exc, tb)
 
 
-def _print_report(report: "pydelta.SyncReport", verbose: bool, quiet: bool) -> None:
+def _print_report(report: "SyncReport", verbose: bool, quiet: bool) -> None:
     for f in report.files:
         if f.action == "skipped" and not quiet:
             sys.stderr.write(f"pydelta: skipped {f.path}: {f.message}\n")
@@ -730,13 +735,13 @@ def sync(
         report = None
         try:
             with _SyncBars(on) as bars:
-                report = pydelta.sync(
+                report = run_sync(
                     src, dest, ssh=ssh, remote_cmd=remote_cmd, delete=delete, quick=quick, dry_run=dry_run,
                     progress=bars.callback, threads=threads, compress=compress,
                     level=level, fsync=fsync,
                 )
-        except pydelta.SyncError as e:
-            if isinstance(e.report, pydelta.SyncReport):
+        except SyncError as e:
+            if isinstance(e.report, SyncReport):
                 _print_report(e.report, verbose, quiet)
                 n = len(e.report.failed)
                 raise _Failure(f"{n} file{'s' if n != 1 else ''} not synced (they keep their old content)") from None
@@ -749,8 +754,6 @@ def sync(
 @app.command(hidden=True)
 def serve() -> None:
     """Serve the sync protocol on standard input and output (run by 'pydelta sync' over ssh)."""
-    from pydelta.sync import serve_main
-
     code = serve_main()
     if code:
         raise typer.Exit(code)

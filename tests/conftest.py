@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 import pydelta
-from pydelta import format as fmt
+from pydelta.formats import native as fmt
 
 DELTA_HEADER_LEN = fmt.DELTA_HEADER.size  # 60
 SIG_HEADER_LEN = fmt.SIG_HEADER.size  # 16

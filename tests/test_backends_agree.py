@@ -1,7 +1,7 @@
 """The numba backend agrees with the C backend, byte for byte.
 
-Both backend modules are imported directly (``pydelta._c`` and
-``pydelta._numba``) and driven the way the Python drivers drive them, with
+Both backend modules are imported directly (``pydelta.backends.c`` and
+``pydelta.backends.numba``) and driven the way the Python drivers drive them, with
 many input chunkings and small output buffers so every resume path runs.
 Signatures, deltas, statistics, the patch job's result codes and byte
 counts of every call, and BLAKE3 outputs must be identical; each backend patches the other's deltas,
@@ -24,10 +24,10 @@ pytest.importorskip(
     "numba", reason="numba is not installed (pip install -e '.[numba]'): numba backend not compared"
 )
 try:
-    from pydelta import _c as C
+    from pydelta.backends import c as C
 except ImportError as exc:  # pragma: no cover - C core not built
     pytest.skip(f"the C core is not built ({exc}): nothing to compare with", allow_module_level=True)
-from pydelta import _numba as N
+from pydelta.backends import numba as N
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = (C, N)

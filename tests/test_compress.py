@@ -17,11 +17,11 @@ import struct
 import pytest
 
 import pydelta
-from pydelta import format as fmt
+from pydelta.formats import native as fmt
 from conftest import DELTA_HEADER_LEN, TinyReader, enc_varint, rand_bytes, read_varint, tmp_leftovers
 
 zstandard = pytest.importorskip("zstandard")
-lits = importlib.import_module("pydelta._literals")
+lits = importlib.import_module("pydelta.formats.literals")
 
 LIT_MAX = 262144
 SENTINEL = b"an existing output that must survive\n"

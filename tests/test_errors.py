@@ -13,7 +13,7 @@ import struct
 import pytest
 
 import pydelta
-from pydelta import format as fmt
+from pydelta.formats import native as fmt
 from conftest import (
     DELTA_HEADER_LEN,
     TinyReader,
@@ -791,7 +791,7 @@ def test_strong_len_out_of_range(case, sl):
 
 
 def test_unknown_backend_is_usage_error(monkeypatch):
-    from pydelta import _backend
+    from pydelta import backends as _backend
 
     with pytest.raises(pydelta.UsageError, match="unknown PYDELTA_BACKEND 'rust'"):
         _backend._load("rust")

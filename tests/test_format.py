@@ -9,7 +9,7 @@ import struct
 import pytest
 
 import pydelta
-from pydelta import format as fmt
+from pydelta.formats import native as fmt
 from conftest import SIG_HEADER_LEN, SIG_TRAILER_LEN, parse_delta, py_weak, rand_bytes
 
 blake3 = pytest.importorskip("blake3")

@@ -17,6 +17,7 @@ Tests that need ``rdiff`` skip with a reason when it is not installed
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -31,7 +32,7 @@ from pathlib import Path
 import pytest
 
 import pydelta
-from pydelta import rdiff as prd
+from pydelta.formats import rdiff as prd
 from conftest import TinyReader, rand_bytes, tmp_leftovers
 
 RDIFF = shutil.which("rdiff")
@@ -805,6 +806,8 @@ def test_delta_over_many_small_read_chunks(monkeypatch, threads, bs):
     new = old[:20_000] + b"new bytes" + old[20_000:50_000] + old[:7000] + b"end"
     sig = pydelta.signature(io.BytesIO(old), format="rdiff", block_size=bs)
     want = pydelta.delta(sig, io.BytesIO(new), threads=1)
+    prd = importlib.import_module("pydelta.delta")  # the driver that reads NEW (imported)
+
     monkeypatch.setattr(prd, "READ_SIZE", 4096)
     got = pydelta.delta(sig, io.BytesIO(new), threads=threads)
     assert got == want
@@ -831,6 +834,8 @@ class _FailingReader(io.RawIOBase):
 def test_read_error_in_new_is_reported(tmp_path, monkeypatch, threads):
     old = rand_bytes(100_000, 1)
     sig = pydelta.signature(io.BytesIO(old), format="rdiff", block_size=100)
+    prd = importlib.import_module("pydelta.delta")  # the driver that reads NEW (imported)
+
     monkeypatch.setattr(prd, "READ_SIZE", 8192)
     with pytest.raises(pydelta.FileAccessError, match="Input/output error"):
         pydelta.delta(sig, _FailingReader(old, 30_000), tmp_path / "d", threads=threads)

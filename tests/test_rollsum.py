@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pydelta._backend import backend
+from pydelta.backends import backend
 from conftest import MASK64, WEAK_M, py_weak, py_weak_direct, rand_bytes
 
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pydelta import _rs
+from pydelta.backends import rdiff as _rs
 from conftest import rand_bytes
 
 IMPLS = [name for name in ("portable", "avx2", "avx512") if _rs.set_impl(name)]
@@ -230,7 +230,7 @@ def test_table_finds_blocks_and_dedups():
 
 
 def test_python_side_constants_match_the_c_header():
-    from pydelta import rdiff
+    from pydelta.formats import rdiff
 
     assert rdiff.DELTA_MAGIC == struct.pack(">I", _rs.DELTA_MAGIC)
     kinds = {

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import pydelta
-from pydelta._backend import backend
+from pydelta.backends import backend
 from conftest import apply_ops, parse_delta, rand_bytes
 
 SL = 16

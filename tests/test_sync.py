@@ -21,8 +21,10 @@ import time
 import pytest
 
 import pydelta
-from pydelta import _wire
-from pydelta.sync import _identity_digest, _resolve, parse_location
+from pydelta.sync import wire as _wire
+from pydelta.sync import parse_location
+from pydelta.sync.fs import resolve as _resolve
+from pydelta.sync.transfer import identity_digest as _identity_digest
 
 from conftest import rand_bytes, tmp_leftovers
 
@@ -681,7 +683,7 @@ class FakeLink:
 
 
 def test_link_gate_compresses_only_while_zstd_outruns_the_link():
-    from pydelta.sync import _LinkGate
+    from pydelta.sync.transfer import LinkGate as _LinkGate
 
     link = FakeLink()
     gate = _LinkGate(link, workers=2)
