@@ -14,10 +14,11 @@ Example:
 
 from __future__ import annotations
 
-from ._version import __version__
+from ._version import __version__ as __version__
 from .backends import backend as _backend_module
 from .delta import delta, iter_delta
 from .errors import (
+    ConnectionLostError,
     CorruptDeltaError,
     CorruptError,
     CorruptSignatureError,
@@ -25,19 +26,18 @@ from .errors import (
     FormatError,
     NotADeltaError,
     NotASignatureError,
-    PydeltaError,
-    UnsupportedVersionError,
-    ConnectionLostError,
     ProtocolError,
+    PydeltaError,
     RemoteCommandError,
     RemoteError,
     SyncError,
+    UnsupportedVersionError,
     UnverifiedWarning,
     UsageError,
     VerificationError,
     WrongBasisError,
 )
-from .formats import native as format  # noqa: A001 - compatibility alias: pydelta.format
+from .formats import native as format  # noqa: F401 - compatibility alias: pydelta.format
 from .formats.native import default_block_len
 from .info import info
 from .patch import Patcher, patch

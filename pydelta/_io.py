@@ -172,7 +172,8 @@ class AtomicFile:
             raise FileAccessError(f"cannot write {what} {self.name}: it is a directory")
         try:
             fd, self.tmp = tempfile.mkstemp(
-                prefix="." + os.path.basename(self.path) + ".", suffix=".pydelta-tmp",
+                prefix="." + os.path.basename(self.path) + ".",
+                suffix=".pydelta-tmp",
                 dir=target_dir,
             )
         except OSError as e:

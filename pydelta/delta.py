@@ -259,7 +259,7 @@ def _read_ahead(fh: BinaryIO, name: str, block_len: int) -> Chunks:
                 pending.cancel()
                 try:
                     pending.result()
-                except BaseException:  # noqa: BLE001, S110 - the error that stopped us wins
+                except BaseException:
                     pass
 
 

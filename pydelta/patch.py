@@ -223,6 +223,7 @@ class Patcher:
     def _raise_step_error(self, rc: int) -> None:
         fed = self._fed if self._inflater is None else self._inflater.delta_offset(self._fed)
         at = self._head_len + fed
+
         def bounds() -> CorruptDeltaError:
             return CorruptDeltaError(
                 f"delta {self._delta_name} is corrupted: a copy at byte {at} reaches outside "
@@ -283,7 +284,9 @@ class Patcher:
         if self._rdiff:
             # nothing to check against: say so (the CLI prints it as a warning)
             st = self._job.stats()
-            warnings.warn(rfmt.unverified_message(self._delta_name), UnverifiedWarning, stacklevel=4)
+            warnings.warn(
+                rfmt.unverified_message(self._delta_name), UnverifiedWarning, stacklevel=4
+            )
             return PatchResult(st["result_size"], st["digest"], verified=False)
         want_size, want_digest, got_size, got_digest = self._job.result()
         if want_size == got_size and want_digest == got_digest:

@@ -189,8 +189,14 @@ def signature(
     if format == "rdiff":
         params: List[RdiffSignatureInfo] = []
         pieces = iter_rdiff_signature(
-            old, block_size=block_size, strong_len=strong_len, weak=rdiff_weak,
-            strong=rdiff_hash, progress=progress, threads=threads, _params=params,
+            old,
+            block_size=block_size,
+            strong_len=strong_len,
+            weak=rdiff_weak,
+            strong=rdiff_hash,
+            progress=progress,
+            threads=threads,
+            _params=params,
         )
         if out is None:
             return b"".join(pieces)

@@ -8,10 +8,10 @@ import io
 import time
 
 import pytest
+from conftest import apply_ops, parse_delta, rand_bytes
 
 import pydelta
 from pydelta.backends import backend
-from conftest import apply_ops, parse_delta, rand_bytes
 
 SL = 16
 

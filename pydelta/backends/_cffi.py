@@ -64,11 +64,22 @@ class Job:
         self._produced = ffi.new("size_t *")
 
     def _call(
-        self, fn: Callable[..., int], inbuf: Buffer, in_off: int, in_len: int, outbuf: bytearray,
+        self,
+        fn: Callable[..., int],
+        inbuf: Buffer,
+        in_off: int,
+        in_len: int,
+        outbuf: bytearray,
         *eof: int,
     ) -> Tuple[int, int, int]:
         rc = fn(
-            self._h, ptr(inbuf) + in_off, in_len, *eof, ptr(outbuf), len(outbuf),
-            self._used, self._produced,
+            self._h,
+            ptr(inbuf) + in_off,
+            in_len,
+            *eof,
+            ptr(outbuf),
+            len(outbuf),
+            self._used,
+            self._produced,
         )
         return rc, int(self._used[0]), int(self._produced[0])

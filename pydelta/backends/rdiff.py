@@ -151,6 +151,15 @@ class PatchJob(Job):
 
 
 __all__ = [
-    "blake2b", "blake2b_many", "md4", "impl", "set_impl", "weak", "weak_rolling",
-    "sig_blocks", "SigTable", "DeltaJob", "PatchJob",
+    "blake2b",
+    "blake2b_many",
+    "md4",
+    "impl",
+    "set_impl",
+    "weak",
+    "weak_rolling",
+    "sig_blocks",
+    "SigTable",
+    "DeltaJob",
+    "PatchJob",
 ]

@@ -100,7 +100,9 @@ def ungroup16(grouped: Buffer, out: bytearray, start: int = 0) -> None:
 class Compressor:
     """Compresses one literal payload at a time; safe to share between threads."""
 
-    def __init__(self, level: int = DEFAULT_LEVEL, gate: Optional[Callable[[], bool]] = None) -> None:
+    def __init__(
+        self, level: int = DEFAULT_LEVEL, gate: Optional[Callable[[], bool]] = None
+    ) -> None:
         if zstandard is None:
             raise UsageError(
                 "compressed deltas need the 'zstandard' package: pip install zstandard "
@@ -202,7 +204,10 @@ def _find_literals(v: memoryview, n: int) -> Tuple[List[Tuple[int, int, int]], i
 
 
 def compress_ops(
-    pieces: Iterator[Buffer], stats, level: int = DEFAULT_LEVEL, threads: int = 1,
+    pieces: Iterator[Buffer],
+    stats,
+    level: int = DEFAULT_LEVEL,
+    threads: int = 1,
     gate: Optional[Callable[[], bool]] = None,
 ) -> Iterator[Buffer]:
     """Filter the delta scan's output: large literals become 'Z' ops.
@@ -417,7 +422,9 @@ class Inflater:
         try:
             params = zstandard.get_frame_parameters(frame)
         except zstandard.ZstdError:
-            raise self._corrupt(at, "a compressed literal with a damaged zstd frame header") from None
+            raise self._corrupt(
+                at, "a compressed literal with a damaged zstd frame header"
+            ) from None
         if params.content_size != raw:
             raise self._corrupt(
                 at,
@@ -428,7 +435,9 @@ class Inflater:
         try:
             data = self._dctx.decompress(frame, max_output_size=raw, allow_extra_data=False)
         except zstandard.ZstdError as e:
-            raise self._corrupt(at, f"a compressed literal that does not decompress ({e})") from None
+            raise self._corrupt(
+                at, f"a compressed literal that does not decompress ({e})"
+            ) from None
         if len(data) != raw:  # pragma: no cover - zstandard checks the content size
             raise self._corrupt(at, "a compressed literal of the wrong size")
         head = b"L" + varint(raw)

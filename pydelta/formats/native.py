@@ -86,6 +86,7 @@ AUTO_MAX_BLOCK = 1 << 20
 #: Block length used when the basis size is unknown (a pipe).
 STREAM_BLOCK_LEN = 32768
 
+
 def default_block_len(basis_size: Optional[int]) -> int:
     """The block length pydelta picks for a basis of ``basis_size`` bytes.
 
@@ -203,8 +204,15 @@ def _header_check(head: bytes) -> bytes:
 
 def pack_delta_header(info: SignatureInfo, flags: int = 0) -> bytes:
     head = DELTA_HEADER.pack(
-        DELTA_MAGIC, VERSION, info.strong_len, flags, 0, info.block_len, info.basis_size,
-        info.digest, b"\0" * 8,
+        DELTA_MAGIC,
+        VERSION,
+        info.strong_len,
+        flags,
+        0,
+        info.block_len,
+        info.basis_size,
+        info.digest,
+        b"\0" * 8,
     )
     return head[:DELTA_CHECKED] + _header_check(head)
 
@@ -220,8 +228,8 @@ def parse_delta_header(head: bytes, name: str) -> DeltaHeader:
         )
     if len(head) < DELTA_HEADER.size:
         raise CorruptDeltaError(f"delta {name} is truncated (header incomplete)")
-    _, version, strong_len, flags, reserved, block_len, basis_size, sig, check = DELTA_HEADER.unpack(
-        head[: DELTA_HEADER.size]
+    _, version, strong_len, flags, reserved, block_len, basis_size, sig, check = (
+        DELTA_HEADER.unpack(head[: DELTA_HEADER.size])
     )
     if version != VERSION:
         raise UnsupportedVersionError(

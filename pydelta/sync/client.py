@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, Union
 
 from .._threads import resolve_threads
 from .._version import __version__
@@ -23,8 +23,15 @@ from ..formats.literals import DEFAULT_LEVEL
 from ..results import Progress
 from . import fs
 from .messages import PROTOCOL, Bye, Delete, Get, Hello, Mkdir, Put, Request, Stat, Walk, encode
-from .report import QUICK, SyncedFile, SyncProgress, SyncReport, SyncStatus, planned
-from .report import same_size_and_time
+from .report import (
+    QUICK,
+    SyncedFile,
+    SyncProgress,
+    SyncReport,
+    SyncStatus,
+    planned,
+    same_size_and_time,
+)
 from .ssh import SSHChannel, parse_location, ssh_argv
 from .transfer import Incoming, receive, send_delta
 from .wire import Channel, Failed
@@ -78,6 +85,7 @@ class Remote:
     def delete(self, root: str, rel: str) -> None:
         self._call(Delete(root, rel))
 
+
 #: Either end's file system, as the plan sees it.
 Endpoint = Union[Local, Remote]
 
@@ -90,9 +98,16 @@ class Session:
     says goodbye.
     """
 
-    def __init__(self, ch: Channel, *, progress: SyncProgress = None,
-                 threads: Optional[int] = None, compress: Optional[bool] = None,
-                 level: int = DEFAULT_LEVEL, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        ch: Channel,
+        *,
+        progress: SyncProgress = None,
+        threads: Optional[int] = None,
+        compress: Optional[bool] = None,
+        level: int = DEFAULT_LEVEL,
+        fsync: bool = True,
+    ) -> None:
         resolve_threads(threads)
         use_compression(compress, level)
         self._ch = ch
@@ -113,16 +128,30 @@ class Session:
         self._remote = Remote(ch)
 
     # -- public -----------------------------------------------------------------
-    def push(self, src: str, dest: str, *, delete: bool = False, quick: bool = False,
-             dry_run: bool = False) -> SyncReport:
+    def push(
+        self,
+        src: str,
+        dest: str,
+        *,
+        delete: bool = False,
+        quick: bool = False,
+        dry_run: bool = False,
+    ) -> SyncReport:
         """Make ``dest`` on the far end a copy of the local ``src`` (file or folder).
 
         ``delete``, ``quick`` and ``dry_run`` are as for :func:`sync`.
         """
         return self._run(self._local, self._remote, os.fspath(src), dest, delete, quick, dry_run)
 
-    def pull(self, src: str, dest: str, *, delete: bool = False, quick: bool = False,
-             dry_run: bool = False) -> SyncReport:
+    def pull(
+        self,
+        src: str,
+        dest: str,
+        *,
+        delete: bool = False,
+        quick: bool = False,
+        dry_run: bool = False,
+    ) -> SyncReport:
         """Make the local ``dest`` a copy of ``src`` on the far end (file or folder).
 
         ``delete``, ``quick`` and ``dry_run`` are as for :func:`sync`.
@@ -145,12 +174,23 @@ class Session:
             self.close()
 
     # -- the plan ---------------------------------------------------------------
-    def _run(self, s_ep: Endpoint, d_ep: Endpoint, src: str, dest: str, delete: bool, quick: bool,
-             dry_run: bool = False) -> SyncReport:
+    def _run(
+        self,
+        s_ep: Endpoint,
+        d_ep: Endpoint,
+        src: str,
+        dest: str,
+        delete: bool,
+        quick: bool,
+        dry_run: bool = False,
+    ) -> SyncReport:
         push = not s_ep.remote
         peer = self._ch.peer
-        report = SyncReport(src=src if push else f"{peer}:{src}", dest=f"{peer}:{dest}" if push else dest,
-                            dry_run=dry_run)
+        report = SyncReport(
+            src=src if push else f"{peer}:{src}",
+            dest=f"{peer}:{dest}" if push else dest,
+            dry_run=dry_run,
+        )
         t0 = time.perf_counter()
         sent0, recv0 = self._ch.sent, self._ch.received
         self._bytes_done = 0
@@ -166,14 +206,25 @@ class Session:
             raise SyncError(f"{first.path}: {first.message}{more}", report)
         return report
 
-    def _plan_and_go(self, s_ep: Endpoint, d_ep: Endpoint, src: str, dest: str, delete: bool,
-                     quick: bool, push: bool, report: SyncReport) -> None:
+    def _plan_and_go(
+        self,
+        s_ep: Endpoint,
+        d_ep: Endpoint,
+        src: str,
+        dest: str,
+        delete: bool,
+        quick: bool,
+        push: bool,
+        report: SyncReport,
+    ) -> None:
         where = "" if push else f"{self._ch.peer}:"
         s = s_ep.stat(src)
         if s["type"] == "missing":
             raise FileAccessError(f"{where}{src}: no such file or directory")
         if s["type"] == "other":
-            raise FileAccessError(f"{where}{src}: {s.get('why', 'not a regular file or directory')}")
+            raise FileAccessError(
+                f"{where}{src}: {s.get('why', 'not a regular file or directory')}"
+            )
         d = d_ep.stat(dest)
         if s["type"] == "file":
             if d["type"] == "dir" or dest.endswith("/"):
@@ -182,7 +233,11 @@ class Session:
                 root, name = os.path.dirname(dest) or ".", os.path.basename(dest)
             report.total_size = s["size"]
             if report.dry_run:
-                t = d if d["type"] != "dir" and not dest.endswith("/") else d_ep.stat(os.path.join(root, name))
+                t = (
+                    d
+                    if d["type"] != "dir" and not dest.endswith("/")
+                    else d_ep.stat(os.path.join(root, name))
+                )
                 report.files.append(planned(name, s, t if t["type"] != "missing" else None, quick))
                 return
             d_ep.mkdir(root)
@@ -191,7 +246,9 @@ class Session:
             elif push:
                 self._push_file(src, root, name, name, s, report)
             else:
-                self._pull_file(os.path.dirname(src) or ".", os.path.basename(src), root, name, s, report)
+                self._pull_file(
+                    os.path.dirname(src) or ".", os.path.basename(src), root, name, s, report
+                )
             return
         # a folder
         if d["type"] not in ("dir", "missing"):
@@ -232,7 +289,9 @@ class Session:
                 if rel in keep or any(rel.startswith(b) for b in blocked):
                     continue
                 if report.dry_run:
-                    report.files.append(SyncedFile(rel, "deleted", message="dry run: would be deleted"))
+                    report.files.append(
+                        SyncedFile(rel, "deleted", message="dry run: would be deleted")
+                    )
                     continue
                 with Failed() as f:
                     d_ep.delete(dest, rel)
@@ -272,19 +331,28 @@ class Session:
         elif f.error is not None:
             entry.message = message(f.error)
 
-    def _push_file(self, local: str, root: str, rel: str, label: str, meta: Dict[str, Any],
-                   report: SyncReport) -> None:
+    def _push_file(
+        self, local: str, root: str, rel: str, label: str, meta: Dict[str, Any], report: SyncReport
+    ) -> None:
         ch = self._ch
         with self._entry(label, meta.get("size", 0), report) as entry:
             with fs.open_source(fs.expand(local)) as fh:
-                ch.send_json(encode(Put(root, rel, meta.get("mode"), meta.get("mtime_ns"),
-                                        self._fsync)))
+                ch.send_json(
+                    encode(Put(root, rel, meta.get("mode"), meta.get("mtime_ns"), self._fsync))
+                )
                 progress = self._file_progress(label, entry.size, report)
                 ch.recv_json()
                 sig = b"".join(ch.recv_stream())
                 with Failed() as f:
-                    stats = send_delta(ch, sig, fh, progress=progress, threads=self._threads,
-                                       compress=self._compress, level=self._level)
+                    stats = send_delta(
+                        ch,
+                        sig,
+                        fh,
+                        progress=progress,
+                        threads=self._threads,
+                        compress=self._compress,
+                        level=self._level,
+                    )
                 if f.error is not None:
                     ch.send_fail(message(f.error))  # the server drops the file
                     raise f.error
@@ -293,13 +361,21 @@ class Session:
                 if progress is not None:
                     progress(entry.size)
 
-    def _pull_file(self, root: str, rel: str, local_root: str, local_rel: str,
-                   meta: Dict[str, Any], report: SyncReport) -> None:
+    def _pull_file(
+        self,
+        root: str,
+        rel: str,
+        local_root: str,
+        local_rel: str,
+        meta: Dict[str, Any],
+        report: SyncReport,
+    ) -> None:
         ch = self._ch
         with self._entry(local_rel, meta.get("size", 0), report) as entry:
             target = fs.resolve(fs.expand(local_root), local_rel)
-            inc = Incoming(target, fsync=self._fsync, threads=self._threads,
-                            name=f"delta from {ch.peer}")
+            inc = Incoming(
+                target, fsync=self._fsync, threads=self._threads, name=f"delta from {ch.peer}"
+            )
             try:
                 ch.send_json(encode(Get(root, rel, self._compress, self._level)))
                 meta = ch.recv_json()
@@ -345,12 +421,26 @@ class SyncClient(Session):
         ...     print(c.push("models/llama", "/data/models/llama"))
     """
 
-    def __init__(self, rfile: BinaryIO, wfile: BinaryIO, *, peer: str = "the remote side",
-                 progress: SyncProgress = None, threads: Optional[int] = None,
-                 compress: Optional[bool] = None, level: int = DEFAULT_LEVEL,
-                 fsync: bool = True) -> None:
-        super().__init__(Channel(rfile, wfile, peer), progress=progress, threads=threads,
-                         compress=compress, level=level, fsync=fsync)
+    def __init__(
+        self,
+        rfile: BinaryIO,
+        wfile: BinaryIO,
+        *,
+        peer: str = "the remote side",
+        progress: SyncProgress = None,
+        threads: Optional[int] = None,
+        compress: Optional[bool] = None,
+        level: int = DEFAULT_LEVEL,
+        fsync: bool = True,
+    ) -> None:
+        super().__init__(
+            Channel(rfile, wfile, peer),
+            progress=progress,
+            threads=threads,
+            compress=compress,
+            level=level,
+            fsync=fsync,
+        )
 
     def __enter__(self) -> "SyncClient":
         return self
@@ -430,7 +520,8 @@ def sync(
     if (s_host is None) == (d_host is None):
         raise UsageError(
             "exactly one of SRC and DEST must be remote ([user@]host:path)"
-            if s_host is None else "SRC and DEST cannot both be remote"
+            if s_host is None
+            else "SRC and DEST cannot both be remote"
         )
     host = s_host or d_host
     assert host is not None
@@ -440,8 +531,9 @@ def sync(
     ch = SSHChannel(argv, host, remote_cmd)
     clean = False  # the far end was told goodbye: let ssh exit by itself
     try:
-        session = Session(ch, progress=progress, threads=threads, compress=compress,
-                          level=level, fsync=fsync)
+        session = Session(
+            ch, progress=progress, threads=threads, compress=compress, level=level, fsync=fsync
+        )
         ch.started = True
         with Failed() as f:
             if s_host is None:

@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, Dict, List
 
 from ..errors import FileAccessError, UsageError, os_reason
 
+
 def expand(path: str) -> str:
     return os.path.expanduser(path) if path else "."
 
@@ -43,8 +44,12 @@ def stat_entry(path: str) -> Dict[str, Any]:
     if stat.S_ISDIR(st.st_mode):
         return {"type": "dir"}
     if stat.S_ISREG(st.st_mode):
-        return {"type": "file", "size": st.st_size, "mode": stat.S_IMODE(st.st_mode),
-                "mtime_ns": st.st_mtime_ns}
+        return {
+            "type": "file",
+            "size": st.st_size,
+            "mode": stat.S_IMODE(st.st_mode),
+            "mtime_ns": st.st_mtime_ns,
+        }
     return {"type": "other", "why": describe_mode(st.st_mode)}
 
 
@@ -58,8 +63,13 @@ def walk(root: str) -> List[Dict[str, Any]]:
             with os.scandir(dirpath) as it:
                 children = sorted(it, key=lambda e: e.name)
         except OSError as e:
-            out.append({"path": prefix.rstrip("/") or ".", "type": "other",
-                        "why": f"cannot list it: {os_reason(e)}"})
+            out.append(
+                {
+                    "path": prefix.rstrip("/") or ".",
+                    "type": "other",
+                    "why": f"cannot list it: {os_reason(e)}",
+                }
+            )
             continue
         subdirs = []
         for e in children:
@@ -67,14 +77,23 @@ def walk(root: str) -> List[Dict[str, Any]]:
             try:
                 st = e.stat(follow_symlinks=False)
             except OSError as ex:
-                out.append({"path": rel, "type": "other", "why": f"cannot stat it: {os_reason(ex)}"})
+                out.append(
+                    {"path": rel, "type": "other", "why": f"cannot stat it: {os_reason(ex)}"}
+                )
                 continue
             if stat.S_ISDIR(st.st_mode):
                 out.append({"path": rel, "type": "dir"})
                 subdirs.append((rel + "/", e.path))
             elif stat.S_ISREG(st.st_mode):
-                out.append({"path": rel, "type": "file", "size": st.st_size,
-                            "mode": stat.S_IMODE(st.st_mode), "mtime_ns": st.st_mtime_ns})
+                out.append(
+                    {
+                        "path": rel,
+                        "type": "file",
+                        "size": st.st_size,
+                        "mode": stat.S_IMODE(st.st_mode),
+                        "mtime_ns": st.st_mtime_ns,
+                    }
+                )
             else:
                 out.append({"path": rel, "type": "other", "why": describe_mode(st.st_mode)})
         stack.extend(reversed(subdirs))

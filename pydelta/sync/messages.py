@@ -116,7 +116,10 @@ class Put:
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Put":
         return cls(
-            _str(m, "root"), _str(m, "path"), _opt_int(m, "mode"), _opt_int(m, "mtime_ns"),
+            _str(m, "root"),
+            _str(m, "path"),
+            _opt_int(m, "mode"),
+            _opt_int(m, "mtime_ns"),
             bool(m.get("fsync", True)),
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
+
 @dataclass(frozen=True)
 class SyncStatus:
     """Where a sync is, as given to its progress callback."""
@@ -21,6 +22,7 @@ class SyncStatus:
 
 #: Progress callback, called with a :class:`SyncStatus` as files move.
 SyncProgress = Optional[Callable[[SyncStatus], None]]
+
 
 @dataclass
 class SyncedFile:
@@ -88,7 +90,9 @@ class SyncReport:
 QUICK = "same size and modification time (quick check)"
 
 
-def planned(rel: str, src: Dict[str, Any], dst: Optional[Dict[str, Any]], quick: bool) -> SyncedFile:
+def planned(
+    rel: str, src: Dict[str, Any], dst: Optional[Dict[str, Any]], quick: bool
+) -> SyncedFile:
     """What a dry run says would happen to one file."""
     size = src.get("size", 0)
     if dst is None:
@@ -98,10 +102,20 @@ def planned(rel: str, src: Dict[str, Any], dst: Optional[Dict[str, Any]], quick:
         return SyncedFile(rel, "failed", size, message=f"dry run: {what} is in the way")
     if quick and same_size_and_time(src, dst):
         return SyncedFile(rel, "unchanged", size, message=QUICK)
-    return SyncedFile(rel, "updated", size, message="dry run: would be compared by content and updated if it differs")
+    return SyncedFile(
+        rel,
+        "updated",
+        size,
+        message="dry run: would be compared by content and updated if it differs",
+    )
 
 
 def same_size_and_time(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> bool:
     """The quick check: both regular files of the same size and modification time."""
-    return bool(a and b and a.get("type") == b.get("type") == "file"
-                and a.get("size") == b.get("size") and a.get("mtime_ns") == b.get("mtime_ns"))
+    return bool(
+        a
+        and b
+        and a.get("type") == b.get("type") == "file"
+        and a.get("size") == b.get("size")
+        and a.get("mtime_ns") == b.get("mtime_ns")
+    )

@@ -97,9 +97,7 @@ class Server:
     def put(self, req: Put) -> None:
         ch = self.ch
         target = fs.resolve(fs.expand(req.root), req.path)
-        inc = Incoming(
-            target, fsync=req.fsync, threads=self.threads, name=f"delta from {ch.peer}"
-        )
+        inc = Incoming(target, fsync=req.fsync, threads=self.threads, name=f"delta from {ch.peer}")
         try:
             inc.mode = req.mode
             inc.mtime_ns = req.mtime_ns
@@ -128,16 +126,27 @@ class Server:
         try:
             st = os.fstat(fh.fileno())
             ch.send_json(
-                {"ok": True, "size": st.st_size, "mode": stat.S_IMODE(st.st_mode),
-                 "mtime_ns": st.st_mtime_ns}
+                {
+                    "ok": True,
+                    "size": st.st_size,
+                    "mode": stat.S_IMODE(st.st_mode),
+                    "mtime_ns": st.st_mtime_ns,
+                }
             )
             try:
                 sig = b"".join(ch.recv_stream())
             except RemoteError:
                 return  # the client could not make its signature
             with Failed() as f:
-                send_delta(ch, sig, fh, progress=None, threads=self.threads,
-                           compress=req.compress, level=req.level)
+                send_delta(
+                    ch,
+                    sig,
+                    fh,
+                    progress=None,
+                    threads=self.threads,
+                    compress=req.compress,
+                    level=req.level,
+                )
             if f.error is not None:
                 ch.send_fail(message(f.error))
         finally:

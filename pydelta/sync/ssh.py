@@ -46,8 +46,13 @@ class SSHChannel(Channel):
         self.started = False
         self._errlines: "collections.deque[str]" = collections.deque(maxlen=40)
         try:
-            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, start_new_session=False)
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=False,
+            )
         except OSError as e:
             raise RemoteCommandError(f"cannot run {argv[0]}: {os_reason(e)}") from None
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
@@ -76,9 +81,14 @@ class SSHChannel(Channel):
             low = said.lower()
             if rc == 255:  # ssh's own failure (ssh's warnings may say "No such file" too)
                 return RemoteCommandError(f"ssh to {self.host} failed{said_part or ' (exit 255)'}")
-            if rc == 127 or "command not found" in low or "no such file or directory" in low \
-                    or "no module named pydelta" in low \
-                    or "not found" in low and self.remote_cmd.split()[0] in said:
+            if (
+                rc == 127
+                or "command not found" in low
+                or "no such file or directory" in low
+                or "no module named pydelta" in low
+                or "not found" in low
+                and self.remote_cmd.split()[0] in said
+            ):
                 return RemoteCommandError(
                     f"pydelta is not installed on {self.host}, or not on the PATH of ssh "
                     f"commands there ('{self.remote_cmd}' not found{said_part}): install it "
@@ -87,12 +97,10 @@ class SSHChannel(Channel):
                 )
             if "no such command" in low and "serve" in low:
                 return RemoteCommandError(
-                    f"the pydelta on {self.host} has no 'serve' command (too old): "
-                    "upgrade it there"
+                    f"the pydelta on {self.host} has no 'serve' command (too old): upgrade it there"
                 )
             return RemoteCommandError(
-                f"'{self.remote_cmd} serve' on {self.host} did not start "
-                f"(exit {rc}){said_part}"
+                f"'{self.remote_cmd} serve' on {self.host} did not start (exit {rc}){said_part}"
             )
         if rc is not None and rc < 0:
             how = f"ssh was killed by signal {-rc}"

@@ -71,8 +71,15 @@ class Incoming:
     the partial file, when that is more than the partial file had.
     """
 
-    def __init__(self, target: str, *, fsync: bool, threads: Optional[int],
-                 progress: Progress = None, name: str = "delta") -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        fsync: bool,
+        threads: Optional[int],
+        progress: Progress = None,
+        name: str = "delta",
+    ) -> None:
         self.target = target
         self.mode: Optional[int] = None
         self.mtime_ns: Optional[int] = None
@@ -124,9 +131,15 @@ class Incoming:
         self._patcher.write(data)
 
     def _start_patch(self) -> None:
-        self._patcher = Patcher(self.basis, self.target, progress=self.progress,
-                                delta_name=self._name, fsync=self._fsync,
-                                mode=self.mode, mtime_ns=self.mtime_ns)
+        self._patcher = Patcher(
+            self.basis,
+            self.target,
+            progress=self.progress,
+            delta_name=self._name,
+            fsync=self._fsync,
+            mode=self.mode,
+            mtime_ns=self.mtime_ns,
+        )
         head, self._head = self._head, bytearray()
         self._patcher.write(head)
 
@@ -168,7 +181,9 @@ class Incoming:
             if self.mtime_ns is not None:
                 os.utime(self.target, ns=(time.time_ns(), self.mtime_ns))
         except OSError as e:
-            raise FileAccessError(f"cannot set the times or mode of {self.target}: {os_reason(e)}") from None
+            raise FileAccessError(
+                f"cannot set the times or mode of {self.target}: {os_reason(e)}"
+            ) from None
         return True
 
     def close(self) -> None:
@@ -265,9 +280,16 @@ class LinkGate:
         return self.compress_rate() > self.link_rate()
 
 
-def send_delta(ch: Channel, sig_data: bytes, new: Union[str, BinaryIO], *,
-               progress: Progress, threads: Optional[int],
-               compress: Optional[bool], level: int) -> DeltaStats:
+def send_delta(
+    ch: Channel,
+    sig_data: bytes,
+    new: Union[str, BinaryIO],
+    *,
+    progress: Progress,
+    threads: Optional[int],
+    compress: Optional[bool],
+    level: int,
+) -> DeltaStats:
     """Make the delta of new against the received signature and stream it, then END.
 
     ``compress=None`` compresses literals adaptively (see :class:`LinkGate`).
@@ -280,8 +302,16 @@ def send_delta(ch: Channel, sig_data: bytes, new: Union[str, BinaryIO], *,
     gate = LinkGate(ch, nthreads) if compress is None and zlit else None
     writer = DataWriter(ch)
     stats = DeltaStats()
-    for piece in delta_pieces(sig, new, progress=progress, stats=stats, threads=nthreads,
-                              compress=zlit, level=level, gate=gate):
+    for piece in delta_pieces(
+        sig,
+        new,
+        progress=progress,
+        stats=stats,
+        threads=nthreads,
+        compress=zlit,
+        level=level,
+        gate=gate,
+    ):
         writer.write(piece)
     writer.flush()
     ch.send(END)

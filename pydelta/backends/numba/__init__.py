@@ -6,7 +6,6 @@ they are compiled).
 """
 
 from ._jit import (
-    Buffer,
     DELTA_MIN_OUT,
     DONE,
     ERR_BOUNDS,
@@ -20,6 +19,7 @@ from ._jit import (
     NAME,
     NEED_INPUT,
     NEED_OUTPUT,
+    Buffer,
 )
 from .blake3 import Blake3, blake3_digest
 from .delta import DeltaJob
@@ -29,8 +29,26 @@ from .sigtable import SigTable
 from .weaksum import weak, weak_rolling
 
 __all__ = [
-    "Buffer", "NAME", "NEED_INPUT", "NEED_OUTPUT", "DONE", "ERR_CORRUPT", "ERR_BOUNDS", "ERR_IO",
-    "ERR_NOMEM", "ERR_PARAM", "ERR_SIGNATURE", "HASH_LEN", "LIT_MAX", "DELTA_MIN_OUT",
-    "Blake3", "blake3_digest", "weak", "weak_rolling", "sig_blocks", "SigTable", "DeltaJob",
+    "Buffer",
+    "NAME",
+    "NEED_INPUT",
+    "NEED_OUTPUT",
+    "DONE",
+    "ERR_CORRUPT",
+    "ERR_BOUNDS",
+    "ERR_IO",
+    "ERR_NOMEM",
+    "ERR_PARAM",
+    "ERR_SIGNATURE",
+    "HASH_LEN",
+    "LIT_MAX",
+    "DELTA_MIN_OUT",
+    "Blake3",
+    "blake3_digest",
+    "weak",
+    "weak_rolling",
+    "sig_blocks",
+    "SigTable",
+    "DeltaJob",
     "PatchJob",
 ]

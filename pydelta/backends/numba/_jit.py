@@ -27,7 +27,6 @@ literal argument, so internal calls pass variables (np.int64(0), not 0)
 and copies are loops, not slice assignments (seconds of compile each).
 """
 
-
 import threading
 from typing import Any, Dict, List, Tuple, Union
 
@@ -69,8 +68,14 @@ _SIZE_MAX = _MASK64
 # BLAKE3 (https://github.com/BLAKE3-team/BLAKE3-specs): IV, message
 # permutation and domain flags.
 _B3_IV = (
-    0x6A09E667, 0xBB67AE85, 0x3C6EF372, 0xA54FF53A,
-    0x510E527F, 0x9B05688C, 0x1F83D9AB, 0x5BE0CD19,
+    0x6A09E667,
+    0xBB67AE85,
+    0x3C6EF372,
+    0xA54FF53A,
+    0x510E527F,
+    0x9B05688C,
+    0x1F83D9AB,
+    0x5BE0CD19,
 )
 _CHUNK_START = 1
 _CHUNK_END = 2
@@ -84,12 +89,35 @@ _B3_STACK = 54  # CV stack depth: enough for 2**64 bytes
 _HS_COUNTER, _HS_BLOCKS, _HS_BUFLEN, _HS_STACK = 0, 1, 2, 3
 _HW_LEN = 8 + 8 * _B3_STACK
 # Signature table parameters, tp int64[...]:
-(_T_NBLOCKS, _T_NFULL, _T_BASIS, _T_BLOCK_LEN, _T_STRONG_LEN, _T_TAIL_LEN,
- _T_NUNIQ, _T_TMASK, _T_BLOOM_SHIFT, _T_LEN) = range(10)
+(
+    _T_NBLOCKS,
+    _T_NFULL,
+    _T_BASIS,
+    _T_BLOCK_LEN,
+    _T_STRONG_LEN,
+    _T_TAIL_LEN,
+    _T_NUNIQ,
+    _T_TMASK,
+    _T_BLOOM_SHIFT,
+    _T_LEN,
+) = range(10)
 # Delta job, si int64[...] (the weak sum h is in a separate uint64[1]):
-(_D_USED, _D_HAVE_H, _D_JUDGED, _D_CONT, _D_COPY_PENDING, _D_COPY_OFF,
- _D_COPY_LEN, _D_LIT_LEN, _D_COPIED, _D_LITERAL, _D_DONE, _D_EXTERNAL, _D_HAVE_DIGEST,
- _D_LEN) = range(14)
+(
+    _D_USED,
+    _D_HAVE_H,
+    _D_JUDGED,
+    _D_CONT,
+    _D_COPY_PENDING,
+    _D_COPY_OFF,
+    _D_COPY_LEN,
+    _D_LIT_LEN,
+    _D_COPIED,
+    _D_LITERAL,
+    _D_DONE,
+    _D_EXTERNAL,
+    _D_HAVE_DIGEST,
+    _D_LEN,
+) = range(14)
 # Patch job, ps uint64[4]: state, COPY source offset, bytes left in the op,
 # expected size from the END trailer.
 _P_STATE, _P_OFF, _P_REM, _P_EXPECT = 0, 1, 2, 3
@@ -119,20 +147,38 @@ def _constants(np_mod) -> dict:
     u = np_mod.uint64
     m = _WEAK_M
     c = {
-        "_U0": u(0), "_U1": u(1), "_U8": u(8), "_U31": u(31), "_U17": u(17),
-        "_U32": u(32), "_M32": u(0xFFFFFFFF), "_U7F": u(0x7F), "_UFF": u(0xFF),
-        "_UM": u(m), "_UM2": u(m * m & _MASK64), "_UM3": u(m ** 3 & _MASK64),
-        "_UM4": u(m ** 4 & _MASK64), "_UBLOOM": u(_BLOOM_MUL),
-        "_UST_OP": u(_ST_OP), "_UST_COPY": u(_ST_COPY),
-        "_UST_LITERAL": u(_ST_LITERAL), "_UST_DONE": u(_ST_DONE),
+        "_U0": u(0),
+        "_U1": u(1),
+        "_U8": u(8),
+        "_U31": u(31),
+        "_U17": u(17),
+        "_U32": u(32),
+        "_M32": u(0xFFFFFFFF),
+        "_U7F": u(0x7F),
+        "_UFF": u(0xFF),
+        "_UM": u(m),
+        "_UM2": u(m * m & _MASK64),
+        "_UM3": u(m**3 & _MASK64),
+        "_UM4": u(m**4 & _MASK64),
+        "_UBLOOM": u(_BLOOM_MUL),
+        "_UST_OP": u(_ST_OP),
+        "_UST_COPY": u(_ST_COPY),
+        "_UST_LITERAL": u(_ST_LITERAL),
+        "_UST_DONE": u(_ST_DONE),
     }
     c["_Z0"] = np_mod.int64(0)
     c["_HLEN"] = np_mod.int64(HASH_LEN)
     w = np_mod.uint32
-    c.update({
-        "_F_START": w(_CHUNK_START), "_F_END": w(_CHUNK_END), "_F_PARENT": w(_PARENT),
-        "_F_ROOT": w(_ROOT), "_F_NONE": w(0), "_B64": w(64),
-    })
+    c.update(
+        {
+            "_F_START": w(_CHUNK_START),
+            "_F_END": w(_CHUNK_END),
+            "_F_PARENT": w(_PARENT),
+            "_F_ROOT": w(_ROOT),
+            "_F_NONE": w(0),
+            "_B64": w(64),
+        }
+    )
     for i, v in enumerate(_B3_IV):
         c[f"_IV{i}"] = w(v)
     return c
@@ -210,5 +256,3 @@ def _u64(v: int, what: str) -> int:
     if not 0 <= v <= _MASK64:
         raise OverflowError(f"{what} does not fit uint64_t")
     return v
-
-

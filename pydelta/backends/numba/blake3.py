@@ -7,11 +7,10 @@ the integer rules they follow.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 from . import _jit
 from ._jit import (
-    Buffer,
     _B64,
     _F_END,
     _F_NONE,
@@ -36,6 +35,7 @@ from ._jit import (
     _U1,
     _U32,
     _Z0,
+    Buffer,
     _ro,
 )
 
@@ -87,37 +87,144 @@ def _compress(cv, m, t, blen, flags):
         v3, v4, v9, v14 = _g(v3, v4, v9, v14, m14, m15)
         # the message permutation 2,6,3,10,7,0,4,13,1,11,12,5,9,14,15,8
         m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10, m11, m12, m13, m14, m15 = (
-            m2, m6, m3, m10, m7, m0, m4, m13, m1, m11, m12, m5, m9, m14, m15, m8
+            m2,
+            m6,
+            m3,
+            m10,
+            m7,
+            m0,
+            m4,
+            m13,
+            m1,
+            m11,
+            m12,
+            m5,
+            m9,
+            m14,
+            m15,
+            m8,
         )
     return (
-        np.uint32(v0 ^ v8), np.uint32(v1 ^ v9), np.uint32(v2 ^ v10), np.uint32(v3 ^ v11),
-        np.uint32(v4 ^ v12), np.uint32(v5 ^ v13), np.uint32(v6 ^ v14), np.uint32(v7 ^ v15),
-        np.uint32(v8 ^ h0), np.uint32(v9 ^ h1), np.uint32(v10 ^ h2), np.uint32(v11 ^ h3),
-        np.uint32(v12 ^ h4), np.uint32(v13 ^ h5), np.uint32(v14 ^ h6), np.uint32(v15 ^ h7),
+        np.uint32(v0 ^ v8),
+        np.uint32(v1 ^ v9),
+        np.uint32(v2 ^ v10),
+        np.uint32(v3 ^ v11),
+        np.uint32(v4 ^ v12),
+        np.uint32(v5 ^ v13),
+        np.uint32(v6 ^ v14),
+        np.uint32(v7 ^ v15),
+        np.uint32(v8 ^ h0),
+        np.uint32(v9 ^ h1),
+        np.uint32(v10 ^ h2),
+        np.uint32(v11 ^ h3),
+        np.uint32(v12 ^ h4),
+        np.uint32(v13 ^ h5),
+        np.uint32(v14 ^ h6),
+        np.uint32(v15 ^ h7),
     )
 
 
 def _load_block(a, p):
     """16 little-endian message words from a[p:p+64]. (Written out: numba
     compiles a helper once per distinct constant argument.)"""
-    b = a[p:p + 64]
+    b = a[p : p + 64]
     return (
-        np.uint32(np.uint32(b[0]) | (np.uint32(b[1]) << 8) | (np.uint32(b[2]) << 16) | (np.uint32(b[3]) << 24)),
-        np.uint32(np.uint32(b[4]) | (np.uint32(b[5]) << 8) | (np.uint32(b[6]) << 16) | (np.uint32(b[7]) << 24)),
-        np.uint32(np.uint32(b[8]) | (np.uint32(b[9]) << 8) | (np.uint32(b[10]) << 16) | (np.uint32(b[11]) << 24)),
-        np.uint32(np.uint32(b[12]) | (np.uint32(b[13]) << 8) | (np.uint32(b[14]) << 16) | (np.uint32(b[15]) << 24)),
-        np.uint32(np.uint32(b[16]) | (np.uint32(b[17]) << 8) | (np.uint32(b[18]) << 16) | (np.uint32(b[19]) << 24)),
-        np.uint32(np.uint32(b[20]) | (np.uint32(b[21]) << 8) | (np.uint32(b[22]) << 16) | (np.uint32(b[23]) << 24)),
-        np.uint32(np.uint32(b[24]) | (np.uint32(b[25]) << 8) | (np.uint32(b[26]) << 16) | (np.uint32(b[27]) << 24)),
-        np.uint32(np.uint32(b[28]) | (np.uint32(b[29]) << 8) | (np.uint32(b[30]) << 16) | (np.uint32(b[31]) << 24)),
-        np.uint32(np.uint32(b[32]) | (np.uint32(b[33]) << 8) | (np.uint32(b[34]) << 16) | (np.uint32(b[35]) << 24)),
-        np.uint32(np.uint32(b[36]) | (np.uint32(b[37]) << 8) | (np.uint32(b[38]) << 16) | (np.uint32(b[39]) << 24)),
-        np.uint32(np.uint32(b[40]) | (np.uint32(b[41]) << 8) | (np.uint32(b[42]) << 16) | (np.uint32(b[43]) << 24)),
-        np.uint32(np.uint32(b[44]) | (np.uint32(b[45]) << 8) | (np.uint32(b[46]) << 16) | (np.uint32(b[47]) << 24)),
-        np.uint32(np.uint32(b[48]) | (np.uint32(b[49]) << 8) | (np.uint32(b[50]) << 16) | (np.uint32(b[51]) << 24)),
-        np.uint32(np.uint32(b[52]) | (np.uint32(b[53]) << 8) | (np.uint32(b[54]) << 16) | (np.uint32(b[55]) << 24)),
-        np.uint32(np.uint32(b[56]) | (np.uint32(b[57]) << 8) | (np.uint32(b[58]) << 16) | (np.uint32(b[59]) << 24)),
-        np.uint32(np.uint32(b[60]) | (np.uint32(b[61]) << 8) | (np.uint32(b[62]) << 16) | (np.uint32(b[63]) << 24)),
+        np.uint32(
+            np.uint32(b[0])
+            | (np.uint32(b[1]) << 8)
+            | (np.uint32(b[2]) << 16)
+            | (np.uint32(b[3]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[4])
+            | (np.uint32(b[5]) << 8)
+            | (np.uint32(b[6]) << 16)
+            | (np.uint32(b[7]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[8])
+            | (np.uint32(b[9]) << 8)
+            | (np.uint32(b[10]) << 16)
+            | (np.uint32(b[11]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[12])
+            | (np.uint32(b[13]) << 8)
+            | (np.uint32(b[14]) << 16)
+            | (np.uint32(b[15]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[16])
+            | (np.uint32(b[17]) << 8)
+            | (np.uint32(b[18]) << 16)
+            | (np.uint32(b[19]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[20])
+            | (np.uint32(b[21]) << 8)
+            | (np.uint32(b[22]) << 16)
+            | (np.uint32(b[23]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[24])
+            | (np.uint32(b[25]) << 8)
+            | (np.uint32(b[26]) << 16)
+            | (np.uint32(b[27]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[28])
+            | (np.uint32(b[29]) << 8)
+            | (np.uint32(b[30]) << 16)
+            | (np.uint32(b[31]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[32])
+            | (np.uint32(b[33]) << 8)
+            | (np.uint32(b[34]) << 16)
+            | (np.uint32(b[35]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[36])
+            | (np.uint32(b[37]) << 8)
+            | (np.uint32(b[38]) << 16)
+            | (np.uint32(b[39]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[40])
+            | (np.uint32(b[41]) << 8)
+            | (np.uint32(b[42]) << 16)
+            | (np.uint32(b[43]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[44])
+            | (np.uint32(b[45]) << 8)
+            | (np.uint32(b[46]) << 16)
+            | (np.uint32(b[47]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[48])
+            | (np.uint32(b[49]) << 8)
+            | (np.uint32(b[50]) << 16)
+            | (np.uint32(b[51]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[52])
+            | (np.uint32(b[53]) << 8)
+            | (np.uint32(b[54]) << 16)
+            | (np.uint32(b[55]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[56])
+            | (np.uint32(b[57]) << 8)
+            | (np.uint32(b[58]) << 16)
+            | (np.uint32(b[59]) << 24)
+        ),
+        np.uint32(
+            np.uint32(b[60])
+            | (np.uint32(b[61]) << 8)
+            | (np.uint32(b[62]) << 16)
+            | (np.uint32(b[63]) << 24)
+        ),
     )
 
 
@@ -219,8 +326,24 @@ def _push_cv(hw, hs, cv, total):
     while (total & 1) == 0:
         sl -= 1
         left = _load_cv(hw, 8 + 8 * sl)
-        m = (left[0], left[1], left[2], left[3], left[4], left[5], left[6], left[7],
-             cv[0], cv[1], cv[2], cv[3], cv[4], cv[5], cv[6], cv[7])
+        m = (
+            left[0],
+            left[1],
+            left[2],
+            left[3],
+            left[4],
+            left[5],
+            left[6],
+            left[7],
+            cv[0],
+            cv[1],
+            cv[2],
+            cv[3],
+            cv[4],
+            cv[5],
+            cv[6],
+            cv[7],
+        )
         cv = _first8(_compress(_iv(), m, _U0, _B64, _F_PARENT))
         total >>= 1
     _store_cv(hw, 8 + 8 * sl, cv)
@@ -278,8 +401,24 @@ def _b3_final(hw, hb, hs, out):
         right = _first8(_compress(cv, m, t, blen, flags))
         left = _load_cv(hw, 8 + 8 * i)
         cv = _iv()
-        m = (left[0], left[1], left[2], left[3], left[4], left[5], left[6], left[7],
-             right[0], right[1], right[2], right[3], right[4], right[5], right[6], right[7])
+        m = (
+            left[0],
+            left[1],
+            left[2],
+            left[3],
+            left[4],
+            left[5],
+            left[6],
+            left[7],
+            right[0],
+            right[1],
+            right[2],
+            right[3],
+            right[4],
+            right[5],
+            right[6],
+            right[7],
+        )
         t = _U0
         blen = _B64
         flags = _F_PARENT
@@ -309,8 +448,6 @@ def _k_b3_update(hw, hb, hs, a, p, n):
 
 def _k_b3_final(hw, hb, hs, out):
     _b3_final(hw, hb, hs, out)
-
-
 
 
 def _new_state():
@@ -376,5 +513,26 @@ def blake3_digest(data: Buffer, length: int = 32) -> bytes:
 
 
 #: The functions _jit.load() compiles with numba.njit.
-KERNELS = ("_g", "_compress", "_load_block", "_load_cv", "_store_cv", "_chunk_cv", "_set_chunk_cv", "_iv", "_first8", "_copy", "_b3_reset", "_start_flag", "_chunk_update", "_hash_chunk", "_push_cv", "_b3_update", "_b3_final", "_b3_hash", "_k_b3_update", "_k_b3_final",)
+KERNELS = (
+    "_g",
+    "_compress",
+    "_load_block",
+    "_load_cv",
+    "_store_cv",
+    "_chunk_cv",
+    "_set_chunk_cv",
+    "_iv",
+    "_first8",
+    "_copy",
+    "_b3_reset",
+    "_start_flag",
+    "_chunk_update",
+    "_hash_chunk",
+    "_push_cv",
+    "_b3_update",
+    "_b3_final",
+    "_b3_hash",
+    "_k_b3_update",
+    "_k_b3_final",
+)
 _jit.register(globals(), KERNELS)

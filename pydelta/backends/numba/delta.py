@@ -6,17 +6,10 @@ the integer rules they follow.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 from . import _jit
 from ._jit import (
-    DELTA_MIN_OUT,
-    DONE,
-    ERR_PARAM,
-    HASH_LEN,
-    LIT_MAX,
-    NEED_INPUT,
-    NEED_OUTPUT,
     _D_CONT,
     _D_COPIED,
     _D_COPY_LEN,
@@ -28,14 +21,13 @@ from ._jit import (
     _D_HAVE_H,
     _D_JUDGED,
     _D_LEN,
-    _D_LITERAL,
     _D_LIT_LEN,
+    _D_LITERAL,
     _D_USED,
     _HLEN,
     _OP_COPY,
     _OP_END,
     _OP_LITERAL,
-    _TRAILER_LEN,
     _T_BASIS,
     _T_BLOCK_LEN,
     _T_BLOOM_SHIFT,
@@ -43,11 +35,19 @@ from ._jit import (
     _T_NUNIQ,
     _T_STRONG_LEN,
     _T_TAIL_LEN,
+    _TRAILER_LEN,
     _UM,
     _UM2,
     _UM3,
     _UM4,
     _Z0,
+    DELTA_MIN_OUT,
+    DONE,
+    ERR_PARAM,
+    HASH_LEN,
+    LIT_MAX,
+    NEED_INPUT,
+    NEED_OUTPUT,
     _ro,
 )
 from .blake3 import (
@@ -57,9 +57,6 @@ from .blake3 import (
     _copy,
     _new_state,
 )
-from .signature import (
-    _k_sig_blocks,
-)
 from .sigtable import (
     SigTable,
     _bloom_test,
@@ -68,7 +65,6 @@ from .sigtable import (
 )
 from .weaksum import (
     _weak,
-    weak,
 )
 
 np: Any = None  # numpy, bound by _jit.load()
@@ -160,9 +156,34 @@ def _try_continuation(si, h, tp, weak, strong, a, p, avail, sh, have_sh, tsh, hw
     return n, have_sh
 
 
-def _k_delta_scan(si, hv, dig, lit, nw, nb, ns, sw, sb, ss, sh, tsh,
-                  tp, weak, strong, uweak, uidx, slot, bloom, out_tab,
-                  a, base, in_len, eof, out, out_cap):
+def _k_delta_scan(
+    si,
+    hv,
+    dig,
+    lit,
+    nw,
+    nb,
+    ns,
+    sw,
+    sb,
+    ss,
+    sh,
+    tsh,
+    tp,
+    weak,
+    strong,
+    uweak,
+    uidx,
+    slot,
+    bloom,
+    out_tab,
+    a,
+    base,
+    in_len,
+    eof,
+    out,
+    out_cap,
+):
     """pd_delta_scan over a[base:base+in_len]; returns (rc, used, produced).
     nw/nb/ns: the hasher of NEW; sw/sb/ss: scratch for block hashes; dig:
     the digest of NEW given by the caller when it hashes NEW itself."""
@@ -195,8 +216,9 @@ def _k_delta_scan(si, hv, dig, lit, nw, nb, ns, sw, sb, ss, sh, tsh,
         moff = 0
         if si[_D_JUDGED] == 0:
             have_sh = False
-            mlen, have_sh = _try_continuation(si, hv[0], tp, weak, strong, a, base + pos,
-                                              avail, sh, have_sh, tsh, sw, sb, ss)
+            mlen, have_sh = _try_continuation(
+                si, hv[0], tp, weak, strong, a, base + pos, avail, sh, have_sh, tsh, sw, sb, ss
+            )
             moff = si[_D_CONT]
             # the weak sum of the window only when the continuation fails
             if mlen == 0 and avail >= bl:
@@ -204,8 +226,22 @@ def _k_delta_scan(si, hv, dig, lit, nw, nb, ns, sw, sb, ss, sh, tsh,
                     hv[0] = _weak(a, base + pos, bl)
                     si[_D_HAVE_H] = 1
                 if nuniq != 0:
-                    b, have_sh = _table_match(tp, strong, uweak, uidx, slot, bloom, hv[0], a,
-                                              base + pos, sh, have_sh, sw, sb, ss)
+                    b, have_sh = _table_match(
+                        tp,
+                        strong,
+                        uweak,
+                        uidx,
+                        slot,
+                        bloom,
+                        hv[0],
+                        a,
+                        base + pos,
+                        sh,
+                        have_sh,
+                        sw,
+                        sb,
+                        ss,
+                    )
                     if b >= 0:
                         mlen = bl
                         moff = b * bl
@@ -300,7 +336,7 @@ def _k_delta_scan(si, hv, dig, lit, nw, nb, ns, sw, sb, ss, sh, tsh,
         if external:
             _copy(out, o + 8, dig, _Z0, _HLEN)
         else:
-            _b3_final(nw, nb, ns, out[o + 8:o + 8 + HASH_LEN])
+            _b3_final(nw, nb, ns, out[o + 8 : o + 8 + HASH_LEN])
         o += _TRAILER_LEN
         si[_D_DONE] = 1
         return DONE, pos, o
@@ -314,8 +350,6 @@ def _k_delta_scan(si, hv, dig, lit, nw, nb, ns, sw, sb, ss, sh, tsh,
         _b3_update(nw, nb, ns, a, base, pos)
     si[_D_USED] += pos
     return rc, pos, o
-
-
 
 
 class DeltaJob:
@@ -334,7 +368,9 @@ class DeltaJob:
         self._sh = np.zeros(HASH_LEN, np.uint8)
         self._tsh = np.zeros(HASH_LEN, np.uint8)
 
-    def scan(self, inbuf: bytearray, in_off: int, in_len: int, eof: bool, outbuf: bytearray) -> tuple:
+    def scan(
+        self, inbuf: bytearray, in_off: int, in_len: int, eof: bool, outbuf: bytearray
+    ) -> tuple:
         """Scan inbuf[in_off:in_off+in_len]; returns (code, input used, output made)."""
         a = _ro(inbuf)
         if in_off < 0 or in_len < 0 or in_off + in_len > a.size:
@@ -344,9 +380,32 @@ class DeltaJob:
         nw, nb, ns = self._new
         sw, sb, ss = self._scratch
         rc, used, produced = _k_delta_scan(
-            self._si, self._hv, self._digest, self._lit, nw, nb, ns, sw, sb, ss, self._sh, self._tsh,
-            t._tp, t._weak, t._strong, t._uweak, t._uidx, t._slot, t._bloom, t._out_tab,
-            a, in_off, in_len, bool(eof), out, out.size,
+            self._si,
+            self._hv,
+            self._digest,
+            self._lit,
+            nw,
+            nb,
+            ns,
+            sw,
+            sb,
+            ss,
+            self._sh,
+            self._tsh,
+            t._tp,
+            t._weak,
+            t._strong,
+            t._uweak,
+            t._uidx,
+            t._slot,
+            t._bloom,
+            t._out_tab,
+            a,
+            in_off,
+            in_len,
+            bool(eof),
+            out,
+            out.size,
         )
         return int(rc), int(used), int(produced)
 
@@ -369,5 +428,13 @@ class DeltaJob:
 
 
 #: The functions _jit.load() compiles with numba.njit.
-KERNELS = ("_put_varint", "_put_u64", "_emit_copy", "_emit_literal", "_add_copy", "_try_continuation", "_k_delta_scan",)
+KERNELS = (
+    "_put_varint",
+    "_put_u64",
+    "_emit_copy",
+    "_emit_literal",
+    "_add_copy",
+    "_try_continuation",
+    "_k_delta_scan",
+)
 _jit.register(globals(), KERNELS)

@@ -7,18 +7,10 @@ the integer rules they follow.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from . import _jit
 from ._jit import (
-    Buffer,
-    DONE,
-    ERR_BOUNDS,
-    ERR_CORRUPT,
-    ERR_IO,
-    HASH_LEN,
-    NEED_INPUT,
-    NEED_OUTPUT,
     _HLEN,
     _MORE,
     _OK,
@@ -31,7 +23,6 @@ from ._jit import (
     _P_STATE,
     _REQS,
     _ST_COPY,
-    _ST_LITERAL,
     _TRAILER_LEN,
     _U0,
     _U7F,
@@ -41,6 +32,14 @@ from ._jit import (
     _UST_LITERAL,
     _UST_OP,
     _Z0,
+    DONE,
+    ERR_BOUNDS,
+    ERR_CORRUPT,
+    ERR_IO,
+    HASH_LEN,
+    NEED_INPUT,
+    NEED_OUTPUT,
+    Buffer,
     _ro,
     _u64,
 )
@@ -191,8 +190,6 @@ def _k_patch_run(ps, edig, old_size, a, ip, in_end, out, o, out_cap, req):
     return rc, ip, o, nreq
 
 
-
-
 class PatchJob:
     """A resumable patch job reading the basis through a file descriptor."""
 
@@ -284,5 +281,10 @@ else:  # pragma: no cover - platforms without preadv
 
 
 #: The functions _jit.load() compiles with numba.njit.
-KERNELS = ("_get_varint", "_get_u64", "_parse_op", "_k_patch_run",)
+KERNELS = (
+    "_get_varint",
+    "_get_u64",
+    "_parse_op",
+    "_k_patch_run",
+)
 _jit.register(globals(), KERNELS)

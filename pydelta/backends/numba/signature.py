@@ -6,16 +6,16 @@ the integer rules they follow.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 from . import _jit
 from ._jit import (
-    Buffer,
     _HW_LEN,
     _MAX_STRONG,
     _MIN_STRONG,
     _UFF,
     _WEAK_LEN,
+    Buffer,
     _ro,
     _u32,
 )
@@ -50,12 +50,10 @@ def _k_sig_blocks(a, n, block_len, strong_len, out):
         w = _weak(a, off, k)
         for i in range(8):
             out[e + i] = np.uint8((w >> np.uint64(8 * i)) & _UFF)
-        _b3_hash(a, off, k, out[e + _WEAK_LEN:e + entry], hw, hb, hs)
+        _b3_hash(a, off, k, out[e + _WEAK_LEN : e + entry], hw, hb, hs)
         count += 1
         off += block_len
     return count
-
-
 
 
 def sig_blocks(buf: Buffer, length: int, block_len: int, strong_len: int) -> bytes:

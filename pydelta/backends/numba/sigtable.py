@@ -6,15 +6,10 @@ the integer rules they follow.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from . import _jit
 from ._jit import (
-    Buffer,
-    ERR_NOMEM,
-    ERR_PARAM,
-    ERR_SIGNATURE,
-    HASH_LEN,
     _MAX_CANDIDATES,
     _MAX_STRONG,
     _MIN_STRONG,
@@ -36,6 +31,11 @@ from ._jit import (
     _UBLOOM,
     _UM,
     _WEAK_LEN,
+    ERR_NOMEM,
+    ERR_PARAM,
+    ERR_SIGNATURE,
+    HASH_LEN,
+    Buffer,
     _ro,
     _u32,
     _u64,
@@ -47,7 +47,6 @@ from .blake3 import (
 from .weaksum import (
     _out_table,
     _weak,
-    weak,
 )
 
 np: Any = None  # numpy, bound by _jit.load()
@@ -132,8 +131,6 @@ def _k_table_find(tp, strong, uweak, uidx, slot, bloom, a, p, have_sh, sh, hw, h
     h = _weak(a, p, tp[_T_BLOCK_LEN])
     b, _ = _table_match(tp, strong, uweak, uidx, slot, bloom, h, a, p, sh, have_sh, hw, hb, hs)
     return b
-
-
 
 
 class SigTable:
@@ -228,8 +225,21 @@ class SigTable:
             return None
         hw, hb, hs = _new_state()
         sh = np.zeros(HASH_LEN, np.uint8)
-        i = _k_table_find(tp, self._strong, self._uweak, self._uidx, self._slot, self._bloom,
-                          a, 0, False, sh, hw, hb, hs)
+        i = _k_table_find(
+            tp,
+            self._strong,
+            self._uweak,
+            self._uidx,
+            self._slot,
+            self._bloom,
+            a,
+            0,
+            False,
+            sh,
+            hw,
+            hb,
+            hs,
+        )
         return None if i < 0 else int(i)
 
     @property
@@ -246,5 +256,13 @@ def _pow2_at_least(v: int) -> int:
 
 
 #: The functions _jit.load() compiles with numba.njit.
-KERNELS = ("_slot_of", "_bloom_bit", "_bloom_test", "_k_table_index", "_strong_eq", "_table_match", "_k_table_find",)
+KERNELS = (
+    "_slot_of",
+    "_bloom_bit",
+    "_bloom_test",
+    "_k_table_index",
+    "_strong_eq",
+    "_table_match",
+    "_k_table_find",
+)
 _jit.register(globals(), KERNELS)

@@ -6,11 +6,10 @@ the integer rules they follow.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 from . import _jit
 from ._jit import (
-    Buffer,
     _MASK64,
     _U0,
     _UM,
@@ -18,6 +17,7 @@ from ._jit import (
     _UM3,
     _UM4,
     _WEAK_M,
+    Buffer,
     _ro,
 )
 
@@ -30,7 +30,7 @@ np: Any = None  # numpy, bound by _jit.load()
 
 def _weak(a, p, n):
     """pd_weak: Horner's rule, four bytes a step."""
-    b = a[p:p + n]  # indexes from 0 up: no negative-index checks
+    b = a[p : p + n]  # indexes from 0 up: no negative-index checks
     h = _U0
     i = 0
     while i + 4 <= n:
@@ -68,8 +68,6 @@ def _out_table(n: int):
     return np.array([(c * mn) & _MASK64 for c in range(256)], dtype=np.uint64)
 
 
-
-
 def weak(data: Buffer) -> int:
     """The weak sum of one window."""
     _jit.ensure()
@@ -90,5 +88,9 @@ def weak_rolling(data: Buffer, window: int) -> list:
 
 
 #: The functions _jit.load() compiles with numba.njit.
-KERNELS = ("_weak", "_k_weak", "_k_weak_rolling",)
+KERNELS = (
+    "_weak",
+    "_k_weak",
+    "_k_weak_rolling",
+)
 _jit.register(globals(), KERNELS)
