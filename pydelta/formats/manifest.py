@@ -37,6 +37,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 
 from ..errors import CorruptStoreError as ManifestError
 from ..errors import UsageError
+from .native import varint
 
 __all__ = [
     "CODEC_RAW",
@@ -94,16 +95,7 @@ def pack_header() -> bytes:
 
 # ---------------------------------------------------------------- varints
 
-
-def _varint(v: int) -> bytes:
-    if v < 0:
-        raise ValueError("negative varint")
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
+_varint = varint  # canonical unsigned LEB128, as in deltas
 
 
 class _Reader:

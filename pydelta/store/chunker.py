@@ -15,13 +15,11 @@ import os
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple
 
-from .. import _backend
-from ..errors import UsageError
+from ..backends import backend
+from ..errors import DONE, NEED_OUTPUT, UsageError
 
 #: Bytes read from a file per call.
 READ_SIZE = 8 << 20
-_NEED_OUTPUT = 2
-_DONE = 3
 
 
 @dataclass(frozen=True)
@@ -54,12 +52,7 @@ DEFAULT_PARAMS = ChunkParams.from_avg(256 << 10)
 
 def _kernels():
     """The chunker class and the BLAKE3 hasher of the backend in use."""
-    be = _backend.backend
-    if be.NAME == "numba":
-        from . import _cdc_numba as k
-    else:
-        from . import _cdc_c as k
-    return k.Chunker, be.Blake3
+    return backend.Chunker, backend.Blake3
 
 
 def check_params(p: ChunkParams) -> ChunkParams:
@@ -136,9 +129,9 @@ def chunk_stream(
                 yield c, (view[start : start + n] if want_data else None)
                 pos += n
                 start += n
-            if rc != _NEED_OUTPUT:
+            if rc != NEED_OUTPUT:
                 break
-        if rc == _DONE:
+        if rc == DONE:
             return whole.digest()
 
 

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from .. import _backend
+from ..backends import backend
 from ..errors import (
     CorruptStoreError,
     DiskFullError,
@@ -584,7 +584,7 @@ class _Pull:
                 if fresh:
                     self.created_partials.append(t.partial)
                 os.ftruncate(t.fd, t.entry.size)
-                t.hasher = _backend.backend.Blake3()
+                t.hasher = backend.Blake3()
                 t.ready = bytearray(t.present)
                 t.starts = array("Q", [0])
                 off = 0
