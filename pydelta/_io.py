@@ -155,6 +155,22 @@ def read_all(fh: BinaryIO, name: str) -> bytes:
 WRITE_SIZE = 1 << 20
 
 
+def write_to(fh: BinaryIO, data: Union[bytes, bytearray, memoryview], name: str) -> None:
+    """Write all of data to fh, at most WRITE_SIZE per call (larger write()s
+    to a new file cost several times more kernel time); a raw file may write
+    less than asked, and a non-blocking one that is full is waited on."""
+    view = memoryview(data).cast("B")
+    try:
+        while view:
+            n = fh.write(view[:WRITE_SIZE])
+            if n is None:  # a non-blocking stream that is full: wait
+                select.select([], [fh], [])
+                continue
+            view = view[n:]
+    except OSError as e:
+        raise FileAccessError(f"cannot write {name}: {_os_reason(e)}") from None
+
+
 class AtomicFile:
     """A temporary file beside ``path`` that replaces it only on commit()."""
 
@@ -184,15 +200,7 @@ class AtomicFile:
         self._done = False
 
     def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        view = memoryview(data).cast("B")
-        try:
-            while view:
-                # at most WRITE_SIZE per call: larger write()s to a new file
-                # cost several times more kernel time here
-                n = self.fh.write(view[:WRITE_SIZE])
-                view = view[n:]
-        except OSError as e:
-            raise FileAccessError(f"cannot write {self.name}: {_os_reason(e)}") from None
+        write_to(self.fh, data, self.name)
 
     def commit(self) -> None:
         """Flush (and fsync if asked), keep an existing target's mode, rename over it."""
@@ -243,17 +251,7 @@ class StreamSink:
         self._close = close
 
     def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        view = memoryview(data).cast("B")
-        try:
-            while view:
-                # raw (unbuffered) files may write less than asked
-                n = self.fh.write(view[:WRITE_SIZE])
-                if n is None:  # a non-blocking stream that is full: wait
-                    select.select([], [self.fh], [])
-                    continue
-                view = view[n:]
-        except OSError as e:
-            raise FileAccessError(f"cannot write {self.name}: {_os_reason(e)}") from None
+        write_to(self.fh, data, self.name)
 
     def commit(self) -> None:
         try:

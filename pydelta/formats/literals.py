@@ -60,9 +60,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 #: Transforms the writer tries (bench/compress_bench.py narrows this to compare).
 TRANSFORMS = (fmt.Z_ZSTD, fmt.Z_ZSTD_GROUP16)
 
-_OP_C = fmt.OP_COPY
 _OP_L = fmt.OP_LITERAL
-_OP_E = fmt.OP_END
 
 
 def available() -> bool:
@@ -163,43 +161,18 @@ def _find_literals(v: memoryview, n: int) -> Tuple[List[Tuple[int, int, int]], i
     found = []
     pos = 0
     while pos < n:
-        op = v[pos]
-        if op == _OP_C:
-            p = pos + 1
-            ends = 0
-            while p < n:
-                if v[p] < 0x80:
-                    ends += 1
-                    if ends == 2:
-                        break
-                p += 1
-            if ends < 2:
-                break
-            pos = p + 1
-        elif op == _OP_L:
-            p = pos + 1
-            length = shift = 0
-            while p < n:
-                b = v[p]
-                p += 1
-                length |= (b & 0x7F) << shift
-                shift += 7
-                if b < 0x80:
-                    break
-            else:
-                break
-            end = p + length
-            if end > n:
-                break
-            if length >= THRESHOLD:
-                found.append((pos, p, end))
-            pos = end
-        elif op == _OP_E:
-            if pos + fmt.END_LEN > n:
-                break
-            pos += fmt.END_LEN
-        else:  # pragma: no cover - the scan writes only C, L and E
-            raise AssertionError(f"unexpected opcode {op:#x} from the delta scan")
+        try:
+            op = read_op(v, pos, n)
+        except BadInstruction as e:  # pragma: no cover - the scan writes only C, L and E
+            raise AssertionError(f"the delta scan wrote an invalid instruction: {e}") from None
+        if op is None:
+            break
+        end = pos + op.head + op.payload
+        if end > n:
+            break
+        if op.code == _OP_L and op.a >= THRESHOLD:
+            found.append((pos, pos + op.head, end))
+        pos = end
     return found, pos
 
 
