@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import parse_delta, rand_bytes
 
 import pydelta
-from conftest import parse_delta, rand_bytes
 
 pytestmark = pytest.mark.slow
 
