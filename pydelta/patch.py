@@ -135,9 +135,11 @@ class Patcher:
                 )
             self._old_size = st.st_size
             self._sink: Union[AtomicFile, StreamSink] = open_output(out, "output", fsync)
-            if isinstance(self._sink, AtomicFile):
-                self._sink.mode = mode
-                self._sink.mtime_ns = mtime_ns
+            if isinstance(self._sink, AtomicFile):  # (one made by the caller may have them set)
+                if mode is not None:
+                    self._sink.mode = mode
+                if mtime_ns is not None:
+                    self._sink.mtime_ns = mtime_ns
         except BaseException:
             self._close_old()
             raise
@@ -180,7 +182,7 @@ class Patcher:
             if len(self._head) == 4 and sniff(self._head) == RDIFF_DELTA:
                 if self._native_only:
                     raise CorruptDeltaError(
-                        f"{self._delta_name} is an rdiff (librsync) delta, which carries no "
+                        f"delta {self._delta_name} is an rdiff (librsync) delta, which carries no "
                         "digest: only pydelta deltas, whose result is verified, are accepted here"
                     )
                 self._rdiff = True

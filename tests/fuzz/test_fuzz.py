@@ -19,11 +19,6 @@ import fuzz  # noqa: E402
 INPUTS = 100
 SECONDS = 2.0
 
-_SYNC_ITEM9 = pytest.mark.xfail(
-    strict=False, reason="issue 10 item 9: malformed peer JSON escapes as KeyError/TypeError/RecursionError"
-)
-
-
 @pytest.mark.parametrize(
     "target",
     [
@@ -31,8 +26,8 @@ _SYNC_ITEM9 = pytest.mark.xfail(
         "rdiff-sig",
         "delta",
         "rdiff-delta",
-        pytest.param("sync-client", marks=_SYNC_ITEM9),
-        pytest.param("sync-server", marks=_SYNC_ITEM9),
+        "sync-client",
+        "sync-server",
     ],
 )
 def test_fuzz_smoke(target, tmp_path):
