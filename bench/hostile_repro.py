@@ -36,8 +36,10 @@ def repro_diagnosis(d: str) -> str:
     """Item 2: a 107-byte delta (block_len 1, wrong END digest) against 16 MiB."""
     n = 16 * MiB
     old = _write(os.path.join(d, "old"), os.urandom(n))
-    delta = _write(os.path.join(d, "d"), E.native_delta(n, [E.copy_op(0, n)],
-                                                        end=E.end_op(n, bytes(32)), block_len=1))
+    delta = _write(
+        os.path.join(d, "d"),
+        E.native_delta(n, [E.copy_op(0, n)], end=E.end_op(n, bytes(32)), block_len=1),
+    )
     return f"""
 import pydelta
 ready()
@@ -114,8 +116,9 @@ except pydelta.PydeltaError as e:
 
 def repro_disk(d: str) -> str:
     """Item 4: 16 'Z' ops of 64 MiB zeros (~33 KB) for a pull announced as 4 bytes."""
-    delta = _write(os.path.join(d, "evil.delta"),
-                   E.native_delta(0, [E.zero_z_op()] * 16, b"abcd", flags=1))
+    delta = _write(
+        os.path.join(d, "evil.delta"), E.native_delta(0, [E.zero_z_op()] * 16, b"abcd", flags=1)
+    )
     dest = os.path.join(d, "dest")
     os.mkdir(dest)
     meta = {"ok": True, "type": "file", "size": 4, "mode": 0o644, "mtime_ns": 0}
@@ -194,8 +197,10 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as d:
             g = E.run_guarded(make(d), max_growth_mib=args.cap_mib, timeout=120, fsize=fsize)
         how = g.killed or (g.stdout.strip().splitlines() or ["(no output)"])[-1]
-        print(f"{name:24s} {g.seconds:6.2f}s  grew {g.grew_kib / 1024:7.1f} MiB  {how[:110]}",
-              flush=True)
+        print(
+            f"{name:24s} {g.seconds:6.2f}s  grew {g.grew_kib / 1024:7.1f} MiB  {how[:110]}",
+            flush=True,
+        )
     return 0
 
 

@@ -186,7 +186,11 @@ def current_umask() -> int:
 
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 _O_TMP = (
-    os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
 )
 
 
@@ -212,7 +216,11 @@ class AtomicFile:
     """
 
     def __init__(
-        self, path: PathLike, what: str = "output", fsync: bool = False, *,
+        self,
+        path: PathLike,
+        what: str = "output",
+        fsync: bool = False,
+        *,
         dir_fd: Optional[int] = None,
     ) -> None:
         self._fsync = fsync
@@ -301,8 +309,12 @@ class AtomicFile:
         try:
             if keep_as is not None:
                 with contextlib.suppress(OSError):
-                    os.replace(self.tmp, os.path.basename(keep_as),
-                               src_dir_fd=self._dir, dst_dir_fd=self._dir)
+                    os.replace(
+                        self.tmp,
+                        os.path.basename(keep_as),
+                        src_dir_fd=self._dir,
+                        dst_dir_fd=self._dir,
+                    )
                     return
             with contextlib.suppress(OSError):
                 os.unlink(self.tmp, dir_fd=self._dir)

@@ -379,7 +379,10 @@ class Patcher:
         """
         h = self._header
         assert h is not None
-        if h.block_len < DIAGNOSE_MIN_BLOCK or -(-self._old_size // h.block_len) > DIAGNOSE_MAX_BLOCKS:
+        if (
+            h.block_len < DIAGNOSE_MIN_BLOCK
+            or -(-self._old_size // h.block_len) > DIAGNOSE_MAX_BLOCKS
+        ):
             return None
         self._old.seek(0)
         tail = b""

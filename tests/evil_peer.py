@@ -229,13 +229,19 @@ def varint(v: int) -> bytes:
     return bytes(out)
 
 
-def delta_header(basis_size: int, block_len: int = 1024, strong_len: int = 16,
-                 flags: int = 0, sig_digest: bytes = bytes(32)) -> bytes:
+def delta_header(
+    basis_size: int,
+    block_len: int = 1024,
+    strong_len: int = 16,
+    flags: int = 0,
+    sig_digest: bytes = bytes(32),
+) -> bytes:
     """A native delta header with a valid check field (see docs/FORMAT.md)."""
     import pydelta
 
-    head = struct.pack("<4sBBBBIQ32s", b"PDDL", 1, strong_len, flags, 0, block_len,
-                       basis_size, sig_digest)
+    head = struct.pack(
+        "<4sBBBBIQ32s", b"PDDL", 1, strong_len, flags, 0, block_len, basis_size, sig_digest
+    )
     return head + pydelta.blake3_digest(head, 8)
 
 
@@ -259,16 +265,27 @@ def zero_z_op(n: int = 64 << 20) -> bytes:
     return b"Z" + varint(n) + b"\x01" + varint(len(frame)) + frame
 
 
-def native_delta(basis_size: int, ops: Iterable[bytes], result: Optional[bytes] = None,
-                 *, flags: int = 0, block_len: int = 1024, end: Optional[bytes] = None,
-                 sig_digest: bytes = bytes(32)) -> bytes:
+def native_delta(
+    basis_size: int,
+    ops: Iterable[bytes],
+    result: Optional[bytes] = None,
+    *,
+    flags: int = 0,
+    block_len: int = 1024,
+    end: Optional[bytes] = None,
+    sig_digest: bytes = bytes(32),
+) -> bytes:
     """Header + ops + END (of ``result``'s size and digest, or ``end`` as given)."""
     import pydelta
 
     if end is None:
         assert result is not None
         end = end_op(len(result), pydelta.blake3_digest(result))
-    return delta_header(basis_size, block_len, flags=flags, sig_digest=sig_digest) + b"".join(ops) + end
+    return (
+        delta_header(basis_size, block_len, flags=flags, sig_digest=sig_digest)
+        + b"".join(ops)
+        + end
+    )
 
 
 # -- a guarded subprocess ------------------------------------------------------
@@ -302,8 +319,10 @@ class Guarded:
         return self.peak_kib - self.base_kib
 
     def __repr__(self) -> str:
-        return (f"<Guarded rc={self.returncode} killed={self.killed!r} {self.seconds:.2f}s "
-                f"grew {self.grew_kib} KiB; out={self.stdout[-300:]!r} err={self.stderr[-600:]!r}>")
+        return (
+            f"<Guarded rc={self.returncode} killed={self.killed!r} {self.seconds:.2f}s "
+            f"grew {self.grew_kib} KiB; out={self.stdout[-300:]!r} err={self.stderr[-600:]!r}>"
+        )
 
 
 #: Prelude of a guarded snippet: a ready() marker the watchdog waits for
@@ -316,9 +335,15 @@ def ready():
 """
 
 
-def run_guarded(code: str, *, max_growth_mib: int = 256, timeout: float = 60,
-                fsize: Optional[int] = None, cwd: Optional[str] = None,
-                env: Optional[Dict[str, str]] = None) -> Guarded:
+def run_guarded(
+    code: str,
+    *,
+    max_growth_mib: int = 256,
+    timeout: float = 60,
+    fsize: Optional[int] = None,
+    cwd: Optional[str] = None,
+    env: Optional[Dict[str, str]] = None,
+) -> Guarded:
     """Run ``code`` in a fresh Python; kill it past ``max_growth_mib`` of RSS
     growth after it calls ``ready()``, or after ``timeout`` seconds.
 
@@ -335,8 +360,14 @@ def run_guarded(code: str, *, max_growth_mib: int = 256, timeout: float = 60,
     script = _PRELUDE.format(tests=os.path.join(REPO, "tests")) + code
     g = Guarded()
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=cwd, env=full_env, preexec_fn=limits)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=full_env,
+        preexec_fn=limits,
+    )
     out: List[bytes] = []
     err: List[bytes] = []
     ready = threading.Event()
@@ -354,8 +385,10 @@ def run_guarded(code: str, *, max_growth_mib: int = 256, timeout: float = 60,
         assert proc.stderr is not None
         err.append(proc.stderr.read())
 
-    threads = [threading.Thread(target=pump_out, daemon=True),
-               threading.Thread(target=pump_err, daemon=True)]
+    threads = [
+        threading.Thread(target=pump_out, daemon=True),
+        threading.Thread(target=pump_err, daemon=True),
+    ]
     for t in threads:
         t.start()
     deadline = t0 + timeout

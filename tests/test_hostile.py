@@ -18,20 +18,20 @@ import threading
 import warnings
 
 import pytest
-
-import pydelta
 from conftest import rand_bytes
 from evil_peer import (
     FAIL,
+    MAGIC,
     EvilServer,
     Frames,
-    MAGIC,
     copy_op,
     end_op,
     native_delta,
     run_guarded,
     zero_z_op,
 )
+
+import pydelta
 
 MiB = 1 << 20
 
@@ -115,7 +115,8 @@ try:
 except pydelta.PydeltaError as e:
     print("ERR", type(e).__name__, e)
 """,
-        max_growth_mib=GROWTH_MIB, timeout=60,
+        max_growth_mib=GROWTH_MIB,
+        timeout=60,
     )
     assert g.killed is None and g.returncode == 0, g
     assert g.stdout.startswith("ERR "), g
@@ -156,7 +157,9 @@ except pydelta.PydeltaError as e:
 def test_client_does_not_buffer_an_endless_signature(tmp_path, send):
     src = tmp_path / "src.bin"
     src.write_bytes(rand_bytes(100_000, 2))
-    g = run_guarded(PUSH_VICTIM.format(src=str(src), send=send), max_growth_mib=GROWTH_MIB, timeout=60)
+    g = run_guarded(
+        PUSH_VICTIM.format(src=str(src), send=send), max_growth_mib=GROWTH_MIB, timeout=60
+    )
     assert g.killed is None and g.returncode == 0, g
     assert g.stdout.startswith("ERR "), g
 
@@ -213,7 +216,8 @@ try:
 except pydelta.PydeltaError as e:
     print("ERR", type(e).__name__, str(e)[:300])
 """,
-        max_growth_mib=64, timeout=60,
+        max_growth_mib=64,
+        timeout=60,
     )
     assert g.killed is None and g.returncode == 0, g
     assert g.stdout.startswith("ERR "), g

@@ -829,9 +829,7 @@ def test_slow_link_gets_compressed_literals(tmp_path, fake_ssh):
     assert r.bytes_sent < _LinkGate.WARMUP // 4, r  # well inside the warm-up
     # asked for plainly, the literals go plain whatever the link (no throttle needed)
     dest.unlink()
-    r = pydelta.sync(
-        str(src), f"h:{dest}", ssh=[fake_ssh], remote_cmd=REMOTE_CMD, compress=False
-    )
+    r = pydelta.sync(str(src), f"h:{dest}", ssh=[fake_ssh], remote_cmd=REMOTE_CMD, compress=False)
     assert dest.read_bytes() == data and r.bytes_sent > len(data)
 
 

@@ -151,8 +151,9 @@ def open_parent(root: str, rel: Any) -> Tuple[int, str]:
             try:
                 nxt = os.open(p, _O_DIR | _NOFOLLOW, dir_fd=fd)
             except FileNotFoundError:
-                raise FileAccessError(f"cannot write {os.path.join(root, *parts)}: "
-                                      f"directory {cur} does not exist") from None
+                raise FileAccessError(
+                    f"cannot write {os.path.join(root, *parts)}: directory {cur} does not exist"
+                ) from None
             except OSError as e:
                 if e.errno in (errno.ELOOP, errno.ENOTDIR):
                     try:

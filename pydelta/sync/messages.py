@@ -66,8 +66,11 @@ class FileMeta:
             size = _opt_int(m, "size")
             if size is None:
                 raise KeyError("size")
-            return cls(size, _opt_int(m, "mode", 0, MAX_MODE),
-                       _opt_int(m, "mtime_ns", MIN_MTIME_NS, MAX_MTIME_NS))
+            return cls(
+                size,
+                _opt_int(m, "mode", 0, MAX_MODE),
+                _opt_int(m, "mtime_ns", MIN_MTIME_NS, MAX_MTIME_NS),
+            )
         except (KeyError, TypeError, ValueError) as e:
             why = f"no {e.args[0]}" if isinstance(e, KeyError) else str(e)
             raise ProtocolError(f"{peer} described {what} malformedly ({why})") from None

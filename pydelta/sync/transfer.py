@@ -18,13 +18,13 @@ import threading
 import time
 from typing import BinaryIO, Iterator, Optional, Tuple, Union
 
+from .._io import AtomicFile, current_umask
 from .._threads import resolve_threads
 from ..backends import backend
 from ..delta import delta_pieces, use_compression
 from ..errors import FileAccessError, ProtocolError, PydeltaError, RemoteError, os_reason
 from ..formats import native as fmt
 from ..formats.native import BadInstruction, read_op
-from .._io import AtomicFile, current_umask
 from ..patch import Patcher
 from ..results import DeltaStats, Progress
 from ..signature import Signature, iter_signature

@@ -64,9 +64,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # tests/: evil_peer
 
-import pydelta  # noqa: E402
-
 import evil_peer as E  # noqa: E402
+
+import pydelta  # noqa: E402
 
 TARGETS = ("sig", "rdiff-sig", "delta", "rdiff-delta", "sync-client", "sync-server")
 
@@ -115,16 +115,34 @@ class Seeds:
                     d = pydelta.delta(sig, io.BytesIO(new), compress=compress)
                     self.deltas.append((d, i))
             for weak, strong in (("rabinkarp", "blake2"), ("rollsum", "md4")):
-                rsig = pydelta.signature(io.BytesIO(old), block_size=256, format="rdiff",
-                                         rdiff_weak=weak, rdiff_hash=strong)
+                rsig = pydelta.signature(
+                    io.BytesIO(old),
+                    block_size=256,
+                    format="rdiff",
+                    rdiff_weak=weak,
+                    rdiff_hash=strong,
+                )
                 self.rsigs.append((rsig, i))
                 self.rdeltas.append((pydelta.delta(rsig, io.BytesIO(new)), i))
 
 
 # ---------------------------------------------------------------- mutation
 
-_INTS = [0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 1 << 32,
-         (1 << 63) - 1, 1 << 63, (1 << 64) - 1]
+_INTS = [
+    0,
+    1,
+    2,
+    0x7F,
+    0x80,
+    0xFF,
+    0x7FFF_FFFF,
+    0x8000_0000,
+    0xFFFF_FFFF,
+    1 << 32,
+    (1 << 63) - 1,
+    1 << 63,
+    (1 << 64) - 1,
+]
 
 
 def _varint(v: int) -> bytes:
@@ -191,8 +209,28 @@ def fix_checks(data: bytes, r: random.Random) -> bytes:
     return data
 
 
-_JSON_VALUES = [None, True, False, 0, -1, 1 << 31, 1 << 63, 1 << 70, 1.5, 1e308, "", "x" * 300,
-                "../../etc/passwd", "/abs", "a/../b", "a\x00b", [], {}, [1, 2], {"a": 1}]
+_JSON_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1 << 31,
+    1 << 63,
+    1 << 70,
+    1.5,
+    1e308,
+    "",
+    "x" * 300,
+    "../../etc/passwd",
+    "/abs",
+    "a/../b",
+    "a\x00b",
+    [],
+    {},
+    [1, 2],
+    {"a": 1},
+]
 
 
 def _mutate_json(obj: object, r: random.Random, depth: int = 0) -> object:
@@ -207,7 +245,9 @@ def _mutate_json(obj: object, r: random.Random, depth: int = 0) -> object:
         elif how == 2 and depth < 3:
             obj[k] = _mutate_json(obj[k], r, depth + 1)
         else:
-            obj[r.choice(("extra", "op", "type", "size", "path", "entries"))] = r.choice(_JSON_VALUES)
+            obj[r.choice(("extra", "op", "type", "size", "path", "entries"))] = r.choice(
+                _JSON_VALUES
+            )
         return obj
     if isinstance(obj, list) and obj:
         obj = list(obj)
@@ -337,8 +377,13 @@ class Fuzzer:
         return data
 
     # -- deltas ----------------------------------------------------------
-    def _patch_check(self, delta: bytes, pair: int, expect: Optional[bytes] = None,
-                     r: Optional[random.Random] = None) -> None:
+    def _patch_check(
+        self,
+        delta: bytes,
+        pair: int,
+        expect: Optional[bytes] = None,
+        r: Optional[random.Random] = None,
+    ) -> None:
         old = self.olds[pair]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pydelta.UnverifiedWarning)
@@ -352,7 +397,9 @@ class Fuzzer:
                 if res.verified:
                     end = _end_record(delta)
                     if end is None or end != (len(got), pydelta.blake3_digest(got)):
-                        raise Finding("patch verified a result that is not what the delta's END says")
+                        raise Finding(
+                            "patch verified a result that is not what the delta's END says"
+                        )
                     if pydelta.blake3_digest(got) != res.digest:
                         raise Finding("PatchResult.digest is not the result's digest")
                 if expect is not None and res.verified and got != expect:
@@ -402,8 +449,13 @@ class Fuzzer:
         old, new = self.seeds.pairs[pair]
         basis = old if have_old else b""
         sig = pydelta.signature(io.BytesIO(basis))  # the client's, as sync makes it
-        meta = {"ok": True, "type": "file", "size": len(new), "mode": 0o640,
-                "mtime_ns": 1_700_000_000_123_456_789}
+        meta = {
+            "ok": True,
+            "type": "file",
+            "size": len(new),
+            "mode": 0o640,
+            "mtime_ns": 1_700_000_000_123_456_789,
+        }
         frames = [E.MAGIC]
 
         def j(o: object) -> None:
@@ -482,6 +534,7 @@ class Fuzzer:
         t.start()
         rf, wf = os.fdopen(s2c_r, "rb"), os.fdopen(c2s_w, "wb")
         try:
+
             def run() -> object:
                 c = pydelta.SyncClient(rf, wf, peer="fuzz")
                 c.pull("src.bin", target)
@@ -514,8 +567,17 @@ class Fuzzer:
         j({"op": "walk", "root": "."})
         if op == "put":
             sig = pydelta.signature(io.BytesIO(old))  # the server's signature of its copy
-            j({"op": "put", "root": ".", "path": "f.bin", "mode": 0o644,
-               "mtime_ns": 1_600_000_000_000_000_000, "size": len(new), "fsync": False})
+            j(
+                {
+                    "op": "put",
+                    "root": ".",
+                    "path": "f.bin",
+                    "mode": 0o644,
+                    "mtime_ns": 1_600_000_000_000_000_000,
+                    "size": len(new),
+                    "fsync": False,
+                }
+            )
             stream(pydelta.delta(sig, io.BytesIO(new)))
         else:
             j({"op": "get", "root": ".", "path": "f.bin", "compress": True, "level": 1})
@@ -601,9 +663,17 @@ def _alarm(signum, frame):  # noqa: ANN001
     raise InputTimeout()
 
 
-def run(target: str, *, iterations: Optional[int], seconds: Optional[float], seed: int,
-        timeout: float, out: Optional[str], heartbeat: Optional[str] = None,
-        quiet: bool = False) -> Dict[str, object]:
+def run(
+    target: str,
+    *,
+    iterations: Optional[int],
+    seconds: Optional[float],
+    seed: int,
+    timeout: float,
+    out: Optional[str],
+    heartbeat: Optional[str] = None,
+    quiet: bool = False,
+) -> Dict[str, object]:
     """Fuzz one target; returns counts and the findings (as (reason, path or hex))."""
     work = tempfile.mkdtemp(prefix="pydelta-fuzz-")
     fz = Fuzzer(work)
@@ -644,7 +714,10 @@ def run(target: str, *, iterations: Optional[int], seconds: Optional[float], see
                 where = _save(out, target, case_seed, data, reason)
                 findings.append((reason.splitlines()[0], where))
                 if not quiet:
-                    print(f"[{target}] FINDING #{n} (case seed {case_seed}): {reason}", file=sys.stderr)
+                    print(
+                        f"[{target}] FINDING #{n} (case seed {case_seed}): {reason}",
+                        file=sys.stderr,
+                    )
     finally:
         signal.signal(signal.SIGALRM, old_handler)
         shutil.rmtree(work, ignore_errors=True)
@@ -711,8 +784,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--timeout", type=float, default=10.0, help="seconds per input")
     ap.add_argument("--out", default=os.path.join(HERE, "findings"))
     ap.add_argument("--replay", type=int, metavar="CASE_SEED", help="rerun one case of --target")
-    ap.add_argument("--watchdog", action="store_true",
-                    help="run in a worker process and catch hangs that SIGALRM cannot interrupt")
+    ap.add_argument(
+        "--watchdog",
+        action="store_true",
+        help="run in a worker process and catch hangs that SIGALRM cannot interrupt",
+    )
     ap.add_argument("--heartbeat", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.replay is not None:
@@ -727,13 +803,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     targets = TARGETS if args.target == "all" else (args.target,)
     bad = 0
     for t in targets:
-        res = run(t, iterations=args.iterations, seconds=args.seconds, seed=args.seed,
-                  timeout=args.timeout, out=args.out, heartbeat=args.heartbeat)
+        res = run(
+            t,
+            iterations=args.iterations,
+            seconds=args.seconds,
+            seed=args.seed,
+            timeout=args.timeout,
+            out=args.out,
+            heartbeat=args.heartbeat,
+        )
         found = res["findings"]
         bad += len(found)  # type: ignore[arg-type]
         rate = res["inputs"] / max(res["seconds"], 1e-9)  # type: ignore[operator]
-        print(f"{t:12s} {res['inputs']:8d} inputs in {res['seconds']:7.1f}s "
-              f"({rate:6.0f}/s, backend {pydelta.backend}): {len(found)} findings", flush=True)  # type: ignore[arg-type]
+        print(
+            f"{t:12s} {res['inputs']:8d} inputs in {res['seconds']:7.1f}s "
+            f"({rate:6.0f}/s, backend {pydelta.backend}): {len(found)} findings",
+            flush=True,
+        )  # type: ignore[arg-type]
     return 1 if bad else 0
 
 

@@ -19,6 +19,7 @@ import fuzz  # noqa: E402
 INPUTS = 100
 SECONDS = 2.0
 
+
 @pytest.mark.parametrize(
     "target",
     [
@@ -31,7 +32,14 @@ SECONDS = 2.0
     ],
 )
 def test_fuzz_smoke(target, tmp_path):
-    res = fuzz.run(target, iterations=INPUTS, seconds=SECONDS, seed=20261130, timeout=20,
-                   out=str(tmp_path), quiet=True)
+    res = fuzz.run(
+        target,
+        iterations=INPUTS,
+        seconds=SECONDS,
+        seed=20261130,
+        timeout=20,
+        out=str(tmp_path),
+        quiet=True,
+    )
     assert res["inputs"] >= 20, res
     assert not res["findings"], "\n".join(f"{why} ({where})" for why, where in res["findings"])
