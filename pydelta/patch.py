@@ -431,6 +431,7 @@ def patch(
     *,
     progress: Progress = None,
     fsync: bool = True,
+    max_size: Optional[int] = None,
 ) -> PatchResult:
     """Rebuild the new file from ``old`` and ``delta`` and verify it.
 
@@ -441,6 +442,8 @@ def patch(
             may be ``old`` itself), ``"-"`` or a writable binary file object.
         progress: called with the number of result bytes produced so far.
         fsync: fsync the result before it replaces the target (default True).
+        max_size: refuse the delta as soon as it makes more than this many
+            bytes (a delta announces its result size only at its end).
 
     Returns:
         :class:`PatchResult` with the size and digest of the result.
@@ -451,7 +454,9 @@ def patch(
         1073741825
     """
     with open_input(delta, "delta") as (fh, name):
-        patcher = Patcher(old, out, progress=progress, delta_name=name, fsync=fsync)
+        patcher = Patcher(
+            old, out, progress=progress, delta_name=name, fsync=fsync, max_size=max_size
+        )
         try:
             buf = bytearray(READ_SIZE)
             view = memoryview(buf)

@@ -262,8 +262,8 @@ except pydelta.SyncError as e:
 def test_pull_output_is_capped_by_the_announced_size(tmp_path, how):
     dest = tmp_path / "dest"
     dest.mkdir()
-    if how == "zstd-zeros":  # a new file: 4 bytes announced, 5 x 64 MiB of 'Z' zeros sent
-        basis, ops, flags = 0, [zero_z_op()] * 5, 1
+    if how == "zstd-zeros":  # a new file: 4 bytes announced, 30 x 4 MiB of 'Z' zeros sent
+        basis, ops, flags = 0, [zero_z_op()] * 30, 1
     else:  # an existing 1 MiB file, copied 300 times
         (dest / "f.bin").write_bytes(rand_bytes(MiB, 4))
         basis, ops, flags = MiB, [copy_op(0, MiB)] * 300, 0
@@ -540,3 +540,34 @@ def test_evil_peer_helper_speaks_the_protocol(tmp_path):
     r = evil_pull(tmp_path, _deliver_whole(content), _file_meta(len(content)))
     assert not isinstance(r, Exception), r
     assert (tmp_path / "dest" / "f.bin").read_bytes() == content
+
+
+def test_signature_limit_covers_every_honest_signature():
+    """The cap on received signatures never refuses one that sync itself makes."""
+    import random
+
+    from pydelta.sync.transfer import MAX_SIGNATURE, signature_limit
+
+    sizes = {0, 1, 1023, 1024, 1 << 20, (1 << 20) + 1, 1025**2 - 1, 1025**2, (1 << 40) - 1}
+    r = random.Random(5)
+    sizes |= {r.randrange(1 << 42) for _ in range(2000)}
+    sizes |= {(k * 1024) ** 2 + d for k in range(1, 1025, 7) for d in (-1, 0, 1)}
+    for b in sorted(s for s in sizes if s >= 0):
+        bl = pydelta.default_block_len(b)
+        blocks = -(-b // bl)
+        honest = 16 + blocks * (8 + 16) + 52
+        assert honest <= signature_limit(bl, 16), b
+        if bl < 1 << 20:
+            assert signature_limit(bl, 32) < 48 << 20
+    assert signature_limit(1 << 20, 16) == MAX_SIGNATURE
+
+
+def test_data_frame_larger_than_pydelta_sends_is_refused(tmp_path):
+    def script(p: Frames):
+        p.recv_json()  # stat
+        p.frame(b"D", bytes(64), claim=(1 << 20) + 1)
+
+    with EvilServer(script) as srv:
+        c = pydelta.SyncClient(srv.rfile, srv.wfile, peer="evil")
+        with pytest.raises(pydelta.ProtocolError, match="malformed frame"):
+            c.pull("x", str(tmp_path / "y"))
