@@ -1,8 +1,8 @@
 """A short, bounded fuzz campaign in every test run (both backends).
 
 tests/fuzz/fuzz.py has the targets and oracles; here each target gets a
-fixed seed and up to INPUTS inputs or SECONDS seconds, whichever comes
-first. The long campaign is described in docs/FUZZING.md.
+fixed seed and INPUTS inputs (SECONDS is a safety net on a crawling
+machine). The long campaign is described in docs/FUZZING.md.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import fuzz  # noqa: E402
 
-INPUTS = 100
-SECONDS = 2.0
+INPUTS = 50
+#: only a safety net: the campaign is meant to be INPUTS inputs (deterministic)
+SECONDS = 30.0
 
 
 @pytest.mark.parametrize(
@@ -41,5 +42,5 @@ def test_fuzz_smoke(target, tmp_path):
         out=str(tmp_path),
         quiet=True,
     )
-    assert res["inputs"] >= 20, res
+    assert res["inputs"] >= 10, res
     assert not res["findings"], "\n".join(f"{why} ({where})" for why, where in res["findings"])
