@@ -298,10 +298,9 @@ def recv_signature(ch: Channel) -> bytes:
         buf += piece
         if limit is None:
             if buf[:4] != fmt.SIG_MAGIC[: len(buf[:4])]:
-                raise ProtocolError(
-                    f"{ch.peer} sent {fmt.describe_magic(bytes(buf[:4]))} where a pydelta "
-                    "signature was expected"
-                )
+                kind = fmt.describe_magic(bytes(buf[:4]))
+                what = "data that is not a pydelta file" if kind.startswith("not ") else kind
+                raise ProtocolError(f"{ch.peer} sent {what} where a pydelta signature was expected")
             if len(buf) >= fmt.SIG_HEADER.size:
                 try:
                     block_len, strong_len = fmt.parse_sig_header(
