@@ -571,3 +571,17 @@ def test_data_frame_larger_than_pydelta_sends_is_refused(tmp_path):
         c = pydelta.SyncClient(srv.rfile, srv.wfile, peer="evil")
         with pytest.raises(pydelta.ProtocolError, match="malformed frame"):
             c.pull("x", str(tmp_path / "y"))
+
+
+def test_endless_delta_after_a_failure_ends_the_session(tmp_path):
+    """The delta goes wrong at once, then never ends: dropped, but not forever."""
+    from evil_peer import delta_header
+
+    def deliver(p, sig):
+        p.send_data(delta_header(0, sig_digest=sig[-36:-4]) + b"L\x05abcdefgh")  # 8 > 4 bytes
+        p.endless(bytes(1 << 20))
+
+    r = evil_pull(tmp_path, deliver, _file_meta(4))
+    assert isinstance(r, pydelta.ProtocolError), r
+    assert "more than" in str(r)
+    assert os.listdir(tmp_path / "dest") == []

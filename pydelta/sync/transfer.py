@@ -317,11 +317,35 @@ def recv_signature(ch: Channel) -> bytes:
     return bytes(buf)
 
 
+def delta_limit(size: int) -> int:
+    """The most bytes an honest delta of a ``size``-byte result can take.
+
+    Every byte of the result comes from a literal (its bytes plus a few of
+    op header per 256 KiB) or a copy (at most 21 bytes per block of at least
+    1 KiB), so a delta is never much longer than its result.
+    """
+    return size + size // 16 + (16 << 20)
+
+
 def receive(ch: Channel, inc: Incoming) -> str:
-    """Feed the delta stream on ch into inc and finish it; reads the stream to its end."""
+    """Feed the delta stream on ch into inc and finish it; reads the stream to its end.
+
+    With an announced size (``inc.max_size``) a stream longer than
+    :func:`delta_limit` of it ends the session (ProtocolError): after a
+    failure the rest of the stream is read and dropped, but not forever.
+    """
     failure: Optional[BaseException] = None
+    limit = None if inc.max_size is None else delta_limit(inc.max_size)
+    got = 0
     try:
         for piece in ch.recv_stream():
+            got += len(piece)
+            if limit is not None and got > limit:
+                inc.close()
+                raise ProtocolError(
+                    f"{ch.peer} sent more than {limit} bytes of delta for a "
+                    f"{inc.max_size}-byte file: refused"
+                )
             if failure is None:
                 with Failed() as f:
                     inc.feed(piece)
