@@ -125,7 +125,7 @@ def _run(action: Callable[[], T]) -> T:
         if _is_broken_pipe(e):
             _silence_stdout()
             raise typer.Exit(1) from None
-        raise _error(str(e)) from None
+        raise _error(str(e), exit_code(e)) from None
     except OSError as e:
         if _is_broken_pipe(e):
             _silence_stdout()
@@ -873,25 +873,36 @@ def push_cmd(
 
 @app.command(
     "pull",
-    no_args_is_help=True,
+    no_args_is_help=False,  # STORE and DEST may come from the environment
     epilog="\b\nExample:\n"
     "  pydelta pull s3://models/llama-7b /models/llama-7b --tag v2\n"
     "  pydelta pull s3://models/llama-7b /models/llama-7b --quick    # at container start\n"
-    "  pydelta pull /mnt/store/model model.safetensors --seed old-model.safetensors",
+    "  pydelta pull /mnt/store/model model.safetensors --seed old-model.safetensors\n"
+    "  pydelta pull s3://models/llama-7b /models/llama-7b --near /mnt/node-cache/llama-7b\n"
+    "  PYDELTA_STORE=https://cdn.example.com/llama PYDELTA_DEST=/models/llama pydelta pull\n"
+    "\b\nEnvironment (used when the argument or option is not given):\n"
+    "  PYDELTA_STORE PYDELTA_DEST PYDELTA_TAG PYDELTA_VERSION PYDELTA_JOBS\n"
+    "  PYDELTA_NEAR (space-separated) PYDELTA_TIMEOUT PYDELTA_QUICK=1 PYDELTA_ENDPOINT_URL\n"
+    "\b\nExit status: 0 done, 1 other error, 2 bad usage, 3 store unreachable,\n"
+    "  4 version (or store) missing, 5 verification failed, 6 disk full,\n"
+    "  7 timed out, 8 access denied, 9 tag conflict, 130 interrupted.",
 )
 def pull_cmd(
-    store: Annotated[str, typer.Argument(metavar="STORE", help="A local directory, file:// URL or s3://bucket/prefix.")],
-    dest: Annotated[str, typer.Argument(metavar="DEST", help="The file or folder to make that version.")],
-    tag: Annotated[Optional[str], typer.Option("--tag", "-t", help="The tag to pull (default: latest).")] = None,
-    version: Annotated[Optional[str], typer.Option("--version", "-V", help="A version id (or a unique prefix) instead of a tag.")] = None,
+    store: Annotated[str, typer.Argument(metavar="STORE", envvar="PYDELTA_STORE", show_envvar=False, help="A local directory, file:// URL, s3://bucket/prefix or http(s):// URL (read-only).")],
+    dest: Annotated[str, typer.Argument(metavar="DEST", envvar="PYDELTA_DEST", show_envvar=False, help="The file or folder to make that version.")],
+    tag: Annotated[Optional[str], typer.Option("--tag", "-t", envvar="PYDELTA_TAG", show_envvar=False, help="The tag to pull (default: latest).")] = None,
+    version: Annotated[Optional[str], typer.Option("--version", "-V", envvar="PYDELTA_VERSION", show_envvar=False, help="A version id (or a unique prefix) instead of a tag.")] = None,
     seed: Annotated[Optional[list[str]], typer.Option("--seed", metavar="PATH", help="More local files or folders to take chunks from (repeatable).")] = None,
     delete: Annotated[bool, typer.Option("--delete", help="Remove files in DEST that are not in the version.")] = False,
-    quick: Annotated[bool, typer.Option("--quick", help="Trust the sizes and times recorded by the last pull (read no file data if they match).")] = False,
-    jobs: JobsOpt = 8,
-    endpoint_url: EndpointOpt = None,
+    quick: Annotated[bool, typer.Option("--quick", envvar="PYDELTA_QUICK", show_envvar=False, help="Trust the sizes and times recorded by the last pull (read no file data if they match).")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=256, envvar="PYDELTA_JOBS", show_envvar=False, help="Parallel transfers (requests to the store).")] = 8,
+    endpoint_url: Annotated[Optional[str], typer.Option("--endpoint-url", metavar="URL", envvar="PYDELTA_ENDPOINT_URL", show_envvar=False, help="S3 endpoint, e.g. http://minio:9000 (default: AWS_ENDPOINT_URL or the AWS config).")] = None,
     dry_run: DryRunOpt = False,
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
+    near: Annotated[Optional[list[str]], typer.Option("--near", metavar="NEAR_STORE", envvar="PYDELTA_NEAR", show_envvar=False, help="A store to read before STORE (a mirror in the region, a node cache, an HTTP server; repeatable, tried in order).")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.0, metavar="SECONDS", envvar="PYDELTA_TIMEOUT", show_envvar=False, help="Give up after this long (waiting for another pull included); exit status 7.")] = None,
+    lock: Annotated[bool, typer.Option("--lock/--no-lock", help="Take the lock beside DEST so concurrent pulls into it download once.")] = True,
 ) -> None:
     """Make DEST exactly one version of STORE, downloading only missing chunks.
 
@@ -905,10 +916,12 @@ def pull_cmd(
     def action() -> None:
         bar = _StoreBar(_store_progress(progress, quiet))
         try:
-            r = pydelta.pull(
-                store, dest, tag=tag, version=version, seeds=seed or (), delete=delete,
-                quick=quick, jobs=jobs, endpoint_url=endpoint_url, dry_run=dry_run, progress=bar,
-            )
+            with _deadline(timeout):
+                r = pydelta.pull(
+                    store, dest, tag=tag, version=version, seeds=seed or (), delete=delete,
+                    quick=quick, jobs=jobs, endpoint_url=endpoint_url, dry_run=dry_run, progress=bar,
+                    near=near or (), lock=lock, timeout=timeout,
+                )
         finally:
             bar.close()
         if not quiet:
@@ -941,8 +954,201 @@ def ls_cmd(
             when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(v.time))
             out.write(f"{v.version[:16]}  {when}  {v.files:>6}  {v.bytes:>16,}  {', '.join(v.tags)}\n")
         known = {v.version for v in listing.versions}
+        if listing.tags:
+            out.write("\ntag -> version\n")
+            for name, vid in sorted(listing.tags.items()):
+                out.write(f"{name} -> {vid[:16]}\n")
         for name, vid in sorted(listing.tags.items()):
             if vid not in known:
                 out.write(f"pydelta: tag {name} names version {vid[:16]}, which is not in the store\n")
+
+    _run(action)
+
+
+# -- fleet delivery: exit codes, --timeout, mirror, tag, diff, gc -------------
+
+#: Exit statuses a supervisor can act on (also in the README and `pull --help`).
+EXIT_UNREACHABLE = 3  #: the store could not be reached (retry later, or use a --near store)
+EXIT_MISSING = 4  #: the tag, version or store does not exist (a configuration error)
+EXIT_VERIFY = 5  #: the store served bytes that fail their BLAKE3 check (a damaged store)
+EXIT_DISK_FULL = 6  #: no space left at DEST (or in a local store)
+EXIT_TIMEOUT = 7  #: --timeout ran out (what arrived is kept for the rerun)
+EXIT_ACCESS = 8  #: no credentials, or access denied
+EXIT_CONFLICT = 9  #: a tag moved meanwhile (tag, push), or is not the one --expect names
+
+_EXIT_CODES = (
+    (pydelta.errors.PullTimeoutError, EXIT_TIMEOUT),
+    (pydelta.errors.DiskFullError, EXIT_DISK_FULL),
+    (pydelta.errors.StoreUnreachableError, EXIT_UNREACHABLE),
+    (pydelta.errors.StoreNotFoundError, EXIT_MISSING),  # VersionNotFoundError too
+    (pydelta.errors.CorruptStoreError, EXIT_VERIFY),
+    (pydelta.errors.VerificationError, EXIT_VERIFY),
+    (pydelta.errors.StoreAccessError, EXIT_ACCESS),
+    (pydelta.errors.TagConflictError, EXIT_CONFLICT),
+)
+
+
+def exit_code(e: BaseException) -> int:
+    """The exit status for a library error (1 unless it is one of the above)."""
+    for kind, code in _EXIT_CODES:
+        if isinstance(e, kind):
+            return code
+    return 1
+
+
+class _deadline:
+    """A hard stop ``grace`` seconds after ``timeout``: the library checks its
+    deadline between requests; this ends the process even if a request hangs
+    (a dead peer that keeps the connection open)."""
+
+    GRACE = 5.0
+
+    def __init__(self, timeout: Optional[float]) -> None:
+        self.timeout = timeout
+        self.old = None
+
+    def _fire(self, signum: int, frame: object) -> None:
+        _error(f"gave up after {self.timeout:g} s (--timeout); what arrived is kept for the rerun",
+               EXIT_TIMEOUT)
+        os._exit(EXIT_TIMEOUT)
+
+    def __enter__(self) -> "_deadline":
+        import signal
+
+        if self.timeout is not None and hasattr(signal, "SIGALRM"):
+            self.old = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, self.timeout + self.GRACE)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self.timeout is not None and hasattr(signal, "SIGALRM"):
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.old or signal.SIG_DFL)
+
+
+StoreArg = Annotated[str, typer.Argument(metavar="STORE", help="A local directory, file:// URL or s3://bucket/prefix.")]
+
+
+@app.command(
+    "mirror",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta mirror s3://models-us/llama s3://models-eu/llama\n"
+    "  pydelta mirror s3://models/llama /srv/www/llama --tag prod    # served by nginx\n"
+    "  pydelta pull s3://models/llama /models/llama --near https://cache.local/llama",
+)
+def mirror_cmd(
+    src: Annotated[str, typer.Argument(metavar="SRC_STORE", help="The store to copy from (http(s):// needs --tag).")],
+    dst: Annotated[str, typer.Argument(metavar="DST_STORE", help="The store to copy to (a local directory is created).")],
+    tag: Annotated[Optional[str], typer.Option("--tag", "-t", help="Copy only this tag and its version (default: every version and tag).")] = None,
+    jobs: JobsOpt = 8,
+    endpoint_url: Annotated[Optional[str], typer.Option("--endpoint-url", metavar="URL", help="S3 endpoint of SRC_STORE (and of DST_STORE unless --dst-endpoint-url).")] = None,
+    dst_endpoint_url: Annotated[Optional[str], typer.Option("--dst-endpoint-url", metavar="URL", help="S3 endpoint of DST_STORE.")] = None,
+    dry_run: DryRunOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Copy versions to another store, sending only the packs it lacks.
+
+    Packs are checked against their ids as they are copied; manifests come
+    after their packs and tags last, so the copy never names a version it
+    cannot serve.
+    """
+    from pydelta.store.mirror import mirror
+
+    def action() -> None:
+        r = mirror(src, dst, tag=tag, jobs=jobs, dry_run=dry_run, endpoint_url=endpoint_url,
+                   dst_endpoint_url=dst_endpoint_url)
+        if not quiet:
+            sys.stdout.write(r.summary() + "\n")
+
+    _run(action)
+
+
+@app.command(
+    "tag",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta tag s3://models/llama 3f2a9c1d prod\n"
+    "  pydelta tag s3://models/llama latest prod --expect 77aa01be   # promote, if prod is still 77aa01be\n"
+    "  pydelta tag s3://models/llama 3f2a9c1d prod --force",
+)
+def tag_cmd(
+    store: StoreArg,
+    version: Annotated[str, typer.Argument(metavar="VERSION", help="A version id, a unique prefix of one, or a tag.")],
+    tag: Annotated[str, typer.Argument(metavar="TAG", help="The tag to set or move.")],
+    force: Annotated[bool, typer.Option("--force", "-f", help="Write even if the tag moved meanwhile.")] = False,
+    expect: Annotated[Optional[str], typer.Option("--expect", metavar="VERSION", help="Only if TAG names this version now ('' = only if TAG does not exist).")] = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Point TAG at VERSION with a conditional write.
+
+    Refuses (exit 9) if the tag moved between our read and our write, or is
+    not the version --expect names; --force writes unconditionally.
+    """
+    from pydelta.store.tags import tag as set_tag
+
+    def action() -> None:
+        r = set_tag(store, version, tag, force=force, expect=expect, endpoint_url=endpoint_url)
+        sys.stdout.write(r.summary() + "\n")
+
+    _run(action)
+
+
+@app.command(
+    "diff",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n  pydelta diff s3://models/llama v1 v2\n  pydelta diff /mnt/store/llama 3f2a9c1d latest",
+)
+def diff_cmd(
+    store: StoreArg,
+    old: Annotated[str, typer.Argument(metavar="V1", help="A version id, prefix or tag.")],
+    new: Annotated[str, typer.Argument(metavar="V2", help="A version id, prefix or tag.")],
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """What changed from V1 to V2: files added, removed and changed, and the
+    bytes of V2 in chunks V1 lacks (what a pull holding V1 downloads)."""
+    from pydelta.store.tags import diff
+
+    def action() -> None:
+        sys.stdout.write(diff(store, old, new, endpoint_url=endpoint_url).summary() + "\n")
+
+    _run(action)
+
+
+@app.command(
+    "gc",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta gc s3://models/llama --keep-last 5 --keep-tagged --dry-run\n"
+    "  pydelta gc s3://models/llama --keep-last 5 --keep-tagged\n"
+    "\b\nSafe against pushes running at the same time as long as every push finishes\n"
+    "within the grace period: a pack nothing uses is first hidden from new pushes,\n"
+    "and deleted only by a gc at least the grace period later, if still unused.",
+)
+def gc_cmd(
+    store: StoreArg,
+    keep_last: Annotated[Optional[int], typer.Option("--keep-last", min=0, metavar="N", help="Keep the N most recent versions.")] = None,
+    keep_tagged: Annotated[bool, typer.Option("--keep-tagged", help="Keep every version a tag names.")] = False,
+    grace: Annotated[float, typer.Option("--grace", min=0.0, metavar="SECONDS", help="Longer than any push takes (default 6 hours).")] = 6 * 3600.0,
+    repack: Annotated[bool, typer.Option("--repack/--no-repack", help="Repack packs whose live chunks are under half their bytes.")] = True,
+    jobs: JobsOpt = 8,
+    endpoint_url: EndpointOpt = None,
+    dry_run: DryRunOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Delete versions outside the policy and the packs no version uses.
+
+    With neither --keep-last nor --keep-tagged every version is kept and only
+    unused packs go. Versions younger than the grace period are always kept.
+    """
+    from pydelta.store.gc import gc
+
+    def action() -> None:
+        r = gc(store, keep_last=keep_last, keep_tagged=keep_tagged, grace=grace, repack=repack,
+               dry_run=dry_run, jobs=jobs, endpoint_url=endpoint_url)
+        if not quiet:
+            sys.stdout.write(r.summary() + "\n")
 
     _run(action)

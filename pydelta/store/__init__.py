@@ -18,7 +18,21 @@ from .push import push
 from .report import Progress, PullReport, PushReport, StoreListing, VersionInfo
 from .stores import open_store
 
+# fleet delivery (issue 12)
+from .gc import GcReport, gc
+from .mirror import MirrorReport, mirror
+from .tags import DiffReport, TagReport, diff, tag, untag
+
 __all__ = [
+    "mirror",
+    "gc",
+    "tag",
+    "untag",
+    "diff",
+    "MirrorReport",
+    "GcReport",
+    "TagReport",
+    "DiffReport",
     "push",
     "pull",
     "ls",
