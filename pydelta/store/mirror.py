@@ -28,12 +28,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set
+from typing import Dict, Iterator, List, Optional, Set
 
 from .. import _backend
 from ..errors import CorruptStoreError, StoreNotFoundError, UsageError, VersionNotFoundError
 from ..formats import manifest as mf
-from .base import CREATE, SWAP, Store
+from .base import CREATE, SWAP, ObjectInfo, Store
 from .pull import resolve_version
 from .packs import index_key, pack_key
 from .relocate import decode_moved, moved_key, read_index
@@ -157,6 +157,19 @@ class _Copier:
                 os.unlink(path)
 
 
+class _Empty(Store):
+    """A store that does not exist yet (a dry run's destination)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def get_token(self, key: str) -> "tuple[Optional[bytes], Optional[str]]":
+        return None, None
+
+    def list(self, prefix: str) -> "Iterator[ObjectInfo]":
+        return iter(())
+
+
 def _blake3(data: bytes) -> bytes:
     return _backend.backend.blake3_digest(data)
 
@@ -198,9 +211,16 @@ def mirror(src: str, dst: str, *, tag: Optional[str] = None, jobs: int = 8, dry_
     def ep(url: str, e: Optional[str]) -> Optional[str]:
         return e if url.startswith("s3://") else None
 
-    with open_store(src, endpoint_url=ep(src, endpoint_url), jobs=jobs) as s, \
-            open_store(dst, endpoint_url=ep(dst, dst_endpoint_url or endpoint_url), jobs=jobs,
-                       create=not dry_run) as d:
+    def open_dst() -> Store:
+        try:
+            return open_store(dst, endpoint_url=ep(dst, dst_endpoint_url or endpoint_url), jobs=jobs,
+                              create=not dry_run)
+        except StoreNotFoundError:
+            if not dry_run or dst.startswith("s3://"):
+                raise
+            return _Empty(dst)  # a dry run into a directory not created yet
+
+    with open_store(src, endpoint_url=ep(src, endpoint_url), jobs=jobs) as s, open_dst() as d:
         if not d.writable:
             raise UsageError(f"cannot mirror into {d.url}: it is read-only")
         report = MirrorReport(s.url, d.url, dry_run=dry_run)
