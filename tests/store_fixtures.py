@@ -36,7 +36,10 @@ def _free_port() -> int:
 
 
 def _require_or_skip(why: str) -> None:
-    if os.environ.get("PYDELTA_REQUIRE_S3") == "1":
+    if (
+        os.environ.get("PYDELTA_REQUIRE_S3") == "1"
+        or os.environ.get("PYDELTA_REQUIRE_TOOLS") == "1"
+    ):
         pytest.fail(why + " and PYDELTA_REQUIRE_S3=1", pytrace=False)
     pytest.skip(why)
 
@@ -49,8 +52,11 @@ def moto_endpoint():
         from moto.server import ThreadedMotoServer
     except ImportError as e:
         _require_or_skip(f"S3 tests need moto[server] and boto3 ({e}): pip install '.[test,s3]'")
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         os.environ.setdefault(k, v)
     os.environ.pop("AWS_PROFILE", None)
     port = _free_port()
@@ -143,8 +149,9 @@ class FaultProxy:
                     self.wfile.write(msg)
                     return
                 if rule is not None and rule.action == "reset":
-                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                               b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                    )
                     self.connection.close()
                     self.close_connection = True
                     return

@@ -16,8 +16,7 @@ import pytest
 
 import pydelta
 from pydelta import errors
-from pydelta.store import pull, push, ls
-from pydelta.store import open_store
+from pydelta.store import ls, open_store, pull, push
 
 pull_mod = importlib.import_module("pydelta.store.pull")  # the module, not the function
 

@@ -14,8 +14,8 @@ import random
 import blake3 as ref_blake3
 import pytest
 
-from pydelta.store.chunker import ChunkParams, chunk_stream, check_params
 from pydelta import errors
+from pydelta.store.chunker import ChunkParams, check_params, chunk_stream
 
 P_SMALL = ChunkParams(1024, 4096, 16384)
 MASK64 = (1 << 64) - 1
@@ -125,7 +125,10 @@ def test_golden_cut_points(backend):
     lens, _ = scan_all(kernel(backend), data, P_SMALL, 1 << 20)
     assert len(lens) == 237
     assert lens[:12] == [9176, 4213, 5574, 4103, 4122, 1475, 6294, 5879, 4883, 4237, 4341, 4680]
-    assert ref_blake3.blake3(repr(lens).encode()).hexdigest()[:32] == "39cbd1c573adbb5116adc75cd83d5479"
+    assert (
+        ref_blake3.blake3(repr(lens).encode()).hexdigest()[:32]
+        == "39cbd1c573adbb5116adc75cd83d5479"
+    )
 
 
 @pytest.mark.parametrize("backend", backends())
@@ -202,7 +205,13 @@ def test_stream_driver_matches_kernel_for_any_read_size():
 def test_invalid_sizes():
     from pydelta.store import _cdc_c
 
-    for bad in ((63, 256, 1024), (64, 300, 1024), (1024, 512, 4096), (64, 256, 128), (64, 128, 1024)):
+    for bad in (
+        (63, 256, 1024),
+        (64, 300, 1024),
+        (1024, 512, 4096),
+        (64, 256, 128),
+        (64, 128, 1024),
+    ):
         assert not _cdc_c.cdc_check(*bad)
         with pytest.raises(ValueError):
             _cdc_c.Chunker(*bad)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from store_fixtures import make_bucket
 
 from pydelta import errors
 from pydelta.store import base, pull, push
-
-from store_fixtures import make_bucket
 
 SMALL = dict(pack_size=256 << 10, chunk_avg=16 << 10, jobs=2)
 

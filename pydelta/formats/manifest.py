@@ -180,6 +180,7 @@ def check_path(path: str) -> str:
 class ChunkRef:
     """One chunk of a file, and where the store keeps it."""
 
+    __slots__ = ("digest", "size", "codec", "stored", "pack", "offset")  # many of these
     digest: bytes  #: BLAKE3 of the chunk's bytes
     size: int  #: the chunk's length
     codec: int  #: CODEC_* (how the payload is stored)
@@ -425,6 +426,7 @@ def decode_manifest(data: bytes, what: str = "manifest") -> Manifest:
 class PackEntry:
     """One chunk in a pack."""
 
+    __slots__ = ("digest", "offset", "size", "stored", "codec")
     digest: bytes
     offset: int
     size: int
@@ -509,8 +511,12 @@ def encode_tag(tag: Tag) -> bytes:
     """The tag object (one line of JSON)."""
     if not _HEX64.fullmatch(tag.version):
         raise ValueError("a version id is 64 lowercase hex digits")
-    doc = {"format": TAG_FORMAT, "format_version": TAG_VERSION, "version": tag.version,
-           "time": round(float(tag.time), 3)}
+    doc = {
+        "format": TAG_FORMAT,
+        "format_version": TAG_VERSION,
+        "version": tag.version,
+        "time": round(float(tag.time), 3),
+    }
     return (json.dumps(doc, sort_keys=True) + "\n").encode("ascii")
 
 
@@ -525,7 +531,9 @@ def decode_tag(data: bytes, what: str = "tag") -> Tag:
     if not isinstance(doc, dict) or doc.get("format") != TAG_FORMAT:
         raise ManifestError(f"{what} is not a pydelta tag")
     if doc.get("format_version") != TAG_VERSION:
-        raise ManifestError(f"{what} has format version {doc.get('format_version')!r}: upgrade pydelta")
+        raise ManifestError(
+            f"{what} has format version {doc.get('format_version')!r}: upgrade pydelta"
+        )
     version, t = doc.get("version"), doc.get("time")
     if not isinstance(version, str) or not _HEX64.fullmatch(version):
         raise ManifestError(f"{what} names an invalid version")

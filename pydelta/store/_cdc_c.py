@@ -44,7 +44,9 @@ class Chunker:
         """Start a new stream."""
         lib.pd_cdc_reset(self._c)
 
-    def scan(self, buf: Buffer, off: int, length: int, eof: bool) -> Tuple[int, int, List[int], bytes]:
+    def scan(
+        self, buf: Buffer, off: int, length: int, eof: bool
+    ) -> Tuple[int, int, List[int], bytes]:
         """Scan buf[off:off+length]: (code, bytes used, chunk lengths, their digests)."""
         rc = lib.pd_cdc_scan(
             self._c,

@@ -190,15 +190,29 @@ class Chunker:
         self._st[:] = 0
         self._hw, self._hb, self._hs = nb._new_state()
 
-    def scan(self, buf: Buffer, off: int, length: int, eof: bool) -> Tuple[int, int, List[int], bytes]:
+    def scan(
+        self, buf: Buffer, off: int, length: int, eof: bool
+    ) -> Tuple[int, int, List[int], bytes]:
         """Scan buf[off:off+length]: (code, bytes used, chunk lengths, their digests)."""
         a = nb._ro(buf)
         if off < 0 or length < 0 or off + length > a.size:
             raise ValueError("scan range outside the buffer")
         rc, used, cnt = _k_cdc_scan(
-            self._gear, self._prm, self._masks, self._hv, self._st,
-            self._hw, self._hb, self._hs, a, np.int64(off), np.int64(length),
-            np.int64(1 if eof else 0), self._lens, self._digs, np.int64(CAP),
+            self._gear,
+            self._prm,
+            self._masks,
+            self._hv,
+            self._st,
+            self._hw,
+            self._hb,
+            self._hs,
+            a,
+            np.int64(off),
+            np.int64(length),
+            np.int64(1 if eof else 0),
+            self._lens,
+            self._digs,
+            np.int64(CAP),
         )
         lens = [int(v) for v in self._lens[:cnt]]
         return int(rc), int(used), lens, self._digs[: 32 * cnt].tobytes()

@@ -82,8 +82,9 @@ class Store:
         """
         raise NotImplementedError
 
-    def put(self, key: str, data: Data, *, mode: str = OVERWRITE,
-            token: Optional[str] = None) -> bool:
+    def put(
+        self, key: str, data: Data, *, mode: str = OVERWRITE, token: Optional[str] = None
+    ) -> bool:
         """Write an object. ``mode=CREATE`` returns False if it already exists;
         ``mode=SWAP`` writes only if the object still has ``token`` (from
         get_token; None: it must not exist), else raises
@@ -121,8 +122,13 @@ class Store:
         self.close()
 
 
-def retry(op: Callable[[], T], what: str, url: str, retries: int = RETRIES,
-          sleep: Callable[[float], None] = time.sleep) -> T:
+def retry(
+    op: Callable[[], T],
+    what: str,
+    url: str,
+    retries: int = RETRIES,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
     """Run ``op``; on :class:`Transient` wait (exponential backoff with full
     jitter) and try again, up to ``retries`` more times, then raise
     :class:`~pydelta.errors.StoreUnreachableError` naming ``what``."""

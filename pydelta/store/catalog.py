@@ -27,12 +27,12 @@ def ls(store: str, *, endpoint_url: Optional[str] = None, jobs: int = 8) -> Stor
     """
     with open_store(os.fspath(store), endpoint_url=endpoint_url, jobs=jobs) as st:
         versions = [o for o in st.list(VERSIONS) if len(o.key) == len(VERSIONS) + 64]
-        tags = [o.key[len(TAGS):] for o in st.list(TAGS)]
+        tags = [o.key[len(TAGS) :] for o in st.list(TAGS)]
         if not versions and not tags and st.get_token(CONFIG_KEY)[0] is None:
             raise StoreNotFoundError(f"{st.url} is not a pydelta store (no {CONFIG_KEY})")
 
         def head(o) -> VersionInfo:
-            vid = o.key[len(VERSIONS):]
+            vid = o.key[len(VERSIONS) :]
             n = min(mf.MANIFEST_HEADER.size, o.size)
             data = st.get_range(version_key(vid), 0, n) if n else b""
             h = mf.decode_manifest_header(data, f"manifest of version {vid[:16]} in store {st.url}")

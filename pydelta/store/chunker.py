@@ -73,6 +73,7 @@ def check_params(p: ChunkParams) -> ChunkParams:
 class Chunk:
     """One chunk of a file."""
 
+    __slots__ = ("offset", "size", "digest")
     offset: int
     size: int
     digest: bytes
@@ -137,8 +138,9 @@ def chunk_stream(
             return whole.digest()
 
 
-def chunk_file(path: str, params: ChunkParams = DEFAULT_PARAMS,
-               on_read: Optional[Callable[[int], None]] = None) -> Tuple[List[Chunk], bytes]:
+def chunk_file(
+    path: str, params: ChunkParams = DEFAULT_PARAMS, on_read: Optional[Callable[[int], None]] = None
+) -> Tuple[List[Chunk], bytes]:
     """All chunks of a file and its whole-file BLAKE3."""
     out: List[Chunk] = []
     with open(path, "rb", buffering=0) as fh:

@@ -31,6 +31,7 @@ from .stores import PACKS
 class Location:
     """Where a chunk is stored."""
 
+    __slots__ = ("pack", "offset", "size", "stored", "codec")
     pack: bytes
     offset: int
     size: int
@@ -75,7 +76,7 @@ def list_packs(store: Store) -> List[bytes]:
     """Ids of the packs that have an index (complete packs)."""
     out = []
     for o in store.list(PACKS):
-        name = o.key[len(PACKS):]
+        name = o.key[len(PACKS) :]
         if name.endswith(".idx") and len(name) == 64 + 4:
             with contextlib.suppress(ValueError):
                 out.append(bytes.fromhex(name[:64]))
@@ -98,7 +99,9 @@ def load_index(store: Store, jobs: int = 8, use_cache: bool = True) -> Dict[byte
         if idx.pack != pack:
             from ..errors import CorruptStoreError
 
-            raise CorruptStoreError(f"{index_key(pack)} in store {store.url} describes another pack")
+            raise CorruptStoreError(
+                f"{index_key(pack)} in store {store.url} describes another pack"
+            )
         if path:
             _write_cached(path, data)
         return idx

@@ -167,8 +167,9 @@ class LocalStore(Store):
 
     # -- writes
 
-    def put(self, key: str, data: Data, *, mode: str = "overwrite",
-            token: Optional[str] = None) -> bool:
+    def put(
+        self, key: str, data: Data, *, mode: str = "overwrite", token: Optional[str] = None
+    ) -> bool:
         try:
             fd, tmp = self._tmpfile()
             try:
@@ -191,7 +192,9 @@ class LocalStore(Store):
             fcntl.flock(lf.fileno(), fcntl.LOCK_EX)
             _, now = self.get_token(key)
             if now != token:
-                raise TagConflictError(f"{key} in store {self.url} changed while we were writing it")
+                raise TagConflictError(
+                    f"{key} in store {self.url} changed while we were writing it"
+                )
             return self._install(tmp, key, False)
 
     def put_file(self, key: str, path: str) -> None:

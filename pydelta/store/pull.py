@@ -102,7 +102,7 @@ def resolve_version(st: Store, tag: Optional[str], version: Optional[str]) -> st
         v = mf.check_version_id(version)
         if len(v) == 64:
             return v
-        found = [o.key[len(VERSIONS):] for o in st.list(VERSIONS + v)]
+        found = [o.key[len(VERSIONS) :] for o in st.list(VERSIONS + v)]
         found = [f for f in found if len(f) == 64]
         if len(found) == 1:
             return found[0]
@@ -113,7 +113,9 @@ def resolve_version(st: Store, tag: Optional[str], version: Optional[str]) -> st
     data, _ = st.get_token(tag_key(name))
     if data is None:
         if st.get_token(CONFIG_KEY)[0] is None:
-            raise StoreNotFoundError(f"{st.url} is not a pydelta store (no {CONFIG_KEY}): push to it first")
+            raise StoreNotFoundError(
+                f"{st.url} is not a pydelta store (no {CONFIG_KEY}): push to it first"
+            )
         raise VersionNotFoundError(f"tag {name!r} is not in store {st.url}")
     return mf.decode_tag(data, f"tag {name!r} in store {st.url}").version
 
@@ -145,8 +147,13 @@ def _load_state(path: str) -> Optional[dict]:
 
 
 def _save_state(path: str, store: str, version: str, files: Dict[str, List[int]]) -> None:
-    doc = {"format": "pydelta-pull", "format_version": 1, "store": store, "version": version,
-           "files": files}
+    doc = {
+        "format": "pydelta-pull",
+        "format_version": 1,
+        "store": store,
+        "version": version,
+        "files": files,
+    }
     tmp = path + ".tmp"
     with contextlib.suppress(OSError):
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -204,12 +211,27 @@ class _Target:
     partial: str = ""
     present: List[bool] = field(default_factory=list)  # chunk i already in the partial
     fd: int = -1
+    # the whole-file BLAKE3, computed while the file is built: chunks are
+    # marked ready as they land, and whichever writer completes the run at
+    # the frontier hashes it (from the page cache) and moves the frontier on
+    ready: bytearray = field(default_factory=bytearray)
+    starts: List[int] = field(default_factory=list)  # file offset of each chunk
+    frontier: int = 0  # chunks [0, frontier) are hashed
+    hashing: bool = False
+    hasher: object = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
 class _Fetch:
+    """A chunk to download, and where it goes."""
+
     ref: mf.ChunkRef
-    targets: List[Tuple[_Target, int]]  # (file, offset)
+    targets: List[Tuple[_Target, int, int]]  # (file, offset, chunk index)
+
+
+#: A chunk to copy from a local file: ((path, offset, size), ref, [(file, offset, index)]).
+_Copy = Tuple[Tuple[str, int, int], mf.ChunkRef, List[Tuple[_Target, int, int]]]
 
 
 class _Files:
@@ -359,8 +381,15 @@ def pull(
 class _Pull:
     """One pull's state: targets, local sources, downloads."""
 
-    def __init__(self, st: Store, man: mf.Manifest, dest: str, report: PullReport, jobs: int,
-                 progress: Optional[ProgressFn]) -> None:
+    def __init__(
+        self,
+        st: Store,
+        man: mf.Manifest,
+        dest: str,
+        report: PullReport,
+        jobs: int,
+        progress: Optional[ProgressFn],
+    ) -> None:
         self.st = st
         self.man = man
         self.dest = dest
@@ -408,11 +437,14 @@ class _Pull:
 
     # -- step 3: what is here already
 
-    def _scan(self, path: str, want: Set[bytes], scanned: List[int], total: int) -> Tuple[bytes, int]:
+    def _scan(
+        self, path: str, want: Set[bytes], scanned: List[int], total: int
+    ) -> Tuple[bytes, int]:
         """Chunk a local file, recording the chunks in ``want``; (digest, size)."""
         size = 0
         try:
             with open(path, "rb", buffering=0) as fh:
+
                 def on_read(n: int) -> None:
                     scanned[0] += n
                     self.tell("scan", scanned[0], total)
@@ -437,12 +469,18 @@ class _Pull:
         want: Set[bytes] = set()
         for t in self.targets:
             want.update(c.digest for c in t.entry.chunks)
-        existing = [t for t in self.targets if os.path.isfile(t.path) and not os.path.islink(t.path)]
+        existing = [
+            t for t in self.targets if os.path.isfile(t.path) and not os.path.islink(t.path)
+        ]
         seed_list = _seed_files(seeds)
         others: List[str] = []
         if not self.man.single_file and os.path.isdir(self.root):
             mine = {t.rel for t in self.targets}
-            others = [os.path.join(self.root, *r.split("/")) for r in _walk_files(self.root) if r not in mine]
+            others = [
+                os.path.join(self.root, *r.split("/"))
+                for r in _walk_files(self.root)
+                if r not in mine
+            ]
         total = sum(os.path.getsize(t.path) for t in existing)
         scanned = [0]
         for t in existing:
@@ -496,22 +534,22 @@ class _Pull:
                     out.add(c.digest)
         return out
 
-    def _work(self) -> Tuple[List[Tuple[Tuple[str, int, int], mf.ChunkRef, List[Tuple[_Target, int]]]], Dict[bytes, _Fetch]]:
+    def _work(self) -> Tuple[List[_Copy], Dict[bytes, _Fetch]]:
         """(local copies, downloads) still to do."""
-        copies: Dict[bytes, Tuple[Tuple[str, int, int], mf.ChunkRef, List[Tuple[_Target, int]]]] = {}
+        copies: Dict[bytes, _Copy] = {}
         fetch: Dict[bytes, _Fetch] = {}
         for t in self.targets:
             if t.unchanged:
                 continue
             off = 0
-            for c, have in zip(t.entry.chunks, t.present):
+            for i, (c, have) in enumerate(zip(t.entry.chunks, t.present)):
                 if not have:
                     src = self.local.get(c.digest)
                     if src is not None:
-                        copies.setdefault(c.digest, (src, c, []))[2].append((t, off))
+                        copies.setdefault(c.digest, (src, c, []))[2].append((t, off, i))
                     else:
                         fetch.setdefault(c.digest, _Fetch(c, []))
-                        fetch[c.digest].targets.append((t, off))
+                        fetch[c.digest].targets.append((t, off, i))
                 off += c.size
         return list(copies.values()), fetch
 
@@ -566,6 +604,15 @@ class _Pull:
                 if fresh:
                     self.created_partials.append(t.partial)
                 os.ftruncate(t.fd, t.entry.size)
+                t.hasher = _backend.backend.Blake3()
+                t.ready = bytearray(t.present)
+                t.starts = []
+                off = 0
+                for c in t.entry.chunks:
+                    t.starts.append(off)
+                    off += c.size
+                t.starts.append(off)
+                self._advance(t)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise DiskFullError(f"no space left in {self.dest}: {_reason(e)}") from None
@@ -573,7 +620,8 @@ class _Pull:
         copies, fetch = self._work()
         r.local_chunks = sum(sum(t.present) for t in work)
         self.total = sum(c.size * len(tg) for _, c, tg in copies) + sum(
-            f.ref.size * len(f.targets) for f in fetch.values())
+            f.ref.size * len(f.targets) for f in fetch.values()
+        )
         try:
             # local copies first: every old file is still in place now
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
@@ -614,7 +662,47 @@ class _Pull:
             files[t.rel] = [s.st_size, s.st_mtime_ns]
         _save_state(state_path(self.dest), self.st.url, r.version, files)
 
-    def _copy(self, item: Tuple[Tuple[str, int, int], mf.ChunkRef, List[Tuple[_Target, int]]]) -> bool:
+    def _advance(self, t: _Target) -> None:
+        """Hash the run of ready chunks at the frontier, unless another
+        thread is doing so (it then picks up what we marked)."""
+        n = len(t.entry.chunks)
+        with t.lock:
+            if t.hashing:
+                return
+            t.hashing = True
+        try:
+            while True:
+                with t.lock:
+                    j = k = t.frontier
+                    while k < n and t.ready[k]:
+                        k += 1
+                    if k == j:
+                        t.hashing = False
+                        return
+                a, b = t.starts[j], t.starts[k]
+                while a < b:
+                    block = os.pread(t.fd, min(_READ, b - a), a)
+                    if not block:
+                        raise FileAccessError(
+                            f"cannot read back {t.partial}: it is shorter than written"
+                        )
+                    t.hasher.update(block)  # type: ignore[attr-defined]
+                    a += len(block)
+                with t.lock:
+                    t.frontier = k
+        except BaseException:
+            with t.lock:
+                t.hashing = False
+            raise
+
+    def _mark(self, t: _Target, i: int) -> None:
+        with t.lock:
+            t.ready[i] = 1
+            if i != t.frontier or t.hashing:
+                return
+        self._advance(t)
+
+    def _copy(self, item: "_Copy") -> bool:
         (path, off, size), c, targets = item
         try:
             data = self.files.pread(path, off, size)
@@ -622,8 +710,9 @@ class _Pull:
             return False
         if len(data) != c.size or blake3(data) != c.digest:
             return False  # the local file changed under us: download instead
-        for t, o in targets:
+        for t, o, i in targets:
             self._write(t, o, data)
+            self._mark(t, i)
         self._placed(c.size * len(targets))
         return True
 
@@ -640,8 +729,9 @@ class _Pull:
             c = f.ref
             a = c.offset - req.start
             chunk = decode_payload(data[a : a + c.stored], c.codec, c.size, c.digest, what)
-            for t, o in f.targets:
+            for t, o, i in f.targets:
                 self._write(t, o, chunk)
+                self._mark(t, i)
             self._placed(c.size * len(f.targets), c.stored)
         return len(data)
 
@@ -657,20 +747,14 @@ class _Pull:
 
     def _finish(self, t: _Target) -> None:
         try:
+            self._advance(t)
             os.fsync(t.fd)
-            h = _backend.backend.Blake3()
-            off = 0
-            while off < t.entry.size:
-                block = os.pread(t.fd, min(_READ, t.entry.size - off), off)
-                if not block:
-                    break
-                h.update(block)
-                off += len(block)
+            done = t.frontier == len(t.entry.chunks) and os.fstat(t.fd).st_size == t.entry.size
             os.close(t.fd)
             t.fd = -1
         except OSError as e:
             raise FileAccessError(f"cannot read back {t.partial}: {_reason(e)}") from None
-        if off != t.entry.size or h.digest() != t.entry.digest:
+        if not done or t.hasher.digest() != t.entry.digest:  # type: ignore[attr-defined]
             with contextlib.suppress(OSError):
                 os.unlink(t.partial)
             raise VerificationError(
@@ -717,7 +801,11 @@ def _requests(fetches: List[_Fetch]) -> List[_Request]:
         cur: Optional[_Request] = None
         for f in items:
             a, b = f.ref.offset, f.ref.offset + f.ref.stored
-            if cur is not None and a - (cur.start + cur.length) <= MERGE_GAP and b - cur.start <= MAX_REQUEST:
+            if (
+                cur is not None
+                and a - (cur.start + cur.length) <= MERGE_GAP
+                and b - cur.start <= MAX_REQUEST
+            ):
                 cur.length = max(cur.length, b - cur.start)
                 cur.items.append(f)
             else:
@@ -735,4 +823,4 @@ def _locked(dest: str, enabled: bool, timeout: Optional[float]) -> "contextlib.A
 
 def list_tags(st: Store) -> List[str]:
     """Names of the tags in a store."""
-    return sorted(o.key[len(TAGS):] for o in st.list(TAGS))
+    return sorted(o.key[len(TAGS) :] for o in st.list(TAGS))

@@ -35,7 +35,15 @@ from ..formats import manifest as mf
 from .base import CREATE, SWAP, EmptyStore, Store
 from .chunker import ChunkParams, chunk_stream
 from .index import Location, load_index
-from .packs import DEFAULT_LEVEL, DEFAULT_PACK_SIZE, ChunkCodec, PackWriter, blake3, index_key, pack_key
+from .packs import (
+    DEFAULT_LEVEL,
+    DEFAULT_PACK_SIZE,
+    ChunkCodec,
+    PackWriter,
+    blake3,
+    index_key,
+    pack_key,
+)
 from .report import Progress, PushReport
 from .stores import ensure_config, open_store, read_config, tag_key, version_key
 
@@ -142,6 +150,7 @@ def push(
     jobs: int = 8,
     pack_size: int = DEFAULT_PACK_SIZE,
     chunk_avg: Optional[int] = None,
+    chunker: Optional[ChunkParams] = None,
     level: int = DEFAULT_LEVEL,
     compress: bool = True,
     dry_run: bool = False,
@@ -162,7 +171,10 @@ def push(
         jobs: parallel uploads (and compression threads).
         pack_size: bytes per pack object.
         chunk_avg: average chunk size for a new store (a power of two;
-            default 128 KiB); an existing store keeps its own.
+            default 128 KiB, min = avg / 4, max = avg * 4); an existing
+            store keeps its own.
+        chunker: all three chunk sizes for a new store, instead of
+            ``chunk_avg`` (min = avg = max cuts fixed-size pieces).
         level: zstd level for chunks (1..22).
         compress: try compressing chunks (stored raw when it does not pay).
         dry_run: upload nothing; report what would be uploaded.
@@ -185,7 +197,9 @@ def push(
     if not isinstance(pack_size, int) or pack_size < 1:
         raise UsageError(f"invalid pack size {pack_size!r}")
     files, single, skipped = collect_files(os.fspath(src))
-    want_params = ChunkParams.from_avg(chunk_avg) if chunk_avg else None
+    if chunker is not None and chunk_avg is not None:
+        raise UsageError("give chunk_avg or chunker, not both")
+    want_params = chunker or (ChunkParams.from_avg(chunk_avg) if chunk_avg else None)
     codec = ChunkCodec(level, compress)
     total = 0
     sizes = []
@@ -216,9 +230,19 @@ def push(
             params, _ = ensure_config(st, want_params)
         known: Dict[bytes, Location] = load_index(st, jobs) if read_config(st) else {}
         report = PushReport(
-            store=st.url, version="", tag=tag, files=len(files), bytes=total, new_chunks=0,
-            new_bytes=0, known_chunks=0, uploaded_bytes=0, packs=0, seconds=0.0,
-            dry_run=dry_run, skipped=skipped,
+            store=st.url,
+            version="",
+            tag=tag,
+            files=len(files),
+            bytes=total,
+            new_chunks=0,
+            new_bytes=0,
+            known_chunks=0,
+            uploaded_bytes=0,
+            packs=0,
+            seconds=0.0,
+            dry_run=dry_run,
+            skipped=skipped,
         )
         state = {"read": 0, "chunks": 0, "sent": 0}
         lock = threading.Lock()
@@ -284,7 +308,9 @@ def push(
                             digest = stop.value
                             break
                         except OSError as e:
-                            raise FileAccessError(f"cannot read {path}: {e.strerror or e}") from None
+                            raise FileAccessError(
+                                f"cannot read {path}: {e.strerror or e}"
+                            ) from None
                         chunks.append((c.digest, c.size))
                         state["chunks"] += 1
                         if c.digest in known or c.digest in new_locs:
@@ -323,7 +349,9 @@ def push(
             for digest, size in chunks:
                 loc = known.get(digest) or new_locs.get(digest)
                 assert loc is not None, "every chunk is stored before the manifest"
-                entry.chunks.append(mf.ChunkRef(digest, size, loc.codec, loc.stored, loc.pack, loc.offset))
+                entry.chunks.append(
+                    mf.ChunkRef(digest, size, loc.codec, loc.stored, loc.pack, loc.offset)
+                )
         man = mf.Manifest(entries, single, params.as_tuple())
         data = mf.encode_manifest(man)
         version = blake3(data).hex()

@@ -53,8 +53,10 @@ class PushReport:
         """A few lines for people."""
         what = "would upload" if self.dry_run else "uploaded"
         head = (
-            "dry run: nothing written" if self.dry_run
-            else f"version {self.version[:16]}" + (f" (tag {self.tag})" if self.tag else "")
+            "dry run: nothing written"
+            if self.dry_run
+            else f"version {self.version[:16]}"
+            + (f" (tag {self.tag})" if self.tag else "")
             + ("" if self.created else " (already in the store)")
         )
         lines = [
@@ -109,7 +111,9 @@ class PullReport:
             f"{self.requests} requests); {self.local_chunks:,} chunks from local files",
         ]
         if not self.dry_run:
-            lines.append(f"{self.seconds:.2f} s ({_rate(self.bytes, self.seconds)} of version data)")
+            lines.append(
+                f"{self.seconds:.2f} s ({_rate(self.bytes, self.seconds)} of version data)"
+            )
         return "\n".join(lines)
 
 

@@ -41,12 +41,27 @@ MAX_POOL = 64
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _ACCESS = {
-    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-    "InvalidToken", "403", "AllAccessDisabled", "AccountProblem",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "403",
+    "AllAccessDisabled",
+    "AccountProblem",
 }
 _TRANSIENT = {
-    "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling",
-    "ThrottlingException", "RequestTimeTooSkewed", "500", "502", "503", "504",
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "RequestTimeout",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeTooSkewed",
+    "500",
+    "502",
+    "503",
+    "504",
 }
 
 
@@ -129,8 +144,12 @@ class S3Store(Store):
                 ) from None
             except exc.PartialCredentialsError as e:
                 raise StoreAccessError(f"incomplete AWS credentials: {e}") from None
-            except (exc.ConnectionError, exc.HTTPClientError, exc.IncompleteReadError,
-                    exc.ResponseStreamingError) as e:
+            except (
+                exc.ConnectionError,
+                exc.HTTPClientError,
+                exc.IncompleteReadError,
+                exc.ResponseStreamingError,
+            ) as e:
                 raise Transient(str(e) or type(e).__name__) from None
 
         try:
@@ -151,7 +170,9 @@ class S3Store(Store):
         if code in _ACCESS:
             return StoreAccessError(f"{what}: access denied by store {self._where()}: {msg}")
         if code in ("PreconditionFailed", "412"):
-            return TagConflictError(f"{what}: the object changed meanwhile in store {self._where()}")
+            return TagConflictError(
+                f"{what}: the object changed meanwhile in store {self._where()}"
+            )
         return StoreError(f"{what}: store {self._where()} answered {code}: {msg}")
 
     # -- reads
@@ -161,8 +182,12 @@ class S3Store(Store):
         body = resp["Body"]
         try:
             data = body.read()
-        except (exc.ConnectionError, exc.HTTPClientError, exc.IncompleteReadError,
-                exc.ResponseStreamingError) as e:
+        except (
+            exc.ConnectionError,
+            exc.HTTPClientError,
+            exc.IncompleteReadError,
+            exc.ResponseStreamingError,
+        ) as e:
             raise Transient(f"connection dropped while reading: {e}") from None
         except OSError as e:
             raise Transient(f"connection dropped while reading: {e}") from None
@@ -185,7 +210,8 @@ class S3Store(Store):
     def get_range(self, key: str, start: int, length: int) -> bytes:
         def op() -> bytes:
             resp = self._client.get_object(
-                Bucket=self.bucket, Key=self.prefix + key,
+                Bucket=self.bucket,
+                Key=self.prefix + key,
                 Range=f"bytes={start}-{start + length - 1}",
             )
             data = self._read_body(resp)
@@ -212,8 +238,13 @@ class S3Store(Store):
         return self._call(f"reading {key}", op, missing=(None, None))
 
     def exists(self, key: str) -> bool:
-        found = self._call(f"checking {key}", self._client.head_object,
-                           Bucket=self.bucket, Key=self.prefix + key, missing=None)
+        found = self._call(
+            f"checking {key}",
+            self._client.head_object,
+            Bucket=self.bucket,
+            Key=self.prefix + key,
+            missing=None,
+        )
         return found is not None
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
@@ -232,8 +263,9 @@ class S3Store(Store):
 
     # -- writes
 
-    def put(self, key: str, data: Data, *, mode: str = "overwrite",
-            token: Optional[str] = None) -> bool:
+    def put(
+        self, key: str, data: Data, *, mode: str = "overwrite", token: Optional[str] = None
+    ) -> bool:
         kw: dict = {"Bucket": self.bucket, "Key": self.prefix + key, "Body": bytes(data)}
         if mode == CREATE or (mode == SWAP and token is None):
             kw["IfNoneMatch"] = "*"
@@ -257,8 +289,9 @@ class S3Store(Store):
         self._call(f"uploading {key}", op)
 
     def delete(self, key: str) -> None:
-        self._call(f"deleting {key}", self._client.delete_object,
-                   Bucket=self.bucket, Key=self.prefix + key)
+        self._call(
+            f"deleting {key}", self._client.delete_object, Bucket=self.bucket, Key=self.prefix + key
+        )
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -41,8 +41,9 @@ def tag_key(tag: str) -> str:
     return TAGS + tag
 
 
-def open_store(url: str, *, endpoint_url: Optional[str] = None, jobs: int = 8,
-               create: bool = False) -> Store:
+def open_store(
+    url: str, *, endpoint_url: Optional[str] = None, jobs: int = 8, create: bool = False
+) -> Store:
     """The store a URL names: ``s3://bucket/prefix``, ``file:///path``, a path, or
     ``http(s)://host/path`` (read-only).
 
@@ -62,7 +63,10 @@ def open_store(url: str, *, endpoint_url: Optional[str] = None, jobs: int = 8,
         return HttpStore(url)
     if "://" in url and not url.startswith("file://"):
         scheme = url.split("://", 1)[0]
-        raise UsageError(f"unsupported store URL scheme {scheme!r} in {url}: use a path, file://, s3:// or http(s)://")
+        raise UsageError(
+            f"unsupported store URL scheme {scheme!r} in {url}: "
+            "use a path, file://, s3:// or http(s)://"
+        )
     if endpoint_url:
         raise UsageError("--endpoint-url applies to s3:// stores only")
     from .local import LocalStore
@@ -88,7 +92,9 @@ def read_config(store: Store) -> Optional[ChunkParams]:
     except CorruptStoreError:
         raise
     except (ValueError, KeyError, TypeError, UsageError):
-        raise CorruptStoreError(f"{CONFIG_KEY} in store {store.url} is not a pydelta store marker") from None
+        raise CorruptStoreError(
+            f"{CONFIG_KEY} in store {store.url} is not a pydelta store marker"
+        ) from None
 
 
 def ensure_config(store: Store, params: Optional[ChunkParams]) -> Tuple[ChunkParams, bool]:
@@ -105,8 +111,11 @@ def ensure_config(store: Store, params: Optional[ChunkParams]) -> Tuple[ChunkPar
             )
         return have, False
     want = check_params(params or DEFAULT_PARAMS)
-    doc = {"format": CONFIG_FORMAT, "format_version": CONFIG_VERSION,
-           "chunker": list(want.as_tuple())}
+    doc = {
+        "format": CONFIG_FORMAT,
+        "format_version": CONFIG_VERSION,
+        "chunker": list(want.as_tuple()),
+    }
     if not store.put(CONFIG_KEY, (json.dumps(doc, sort_keys=True) + "\n").encode(), mode=CREATE):
         return ensure_config(store, params)  # another push created it meanwhile
     return want, True
