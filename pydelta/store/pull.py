@@ -738,8 +738,9 @@ class _Pull:
     def _fetch_moved(self, req: "_Request") -> int:
         chunks, got, requests = fetch_moved(self.st, req.pack, [f.ref for f in req.items])
         for f in req.items:
-            for t, o in f.targets:
+            for t, o, i in f.targets:
                 self._write(t, o, chunks[f.ref.digest])
+                self._mark(t, i)
             self._placed(f.ref.size * len(f.targets), f.ref.stored)
         with self.lock:
             self.report.requests += requests - 1
