@@ -89,8 +89,15 @@ print(json.dumps(out))
 def run_fleet(specs: List[Dict[str, Any]], work: str, env: Dict[str, str]) -> Dict[str, Any]:
     """Start one process per spec, release them together, wait for all."""
     go = os.path.join(work, f"go-{time.monotonic_ns()}")
-    procs = [subprocess.Popen([sys.executable, "-c", PULLER, go, json.dumps(s)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for s in specs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PULLER, go, json.dumps(s)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for s in specs
+    ]
     while True:  # every interpreter up, imports done, waiting
         ready = [f for f in os.listdir(work) if f.startswith(os.path.basename(go) + ".ready.")]
         if len(ready) == len(procs):
@@ -111,12 +118,17 @@ def run_fleet(specs: List[Dict[str, Any]], work: str, env: Dict[str, str]) -> Di
         outs.append(json.loads(so.decode().strip().splitlines()[-1]))
     os.unlink(go)
     wall = max(o["t1"] for o in outs) - t0
-    return {"wall": wall, "bytes": sum(o["bytes"] for o in outs),
-            "downloaders": sum(1 for o in outs if o.get("fetched", 1)),
-            "waited": sum(1 for o in outs if o.get("quick"))}
+    return {
+        "wall": wall,
+        "bytes": sum(o["bytes"] for o in outs),
+        "downloaders": sum(1 for o in outs if o.get("fetched", 1)),
+        "waited": sum(1 for o in outs if o.get("quick")),
+    }
 
 
-def dirs(work: str, name: str, n: int, seed_from: Optional[str] = None, fname: str = "model.safetensors") -> List[str]:
+def dirs(
+    work: str, name: str, n: int, seed_from: Optional[str] = None, fname: str = "model.safetensors"
+) -> List[str]:
     out = []
     for i in range(n):
         d = os.path.join(work, f"{name}-{i}")
@@ -128,15 +140,32 @@ def dirs(work: str, name: str, n: int, seed_from: Optional[str] = None, fname: s
     return out
 
 
-def fleet_rows(kind: str, url: str, endpoint: Optional[str], baseline: List[Dict[str, Any]],
-               old: str, a, work: str, env, log) -> List[Dict[str, Any]]:
+def fleet_rows(
+    kind: str,
+    url: str,
+    endpoint: Optional[str],
+    baseline: List[Dict[str, Any]],
+    old: str,
+    a,
+    work: str,
+    env,
+    log,
+) -> List[Dict[str, Any]]:
     rows = []
     size = os.path.getsize(old)
     n = a.pullers
 
     def row(case: str, res: Dict[str, Any], ideal: int) -> None:
-        r = {"store": kind, "case": case, "pullers": n, "wall": res["wall"], "bytes": res["bytes"],
-             "ideal": ideal, "downloaders": res.get("downloaders"), "waited": res.get("waited")}
+        r = {
+            "store": kind,
+            "case": case,
+            "pullers": n,
+            "wall": res["wall"],
+            "bytes": res["bytes"],
+            "ideal": ideal,
+            "downloaders": res.get("downloaders"),
+            "waited": res.get("waited"),
+        }
         log(f"  {kind:6} {case:28} {res['wall']:7.2f} s  {res['bytes'] / 2**20:9.1f} MiB")
         rows.append(r)
 
@@ -155,7 +184,9 @@ def fleet_rows(kind: str, url: str, endpoint: Optional[str], baseline: List[Dict
     return rows
 
 
-def gc_rows(kind: str, url: str, endpoint: Optional[str], a, work: str, log) -> List[Dict[str, Any]]:
+def gc_rows(
+    kind: str, url: str, endpoint: Optional[str], a, work: str, log
+) -> List[Dict[str, Any]]:
     import random
 
     import pydelta
@@ -188,12 +219,23 @@ def gc_rows(kind: str, url: str, endpoint: Optional[str], a, work: str, log) -> 
         t0 = time.monotonic()
         rep = gc(url, grace=0, jobs=8, **kw, **args)
         s = time.monotonic() - t0
-        log(f"  {kind:6} gc {case:42} {s:6.2f} s  ({len(rep.versions_deleted)} versions, "
-            f"{rep.packs_condemned} condemned, {rep.packs_deleted} deleted, {rep.packs_repacked} repacked)")
-        out.append({"store": kind, "case": case, "versions": a.gc_versions, "seconds": s,
-                    "versions_deleted": len(rep.versions_deleted), "condemned": rep.packs_condemned,
-                    "deleted": rep.packs_deleted, "repacked": rep.packs_repacked,
-                    "bytes_deleted": rep.bytes_deleted})
+        log(
+            f"  {kind:6} gc {case:42} {s:6.2f} s  ({len(rep.versions_deleted)} versions, "
+            f"{rep.packs_condemned} condemned, {rep.packs_deleted} deleted, {rep.packs_repacked} repacked)"
+        )
+        out.append(
+            {
+                "store": kind,
+                "case": case,
+                "versions": a.gc_versions,
+                "seconds": s,
+                "versions_deleted": len(rep.versions_deleted),
+                "condemned": rep.packs_condemned,
+                "deleted": rep.packs_deleted,
+                "repacked": rep.packs_repacked,
+                "bytes_deleted": rep.bytes_deleted,
+            }
+        )
     return out
 
 
@@ -209,18 +251,29 @@ def markdown(rows, gcs, a, size: int) -> str:
         "|---|---|---:|---:|---:|---|",
     ]
     for r in rows:
-        who = "" if r["downloaders"] is None or r["case"].startswith("whole") else \
-            f"{r['downloaders']} / {r['waited']}"
-        lines.append(f"| {r['store']} | {r['case']} | {r['wall']:.2f} | {r['bytes'] / 2**20:,.1f} | "
-                     f"{r['pullers'] * size / 2**20:,.0f} | {who} |")
+        who = (
+            ""
+            if r["downloaders"] is None or r["case"].startswith("whole")
+            else f"{r['downloaders']} / {r['waited']}"
+        )
+        lines.append(
+            f"| {r['store']} | {r['case']} | {r['wall']:.2f} | {r['bytes'] / 2**20:,.1f} | "
+            f"{r['pullers'] * size / 2**20:,.0f} | {who} |"
+        )
     if gcs:
-        lines += ["", f"## gc on a store with {a.gc_versions} versions ({a.gc_size:g} MiB each, "
-                  "20% rewritten per version)", "",
-                  "| store | run | seconds | versions deleted | packs condemned | packs deleted | repacked |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            f"## gc on a store with {a.gc_versions} versions ({a.gc_size:g} MiB each, "
+            "20% rewritten per version)",
+            "",
+            "| store | run | seconds | versions deleted | packs condemned | packs deleted | repacked |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
         for g in gcs:
-            lines.append(f"| {g['store']} | {g['case']} | {g['seconds']:.2f} | {g['versions_deleted']} | "
-                         f"{g['condemned']} | {g['deleted']} | {g['repacked']} |")
+            lines.append(
+                f"| {g['store']} | {g['case']} | {g['seconds']:.2f} | {g['versions_deleted']} | "
+                f"{g['condemned']} | {g['deleted']} | {g['repacked']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -239,8 +292,11 @@ def main() -> int:
     work = a.work or tempfile.mkdtemp(prefix="fleet-bench-")
     os.makedirs(work, exist_ok=True)
     os.environ.setdefault("PYDELTA_CACHE_DIR", os.path.join(work, "cache"))
-    for k, v in {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         os.environ.setdefault(k, v)
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
@@ -248,8 +304,9 @@ def main() -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    import pydelta
     from store_bench import Moto, make_pairs
+
+    import pydelta
 
     old, new = make_pairs(work, a.size, [a.kind], log)[a.kind]
     size = os.path.getsize(new)
@@ -261,19 +318,26 @@ def main() -> int:
     pydelta.push(old, local, tag="v1")
     pydelta.push(new, local, tag="v2")
     if "local" in stores:
-        base = [{"mode": "copy", "src": new, "dest": d} for d in dirs(work, "local-base", a.pullers)]
+        base = [
+            {"mode": "copy", "src": new, "dest": d} for d in dirs(work, "local-base", a.pullers)
+        ]
         rows += fleet_rows("local", local, None, base, old, a, work, env, log)
         gcs += gc_rows("local", os.path.join(work, "gc-store"), None, a, work, log)
     if "http" in stores:
-        srv = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "http_range_server.py"),
-                                local, "0"], stdout=subprocess.PIPE, text=True)
+        srv = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "tests", "http_range_server.py"), local, "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         url = srv.stdout.readline().strip()  # type: ignore[union-attr]
         whole = os.path.join(local, "whole.bin")  # the whole file, served beside the store
         if not os.path.exists(whole):
             os.link(new, whole)
         try:
-            base = [{"mode": "http", "url": url + "/whole.bin", "dest": d}
-                    for d in dirs(work, "http-base", a.pullers)]
+            base = [
+                {"mode": "http", "url": url + "/whole.bin", "dest": d}
+                for d in dirs(work, "http-base", a.pullers)
+            ]
             rows += fleet_rows("http", url, None, base, old, a, work, env, log)
         finally:
             srv.terminate()
@@ -287,8 +351,16 @@ def main() -> int:
             pydelta.push(old, url, tag="v1", endpoint_url=moto.url)
             pydelta.push(new, url, tag="v2", endpoint_url=moto.url)
             moto.client.upload_file(new, bucket, "whole/model.safetensors")
-            base = [{"mode": "s3", "endpoint": moto.url, "bucket": bucket, "key": "whole/model.safetensors",
-                     "dest": d} for d in dirs(work, "moto-base", a.pullers)]
+            base = [
+                {
+                    "mode": "s3",
+                    "endpoint": moto.url,
+                    "bucket": bucket,
+                    "key": "whole/model.safetensors",
+                    "dest": d,
+                }
+                for d in dirs(work, "moto-base", a.pullers)
+            ]
             rows += fleet_rows("moto", url, moto.url, base, old, a, work, env, log)
             gcs += gc_rows("moto", f"s3://{moto.bucket()}/gc", moto.url, a, work, log)
         finally:

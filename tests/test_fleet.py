@@ -19,8 +19,8 @@ import threading
 import time
 
 import pytest
-
 from http_range_server import RangeServer
+
 from pydelta import errors
 from pydelta.store import diff, mirror, open_store, pull, push, tag
 from pydelta.store.lock import dest_lock, lock_path
@@ -94,8 +94,12 @@ print(json.dumps({"downloaded": r.downloaded_bytes, "fetched": r.fetched_chunks,
 def _run_pullers(n, store_url, dest, kw, tmp_path, env):
     go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", PULLER, str(go), store_url, str(dest), json.dumps(kw)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", PULLER, str(go), store_url, str(dest), json.dumps(kw)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         for _ in range(n)
     ]
     time.sleep(0.5)  # let them all start and wait for the signal
@@ -115,7 +119,9 @@ def test_concurrent_pullers_download_once(store, tmp_path):
     dest = tmp_path / "node" / "model.bin"
     res = _run_pullers(5, store.url, dest, store.kw, tmp_path, env_for_children(store))
     assert dest.read_bytes() == data
-    assert sum(1 for x in res if x["fetched"]) == 1, res  # one downloaded, the others found it ready
+    assert sum(1 for x in res if x["fetched"]) == 1, (
+        res
+    )  # one downloaded, the others found it ready
     assert sum(x["downloaded"] for x in res) < len(data) * 1.05 + 5 * 4096, res
     assert r.version
     assert os.path.exists(lock_path(str(dest)))
@@ -133,10 +139,15 @@ def test_concurrent_pullers_over_http_count_bytes_served(tmp_path, served):
     assert dest.read_bytes() == data
     waited = [x for x in res if x["quick"]]
     assert len(waited) >= 3, res  # they waited on the lock and trusted the record left
-    pack_bytes = sum(os.path.getsize(tmp_path / "store" / "packs" / f)
-                     for f in os.listdir(tmp_path / "store" / "packs") if f.endswith(".pack"))
-    manifest = sum(os.path.getsize(tmp_path / "store" / "versions" / f)
-                   for f in os.listdir(tmp_path / "store" / "versions"))
+    pack_bytes = sum(
+        os.path.getsize(tmp_path / "store" / "packs" / f)
+        for f in os.listdir(tmp_path / "store" / "packs")
+        if f.endswith(".pack")
+    )
+    manifest = sum(
+        os.path.getsize(tmp_path / "store" / "versions" / f)
+        for f in os.listdir(tmp_path / "store" / "versions")
+    )
     # one copy of the packs, one manifest, a few small tag reads
     assert srv.sent <= pack_bytes + manifest + 5 * 1024, (srv.sent, pack_bytes)
 
@@ -147,8 +158,10 @@ def test_killed_puller_releases_lock_and_rerun_fetches_the_rest(tmp_path, served
     push(tmp_path / "m.bin", tmp_path / "store", tag="v1", **SMALL)
     srv = served(tmp_path / "store", rate=2e6)
     dest = tmp_path / "model.bin"
-    p = subprocess.Popen([sys.executable, "-m", "pydelta", "pull", srv.url, str(dest), "-t", "v1",
-                          "-j", "1", "-q"], stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "pydelta", "pull", srv.url, str(dest), "-t", "v1", "-j", "1", "-q"],
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     while srv.sent < len(data) // 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -160,8 +173,22 @@ def test_killed_puller_releases_lock_and_rerun_fetches_the_rest(tmp_path, served
     srv.rate = None
     t0 = time.monotonic()
     # the kernel released the dead puller's lock: this one does not wait
-    r = subprocess.run([sys.executable, "-m", "pydelta", "pull", srv.url, str(dest), "-t", "v1",
-                        "--timeout", "20"], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pydelta",
+            "pull",
+            srv.url,
+            str(dest),
+            "-t",
+            "v1",
+            "--timeout",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     assert time.monotonic() - t0 < 15
     assert dest.read_bytes() == data
@@ -177,8 +204,20 @@ def test_waiting_for_the_lock_times_out_with_its_exit_status(tmp_path):
     dest = tmp_path / "model.bin"
     with dest_lock(str(dest)):
         t0 = time.monotonic()
-        r = subprocess.run([sys.executable, "-m", "pydelta", "pull", str(tmp_path / "store"), str(dest),
-                            "--timeout", "1"], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pydelta",
+                "pull",
+                str(tmp_path / "store"),
+                str(dest),
+                "--timeout",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 7, r.stderr
         assert "lock" in r.stderr and time.monotonic() - t0 < 10
     assert not dest.exists()
@@ -240,7 +279,9 @@ def test_mirror_sends_only_missing_packs_and_tags_last(store, tmp_path):
     pull(str(dst), out, tag="v2")
     assert out.read_bytes() == src.read_bytes()
     dry = mirror(store.url, tmp_path / "empty", dry_run=True, **store.kw)
-    assert dry.packs_copied == m1.packs_copied + m2.packs_copied and not (tmp_path / "empty").exists()
+    assert (
+        dry.packs_copied == m1.packs_copied + m2.packs_copied and not (tmp_path / "empty").exists()
+    )
 
 
 def test_mirror_never_shows_a_version_it_cannot_serve(tmp_path):
@@ -253,7 +294,9 @@ def test_mirror_never_shows_a_version_it_cannot_serve(tmp_path):
     packs[-1].write_bytes(bytes(blob))
     with pytest.raises(errors.CorruptStoreError, match="wrong bytes"):
         mirror(tmp_path / "store", tmp_path / "mirror", jobs=1)
-    assert not list((tmp_path / "mirror").glob("versions/*")) and not list((tmp_path / "mirror").glob("tags/*"))
+    assert not list((tmp_path / "mirror").glob("versions/*")) and not list(
+        (tmp_path / "mirror").glob("tags/*")
+    )
 
 
 def test_http_store_pull_mirror_and_read_only(tmp_path, served, fast_retries):
@@ -420,7 +463,9 @@ def test_gc_policy_two_steps_and_pulls_keep_working(store, tmp_path):
         assert out.read_bytes() == data
     # nothing left to do
     r3 = gc(store.url, keep_last=2, grace=0, **store.kw)
-    assert r3.packs_deleted == r3.packs_condemned == r3.packs_restored == 0 and not r3.versions_deleted
+    assert (
+        r3.packs_deleted == r3.packs_condemned == r3.packs_restored == 0 and not r3.versions_deleted
+    )
 
 
 def test_gc_keeps_tagged_young_and_everything_without_a_policy(store, tmp_path):
@@ -583,11 +628,18 @@ def test_cli_exit_statuses(tmp_path, served):
     def run(*args, **env):
         e = dict(os.environ)
         e.update(env)
-        return subprocess.run([sys.executable, "-m", "pydelta", *args], capture_output=True, text=True, env=e)
+        return subprocess.run(
+            [sys.executable, "-m", "pydelta", *args], capture_output=True, text=True, env=e
+        )
 
     assert run("pull").returncode == 2  # no STORE, in the arguments or the environment
-    r = run("pull", PYDELTA_STORE=srv.url, PYDELTA_DEST=str(tmp_path / "o.bin"), PYDELTA_TAG="v1",
-            PYDELTA_JOBS="2")
+    r = run(
+        "pull",
+        PYDELTA_STORE=srv.url,
+        PYDELTA_DEST=str(tmp_path / "o.bin"),
+        PYDELTA_TAG="v1",
+        PYDELTA_JOBS="2",
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o.bin").read_bytes() == (tmp_path / "m.bin").read_bytes()
     r = run("pull", PYDELTA_STORE=srv.url, PYDELTA_DEST=str(tmp_path / "o.bin"), PYDELTA_TAG="v9")

@@ -20,10 +20,13 @@ ENTRYPOINT = os.path.join(EXAMPLES, "entrypoint.sh")
 SMALL = dict(pack_size=256 << 10, chunk_avg=16 << 10, jobs=2)
 
 # the "server": proves it was exec'd (same PID as the entrypoint) and sees the model
-SERVER = [sys.executable, "-c",
-          "import os, sys; d = os.environ['PYDELTA_DEST']; "
-          "print('server', os.getpid(), sorted(os.listdir(d)), os.path.getsize(os.path.join(d, 'w.bin'))); "
-          "sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)"]
+SERVER = [
+    sys.executable,
+    "-c",
+    "import os, sys; d = os.environ['PYDELTA_DEST']; "
+    "print('server', os.getpid(), sorted(os.listdir(d)), os.path.getsize(os.path.join(d, 'w.bin'))); "
+    "sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)",
+]
 
 
 def _env(tmp_path, **kw) -> dict:
@@ -38,8 +41,13 @@ def _env(tmp_path, **kw) -> dict:
 
 
 def _start(env, *args):
-    p = subprocess.Popen(["sh", ENTRYPOINT, *args], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        ["sh", ENTRYPOINT, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out, err = p.communicate(timeout=120)
     return p.pid, p.returncode, out, err
 
@@ -59,8 +67,13 @@ def model_store(tmp_path):
 def test_entrypoint_pulls_then_execs_the_server(tmp_path, model_store):
     src, store = model_store
     dest = tmp_path / "volume" / "model"
-    env = _env(tmp_path, PYDELTA_STORE=str(store), PYDELTA_DEST=str(dest), PYDELTA_TAG="prod",
-               PYDELTA_JOBS="2")
+    env = _env(
+        tmp_path,
+        PYDELTA_STORE=str(store),
+        PYDELTA_DEST=str(dest),
+        PYDELTA_TAG="prod",
+        PYDELTA_JOBS="2",
+    )
     pid, rc, out, err = _start(env, *SERVER)
     assert rc == 0, err
     line = [ln for ln in out.splitlines() if ln.startswith("server")][0]
@@ -90,7 +103,11 @@ def test_entrypoint_new_version_fetches_only_the_difference(tmp_path, model_stor
     _, rc, out, err = _start(env, *SERVER)
     assert rc == 0, err
     assert (dest / "w.bin").read_bytes() == bytes(data)
-    got = int([ln for ln in out.splitlines() if ln.startswith("downloaded")][0].split()[1].replace(",", ""))
+    got = int(
+        [ln for ln in out.splitlines() if ln.startswith("downloaded")][0]
+        .split()[1]
+        .replace(",", "")
+    )
     assert got < 200_000, out
 
 
@@ -117,8 +134,14 @@ def test_entrypoint_near_store_from_the_environment(tmp_path, model_store):
     mirror_dir = tmp_path / "node-cache"
     shutil.copytree(store, mirror_dir)
     dest = tmp_path / "volume" / "model"
-    env = _env(tmp_path, PYDELTA_STORE=str(tmp_path / "not-mounted"), PYDELTA_NEAR=str(mirror_dir),
-               PYDELTA_DEST=str(dest), PYDELTA_TAG="prod", PYDELTA_TIMEOUT="60")
+    env = _env(
+        tmp_path,
+        PYDELTA_STORE=str(tmp_path / "not-mounted"),
+        PYDELTA_NEAR=str(mirror_dir),
+        PYDELTA_DEST=str(dest),
+        PYDELTA_TAG="prod",
+        PYDELTA_TIMEOUT="60",
+    )
     _, rc, out, err = _start(env, *SERVER)
     assert rc == 0, err
     assert (dest / "w.bin").read_bytes() == (src / "w.bin").read_bytes()

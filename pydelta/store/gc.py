@@ -102,11 +102,17 @@ class GcReport:
     def summary(self) -> str:
         """A few lines for people."""
         would = ""
-        lines = ["dry run: nothing was changed; this is what a run would do"] if self.dry_run else []
+        lines = (
+            ["dry run: nothing was changed; this is what a run would do"] if self.dry_run else []
+        )
         lines += [
             f"versions: {self.versions_kept} kept, {len(self.versions_deleted)} {would}deleted"
-            + (f" ({', '.join(v[:16] for v in self.versions_deleted[:8])}"
-               f"{', ...' if len(self.versions_deleted) > 8 else ''})" if self.versions_deleted else ""),
+            + (
+                f" ({', '.join(v[:16] for v in self.versions_deleted[:8])}"
+                f"{', ...' if len(self.versions_deleted) > 8 else ''})"
+                if self.versions_deleted
+                else ""
+            ),
         ]
         if self.tags_deleted:
             lines.append(f"tags {would}deleted: {', '.join(self.tags_deleted)}")
@@ -118,8 +124,10 @@ class GcReport:
             f"pushes {would}deleted"
         )
         if self.packs_repacked:
-            lines.append(f"repacked {self.packs_repacked} mostly-dead pack{'s' if self.packs_repacked != 1 else ''}"
-                         f" into {self.packs_written} ({self.bytes_repacked:,} bytes written)")
+            lines.append(
+                f"repacked {self.packs_repacked} mostly-dead pack{'s' if self.packs_repacked != 1 else ''}"
+                f" into {self.packs_written} ({self.bytes_repacked:,} bytes written)"
+            )
         lines.append(f"{self.seconds:.2f} s")
         return "\n".join(lines)
 
@@ -188,7 +196,7 @@ def _hex_id(name: str) -> Optional[bytes]:
 def _snapshot(st: Store, jobs: int) -> _Snapshot:
     s = _Snapshot()
     for o in st.list(VERSIONS):
-        vid = o.key[len(VERSIONS):]
+        vid = o.key[len(VERSIONS) :]
         if _hex_id(vid) is not None:
             s.versions[vid] = o.mtime
     tag_objs = list(st.list(TAGS))
@@ -198,7 +206,11 @@ def _snapshot(st: Store, jobs: int) -> _Snapshot:
         if data is None:
             return None
         try:
-            return o.key[len(TAGS):], mf.decode_tag(data, f"{o.key} in store {st.url}").version, o.mtime
+            return (
+                o.key[len(TAGS) :],
+                mf.decode_tag(data, f"{o.key} in store {st.url}").version,
+                o.mtime,
+            )
         except CorruptStoreError:
             return None
 
@@ -207,7 +219,7 @@ def _snapshot(st: Store, jobs: int) -> _Snapshot:
             if got is not None:
                 s.tags[got[0]] = (got[1], got[2])
     for o in st.list(PACKS):
-        name = o.key[len(PACKS):]
+        name = o.key[len(PACKS) :]
         stem, _, ext = name.partition(".")
         pid = _hex_id(stem)
         if pid is None:
@@ -219,7 +231,7 @@ def _snapshot(st: Store, jobs: int) -> _Snapshot:
         elif ext == "moved":
             s.moved[pid] = o
     for o in st.list(CONDEMNED):
-        pid = _hex_id(o.key[len(CONDEMNED):])
+        pid = _hex_id(o.key[len(CONDEMNED) :])
         if pid is not None:
             s.condemned[pid] = o
     return s
@@ -362,7 +374,9 @@ class _Gc:
         if pack not in self.snap.moved or depth > 8:
             return set()
         try:
-            to = decode_moved(self.st.get(moved_key(pack)), pack, f"{moved_key(pack)} in store {self.st.url}")
+            to = decode_moved(
+                self.st.get(moved_key(pack)), pack, f"{moved_key(pack)} in store {self.st.url}"
+            )
         except StoreNotFoundError:
             return set()
         out = set(to)
@@ -389,7 +403,9 @@ class _Gc:
         data = self.st.get(CONDEMNED + pack.hex())
         idx = mf.decode_pack_index(data, _blake3, f"{CONDEMNED}{pack.hex()} in store {self.st.url}")
         if idx.pack != pack:
-            raise CorruptStoreError(f"{CONDEMNED}{pack.hex()} in store {self.st.url} describes another pack")
+            raise CorruptStoreError(
+                f"{CONDEMNED}{pack.hex()} in store {self.st.url} describes another pack"
+            )
         self.st.put(index_key(pack), data)
         self.st.delete(CONDEMNED + pack.hex())
 
@@ -415,8 +431,14 @@ class _Gc:
             return False
         return True
 
-    def go(self, keep_last: Optional[int], keep_tagged: bool, repack: bool, repack_below: float,
-           pack_size: int) -> None:
+    def go(
+        self,
+        keep_last: Optional[int],
+        keep_tagged: bool,
+        repack: bool,
+        repack_below: float,
+        pack_size: int,
+    ) -> None:
         s = self.snap
         keep = self.policy(keep_last, keep_tagged)
         self.delete_versions(keep)
@@ -432,8 +454,14 @@ class _Gc:
                         self.condemn(p)
                     continue
                 refs = used.get(p)
-                if (repack and refs and p not in s.moved and self.old(info.mtime)
-                        and sum(c.stored for c in refs.values()) < repack_below * max(1, info.size - mf.PACK_HEADER.size)):
+                if (
+                    repack
+                    and refs
+                    and p not in s.moved
+                    and self.old(info.mtime)
+                    and sum(c.stored for c in refs.values())
+                    < repack_below * max(1, info.size - mf.PACK_HEADER.size)
+                ):
                     candidates.append(p)
                 continue
             if p in s.condemned:
@@ -451,7 +479,7 @@ class _Gc:
                 self.delete_pack(p, orphan=True)  # an interrupted upload (pack without index)
         # leftovers: records and indexes without their pack
         if not self.dry_run:
-            for p, o in s.condemned.items():
+            for p in s.condemned:
                 if p not in s.packs:
                     self.st.delete(CONDEMNED + p.hex())
             for p, o in s.indexes.items():
@@ -465,7 +493,9 @@ class _Gc:
 
     # -- repacking
 
-    def repack(self, packs: List[bytes], used: Dict[bytes, Dict[int, mf.ChunkRef]], pack_size: int) -> None:
+    def repack(
+        self, packs: List[bytes], used: Dict[bytes, Dict[int, mf.ChunkRef]], pack_size: int
+    ) -> None:
         r = self.report
         r.packs_repacked += len(packs)
         if self.dry_run:
@@ -526,8 +556,11 @@ def _groups(refs: List[mf.ChunkRef]) -> List[List[mf.ChunkRef]]:
     out: List[List[mf.ChunkRef]] = []
     for c in refs:
         g = out[-1] if out else None
-        if g and c.offset - (g[-1].offset + g[-1].stored) <= _MERGE_GAP and \
-                c.offset + c.stored - g[0].offset <= _MAX_REQUEST:
+        if (
+            g
+            and c.offset - (g[-1].offset + g[-1].stored) <= _MERGE_GAP
+            and c.offset + c.stored - g[0].offset <= _MAX_REQUEST
+        ):
             g.append(c)
         else:
             out.append([c])

@@ -75,8 +75,9 @@ class HttpStore(Store):
 
     def _new_conn(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
         if scheme == "https":
-            return http.client.HTTPSConnection(host, port, timeout=self.timeout,
-                                               context=self._ssl or ssl.create_default_context())
+            return http.client.HTTPSConnection(
+                host, port, timeout=self.timeout, context=self._ssl or ssl.create_default_context()
+            )
         return http.client.HTTPConnection(host, port, timeout=self.timeout)
 
     def _conn(self) -> http.client.HTTPConnection:
@@ -104,8 +105,7 @@ class HttpStore(Store):
 
     # -- one request
 
-    def _request(self, method: str, key: str, headers: Dict[str, str]
-                 ) -> http.client.HTTPResponse:
+    def _request(self, method: str, key: str, headers: Dict[str, str]) -> http.client.HTTPResponse:
         """Send one request (following redirects); the caller reads or closes
         the response. Connection failures raise Transient."""
         target = self.base + quote(key)
@@ -120,7 +120,9 @@ class HttpStore(Store):
                     conn.close()
                 else:
                     self._drop()
-                raise Transient(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__) from None
+                raise Transient(
+                    f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                ) from None
             if resp.status in (301, 302, 303, 307, 308) and resp.getheader("Location"):
                 loc = resp.getheader("Location") or ""
                 resp.read()
@@ -159,7 +161,9 @@ class HttpStore(Store):
         if s in (404, 410):
             raise StoreNotFoundError(f"{key} is not in store {self.url}")
         if s in (401, 403):
-            raise StoreAccessError(f"reading {key}: store {self.url} answered HTTP {s} {resp.reason}")
+            raise StoreAccessError(
+                f"reading {key}: store {self.url} answered HTTP {s} {resp.reason}"
+            )
         if s == 416:
             raise CorruptStoreError(f"{key} in store {self.url} is shorter than its index says")
         raise StoreError(f"reading {key}: store {self.url} answered HTTP {s} {resp.reason}")
@@ -181,7 +185,9 @@ class HttpStore(Store):
             length = resp.getheader("Content-Length")
             if length is not None and length.isdigit() and int(length) > _MAX_SMALL:
                 self._finish(resp, keep=False)
-                raise CorruptStoreError(f"{key} in store {self.url} is far too large ({length} bytes)")
+                raise CorruptStoreError(
+                    f"{key} in store {self.url} is far too large ({length} bytes)"
+                )
             data = self._read(resp, _MAX_SMALL + 1)
             if len(data) > _MAX_SMALL:
                 self._finish(resp, keep=False)
@@ -269,8 +275,9 @@ class HttpStore(Store):
     def _refuse(self, key: str) -> ReadOnlyStoreError:
         return ReadOnlyStoreError(f"store {self.url} is read-only (HTTP): cannot write {key}")
 
-    def put(self, key: str, data: Data, *, mode: str = "overwrite",
-            token: Optional[str] = None) -> bool:
+    def put(
+        self, key: str, data: Data, *, mode: str = "overwrite", token: Optional[str] = None
+    ) -> bool:
         raise self._refuse(key)
 
     def put_file(self, key: str, path: str) -> None:
@@ -278,4 +285,3 @@ class HttpStore(Store):
 
     def delete(self, key: str) -> None:
         raise self._refuse(key)
-

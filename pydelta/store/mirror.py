@@ -34,9 +34,9 @@ from .. import _backend
 from ..errors import CorruptStoreError, StoreNotFoundError, UsageError, VersionNotFoundError
 from ..formats import manifest as mf
 from .base import CREATE, SWAP, ObjectInfo, Store
-from .pull import resolve_version
 from .packs import index_key, pack_key
-from .relocate import decode_moved, moved_key, read_index
+from .pull import resolve_version
+from .relocate import decode_moved, moved_key
 from .stores import CONFIG_KEY, PACKS, TAGS, VERSIONS, open_store, read_config, tag_key, version_key
 
 #: bytes per ranged GET while copying a pack
@@ -62,14 +62,16 @@ class MirrorReport:
         """A few lines for people."""
         what = "would copy" if self.dry_run else "copied"
         tags = ", ".join(f"{t} -> {v[:16]}" for t, v in sorted(self.tags.items())) or "none"
-        return "\n".join([
-            f"{self.src} -> {self.dst}: {len(self.versions)} version"
-            f"{'s' if len(self.versions) != 1 else ''} ({self.new_versions} new)",
-            f"{what} {self.packs_copied} pack{'s' if self.packs_copied != 1 else ''} "
-            f"({self.bytes_copied:,} bytes); {self.packs_present} already there",
-            f"tags: {tags}",
-            f"{self.seconds:.2f} s",
-        ])
+        return "\n".join(
+            [
+                f"{self.src} -> {self.dst}: {len(self.versions)} version"
+                f"{'s' if len(self.versions) != 1 else ''} ({self.new_versions} new)",
+                f"{what} {self.packs_copied} pack{'s' if self.packs_copied != 1 else ''} "
+                f"({self.bytes_copied:,} bytes); {self.packs_present} already there",
+                f"tags: {tags}",
+                f"{self.seconds:.2f} s",
+            ]
+        )
 
 
 def _present(dst: Store) -> Set[str]:
@@ -78,7 +80,9 @@ def _present(dst: Store) -> Set[str]:
 
 
 class _Copier:
-    def __init__(self, src: Store, dst: Store, have: Set[str], dry_run: bool, report: MirrorReport) -> None:
+    def __init__(
+        self, src: Store, dst: Store, have: Set[str], dry_run: bool, report: MirrorReport
+    ) -> None:
         self.src, self.dst, self.have, self.dry_run, self.report = src, dst, have, dry_run, report
         self.lock = threading.Lock()
         self.done: Set[bytes] = set()
@@ -108,7 +112,9 @@ class _Copier:
             return
         idx = mf.decode_pack_index(idx_data, _blake3, f"{index_key(pack)} in store {self.src.url}")
         if idx.pack != pack:
-            raise CorruptStoreError(f"{index_key(pack)} in store {self.src.url} describes another pack")
+            raise CorruptStoreError(
+                f"{index_key(pack)} in store {self.src.url} describes another pack"
+            )
         if self.dry_run:
             self._count(idx.pack_size + len(idx_data), pack=True)
             return
@@ -119,7 +125,9 @@ class _Copier:
 
     def _moved(self, pack: bytes, depth: int) -> None:
         if depth > 8:
-            raise CorruptStoreError(f"relocation records of pack {pack.hex()[:16]} go round in circles")
+            raise CorruptStoreError(
+                f"relocation records of pack {pack.hex()[:16]} go round in circles"
+            )
         try:
             rec = self.src.get(moved_key(pack))
         except StoreNotFoundError:
@@ -186,8 +194,16 @@ def _read_manifest(st: Store, version: str) -> "tuple[mf.Manifest, bytes]":
     return mf.decode_manifest(data, what), data
 
 
-def mirror(src: str, dst: str, *, tag: Optional[str] = None, jobs: int = 8, dry_run: bool = False,
-           endpoint_url: Optional[str] = None, dst_endpoint_url: Optional[str] = None) -> MirrorReport:
+def mirror(
+    src: str,
+    dst: str,
+    *,
+    tag: Optional[str] = None,
+    jobs: int = 8,
+    dry_run: bool = False,
+    endpoint_url: Optional[str] = None,
+    dst_endpoint_url: Optional[str] = None,
+) -> MirrorReport:
     """Copy versions and tags from store ``src`` to store ``dst`` (see the module doc).
 
     Args:
@@ -213,8 +229,12 @@ def mirror(src: str, dst: str, *, tag: Optional[str] = None, jobs: int = 8, dry_
 
     def open_dst() -> Store:
         try:
-            return open_store(dst, endpoint_url=ep(dst, dst_endpoint_url or endpoint_url), jobs=jobs,
-                              create=not dry_run)
+            return open_store(
+                dst,
+                endpoint_url=ep(dst, dst_endpoint_url or endpoint_url),
+                jobs=jobs,
+                create=not dry_run,
+            )
         except StoreNotFoundError:
             if not dry_run or dst.startswith("s3://"):
                 raise
@@ -240,13 +260,14 @@ def mirror(src: str, dst: str, *, tag: Optional[str] = None, jobs: int = 8, dry_
             tags = {tag: raw} if raw is not None else {}
             versions = [vid]
         else:
-            versions = sorted(o.key[len(VERSIONS):] for o in s.list(VERSIONS)
-                              if len(o.key) == len(VERSIONS) + 64)
+            versions = sorted(
+                o.key[len(VERSIONS) :] for o in s.list(VERSIONS) if len(o.key) == len(VERSIONS) + 64
+            )
             tags = {}
             for o in s.list(TAGS):
                 raw, _ = s.get_token(o.key)
                 if raw is not None:
-                    tags[o.key[len(TAGS):]] = raw
+                    tags[o.key[len(TAGS) :]] = raw
         have_versions = {o.key for o in d.list(VERSIONS)} if theirs is not None else set()
         have = _present(d) if theirs is not None else set()
         if theirs is None and not dry_run:

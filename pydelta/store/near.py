@@ -115,7 +115,11 @@ class NearStore(Store):
                 continue
             except _PASS_OVER as e:
                 # a not-found from a near store is expected (it lags); remember the origin's
-                if last is None or not isinstance(e, StoreNotFoundError) or i == len(self.stores) - 1:
+                if (
+                    last is None
+                    or not isinstance(e, StoreNotFoundError)
+                    or i == len(self.stores) - 1
+                ):
                     last = e
                 continue
             with self._lock:
@@ -170,8 +174,9 @@ class NearStore(Store):
 
     # -- writes: a pull never writes to its stores
 
-    def put(self, key: str, data: Data, *, mode: str = "overwrite",
-            token: Optional[str] = None) -> bool:
+    def put(
+        self, key: str, data: Data, *, mode: str = "overwrite", token: Optional[str] = None
+    ) -> bool:
         raise ReadOnlyStoreError(f"cannot write {key}: stores read through --near are read-only")
 
     def put_file(self, key: str, path: str) -> None:
@@ -185,8 +190,9 @@ class NearStore(Store):
             s.close()
 
 
-def open_pull_store(store: str, near: Sequence[str] = (), *, endpoint_url: Optional[str] = None,
-                    jobs: int = 8) -> Store:
+def open_pull_store(
+    store: str, near: Sequence[str] = (), *, endpoint_url: Optional[str] = None, jobs: int = 8
+) -> Store:
     """The store a pull reads: STORE itself, or the near stores then STORE.
 
     A near store that does not exist (a local directory not mounted yet) is

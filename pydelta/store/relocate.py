@@ -39,8 +39,12 @@ def moved_key(pack: bytes) -> str:
 
 def encode_moved(pack: bytes, to: Sequence[bytes]) -> bytes:
     """A relocation record's bytes."""
-    doc = {"format": FORMAT, "format_version": VERSION, "pack": pack.hex(),
-           "to": [t.hex() for t in to]}
+    doc = {
+        "format": FORMAT,
+        "format_version": VERSION,
+        "pack": pack.hex(),
+        "to": [t.hex() for t in to],
+    }
     return (json.dumps(doc, sort_keys=True) + "\n").encode("ascii")
 
 
@@ -71,7 +75,9 @@ def read_index(st: Store, pack: bytes) -> mf.PackIndex:
     return idx
 
 
-def locate(st: Store, pack: bytes, digests: Sequence[bytes]) -> Dict[bytes, Tuple[bytes, mf.PackEntry]]:
+def locate(
+    st: Store, pack: bytes, digests: Sequence[bytes]
+) -> Dict[bytes, Tuple[bytes, mf.PackEntry]]:
     """digest -> (pack, entry) for chunks of a vanished ``pack``, following records.
 
     Raises StoreNotFoundError if ``pack`` has no record, CorruptStoreError if a
@@ -113,7 +119,9 @@ def locate(st: Store, pack: bytes, digests: Sequence[bytes]) -> Dict[bytes, Tupl
     return found
 
 
-def fetch_moved(st: Store, pack: bytes, refs: Sequence[mf.ChunkRef]) -> Tuple[Dict[bytes, bytes], int, int]:
+def fetch_moved(
+    st: Store, pack: bytes, refs: Sequence[mf.ChunkRef]
+) -> Tuple[Dict[bytes, bytes], int, int]:
     """The chunks ``refs`` (all in the vanished ``pack``), from where they went.
 
     Returns (digest -> verified bytes, bytes downloaded, requests).
@@ -130,8 +138,11 @@ def fetch_moved(st: Store, pack: bytes, refs: Sequence[mf.ChunkRef]) -> Tuple[Di
         groups: List[List[mf.PackEntry]] = []
         for e in entries:
             g = groups[-1] if groups else None
-            if g and e.offset - (g[-1].offset + g[-1].stored) <= MERGE_GAP and \
-                    e.offset + e.stored - g[0].offset <= MAX_REQUEST:
+            if (
+                g
+                and e.offset - (g[-1].offset + g[-1].stored) <= MERGE_GAP
+                and e.offset + e.stored - g[0].offset <= MAX_REQUEST
+            ):
                 g.append(e)
             else:
                 groups.append([e])
@@ -144,5 +155,7 @@ def fetch_moved(st: Store, pack: bytes, refs: Sequence[mf.ChunkRef]) -> Tuple[Di
             requests += 1
             for e in g:
                 a = e.offset - start
-                out[e.digest] = decode_payload(data[a : a + e.stored], e.codec, e.size, e.digest, what)
+                out[e.digest] = decode_payload(
+                    data[a : a + e.stored], e.codec, e.size, e.digest, what
+                )
     return out, got, requests

@@ -60,8 +60,15 @@ def _resolve(st, ref: str) -> str:
             raise first from None
 
 
-def tag(store: str, version: str, name: str, *, force: bool = False, expect: Optional[str] = None,
-        endpoint_url: Optional[str] = None) -> TagReport:
+def tag(
+    store: str,
+    version: str,
+    name: str,
+    *,
+    force: bool = False,
+    expect: Optional[str] = None,
+    endpoint_url: Optional[str] = None,
+) -> TagReport:
     """Point tag ``name`` at ``version`` (an id, a unique prefix, or another tag).
 
     Args:
@@ -156,8 +163,9 @@ class DiffReport:
         for c in self.removed:
             lines.append(f"removed  {c.path}  ({c.old_size:,} bytes)")
         for c in self.changed:
-            lines.append(f"changed  {c.path}  ({c.old_size:,} -> {c.new_size:,} bytes, "
-                         f"{c.new_bytes:,} new)")
+            lines.append(
+                f"changed  {c.path}  ({c.old_size:,} -> {c.new_size:,} bytes, {c.new_bytes:,} new)"
+            )
         pct = 100.0 * self.new_bytes / self.new_total if self.new_total else 0.0
         lines.append(
             f"{self.old[:16]} -> {self.new[:16]}: {len(self.added)} added, {len(self.removed)} removed, "
