@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from .catalog import ls
 from .chunker import DEFAULT_PARAMS, ChunkParams
-from .pull import pull
-from .push import push
-from .report import Progress, PullReport, PushReport, StoreListing, VersionInfo
-from .stores import open_store
 
 # fleet delivery (issue 12)
 from .gc import GcReport, gc
 from .mirror import MirrorReport, mirror
+from .pull import pull
+from .push import push
+from .report import Progress, PullReport, PushReport, StoreListing, VersionInfo
+from .stores import open_store
 from .tags import DiffReport, TagReport, diff, tag, untag
 
 __all__ = [

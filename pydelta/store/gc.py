@@ -60,7 +60,8 @@ from ..formats import manifest as mf
 from .base import CREATE, OVERWRITE, ObjectInfo, Store
 from .index import cache_root
 from .packs import DEFAULT_PACK_SIZE, PackWriter, decode_payload, index_key, pack_key
-from .relocate import decode_moved, encode_moved, locate, moved_key
+from .pull import read_manifest_bytes
+from .relocate import decode_moved, encode_moved, locate, merge_ranges, moved_key
 from .stores import PACKS, TAGS, VERSIONS, open_store, read_config, tag_key, version_key
 
 #: Default grace period (seconds): longer than any push takes.
@@ -69,8 +70,6 @@ DEFAULT_GRACE = 6 * 3600.0
 REPACK_BELOW = 0.5
 CONDEMNED = "gc/condemned/"
 CLOCK_KEY = "gc/clock"
-_MERGE_GAP = 256 << 10
-_MAX_REQUEST = 8 << 20
 
 
 def _blake3(data: bytes) -> bytes:
@@ -151,10 +150,7 @@ def _load_manifest(st: Store, vid: str, cache: Optional[str]) -> mf.Manifest:
                 data = fh.read()
             if _blake3(data).hex() == vid:
                 return mf.decode_manifest(data, what)
-    data = st.get(version_key(vid))
-    if _blake3(data).hex() != vid:
-        raise CorruptStoreError(f"{what} is damaged or tampered with (its BLAKE3 is not its id)")
-    man = mf.decode_manifest(data, what)
+    man, data = read_manifest_bytes(st, vid)
     if path:
         with contextlib.suppress(OSError):
             os.makedirs(cache, exist_ok=True)
@@ -523,9 +519,9 @@ class _Gc:
 
         try:
             for p in packs:
-                refs = sorted(used[p].values(), key=lambda c: c.offset)
+                refs = list(used[p].values())
                 what = f"pack {p.hex()[:16]} in store {self.st.url}"
-                for group in _groups(refs):
+                for group in merge_ranges(refs):
                     start = group[0].offset
                     end = max(c.offset + c.stored for c in group)
                     data = self.st.get_range(pack_key(p), start, end - start)
@@ -550,18 +546,3 @@ class _Gc:
         for p in packs:
             self.st.put(moved_key(p), encode_moved(p, new_packs))
             self.condemn(p)
-
-
-def _groups(refs: List[mf.ChunkRef]) -> List[List[mf.ChunkRef]]:
-    out: List[List[mf.ChunkRef]] = []
-    for c in refs:
-        g = out[-1] if out else None
-        if (
-            g
-            and c.offset - (g[-1].offset + g[-1].stored) <= _MERGE_GAP
-            and c.offset + c.stored - g[0].offset <= _MAX_REQUEST
-        ):
-            g.append(c)
-        else:
-            out.append([c])
-    return out

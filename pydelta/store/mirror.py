@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Set
 
 from .. import _backend
-from ..errors import CorruptStoreError, StoreNotFoundError, UsageError, VersionNotFoundError
+from ..errors import CorruptStoreError, StoreNotFoundError, UsageError
 from ..formats import manifest as mf
 from .base import CREATE, SWAP, ObjectInfo, Store
 from .packs import index_key, pack_key
-from .pull import resolve_version
+from .pull import read_manifest_bytes, resolve_version
 from .relocate import decode_moved, moved_key
 from .stores import CONFIG_KEY, PACKS, TAGS, VERSIONS, open_store, read_config, tag_key, version_key
 
@@ -182,18 +182,6 @@ def _blake3(data: bytes) -> bytes:
     return _backend.backend.blake3_digest(data)
 
 
-def _read_manifest(st: Store, version: str) -> "tuple[mf.Manifest, bytes]":
-    """(manifest, its bytes), checked against its id."""
-    try:
-        data = st.get(version_key(version))
-    except StoreNotFoundError:
-        raise VersionNotFoundError(f"version {version[:16]} is not in store {st.url}") from None
-    what = f"manifest of version {version[:16]} in store {st.url}"
-    if _blake3(data).hex() != version:
-        raise CorruptStoreError(f"{what} is damaged or tampered with (its BLAKE3 is not its id)")
-    return mf.decode_manifest(data, what), data
-
-
 def mirror(
     src: str,
     dst: str,
@@ -281,7 +269,7 @@ def mirror(
             if version_key(v) in have_versions:
                 report.versions.append(v)
                 continue
-            man, data = _read_manifest(s, v)
+            man, data = read_manifest_bytes(s, v)
             manifests[v] = data
             for p in man.packs():
                 if p not in seen:

@@ -122,6 +122,12 @@ def resolve_version(st: Store, tag: Optional[str], version: Optional[str]) -> st
 
 def read_manifest(st: Store, version: str) -> Tuple[mf.Manifest, int]:
     """(manifest, its size in bytes), checked against its id."""
+    man, data = read_manifest_bytes(st, version)
+    return man, len(data)
+
+
+def read_manifest_bytes(st: Store, version: str) -> Tuple[mf.Manifest, bytes]:
+    """(manifest, its bytes), checked against its id (mirror copies the bytes)."""
     try:
         data = st.get(version_key(version))
     except StoreNotFoundError:
@@ -129,7 +135,7 @@ def read_manifest(st: Store, version: str) -> Tuple[mf.Manifest, int]:
     what = f"manifest of version {version[:16]} in store {st.url}"
     if blake3(data).hex() != version:
         raise CorruptStoreError(f"{what} is damaged or tampered with (its BLAKE3 is not its id)")
-    return mf.decode_manifest(data, what), len(data)
+    return mf.decode_manifest(data, what), data
 
 
 # ---------------------------------------------------------------- state

@@ -17,7 +17,7 @@ The record is a small JSON object::
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple, TypeVar
 
 from ..errors import CorruptStoreError, StoreNotFoundError
 from ..formats import manifest as mf
@@ -119,6 +119,27 @@ def locate(
     return found
 
 
+R = TypeVar("R", mf.ChunkRef, mf.PackEntry)
+
+
+def merge_ranges(items: Sequence[R]) -> List[List[R]]:
+    """Payloads of one pack (anything with ``offset`` and ``stored``) grouped
+    into ranged GETs: sorted, neighbours at most MERGE_GAP apart merged, up
+    to MAX_REQUEST bytes a request."""
+    out: List[List[R]] = []
+    for e in sorted(items, key=lambda e: e.offset):
+        g = out[-1] if out else None
+        if (
+            g
+            and e.offset - (g[-1].offset + g[-1].stored) <= MERGE_GAP
+            and e.offset + e.stored - g[0].offset <= MAX_REQUEST
+        ):
+            g.append(e)
+        else:
+            out.append([e])
+    return out
+
+
 def fetch_moved(
     st: Store, pack: bytes, refs: Sequence[mf.ChunkRef]
 ) -> Tuple[Dict[bytes, bytes], int, int]:
@@ -134,18 +155,7 @@ def fetch_moved(
     got = 0
     requests = 0
     for q, entries in by_pack.items():
-        entries.sort(key=lambda e: e.offset)
-        groups: List[List[mf.PackEntry]] = []
-        for e in entries:
-            g = groups[-1] if groups else None
-            if (
-                g
-                and e.offset - (g[-1].offset + g[-1].stored) <= MERGE_GAP
-                and e.offset + e.stored - g[0].offset <= MAX_REQUEST
-            ):
-                g.append(e)
-            else:
-                groups.append([e])
+        groups = merge_ranges(entries)
         what = f"pack {q.hex()[:16]} in store {st.url}"
         for g in groups:
             start = g[0].offset
