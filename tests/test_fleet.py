@@ -246,6 +246,34 @@ def test_mirror_then_pull_with_the_origin_unreachable(store, tmp_path, fast_retr
         pull(origin, tmp_path / "other.bin", tag="v1", **kw)
 
 
+def test_a_silent_origin_does_not_hold_up_a_pull_from_a_mirror(tmp_path, monkeypatch):
+    """An origin that accepts connections and never answers (a blackhole):
+    the tag comes from the mirror after the origin's time budget."""
+    import socket
+
+    near_mod = importlib.import_module("pydelta.store.near")
+    monkeypatch.setattr(near_mod, "ORIGIN_BUDGET", 0.5)
+    a = rnd(1 << 20, 55)
+    (tmp_path / "m.bin").write_bytes(a)
+    push(tmp_path / "m.bin", tmp_path / "store", tag="v1", **SMALL)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # never accepted, never answered
+    try:
+        t0 = time.monotonic()
+        out = tmp_path / "out.bin"
+        pull(
+            f"http://127.0.0.1:{silent.getsockname()[1]}/m",
+            out,
+            tag="v1",
+            near=[str(tmp_path / "store")],
+        )
+        assert out.read_bytes() == a
+        assert time.monotonic() - t0 < 10
+    finally:
+        silent.close()
+
+
 def test_near_store_lagging_falls_back_to_the_origin(store, tmp_path):
     a = rnd(2 << 20, 6)
     src = tmp_path / "m.bin"

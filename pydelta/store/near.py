@@ -11,7 +11,7 @@ read-only store:
   not asked again during this pull;
 * mutable objects (tags, the store marker) come from the origin - a mirror
   may lag - and from the near stores, in order, only when the origin cannot
-  be reached. So with the origin down a pull still succeeds from a
+  be reached or does not answer within :data:`ORIGIN_BUDGET` seconds. So with the origin down a pull still succeeds from a
   complete mirror, and with the origin up it gets the current tag and
   whatever the mirror lacks from the origin.
 
@@ -30,8 +30,16 @@ from .stores import CONFIG_KEY, TAGS, open_store
 
 T = TypeVar("T")
 
+#: seconds the origin has to answer about a tag before the near stores are asked
+ORIGIN_BUDGET = 5.0
+
 #: failures that send a read on to the next store
 _PASS_OVER = (StoreNotFoundError, StoreUnreachableError, StoreAccessError)
+
+
+class _Slow(Exception):
+    """The origin did not answer in time (it is not marked dead: packs a near
+    store lacks are still asked of it)."""
 
 
 _LISTING = "\0listing"  # the pseudo-key of listings (never an object's key)
@@ -104,10 +112,17 @@ class NearStore(Store):
         order = self._order(key)
         if not order:
             order = [len(self.stores) - 1]  # everything failed before: try the origin once more
+        origin = len(self.stores) - 1
         for i in order:
             st = self.stores[i]
             try:
-                out = op(st)
+                if i == origin and _mutable(key) and len(self.stores) > 1:
+                    out = self._bounded(op, st, key)
+                else:
+                    out = op(st)
+            except _Slow as e:
+                last = StoreUnreachableError(str(e))
+                continue
             except StoreUnreachableError as e:
                 with self._lock:
                     self._dead.add(i)
@@ -130,6 +145,28 @@ class NearStore(Store):
             return out
         assert last is not None
         raise last
+
+    def _bounded(self, op: Callable[[Store], T], st: Store, key: str) -> T:
+        """``op(st)``, unless it takes longer than ORIGIN_BUDGET: then _Slow (the
+        near stores answer instead; a blackholed origin would otherwise cost
+        every retry's connect timeout before the fallback)."""
+        box: list = []
+
+        def run() -> None:
+            try:
+                box.append((True, op(st)))
+            except BaseException as e:  # handed to the caller
+                box.append((False, e))
+
+        t = threading.Thread(target=run, name="pydelta-origin", daemon=True)
+        t.start()
+        t.join(ORIGIN_BUDGET)
+        if not box:
+            raise _Slow(f"store {st.url} did not answer about {key} within {ORIGIN_BUDGET:g} s")
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
 
     # -- reads
 
