@@ -622,6 +622,29 @@ def test_gc_running_beside_pushes_leaves_every_version_complete(store, tmp_path)
             assert out.read_bytes() == want
 
 
+def test_gc_then_the_deleted_content_pushed_again(store, tmp_path):
+    """A condemned pack re-created byte for byte by a new push (the same model
+    pushed again) is kept: the push made it visible and a version uses it."""
+    src = tmp_path / "m.bin"
+    a = rnd(600_000, 85)
+    src.write_bytes(a)
+    push(src, store.url, tag="v1", **SMALL, **store.kw)
+    src.write_bytes(rnd(600_000, 86))
+    push(src, store.url, tag="v2", **SMALL, **store.kw)
+    r = gc(store.url, keep_last=1, grace=0, **store.kw)
+    assert r.packs_condemned > 0
+    src.write_bytes(a)
+    again = push(src, store.url, tag="v3", **SMALL, **store.kw)
+    assert again.new_chunks > 0  # the condemned chunks are not offered to pushes
+    for _ in range(2):
+        gc(store.url, keep_last=2, grace=0, **store.kw)
+    out = tmp_path / "out.bin"
+    pull(store.url, out, tag="v3", **store.kw)
+    assert out.read_bytes() == a
+    with open_store(store.url, **store.kw) as st:
+        assert not list(st.list("gc/condemned/"))
+
+
 def test_gc_deletes_packs_of_interrupted_pushes(store, tmp_path):
     src = tmp_path / "m.bin"
     src.write_bytes(rnd(300_000, 80))

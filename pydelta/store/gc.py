@@ -57,7 +57,7 @@ from typing import Dict, List, Optional, Set, Tuple
 from .. import _backend
 from ..errors import CorruptStoreError, StoreNotFoundError, UsageError
 from ..formats import manifest as mf
-from .base import CREATE, OVERWRITE, ObjectInfo, Store
+from .base import OVERWRITE, ObjectInfo, Store
 from .index import cache_root
 from .packs import DEFAULT_PACK_SIZE, PackWriter, decode_payload, index_key, pack_key
 from .pull import read_manifest_bytes
@@ -389,7 +389,8 @@ class _Gc:
         if self.dry_run:
             return
         data = self.st.get(index_key(pack))
-        self.st.put(CONDEMNED + pack.hex(), data, mode=CREATE)
+        # overwrite: the record's time is the condemnation's, which starts the grace period
+        self.st.put(CONDEMNED + pack.hex(), data, mode=OVERWRITE)
         self.st.delete(index_key(pack))
 
     def restore(self, pack: bytes) -> None:
@@ -405,8 +406,21 @@ class _Gc:
         self.st.put(index_key(pack), data)
         self.st.delete(CONDEMNED + pack.hex())
 
+    def rewritten(self, pack: bytes) -> bool:
+        """True if the pack object or its index changed since our listing: a push
+        uploaded a byte-identical pack again (same chunks, same order - the
+        content of a deleted version pushed anew). Such a pack is not deleted."""
+        info = self.snap.packs.get(pack)
+        now = {o.key: o for o in self.st.list(pack_key(pack)[: -len(".pack")])}
+        cur = now.get(pack_key(pack))
+        return index_key(pack) in now or (
+            cur is not None and info is not None and cur.mtime != info.mtime
+        )
+
     def delete_pack(self, pack: bytes, orphan: bool = False) -> None:
         info = self.snap.packs.get(pack)
+        if not self.dry_run and self.rewritten(pack):
+            return
         if orphan:
             self.report.orphans_deleted += 1
         else:
@@ -444,6 +458,9 @@ class _Gc:
             live |= self.moved_targets(p)
         candidates: List[bytes] = []
         for p, info in sorted(s.packs.items()):
+            if p in s.indexes and p in s.condemned and not self.dry_run:
+                self.st.delete(CONDEMNED + p.hex())  # pushed again since it was condemned
+                del s.condemned[p]
             if p in s.indexes:  # visible to pushes
                 if p not in live:
                     if self.old(info.mtime) and self.old(s.indexes[p].mtime):
