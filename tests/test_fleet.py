@@ -197,6 +197,41 @@ def test_killed_puller_releases_lock_and_rerun_fetches_the_rest(tmp_path, served
     assert "chunks from local files" in r.stdout
 
 
+def test_killed_puller_on_s3_then_restarted(moto_endpoint, tmp_path, monkeypatch):
+    """The same against moto: kill -9 while the pull's requests go one at a time."""
+    from store_fixtures import make_bucket
+
+    monkeypatch.setenv("PYDELTA_CACHE_DIR", str(tmp_path / "cache"))
+    data = rnd(6 << 20, 31)
+    (tmp_path / "m.bin").write_bytes(data)
+    url = f"s3://{make_bucket(moto_endpoint)}/m"
+    push(tmp_path / "m.bin", url, tag="v1", endpoint_url=moto_endpoint, **SMALL)
+    dest = tmp_path / "model.bin"
+    partial = tmp_path / ".model.bin.pydelta-partial"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pydelta",
+        "pull",
+        url,
+        str(dest),
+        "-t",
+        "v1",
+        "--endpoint-url",
+        moto_endpoint,
+    ]
+    p = subprocess.Popen([*cmd, "-j", "1", "-q"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not partial.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    r = subprocess.run([*cmd, "--timeout", "60"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert dest.read_bytes() == data and not partial.exists()
+
+
 def test_waiting_for_the_lock_times_out_with_its_exit_status(tmp_path):
     data = rnd(100_000, 4)
     (tmp_path / "m.bin").write_bytes(data)
