@@ -153,12 +153,7 @@ def run_child(spec: Dict[str, Any], env: Optional[Dict[str, str]] = None) -> Dic
 # ---------------------------------------------------------------- environment
 
 
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from s3_clients import free_port  # noqa: E402 (bench/ is on sys.path)
 
 
 class Moto:
@@ -470,8 +465,8 @@ def markdown(
     rows: List[Dict[str, Any]], quick: List[Dict[str, Any]], sweep_rows: List[Dict[str, Any]], a
 ) -> str:
     out = [
-        f"# store_bench: {a.size_mib:g} MiB pairs, jobs {a.jobs}, packs {a.pack_mib} MiB, "
-        f"chunks avg {a.chunk_kib} KiB",
+        f"# store_bench: {a.size_mib:g} MiB pairs, jobs {a.jobs}, packs {a.pack_mib} MiB"
+        + ("" if a.sweep else f", chunks avg {a.chunk_kib} KiB"),
         "",
         f"Machine: {os.cpu_count()} cores (shared); moto {moto_version()} in its own process on loopback. "
         "Times are wall seconds of a child process; RSS its peak. Second push: OLD already stored. "
@@ -542,7 +537,7 @@ def main() -> int:
     ap.add_argument("--sweep", action="store_true", help="only the chunk size sweep")
     ap.add_argument("--jobs", type=int, default=8)
     ap.add_argument("--pack-mib", type=int, default=32)
-    ap.add_argument("--chunk-kib", type=int, default=128)
+    ap.add_argument("--chunk-kib", type=int, default=256)
     ap.add_argument("--work", default=os.path.join(HERE, "results", "big"))
     ap.add_argument(
         "--out", default=None, help="Markdown/JSON output (default bench/results/store_bench-SIZE)"

@@ -210,6 +210,16 @@ out:
     return i;
 }
 
+/* Report the open chunk as chunk number n and start the next one. */
+static void emit_chunk(pd_cdc *c, uint64_t *lens, uint8_t *digests, size_t n)
+{
+    lens[n] = c->len;
+    pd_blake3_final(c->b3, digests + (size_t)PD_HASH_LEN * n, PD_HASH_LEN);
+    c->h = 0;
+    c->len = 0;
+    pd_blake3_reset(c->b3);
+}
+
 int pd_cdc_scan(pd_cdc *c, const uint8_t *in, size_t in_len, int eof,
                 uint64_t *lens, uint8_t *digests, size_t cap,
                 size_t *in_used, size_t *count)
@@ -232,13 +242,7 @@ int pd_cdc_scan(pd_cdc *c, const uint8_t *in, size_t in_len, int eof,
         p = q;
         if (!found)
             break;
-        lens[n] = c->len;
-        pd_blake3_final(c->b3, digests + (size_t)PD_HASH_LEN * n,
-                        PD_HASH_LEN);
-        n++;
-        c->h = 0;
-        c->len = 0;
-        pd_blake3_reset(c->b3);
+        emit_chunk(c, lens, digests, n++);
     }
     *in_used = p;
     if (!eof) {
@@ -250,13 +254,7 @@ int pd_cdc_scan(pd_cdc *c, const uint8_t *in, size_t in_len, int eof,
             *count = n;
             return PD_NEED_OUTPUT;
         }
-        lens[n] = c->len;
-        pd_blake3_final(c->b3, digests + (size_t)PD_HASH_LEN * n,
-                        PD_HASH_LEN);
-        n++;
-        c->h = 0;
-        c->len = 0;
-        pd_blake3_reset(c->b3);
+        emit_chunk(c, lens, digests, n++);
     }
     c->done = 1;
     *count = n;

@@ -696,7 +696,7 @@ def test_gc_deletes_packs_of_interrupted_pushes(store, tmp_path):
 
 
 def test_cli_exit_statuses(tmp_path, served):
-    from pydelta.cli import exit_code
+    from pydelta._cliutil import exit_code
 
     assert exit_code(errors.DiskFullError("x")) == 6
     assert exit_code(errors.VerificationError("x")) == 5

@@ -34,9 +34,9 @@ def backends():
 
 def kernel(name):
     if name == "c":
-        from pydelta.store import _cdc_c as k
+        from pydelta.backends import c as k
     else:
-        from pydelta.store import _cdc_numba as k
+        from pydelta.backends import numba as k
     return k
 
 
@@ -103,9 +103,9 @@ def py_cuts(data: bytes, lo: int, avg: int, hi: int):
 
 
 def test_gear_table_is_splitmix64():
-    from pydelta.store import _cdc_c
+    from pydelta.backends import c, numba
 
-    assert _cdc_c.cdc_gear() == splitmix_gear()
+    assert c.cdc_gear() == splitmix_gear() == numba.cdc_gear()
 
 
 @pytest.mark.parametrize("backend", backends())
@@ -203,7 +203,7 @@ def test_stream_driver_matches_kernel_for_any_read_size():
 
 
 def test_invalid_sizes():
-    from pydelta.store import _cdc_c
+    from pydelta.backends import c as _cdc_c
 
     for bad in (
         (63, 256, 1024),

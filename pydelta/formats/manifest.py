@@ -31,11 +31,13 @@ from __future__ import annotations
 import json
 import re
 import struct
+from array import array
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import CorruptStoreError as ManifestError
 from ..errors import UsageError
+from .native import varint
 
 __all__ = [
     "CODEC_RAW",
@@ -44,6 +46,7 @@ __all__ = [
     "CODECS",
     "HASH_LEN",
     "ChunkRef",
+    "ChunkList",
     "FileEntry",
     "Manifest",
     "PackEntry",
@@ -92,16 +95,7 @@ def pack_header() -> bytes:
 
 # ---------------------------------------------------------------- varints
 
-
-def _varint(v: int) -> bytes:
-    if v < 0:
-        raise ValueError("negative varint")
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
+_varint = varint  # canonical unsigned LEB128, as in deltas
 
 
 class _Reader:
@@ -189,6 +183,91 @@ class ChunkRef:
     offset: int  #: where the payload starts in the pack object
 
 
+class ChunkList:
+    """The chunks of one file, stored column by column.
+
+    A 100 GB model has hundreds of thousands of chunks; as ChunkRef objects
+    they would take ~270 bytes each, in these columns ~60 (digest 32,
+    length 8, stored length 8, offset 8, pack number 4, codec 1). Reads
+    build a ChunkRef on the fly; pack ids are kept once per list.
+    """
+
+    __slots__ = (
+        "_digests",
+        "_sizes",
+        "_stored",
+        "_offsets",
+        "_packs",
+        "_codecs",
+        "_pack_ids",
+        "_pack_no",
+    )
+
+    def __init__(self, refs: Iterable[ChunkRef] = ()) -> None:
+        self._digests = bytearray()
+        self._sizes = array("Q")
+        self._stored = array("Q")
+        self._offsets = array("Q")
+        self._packs = array("I")
+        self._codecs = bytearray()
+        self._pack_ids: List[bytes] = []
+        self._pack_no: Dict[bytes, int] = {}
+        for r in refs:
+            self.append(r)
+
+    def append(self, r: ChunkRef) -> None:
+        """Add a chunk at the end."""
+        n = self._pack_no.get(r.pack)
+        if n is None:
+            n = self._pack_no[r.pack] = len(self._pack_ids)
+            self._pack_ids.append(r.pack)
+        if len(r.digest) != HASH_LEN:
+            raise ValueError("chunk digests are 32 bytes")
+        self._digests += r.digest
+        self._sizes.append(r.size)
+        self._stored.append(r.stored)
+        self._offsets.append(r.offset)
+        self._packs.append(n)
+        self._codecs.append(r.codec)
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def __getitem__(self, i: int) -> ChunkRef:
+        if i < 0:
+            i += len(self._sizes)
+        return ChunkRef(
+            bytes(self._digests[HASH_LEN * i : HASH_LEN * i + HASH_LEN]),
+            self._sizes[i],
+            self._codecs[i],
+            self._stored[i],
+            self._pack_ids[self._packs[i]],
+            self._offsets[i],
+        )
+
+    def __iter__(self) -> Iterator[ChunkRef]:
+        for i in range(len(self._sizes)):
+            yield self[i]
+
+    def digest(self, i: int) -> bytes:
+        """The digest of chunk i (without building a ChunkRef)."""
+        return bytes(self._digests[HASH_LEN * i : HASH_LEN * i + HASH_LEN])
+
+    def sizes(self) -> "array[int]":
+        """The chunk lengths (the array itself: do not modify)."""
+        return self._sizes
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ChunkList):
+            return list(self) == list(other)
+        if isinstance(other, list):
+            return list(self) == other
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"ChunkList({len(self)} chunks)"
+
+
 @dataclass
 class FileEntry:
     """One file of a version."""
@@ -197,7 +276,11 @@ class FileEntry:
     size: int
     mode: int  #: permission bits (0o777 mask)
     digest: bytes  #: BLAKE3 of the whole file
-    chunks: List[ChunkRef] = field(default_factory=list)
+    chunks: ChunkList = field(default_factory=ChunkList)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.chunks, ChunkList):
+            self.chunks = ChunkList(self.chunks)
 
 
 @dataclass
@@ -370,7 +453,7 @@ def decode_manifest(data: bytes, what: str = "manifest") -> Manifest:
         n = r.varint()
         if n * _MIN_CHUNK_BYTES > r.left():
             raise ManifestError(f"{what} is truncated (chunks of {path!r})")
-        chunks: List[ChunkRef] = []
+        chunks = ChunkList()
         covered = 0
         prev_pack: Optional[bytes] = None
         prev_end = 0

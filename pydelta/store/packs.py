@@ -5,7 +5,7 @@ per worker, whatever the pack size), hashed as it is written, and named by
 that hash when it is finished. Each chunk's payload is its bytes, or one
 zstd frame of them (optionally after 16-bit byte grouping) when that is at
 least a few percent smaller - the same compressor and parameters the delta
-literals use (:mod:`pydelta._literals`), so the payload of a chunk depends
+literals use (:mod:`pydelta.formats.literals`), so the payload of a chunk depends
 only on its bytes and the level. A payload alone rebuilds its chunk, so a
 ranged GET fetches exactly what a pull needs.
 """
@@ -19,9 +19,9 @@ from typing import List, Optional, Tuple
 
 import zstandard
 
-from .. import _backend
-from .. import _literals as literals
+from ..backends import backend
 from ..errors import CorruptStoreError
+from ..formats import literals
 from ..formats import manifest as mf
 
 #: Default pack size: a new pack is started once this many bytes are in one.
@@ -32,7 +32,7 @@ DEFAULT_LEVEL = 1
 
 def blake3(data: bytes) -> bytes:
     """BLAKE3 of data with the backend in use."""
-    return _backend.backend.blake3_digest(data)
+    return backend.blake3_digest(data)
 
 
 class ChunkCodec:
@@ -46,12 +46,9 @@ class ChunkCodec:
         """(codec, payload) for a chunk's bytes."""
         if self._comp is None or len(data) < literals.THRESHOLD:
             return mf.CODEC_RAW, data
-        found = self._comp.op(data)
-        if found is None:
+        transform, frame = self._comp.best(data)
+        if len(frame) > len(data) * (1.0 - literals.MIN_SAVING):
             return mf.CODEC_RAW, data
-        head, frame = found
-        # the 'Z' op head: 'Z', varint length, transform byte, varint frame length
-        transform = head[1 + len(literals.varint(len(data)))]
         return transform, frame
 
 
@@ -89,7 +86,7 @@ class PackWriter:
     def __init__(self, spool_dir: Optional[str]) -> None:
         fd, self.path = tempfile.mkstemp(prefix="pack.", suffix=".tmp", dir=spool_dir)
         self._fh = os.fdopen(fd, "wb")
-        self._hash = _backend.backend.Blake3()
+        self._hash = backend.Blake3()
         self.entries: List[mf.PackEntry] = []
         self.size = 0
         self._write(mf.pack_header())

@@ -33,11 +33,12 @@ import os
 import stat
 import threading
 import time
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from .. import _backend
+from ..backends import backend
 from ..errors import (
     CorruptStoreError,
     DiskFullError,
@@ -215,13 +216,13 @@ class _Target:
     existed: bool = False
     unchanged: bool = False
     partial: str = ""
-    present: List[bool] = field(default_factory=list)  # chunk i already in the partial
+    present: bytearray = field(default_factory=bytearray)  # chunk i already in the partial
     fd: int = -1
     # the whole-file BLAKE3, computed while the file is built: chunks are
     # marked ready as they land, and whichever writer completes the run at
     # the frontier hashes it (from the page cache) and moves the frontier on
     ready: bytearray = field(default_factory=bytearray)
-    starts: List[int] = field(default_factory=list)  # file offset of each chunk
+    starts: "array[int]" = field(default_factory=lambda: array("Q"))  # file offset of each chunk
     frontier: int = 0  # chunks [0, frontier) are hashed
     hashing: bool = False
     hasher: object = None
@@ -354,8 +355,9 @@ def pull(
         raise UsageError(f"jobs must be a positive number, not {jobs!r}")
     dest = os.fspath(dest)
     deadline = None if timeout is None else t0 + timeout
-    st = open_pull_store(os.fspath(store), [os.fspath(n) for n in near], endpoint_url=endpoint_url,
-                         jobs=jobs)
+    st = open_pull_store(
+        os.fspath(store), [os.fspath(n) for n in near], endpoint_url=endpoint_url, jobs=jobs
+    )
     with st, _locked(dest, lock and not dry_run, timeout) as waited:
         quick = quick or waited
         vid = resolve_version(st, tag, version)
@@ -499,7 +501,7 @@ class _Pull:
             if t.unchanged:
                 continue
             t.partial = partial_path(t.path)
-            t.present = [False] * len(t.entry.chunks)
+            t.present = bytearray(len(t.entry.chunks))
             self._check_partial(t)
         needed = self._needed()
         if needed and (others or seed_list):
@@ -610,14 +612,13 @@ class _Pull:
                 if fresh:
                     self.created_partials.append(t.partial)
                 os.ftruncate(t.fd, t.entry.size)
-                t.hasher = _backend.backend.Blake3()
+                t.hasher = backend.Blake3()
                 t.ready = bytearray(t.present)
-                t.starts = []
+                t.starts = array("Q", [0])
                 off = 0
-                for c in t.entry.chunks:
+                for size in t.entry.chunks.sizes():
+                    off += size
                     t.starts.append(off)
-                    off += c.size
-                t.starts.append(off)
                 self._advance(t)
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -724,7 +725,9 @@ class _Pull:
 
     def _fetch(self, req: "_Request") -> int:
         if self.deadline is not None and time.monotonic() > self.deadline:
-            raise PullTimeoutError(f"pull into {self.dest} ran past its timeout; what arrived is kept")
+            raise PullTimeoutError(
+                f"pull into {self.dest} ran past its timeout; what arrived is kept"
+            )
         key = pack_key(req.pack)
         try:
             data = self.st.get_range(key, req.start, req.length)
@@ -823,7 +826,9 @@ def _requests(fetches: List[_Fetch]) -> List[_Request]:
     return out
 
 
-def _locked(dest: str, enabled: bool, timeout: Optional[float]) -> "contextlib.AbstractContextManager[bool]":
+def _locked(
+    dest: str, enabled: bool, timeout: Optional[float]
+) -> "contextlib.AbstractContextManager[bool]":
     """The destination's lock (yields True if we waited for another pull), or nothing."""
     return dest_lock(dest, timeout) if enabled else contextlib.nullcontext(False)
 

@@ -171,7 +171,7 @@ def push(
         jobs: parallel uploads (and compression threads).
         pack_size: bytes per pack object.
         chunk_avg: average chunk size for a new store (a power of two;
-            default 128 KiB, min = avg / 4, max = avg * 4); an existing
+            default 256 KiB, min = avg / 4, max = avg * 4); an existing
             store keeps its own.
         chunker: all three chunk sizes for a new store, instead of
             ``chunk_avg`` (min = avg = max cuts fixed-size pieces).

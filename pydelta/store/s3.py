@@ -96,7 +96,14 @@ class S3Store(Store):
         boto3 = _import_boto3()
         from botocore.config import Config
 
-        self._exc = __import__("botocore.exceptions", fromlist=["x"])
+        self._exc = exc = __import__("botocore.exceptions", fromlist=["x"])
+        #: failures of the connection rather than answers of the server
+        self._dropped = (
+            exc.ConnectionError,
+            exc.HTTPClientError,
+            exc.IncompleteReadError,
+            exc.ResponseStreamingError,
+        )
         session = boto3.session.Session()
         region = session.region_name or "us-east-1"
         cfg = Config(
@@ -144,12 +151,7 @@ class S3Store(Store):
                 ) from None
             except exc.PartialCredentialsError as e:
                 raise StoreAccessError(f"incomplete AWS credentials: {e}") from None
-            except (
-                exc.ConnectionError,
-                exc.HTTPClientError,
-                exc.IncompleteReadError,
-                exc.ResponseStreamingError,
-            ) as e:
+            except self._dropped as e:
                 raise Transient(str(e) or type(e).__name__) from None
 
         try:
@@ -178,18 +180,10 @@ class S3Store(Store):
     # -- reads
 
     def _read_body(self, resp: Any) -> bytes:
-        exc = self._exc
         body = resp["Body"]
         try:
             data = body.read()
-        except (
-            exc.ConnectionError,
-            exc.HTTPClientError,
-            exc.IncompleteReadError,
-            exc.ResponseStreamingError,
-        ) as e:
-            raise Transient(f"connection dropped while reading: {e}") from None
-        except OSError as e:
+        except (*self._dropped, OSError) as e:
             raise Transient(f"connection dropped while reading: {e}") from None
         finally:
             with contextlib.suppress(Exception):

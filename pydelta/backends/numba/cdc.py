@@ -1,37 +1,30 @@
-"""The numba twin of csrc/cdc.c: the same cut points and digests, byte for byte.
+"""Content-defined chunking (csrc/cdc.c): the same cut points and digests,
+byte for byte.
 
 The rule (see csrc/cdc.c): gear hash h = (h << 1) + G[byte] over the bytes
 of the open chunk from L = min - 63 on; a chunk of L bytes ends when
 L == max, or min <= L < avg and the top b + 2 bits of h are zero, or
 avg <= L < max and the top b - 2 bits are zero (avg = 2^b). G is
-splitmix64 seeded with 0. Chunk digests use the numba BLAKE3 kernels of
-the numba backend. State between calls lives in small numpy arrays, so
-the kernel stops and resumes anywhere, like the C job.
+splitmix64 seeded with 0. Chunk digests use the BLAKE3 kernels of
+:mod:`.blake3`. State between calls lives in small numpy arrays, so the
+kernel stops and resumes anywhere, like the C job.
 
-Integer rules as in the numba backend: the hash is uint64 with uint64
-constants only; lengths and positions are int64.
+See :mod:`pydelta.backends.numba._jit` for how the kernels are compiled and
+the integer rules they follow.
 """
 
 from __future__ import annotations
 
-import threading
-from typing import List, Tuple, Union
+from typing import Any, List, Tuple
 
-from .. import _numba as nb
+from . import _jit
+from ._jit import _MASK64, _U0, _U1, DONE, ERR_PARAM, NEED_INPUT, NEED_OUTPUT, Buffer, _ro
+from .blake3 import _b3_final, _b3_reset, _b3_update, _new_state
 
-Buffer = Union[bytes, bytearray, memoryview]
+np: Any = None  # numpy, bound by _jit.load()
 
-CAP = 4096
-_NEED_INPUT = 1
-_NEED_OUTPUT = 2
-_DONE = 3
-_ERR_PARAM = -5
-_MASK64 = (1 << 64) - 1
-
-np = None
-_ready = False
-_lock = threading.Lock()
-_U0 = _U1 = None
+#: Chunks reported per scan call at most.
+CDC_CAP = 4096
 # state st int64[3]: open chunk length, done flag, found flag
 _S_LEN, _S_DONE, _S_FOUND = 0, 1, 2
 
@@ -101,65 +94,44 @@ def _find_cut(gear, prm, masks, hv, st, a, i, end):
 
 def _emit(hv, st, hw, hb, hs, lens, digs, cnt):
     lens[cnt] = st[_S_LEN]
-    nb._b3_final(hw, hb, hs, digs[cnt * 32 : cnt * 32 + 32])
+    _b3_final(hw, hb, hs, digs[cnt * 32 : cnt * 32 + 32])
     hv[0] = _U0
     st[_S_LEN] = 0
-    nb._b3_reset(hw, hb, hs)
+    _b3_reset(hw, hb, hs)
 
 
 def _k_cdc_scan(gear, prm, masks, hv, st, hw, hb, hs, a, p, n, eof, lens, digs, cap):
     """Scan a[p:p+n]; returns (code, bytes used, chunks emitted)."""
     if st[_S_DONE] != 0:
         if n == 0:
-            return _DONE, 0, 0
-        return _ERR_PARAM, 0, 0
+            return DONE, 0, 0
+        return ERR_PARAM, 0, 0
     i = p
     end = p + n
     cnt = 0
     while i < end:
         if cnt == cap:
-            return _NEED_OUTPUT, i - p, cnt
+            return NEED_OUTPUT, i - p, cnt
         q = _find_cut(gear, prm, masks, hv, st, a, i, end)
         if q > i:
-            nb._b3_update(hw, hb, hs, a, i, q - i)
+            _b3_update(hw, hb, hs, a, i, q - i)
         i = q
         if st[_S_FOUND] == 0:
             break
         _emit(hv, st, hw, hb, hs, lens, digs, cnt)
         cnt += 1
     if eof == 0:
-        return _NEED_INPUT, i - p, cnt
+        return NEED_INPUT, i - p, cnt
     if st[_S_LEN] > 0:
         if cnt == cap:
-            return _NEED_OUTPUT, i - p, cnt
+            return NEED_OUTPUT, i - p, cnt
         _emit(hv, st, hw, hb, hs, lens, digs, cnt)
         cnt += 1
     st[_S_DONE] = 1
-    return _DONE, i - p, cnt
+    return DONE, i - p, cnt
 
 
-_KERNELS = ("_find_cut", "_emit", "_k_cdc_scan")
-
-
-def _load() -> None:
-    global np, _ready, _U0, _U1
-    with _lock:
-        if _ready:
-            return
-        nb._load()
-        import numba
-        import numpy
-
-        np = numpy
-        _U0 = numpy.uint64(0)
-        _U1 = numpy.uint64(1)
-        g = globals()
-        for name in _KERNELS:
-            try:
-                g[name] = numba.njit(cache=True, nogil=True)(g[name])
-            except RuntimeError:  # no writable cache location
-                g[name] = numba.njit(nogil=True)(g[name])
-        _ready = True
+KERNELS = ("_find_cut", "_emit", "_k_cdc_scan")
 
 
 def _top_bits(bits: int) -> int:
@@ -172,29 +144,28 @@ class Chunker:
     def __init__(self, min_size: int, avg_size: int, max_size: int) -> None:
         if not cdc_check(min_size, avg_size, max_size):
             raise ValueError(f"invalid chunk sizes {min_size}/{avg_size}/{max_size}")
-        if not _ready:
-            _load()
+        _jit.ensure()
         b = avg_size.bit_length() - 1
         self._gear = np.array(cdc_gear(), dtype=np.uint64)
         self._prm = np.array([min_size, avg_size, max_size], dtype=np.int64)
         self._masks = np.array([_top_bits(b + 2), _top_bits(b - 2)], dtype=np.uint64)
         self._hv = np.zeros(1, np.uint64)
         self._st = np.zeros(3, np.int64)
-        self._hw, self._hb, self._hs = nb._new_state()
-        self._lens = np.zeros(CAP, np.int64)
-        self._digs = np.zeros(CAP * 32, np.uint8)
+        self._hw, self._hb, self._hs = _new_state()
+        self._lens = np.zeros(CDC_CAP, np.int64)
+        self._digs = np.zeros(CDC_CAP * 32, np.uint8)
 
     def reset(self) -> None:
         """Start a new stream."""
         self._hv[0] = 0
         self._st[:] = 0
-        self._hw, self._hb, self._hs = nb._new_state()
+        self._hw, self._hb, self._hs = _new_state()
 
     def scan(
         self, buf: Buffer, off: int, length: int, eof: bool
     ) -> Tuple[int, int, List[int], bytes]:
         """Scan buf[off:off+length]: (code, bytes used, chunk lengths, their digests)."""
-        a = nb._ro(buf)
+        a = _ro(buf)
         if off < 0 or length < 0 or off + length > a.size:
             raise ValueError("scan range outside the buffer")
         rc, used, cnt = _k_cdc_scan(
@@ -212,7 +183,10 @@ class Chunker:
             np.int64(1 if eof else 0),
             self._lens,
             self._digs,
-            np.int64(CAP),
+            np.int64(CDC_CAP),
         )
         lens = [int(v) for v in self._lens[:cnt]]
         return int(rc), int(used), lens, self._digs[: 32 * cnt].tobytes()
+
+
+_jit.register(globals(), KERNELS)
