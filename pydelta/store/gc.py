@@ -54,7 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set, Tuple
 
-from .. import _backend
+from ..backends import backend
 from ..errors import CorruptStoreError, StoreNotFoundError, UsageError
 from ..formats import manifest as mf
 from .base import OVERWRITE, ObjectInfo, Store
@@ -73,7 +73,7 @@ CLOCK_KEY = "gc/clock"
 
 
 def _blake3(data: bytes) -> bytes:
-    return _backend.backend.blake3_digest(data)
+    return backend.blake3_digest(data)
 
 
 @dataclass

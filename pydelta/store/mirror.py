@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Set
 
-from .. import _backend
+from ..backends import backend
 from ..errors import CorruptStoreError, StoreNotFoundError, UsageError
 from ..formats import manifest as mf
 from .base import CREATE, SWAP, ObjectInfo, Store
@@ -144,7 +144,7 @@ class _Copier:
         spool = self.dst.spool_dir()
         fd, path = tempfile.mkstemp(prefix="mirror.", suffix=".tmp", dir=spool)
         try:
-            h = _backend.backend.Blake3()
+            h = backend.Blake3()
             with os.fdopen(fd, "wb") as fh:
                 off = 0
                 while off < size:
@@ -179,7 +179,7 @@ class _Empty(Store):
 
 
 def _blake3(data: bytes) -> bytes:
-    return _backend.backend.blake3_digest(data)
+    return backend.blake3_digest(data)
 
 
 def mirror(
