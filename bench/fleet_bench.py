@@ -284,7 +284,7 @@ def main() -> int:
     ap.add_argument("--pullers", type=int, default=8)
     ap.add_argument("--jobs", type=int, default=4, help="parallel requests per puller")
     ap.add_argument("--stores", default="local,http,moto")
-    ap.add_argument("--gc-versions", type=int, default=50)
+    ap.add_argument("--gc-versions", type=int, default=50, help="0: no gc measurement")
     ap.add_argument("--gc-size", type=float, default=8, help="MiB per version in the gc store")
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
@@ -322,7 +322,8 @@ def main() -> int:
             {"mode": "copy", "src": new, "dest": d} for d in dirs(work, "local-base", a.pullers)
         ]
         rows += fleet_rows("local", local, None, base, old, a, work, env, log)
-        gcs += gc_rows("local", os.path.join(work, "gc-store"), None, a, work, log)
+        if a.gc_versions:
+            gcs += gc_rows("local", os.path.join(work, "gc-store"), None, a, work, log)
     if "http" in stores:
         srv = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "tests", "http_range_server.py"), local, "0"],
@@ -362,7 +363,8 @@ def main() -> int:
                 for d in dirs(work, "moto-base", a.pullers)
             ]
             rows += fleet_rows("moto", url, moto.url, base, old, a, work, env, log)
-            gcs += gc_rows("moto", f"s3://{moto.bucket()}/gc", moto.url, a, work, log)
+            if a.gc_versions:
+                gcs += gc_rows("moto", f"s3://{moto.bucket()}/gc", moto.url, a, work, log)
         finally:
             moto.close()
     md = markdown(rows, gcs, a, size)
