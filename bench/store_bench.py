@@ -538,7 +538,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=8)
     ap.add_argument("--pack-mib", type=int, default=32)
     ap.add_argument("--chunk-kib", type=int, default=256)
-    ap.add_argument("--work", default=os.path.join(HERE, "results", "big"))
+    ap.add_argument("--work", default=os.path.join(HERE, "work", "store"))
     ap.add_argument(
         "--out", default=None, help="Markdown/JSON output (default bench/results/store_bench-SIZE)"
     )

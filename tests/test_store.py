@@ -344,3 +344,21 @@ def test_public_api(store, tmp_path):
     assert isinstance(p, pydelta.PullReport) and events
     assert "1 created" in p.summary() and r.version[:16] in r.summary()
     assert pydelta.ls(store.url, **store.kw).tags["latest"] == r.version
+
+
+def test_local_source_changing_during_pull_is_downloaded_instead(store, tmp_path, monkeypatch):
+    a = rnd(1 << 20, 13)
+    (tmp_path / "m.bin").write_bytes(a)
+    push(tmp_path / "m.bin", store.url, **SMALL, **store.kw)
+    seed = tmp_path / "seed.bin"
+    seed.write_bytes(a)
+    real_plan = pull_mod._Pull.plan
+
+    def plan_then_change(self, seeds):
+        real_plan(self, seeds)
+        seed.write_bytes(rnd(1 << 20, 14))  # same size, other bytes, new time
+
+    monkeypatch.setattr(pull_mod._Pull, "plan", plan_then_change)
+    p = pull(store.url, tmp_path / "o.bin", seeds=[seed], **store.kw)
+    assert (tmp_path / "o.bin").read_bytes() == a
+    assert p.fetched_chunks > 0

@@ -83,17 +83,19 @@ def chunk_stream(
     want_data: bool = False,
     on_read: Optional[Callable[[int], None]] = None,
     read_size: int = READ_SIZE,
+    whole: bool = True,
 ) -> Iterator[Tuple[Chunk, Optional[memoryview]]]:
     """Yield (chunk, data) for a binary stream, in order; then stop.
 
     ``data`` is a memoryview of the chunk's bytes when ``want_data`` (valid
     only until the next item is requested), else None. The generator's
     return value (StopIteration.value) is the BLAKE3 digest of the whole
-    stream. ``on_read(n)`` is called after each read.
+    stream (None unless ``whole``: the chunk digests say as much, for a
+    caller that compares them). ``on_read(n)`` is called after each read.
     """
     Chunker, Blake3 = _kernels()
     ch = Chunker(*params.as_tuple())
-    whole = Blake3()
+    hasher = Blake3() if whole else None
     cap = max(read_size, params.max_size * 2)
     buf = bytearray(cap)
     view = memoryview(buf)
@@ -115,7 +117,8 @@ def chunk_stream(
             if not n:
                 eof = True
                 break
-            whole.update(view[end : end + n])
+            if hasher is not None:
+                hasher.update(view[end : end + n])
             end += n
             if on_read is not None:
                 on_read(n)
@@ -132,7 +135,7 @@ def chunk_stream(
             if rc != NEED_OUTPUT:
                 break
         if rc == DONE:
-            return whole.digest()
+            return hasher.digest() if hasher is not None else None
 
 
 def chunk_file(

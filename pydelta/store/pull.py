@@ -245,22 +245,28 @@ class _Files:
     """Read-only descriptors of local source files, opened once and shared."""
 
     def __init__(self) -> None:
-        self._fds: Dict[str, int] = {}
+        self._fds: Dict[str, Tuple[int, Tuple[int, ...]]] = {}
         self._lock = threading.Lock()
 
-    def pread(self, path: str, offset: int, size: int) -> bytes:
+    def pread(self, path: str, offset: int, size: int) -> Tuple[bytes, Tuple[int, ...]]:
+        """(bytes at offset, the file's identity when it was opened)."""
         with self._lock:
-            fd = self._fds.get(path)
-            if fd is None:
+            got = self._fds.get(path)
+            if got is None:
                 fd = os.open(path, os.O_RDONLY)
-                self._fds[path] = fd
-        return os.pread(fd, size, offset)
+                got = self._fds[path] = (fd, _identity(os.fstat(fd)))
+        return os.pread(got[0], size, offset), got[1]
 
     def close(self) -> None:
-        for fd in self._fds.values():
+        for fd, _ in self._fds.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._fds.clear()
+
+
+def _identity(s: os.stat_result) -> Tuple[int, ...]:
+    """What tells whether a file changed: device, inode, size, change times."""
+    return (s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns)
 
 
 def _seed_files(paths: Sequence[str]) -> List[str]:
@@ -407,6 +413,7 @@ class _Pull:
         self.params = ChunkParams(*man.chunker)
         self.files = _Files()
         self.local: Dict[bytes, Tuple[str, int, int]] = {}  # digest -> (path, offset, size)
+        self.identity: Dict[str, Tuple[int, ...]] = {}  # path -> its identity when scanned
         self.targets: List[_Target] = []
         self.lock = threading.Lock()
         self.done = 0
@@ -446,10 +453,22 @@ class _Pull:
     # -- step 3: what is here already
 
     def _scan(
-        self, path: str, want: Set[bytes], scanned: List[int], total: int
-    ) -> Tuple[bytes, int]:
-        """Chunk a local file, recording the chunks in ``want``; (digest, size)."""
-        size = 0
+        self,
+        path: str,
+        want: Set[bytes],
+        scanned: List[int],
+        total: int,
+        like: Optional[mf.FileEntry] = None,
+    ) -> bool:
+        """Chunk a local file, recording the chunks in ``want`` as sources.
+
+        Returns whether the file has exactly the chunks of ``like`` (then it
+        is that file: same length, same BLAKE3 of every piece). The file's
+        identity (inode, size, time) is remembered, so a chunk copied from
+        it later need not be hashed again if the file did not change.
+        """
+        same = like is not None
+        i = 0
         try:
             with open(path, "rb", buffering=0) as fh:
 
@@ -457,17 +476,22 @@ class _Pull:
                     scanned[0] += n
                     self.tell("scan", scanned[0], total)
 
-                gen = chunk_stream(fh, self.params, on_read=on_read)
+                gen = chunk_stream(fh, self.params, on_read=on_read, whole=False)
                 while True:
                     try:
                         c, _ = next(gen)
-                    except StopIteration as stop:
-                        return stop.value, size
-                    size += c.size
+                    except StopIteration:
+                        break
+                    if same:
+                        ch = like.chunks  # type: ignore[union-attr]
+                        same = i < len(ch) and ch.sizes()[i] == c.size and ch.digest(i) == c.digest
+                    i += 1
                     if c.digest in want and c.digest not in self.local:
                         self.local[c.digest] = (path, c.offset, c.size)
+                self.identity[path] = _identity(os.fstat(fh.fileno()))
         except OSError as e:
             raise FileAccessError(f"cannot read {path}: {_reason(e)}") from None
+        return same and i == len(like.chunks)  # type: ignore[union-attr]
 
     def plan(self, seeds: Sequence["str | os.PathLike[str]"]) -> None:
         for t in self.targets:
@@ -493,9 +517,7 @@ class _Pull:
         scanned = [0]
         for t in existing:
             t.existed = True
-            digest, size = self._scan(t.path, want, scanned, total)
-            if digest == t.entry.digest and size == t.entry.size:
-                t.unchanged = True
+            t.unchanged = self._scan(t.path, want, scanned, total, like=t.entry)
         # partial files from an interrupted pull: checked in place
         for t in self.targets:
             if t.unchanged:
@@ -712,11 +734,17 @@ class _Pull:
     def _copy(self, item: "_Copy") -> bool:
         (path, off, size), c, targets = item
         try:
-            data = self.files.pread(path, off, size)
+            data, ident = self.files.pread(path, off, size)
         except OSError:
             return False
-        if len(data) != c.size or blake3(data) != c.digest:
-            return False  # the local file changed under us: download instead
+        if len(data) != c.size:
+            return False
+        if ident != self.identity.get(path) and blake3(data) != c.digest:
+            # the local file changed since it was chunked (and this chunk
+            # with it): download instead. Unchanged files are not hashed
+            # again - the whole-file BLAKE3 check before the rename covers
+            # a change that keeps inode, size and time.
+            return False
         for t, o, i in targets:
             self._write(t, o, data)
             self._mark(t, i)
