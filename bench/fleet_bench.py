@@ -194,6 +194,8 @@ def gc_rows(
 
     kw = {"endpoint_url": endpoint} if endpoint else {}
     r = random.Random(5)
+    if url.startswith("/"):
+        shutil.rmtree(url, ignore_errors=True)  # a fresh store, whatever ran before
     data = bytearray(r.randbytes(int(a.gc_size * 2**20)))
     src = os.path.join(work, "gc-model.bin")
     t0 = time.monotonic()
@@ -250,6 +252,8 @@ def markdown(rows, gcs, a, size: int) -> str:
         "| store | case | wall (s) | fetched (MiB) | whole-file equivalent (MiB) | downloaders / waited |",
         "|---|---|---:|---:|---:|---|",
     ]
+    if not rows:
+        lines = [f"# Fleet benchmark: gc cost (machine: {os.cpu_count()} cores, shared)"]
     for r in rows:
         who = (
             ""
@@ -281,7 +285,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=float, default=256, help="model size in MiB")
     ap.add_argument("--kind", default="finetune", help="bench/modelgen.py pair for v1 -> v2")
-    ap.add_argument("--pullers", type=int, default=8)
+    ap.add_argument("--pullers", type=int, default=8, help="0: only the gc measurement")
     ap.add_argument("--jobs", type=int, default=4, help="parallel requests per puller")
     ap.add_argument("--stores", default="local,http,moto")
     ap.add_argument("--gc-versions", type=int, default=50, help="0: no gc measurement")
@@ -317,14 +321,15 @@ def main() -> int:
     shutil.rmtree(local, ignore_errors=True)
     pydelta.push(old, local, tag="v1")
     pydelta.push(new, local, tag="v2")
-    if "local" in stores:
+    if "local" in stores and a.pullers:
         base = [
             {"mode": "copy", "src": new, "dest": d} for d in dirs(work, "local-base", a.pullers)
         ]
         rows += fleet_rows("local", local, None, base, old, a, work, env, log)
+    if "local" in stores:
         if a.gc_versions:
             gcs += gc_rows("local", os.path.join(work, "gc-store"), None, a, work, log)
-    if "http" in stores:
+    if "http" in stores and a.pullers:
         srv = subprocess.Popen(
             [sys.executable, os.path.join(ROOT, "tests", "http_range_server.py"), local, "0"],
             stdout=subprocess.PIPE,
@@ -352,17 +357,22 @@ def main() -> int:
             pydelta.push(old, url, tag="v1", endpoint_url=moto.url)
             pydelta.push(new, url, tag="v2", endpoint_url=moto.url)
             moto.client.upload_file(new, bucket, "whole/model.safetensors")
-            base = [
-                {
-                    "mode": "s3",
-                    "endpoint": moto.url,
-                    "bucket": bucket,
-                    "key": "whole/model.safetensors",
-                    "dest": d,
-                }
-                for d in dirs(work, "moto-base", a.pullers)
-            ]
-            rows += fleet_rows("moto", url, moto.url, base, old, a, work, env, log)
+            base = (
+                []
+                if not a.pullers
+                else [
+                    {
+                        "mode": "s3",
+                        "endpoint": moto.url,
+                        "bucket": bucket,
+                        "key": "whole/model.safetensors",
+                        "dest": d,
+                    }
+                    for d in dirs(work, "moto-base", a.pullers)
+                ]
+            )
+            if a.pullers:
+                rows += fleet_rows("moto", url, moto.url, base, old, a, work, env, log)
             if a.gc_versions:
                 gcs += gc_rows("moto", f"s3://{moto.bucket()}/gc", moto.url, a, work, log)
         finally:
@@ -370,7 +380,12 @@ def main() -> int:
     md = markdown(rows, gcs, a, size)
     print(md)
     os.makedirs(a.out, exist_ok=True)
-    stem = os.path.join(a.out, f"fleet_bench-{a.size:g}M-{a.pullers}p")
+    stem = os.path.join(
+        a.out,
+        f"fleet_bench-{a.size:g}M-{a.pullers}p"
+        if a.pullers
+        else f"fleet_bench-gc-{a.gc_versions}v",
+    )
     with open(stem + ".md", "w") as fh:
         fh.write(md)
     with open(stem + ".json", "w") as fh:
