@@ -729,6 +729,32 @@ def test_cli_exit_statuses(tmp_path, served):
     assert (tmp_path / "o.bin").read_bytes() == (tmp_path / "m.bin").read_bytes()
     r = run("pull", PYDELTA_STORE=srv.url, PYDELTA_DEST=str(tmp_path / "o.bin"), PYDELTA_TAG="v9")
     assert r.returncode == 4 and r.stderr.count("\n") == 1
+    # a full disk at DEST (every write fails with ENOSPC): 6, DEST untouched
+    (tmp_path / "full.bin").write_bytes(b"old")
+    full = (
+        "import errno, os, sys\n"
+        "def pwrite(*a):\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "os.pwrite = pwrite\n"
+        "from pydelta.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            full,
+            "pull",
+            str(tmp_path / "store"),
+            str(tmp_path / "full.bin"),
+            "-t",
+            "v1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 6 and "space" in r.stderr, r.stderr
+    assert (tmp_path / "full.bin").read_bytes() == b"old"
     pack = sorted((tmp_path / "store" / "packs").glob("*.pack"))[0]
     pack.write_bytes(pack.read_bytes()[:-1] + b"\0")
     r = run("pull", srv.url, str(tmp_path / "o2.bin"), "-t", "v1")
