@@ -56,6 +56,11 @@ def dest_lock(dest: str, timeout: Optional[float] = None) -> Iterator[bool]:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     except OSError as e:
+        if e.errno == errno.EROFS:
+            # a read-only filesystem: nobody can change DEST, so there is nothing to
+            # serialise (a --quick check may still succeed; a real pull fails as it should)
+            yield False
+            return
         raise FileAccessError(f"cannot create the lock file {path}: {e.strerror or e}") from None
     try:
         waited = not _try(fd)
