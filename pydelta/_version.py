@@ -1,8 +1,3 @@
-"""The one place pydelta's version is written.
-
-``pyproject.toml`` reads it (``[tool.setuptools.dynamic]``) for the
-distribution's metadata, and :mod:`pydelta` re-exports it as
-``pydelta.__version__``. Nothing else may spell the version out.
-"""
+"""pydelta's version (one place, read by the package, the CLI and sync's hello)."""
 
 __version__ = "0.1.0"
