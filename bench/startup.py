@@ -59,7 +59,9 @@ def import_times(args: list[str]) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", "--runs", type=int, default=10, help="runs per command (best is kept)")
+    parser.add_argument(
+        "-n", "--runs", type=int, default=10, help="runs per command (best is kept)"
+    )
     opts = parser.parse_args()
     os.environ.pop("PYDELTA_BACKEND", None)
     print(f"python {sys.version.split()[0]}, typer {version('typer')}, best of {opts.runs}")
