@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from ._version import __version__ as __version__
+from .backends import Hasher, blake3, blake3_digest
 from .backends import backend as _backend_module
 from .delta import delta, iter_delta
 from .errors import (
@@ -48,11 +49,9 @@ from .sync import SyncClient, SyncedFile, SyncReport, SyncStatus, serve, sync
 # The public surface only: everything is defined in the modules above, and
 # nothing inside the package imports this module back.
 
-#: Name of the kernel backend in use: "c" or "numba" (PYDELTA_BACKEND).
+#: Name of the kernel backend in use: "c" or "numba" (PYDELTA_BACKEND), or
+#: "none" when neither can run (every call then raises UsageError saying why).
 backend: str = _backend_module.NAME
-
-blake3 = _backend_module.Blake3
-blake3_digest = _backend_module.blake3_digest
 
 __all__ = [
     "signature",
@@ -76,6 +75,7 @@ __all__ = [
     "serve",
     "default_block_len",
     "blake3",
+    "Hasher",
     "blake3_digest",
     "backend",
     "PydeltaError",

@@ -11,7 +11,16 @@ from typing import Callable, Optional, TypeVar
 
 import typer
 
-from .errors import PydeltaError, SyncError
+from . import backends
+from .errors import (
+    CorruptError,
+    FormatError,
+    PydeltaError,
+    SyncError,
+    UsageError,
+    VerificationError,
+    WrongBasisError,
+)
 from .errors import message as error_message
 from .formats import DELTA, sniff
 from .formats import native as fmt
@@ -27,8 +36,51 @@ PROGRESS_THRESHOLD = 64 << 20
 # -- errors ------------------------------------------------------------------
 
 
+#: Exit codes (documented in the README and ``pydelta --help``).
+EXIT_OK = 0
+EXIT_ERROR = 1  # any other error: a file cannot be read or written, out of memory, ...
+EXIT_USAGE = 2  # bad arguments or options
+EXIT_BAD_INPUT = 3  # not a signature/delta, damaged, truncated, or a newer format
+EXIT_WRONG_BASIS = 4  # the old file is not the one the signature was made from
+EXIT_VERIFY = 5  # the patched result failed its size/digest check
+EXIT_REMOTE = 6  # sync: ssh or the remote pydelta failed, the connection broke
+EXIT_PARTIAL = 7  # sync: some files were not synced (the others were)
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
+EXIT_PIPE = 141  # our standard output was closed by its reader (128 + SIGPIPE), silently
+
+#: For ``--help``.
+EXIT_CODES_HELP = (
+    "Exit status: 0 success, 1 error (file access, I/O), 2 usage, 3 bad input (not a "
+    "signature/delta, damaged, truncated), 4 wrong old file, 5 verification failed, "
+    "6 remote/connection (sync), 7 some files not synced, 130 interrupted, 141 output "
+    "closed by its reader."
+)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit status for an error."""
+    if isinstance(exc, Failure):
+        return exc.code
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, (FormatError, CorruptError)):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, WrongBasisError):
+        return EXIT_WRONG_BASIS
+    if isinstance(exc, VerificationError):
+        return EXIT_VERIFY
+    if isinstance(exc, SyncError):
+        return EXIT_REMOTE
+    return EXIT_ERROR
+
+
 class Failure(Exception):
-    """An error found by the CLI itself (before the library runs)."""
+    """An error found by the CLI itself (before the library runs); by
+    default a usage error."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def error(message: str, code: int = 1) -> "typer.Exit":
@@ -72,21 +124,23 @@ def silence_stdout() -> None:
 
 def run(action: Callable[[], T]) -> T:
     """Run one library call, translating every failure into one stderr line."""
+    if backends.unavailable:  # no kernels: say why, whatever the command
+        raise error(backends.unavailable, EXIT_USAGE if backends.requested else EXIT_ERROR)
     try:
         return action()
     except KeyboardInterrupt:
-        raise error("interrupted", 130) from None
+        raise error("interrupted", EXIT_INTERRUPTED) from None
     except Failure as e:
-        raise error(str(e)) from None
+        raise error(str(e), e.code) from None
     except PydeltaError as e:
         if is_broken_pipe(e):
             silence_stdout()
-            raise typer.Exit(1) from None
-        raise error(str(e)) from None
+            raise typer.Exit(EXIT_PIPE) from None
+        raise error(str(e), exit_code(e)) from None
     except OSError as e:
         if is_broken_pipe(e):
             silence_stdout()
-            raise typer.Exit(1) from None
+            raise typer.Exit(EXIT_PIPE) from None
         raise error(error_message(e)) from None
     except MemoryError as e:
         raise error(str(e) or "out of memory") from None
@@ -111,7 +165,7 @@ def refuse_terminal(out: Optional[str], what: str) -> None:
     if not is_stdio(out):
         return
     if sys.stdout is None:
-        raise Failure(f"standard output is closed; give an output file for the {what}")
+        raise Failure(f"standard output is closed; give an output file for the {what}", EXIT_ERROR)
     try:
         tty = sys.stdout.isatty()
     except (OSError, ValueError):
@@ -151,6 +205,8 @@ def delta_result_size(arg: str) -> Optional[int]:
     if arg == "-":
         return None
     try:
+        if not stat.S_ISREG(os.stat(arg).st_mode):
+            return None  # a pipe (e.g. <(...)): reading its head would eat the delta
         with open(arg, "rb") as fh:
             if sniff(fh.read(4)) != DELTA:
                 return None

@@ -41,6 +41,17 @@ OUT_SIZE = 1 << 20
 RDIFF_DELTA_HEADER = fmt.DeltaHeader(block_len=0, strong_len=0, basis_size=-1, sig_digest=b"")
 
 
+def _is_devnull(st: os.stat_result) -> bool:
+    """True if st is the null device, which patch takes as an empty old file."""
+    if not stat.S_ISCHR(st.st_mode):
+        return False
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return st.st_rdev == null.st_rdev
+
+
 class Patcher:
     """Apply a delta fed in pieces as they arrive (push style).
 
@@ -97,12 +108,13 @@ class Patcher:
                     f"old file {self._old_name} must be a regular file with a descriptor "
                     "(patch reads it at random offsets)"
                 ) from None
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode) and not _is_devnull(st):
                 raise FileAccessError(
                     f"old file {self._old_name} is not a regular file "
                     "(patch reads it at random offsets; save it to a file first)"
                 )
-            self._old_size = st.st_size
+            # /dev/null is the empty basis (as for rdiff): a delta of literals only
+            self._old_size = st.st_size if stat.S_ISREG(st.st_mode) else 0
             self._sink: Union[AtomicFile, StreamSink] = open_output(out, "output", fsync)
             if isinstance(self._sink, AtomicFile):
                 self._sink.mode = mode

@@ -682,7 +682,7 @@ def test_cli_remote_without_pydelta(fake_ssh, tmp_path):
     p = run_cli(
         "sync", "-e", fake_ssh, "--remote-cmd", "/nonexistent/bin/pydelta", str(src), "host:b.bin"
     )
-    assert p.returncode == 1
+    assert p.returncode == 6  # remote/connection
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         "pydelta: error: pydelta is not installed on host"
@@ -696,9 +696,9 @@ def test_cli_failures_are_one_line(fake_ssh, tmp_path):
     )
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "no such file" in p.stderr
     p = run_cli("sync", str(tmp_path / "a"), str(tmp_path / "b"))
-    assert p.returncode == 1 and "exactly one of SRC and DEST must be remote" in p.stderr
+    assert p.returncode == 2 and "exactly one of SRC and DEST must be remote" in p.stderr
     p = run_cli("sync", "-e", "/nonexistent/ssh", str(tmp_path), "host:x")
-    assert p.returncode == 1 and "cannot run /nonexistent/ssh" in p.stderr
+    assert p.returncode == 6 and "cannot run /nonexistent/ssh" in p.stderr
 
 
 def test_cli_reports_skipped_and_failed_files(fake_ssh, tmp_path):
@@ -708,7 +708,7 @@ def test_cli_reports_skipped_and_failed_files(fake_ssh, tmp_path):
     dest = tmp_path / "dest"
     (dest / "shards" / "model-00001.bin").mkdir(parents=True)  # a folder where a file goes
     p = run_cli("sync", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, str(src), f"h:{dest}")
-    assert p.returncode == 1
+    assert p.returncode == 7  # some files not synced
     assert "pydelta: skipped etc-link: symbolic link" in p.stderr
     assert "pydelta: failed shards/model-00001.bin:" in p.stderr and "is a directory" in p.stderr
     assert "pydelta: error: 1 file not synced (they keep their old content)" in p.stderr
@@ -881,5 +881,5 @@ def test_broken_pipe_to_ssh_is_reported_not_silenced(tmp_path):
     script.chmod(0o755)
     for _ in range(3):
         p = run_cli("sync", "-e", str(script), str(src), "host:b.bin")
-        assert p.returncode == 1
+        assert p.returncode == 6  # remote/connection
         assert p.stderr.startswith("pydelta: error: pydelta is not installed on host"), p.stderr
