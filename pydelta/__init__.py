@@ -40,10 +40,11 @@ from .errors import (
 )
 from .formats import native as format  # noqa: F401 - compatibility alias: pydelta.format
 from .formats.native import default_block_len
+from .formats.rdiff import RdiffSignatureInfo
 from .info import info
 from .patch import Patcher, patch
 from .results import DeltaStats, FileInfo, PatchResult, SignatureInfo
-from .signature import Signature, iter_signature, load_signature, signature
+from .signature import RdiffSignature, Signature, iter_signature, load_signature, signature
 from .sync import SyncClient, SyncedFile, SyncReport, SyncStatus, serve, sync
 
 # The public surface only: everything is defined in the modules above, and
@@ -59,6 +60,8 @@ __all__ = [
     "Signature",
     "load_signature",
     "SignatureInfo",
+    "RdiffSignature",
+    "RdiffSignatureInfo",
     "delta",
     "iter_delta",
     "DeltaStats",

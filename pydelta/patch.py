@@ -137,7 +137,7 @@ class Patcher:
         self._closed = False
         self._outbuf = bytearray(OUT_SIZE)
         self._outview = memoryview(self._outbuf)
-        self.result: Optional[PatchResult] = None
+        self._result: Optional[PatchResult] = None
 
     # -- feeding -------------------------------------------------------
     def write(self, data: Union[bytes, bytearray, memoryview]) -> int:
@@ -266,18 +266,38 @@ class Patcher:
             VerificationError: the result does not match its digest.
         """
         if self._closed:
-            if self.result is None:
+            if self._result is None:
                 raise ValueError("Patcher was aborted")
-            return self.result
+            return self._result
         try:
-            self.result = self._verify()
+            self._result = self._verify()
             self._sink.commit()
         except BaseException:
             self.abort()
             raise
         self._closed = True
         self._close_old()
-        return self.result
+        return self._result
+
+    @property
+    def result(self) -> PatchResult:
+        """The verified result (size, digest), once :meth:`close` (or the end
+        of the ``with`` block) succeeded.
+
+        Raises:
+            ValueError: the patch is not finished, or was aborted.
+        """
+        if self._result is None:
+            raise ValueError(
+                "Patcher has no result: it was aborted or not closed yet "
+                "(call close() or leave the with block)"
+            )
+        return self._result
+
+    @property
+    def done(self) -> bool:
+        """True once the result is verified and in place."""
+        return self._result is not None
 
     def _verify(self) -> PatchResult:
         if self._header is None:

@@ -193,7 +193,7 @@ class Incoming:
         than the partial file it started from.
         """
         p = self._patcher
-        if p is not None and p.result is None:
+        if p is not None and not p.done:
             further = not self.have and p.produced > self.basis_size
             p.abort(keep_as=self.partial if further else None)
         self.basis.close()
