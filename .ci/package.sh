@@ -4,8 +4,10 @@
 #   - the wheel (built from the sdist, so the sdist is proven to build) must
 #     be the one cp39-abi3 wheel, carry the C core, and round-trip on it;
 #   - the sdist is installed with no working C compiler (CC=false): the
-#     install must still succeed, without the C core, and the same round
-#     trip must run on the numba backend.
+#     install must still succeed, without the C core; with no numba either,
+#     --version works and a command fails with one line (so does an unknown
+#     PYDELTA_BACKEND); with the numba extra the same round trip runs on
+#     numba, saying so once (nothing with -q).
 # Everything happens in a temp dir outside the work tree (so `import pydelta`
 # can only find the installed copy); pip's cache is used as usual.
 set -euo pipefail
@@ -67,11 +69,30 @@ q "$work/wheel/bin/python" -m pip install --quiet "$wheel"
 smoke "$work/wheel" c
 echo "package.sh: wheel installs and round-trips on the C core ($((SECONDS - t0)) s)"
 
-# -- the sdist without a C compiler, in a fresh venv, with the numba extra
+# -- the sdist without a C compiler, in a fresh venv: first with no numba
+#    (no backend at all), then with the numba extra
 "$PY" -m venv "$work/sdist"
-q env CC=false PYDELTA_REQUIRE_C= "$work/sdist/bin/python" -m pip install --quiet "$sdist[numba]"
+q env CC=false PYDELTA_REQUIRE_C= "$work/sdist/bin/python" -m pip install --quiet "$sdist"
 if compgen -G "$work/sdist/lib/python*/site-packages/pydelta/_core*" >/dev/null; then
     fail "CC=false still produced a C core"
 fi
+# one line on stderr, the exit status wanted, never a traceback: STATUS COMMAND...
+one_line() {
+    local want=$1 got err
+    shift
+    err=$("$@" 2>&1 >/dev/null) && got=0 || got=$?
+    [ "$got" = "$want" ] || fail "$* exited $got, not $want: $err"
+    [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || fail "$* printed more than one line: $err"
+    case "$err" in *Traceback*) fail "$* printed a traceback" ;; esac
+}
+"$work/sdist/bin/pydelta" --version | grep -q "no backend" || fail "--version without a backend"
+one_line 1 "$work/sdist/bin/pydelta" signature "$src/README.md" "$work/x.sig"
+one_line 2 env PYDELTA_BACKEND=foo "$work/sdist/bin/pydelta" signature "$src/README.md" "$work/x.sig"
+q "$work/sdist/bin/python" -m pip install --quiet "$sdist[numba]"
 smoke "$work/sdist" numba
-echo "package.sh: sdist installs without a compiler and round-trips on numba ($((SECONDS - t0)) s)"
+# the fallback notice: once per command, and none with -q
+err=$("$work/sdist/bin/pydelta" signature "$src/README.md" "$work/x.sig" 2>&1)
+[ "$(grep -c 'using the numba backend' <<<"$err")" = 1 ] || fail "fallback notice not once: $err"
+err=$("$work/sdist/bin/pydelta" signature -q "$src/README.md" "$work/x.sig" 2>&1)
+[ -z "$err" ] || fail "-q did not silence: $err"
+echo "package.sh: sdist installs without a compiler; no backend is one line; round-trips on numba ($((SECONDS - t0)) s)"
