@@ -868,6 +868,7 @@ def test_dry_run_changes_nothing_and_says_what_would_happen(served, tmp_path):
         "stray.bin": "deleted",
     }
     assert str(r).startswith("dry run, nothing changed - would be: ")
+    assert "speedup" not in str(r)  # nothing moved: no speed-up to report
     r = s.client.pull(str(dest), str(tmp_path / "local"), dry_run=True)
     assert not (tmp_path / "local").exists() and r.count("created") == len(files) + 1
     s.close()
