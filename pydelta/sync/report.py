@@ -82,7 +82,7 @@ class SyncReport:
             f"{rate:,.2f} bytes/sec\n"
             f"total size is {self.total_size:,}"
             # a dry run moves no data: no speed-up to speak of (rsync -n says "(DRY RUN)")
-            + ("" if self.dry_run else f"  speedup is {self.speedup:,.2f}")
+             + ("" if self.dry_run else f"  speedup is {self.speedup:,.2f}")
         )
 
     def __str__(self) -> str:
