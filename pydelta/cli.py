@@ -8,6 +8,7 @@ of failure (:data:`._cliutil.EXIT_CODES_HELP`). Progress bars (tqdm) live
 here only.
 """
 
+import dataclasses
 import json
 import sys
 import warnings
@@ -566,6 +567,15 @@ def sync(
     ] = None,
     level: LevelOpt = 3,
     fsync: SyncFsyncOpt = True,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the report as one JSON object on stdout instead of the summary "
+            "(src, dest, files with path/action/size/sent/received/message, bytes_sent, "
+            "bytes_received, total_size, seconds, dry_run, speedup).",
+        ),
+    ] = False,
 ) -> None:
     """Make DEST a copy of SRC over ssh, sending only what changed.
 
@@ -581,6 +591,15 @@ def sync(
     ending in '/', goes inside it. Prints an rsync-like summary: bytes sent
     and received, and the speed-up against copying whole files.
     """
+
+    def show(report: SyncReport) -> None:
+        if as_json:
+            obj = dataclasses.asdict(report)
+            obj["speedup"] = None if report.dry_run else round(report.speedup, 2)
+            sys.stdout.write(json.dumps(obj) + "\n")
+            sys.stdout.flush()
+        else:
+            print_report(report, verbose, quiet)
 
     def action() -> None:
         check_level(level)
@@ -604,14 +623,14 @@ def sync(
                 )
         except SyncError as e:
             if isinstance(e.report, SyncReport):
-                print_report(e.report, verbose, quiet)
+                show(e.report)
                 n = len(e.report.failed)
                 raise Failure(
                     f"{n} file{'s' if n != 1 else ''} not synced (they keep their old content)",
                     EXIT_PARTIAL,
                 ) from None
             raise
-        print_report(report, verbose, quiet)
+        show(report)
 
     run(action)
 

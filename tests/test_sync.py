@@ -690,6 +690,22 @@ def test_cli_remote_without_pydelta(fake_ssh, tmp_path):
     assert "--remote-cmd" in lines[0] and "Traceback" not in p.stderr
 
 
+def test_cli_json_report(fake_ssh, tmp_path):
+    old, new = model_pair(200_000, 31)
+    src = write(tmp_path / "new.bin", new)
+    dest = write(tmp_path / "remote" / "m.bin", old)
+    p = run_cli(
+        "sync", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, "--json", str(src), f"host:{dest}"
+    )
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout)
+    (f,) = report["files"]
+    assert f["path"] == "m.bin" and f["action"] == "updated" and f["size"] == len(new)
+    assert f["sent"] <= report["bytes_sent"] and f["message"] == ""
+    assert report["total_size"] == len(new) and report["speedup"] > 1 and not report["dry_run"]
+    assert dest.read_bytes() == new
+
+
 def test_cli_failures_are_one_line(fake_ssh, tmp_path):
     p = run_cli(
         "sync", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, str(tmp_path / "missing"), "host:x"
