@@ -5,6 +5,7 @@ real subprocesses of ``python -m pydelta`` (real pipes, a real pty, real
 exit codes and stderr).
 """
 
+import json
 import os
 import pty
 import random
@@ -632,3 +633,151 @@ def test_progress_default_on_terminal_for_large_input(files):
     # a small input on the same kind of terminal: no bar
     rc, text = _stderr_on_pty(["signature", files / "old", files / "old.sig"])
     assert rc == 0 and text == ""
+
+
+# -- scripting: exit codes, -v, --json, completion, /dev/null (issue 15) -------
+
+
+def test_exit_codes_are_documented_in_help(runner):
+    text = runner.invoke(app, ["--help"]).stdout
+    for code in ("2 usage", "3 bad input", "4 wrong old file", "5", "6 remote", "7 some files"):
+        assert code in text
+    assert "--install-completion" in text
+
+
+def test_level_out_of_range_is_our_one_line_usage_error(made):
+    p = run("delta", "--level", "30", made / "old.sig", made / "new", made / "x")
+    assert_one_error(
+        p.stderr, "compression level 30 is out of range: use 1..22", p.returncode, want_rc=2
+    )
+    assert not (made / "x").exists()
+
+
+def test_swapped_delta_arguments_get_a_hint(made):
+    p = run("delta", made / "new", made / "old.sig", made / "x")
+    assert p.returncode == 3 and p.stderr.count("\n") == 1
+    assert "wrong order?" in p.stderr and "'pydelta delta SIG NEW'" in p.stderr
+
+
+def test_verbose_signature_and_patch(made):
+    p = run("signature", "-v", made / "old", made / "s.sig")
+    assert p.returncode == 0
+    assert (
+        p.stderr == "pydelta: old 262144 bytes, 256 blocks of 1024 bytes, 16-byte strong hashes\n"
+    )
+    p = run("patch", "-v", made / "old", made / "new.delta", made / "out")
+    new = (made / "new").read_bytes()
+    assert p.returncode == 0
+    assert p.stderr == (
+        f"pydelta: result {len(new)} bytes, BLAKE3 {pydelta.blake3_digest(new).hex()} (verified)\n"
+    )
+    p = run("patch", "-v", "-q", made / "old", made / "new.delta", made / "out")
+    assert p.returncode == 0 and p.stderr == ""
+
+
+def test_info_json_and_quiet(made):
+    p = run("info", "--json", "-q", made / "new.delta")
+    assert p.returncode == 0 and p.stderr == ""
+    obj = json.loads(p.stdout)
+    new = (made / "new").read_bytes()
+    assert obj["format"] == "pydelta" and obj["kind"] == "delta"
+    assert obj["result_size"] == len(new)
+    assert obj["result_digest"] == pydelta.blake3_digest(new).hex()
+
+
+def test_dev_null_is_the_empty_basis(files):
+    new = (files / "new").read_bytes()
+    pydelta.signature(os.devnull, files / "empty.sig")
+    pydelta.delta(files / "empty.sig", files / "new", files / "lit.delta")
+    p = run("patch", os.devnull, files / "lit.delta", files / "out")
+    assert p.returncode == 0, p.stderr
+    assert (files / "out").read_bytes() == new
+    # a delta that copies from a real basis is refused: wrong basis, exit 4
+    pydelta.signature(files / "old", files / "old.sig")
+    pydelta.delta(files / "old.sig", files / "new", files / "new.delta")
+    p = run("patch", os.devnull, files / "new.delta", files / "out2")
+    assert p.returncode == 4 and p.stderr.count("\n") == 1
+    assert not (files / "out2").exists()
+
+
+def test_shell_completion_script():
+    p = run("--show-completion", "bash")
+    assert p.returncode == 0 and b"_pydelta_completion" in p.stdout
+
+
+def test_unknown_backend_is_one_line(files):
+    env = dict(_env(), PYDELTA_BACKEND="foo")
+    p = subprocess.run(
+        CMD + ["signature", str(files / "old"), str(files / "x.sig")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT,
+    )
+    assert_one_error(
+        p.stderr,
+        "unknown PYDELTA_BACKEND 'foo': use one of c, numba (or leave it unset)",
+        p.returncode,
+        want_rc=2,
+    )
+    p = subprocess.run(CMD + ["-V"], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert p.returncode == 0 and "unknown PYDELTA_BACKEND 'foo'" in p.stdout
+
+
+NO_BACKEND = """\
+import sys
+sys.modules["pydelta._core"] = None  # the C core not built
+sys.modules["numba"] = None  # and no numba
+sys.argv = ["pydelta", *sys.argv[1:]]
+from pydelta.__main__ import main
+main()
+"""
+
+
+def test_no_backend_is_one_line_and_version_still_works(files):
+    def pd(*args):
+        return subprocess.run(
+            [sys.executable, "-c", NO_BACKEND, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=TIMEOUT,
+        )
+
+    p = pd("signature", files / "old", files / "x.sig")
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith(f"{ERR}no backend: pydelta's C core is not built")
+    assert "pip install 'pydelta-sync[numba]'" in p.stderr
+    p = pd("--version")
+    assert p.returncode == 0 and p.stdout.startswith(f"pydelta {pydelta.__version__} (no backend")
+
+
+NUMBA_FALLBACK = """\
+import sys
+sys.modules["pydelta._core"] = None  # the C core not built: numba stands in
+sys.argv = ["pydelta", *sys.argv[1:]]
+from pydelta.__main__ import main
+main()
+"""
+
+
+def test_numba_fallback_says_so_once_and_q_silences_it(made):
+    pytest.importorskip("numba")
+
+    def pd(*args):
+        return subprocess.run(
+            [sys.executable, "-c", NUMBA_FALLBACK, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=600,
+        )
+
+    p = pd("patch", made / "old", made / "new.delta", made / "out")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("\n") == 1
+    assert p.stderr.startswith("pydelta: warning: C core not available")
+    assert "using the numba backend" in p.stderr
+    p = pd("patch", "-q", made / "old", made / "new.delta", made / "out")
+    assert p.returncode == 0 and p.stderr == ""
+    assert (made / "out").read_bytes() == (made / "new").read_bytes()
