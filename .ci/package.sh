@@ -85,10 +85,11 @@ one_line() {
     [ "$(printf '%s\n' "$err" | wc -l)" = 1 ] || fail "$* printed more than one line: $err"
     case "$err" in *Traceback*) fail "$* printed a traceback" ;; esac
 }
-"$work/sdist/bin/pydelta" --version | grep -q "no backend" || fail "--version without a backend"
+ver=$("$work/sdist/bin/pydelta" --version) || fail "--version without a backend failed"
+grep -q "no backend" <<<"$ver" || fail "--version without a backend says: $ver"
 one_line 1 "$work/sdist/bin/pydelta" signature "$src/README.md" "$work/x.sig"
 one_line 2 env PYDELTA_BACKEND=foo "$work/sdist/bin/pydelta" signature "$src/README.md" "$work/x.sig"
-q "$work/sdist/bin/python" -m pip install --quiet "$sdist[numba]"
+q env CC=false PYDELTA_REQUIRE_C= "$work/sdist/bin/python" -m pip install --quiet "$sdist[numba]"
 smoke "$work/sdist" numba
 # the fallback notice: once per command, and none with -q
 err=$("$work/sdist/bin/pydelta" signature "$src/README.md" "$work/x.sig" 2>&1)
