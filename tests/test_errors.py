@@ -518,9 +518,24 @@ def test_signature_checksum_message(case):
     assert "checksum mismatch" in str(e)
 
 
-def test_signature_trailing_garbage(case):
-    e = _sig_error(case["sig"] + b"\x00")
-    assert isinstance(e, pydelta.CorruptSignatureError)
+def test_signature_trailing_garbage(case, tmp_path):
+    """Bytes after the end marker: an error in bytes or a file given by path;
+    from a file object the signature ends at its trailer (it can be read off a
+    live channel) and what follows stays unread, for the caller."""
+    data = case["sig"] + b"\x00"
+    for load in (
+        lambda: pydelta.load_signature(data),
+        lambda: pydelta.delta(data, io.BytesIO(b"new")),
+    ):
+        with pytest.raises(pydelta.CorruptSignatureError):
+            load()
+    (tmp_path / "g.sig").write_bytes(data)
+    with pytest.raises(pydelta.CorruptSignatureError, match="data after its end marker"):
+        pydelta.Signature.load(tmp_path / "g.sig")
+    stream = io.BytesIO(data)
+    sig = pydelta.Signature.load(stream)
+    assert sig.info.digest == pydelta.Signature.load(io.BytesIO(case["sig"])).info.digest
+    assert stream.read() == b"\x00"
 
 
 # ---------------------------------------------------------------- wrong kinds of file
