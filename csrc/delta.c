@@ -200,12 +200,12 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
              * is computed only when the continuation fails. */
             mlen = try_continuation(d, in + pos, avail, sh, &have_sh);
             moff = d->cont;
-            if (!mlen && avail >= bl && t->nuniq) {
+            if (!mlen && avail >= bl && t->ix.nuniq) {
                 if (!d->have_h) {
                     d->h = pd_weak(in + pos, bl);
                     d->have_h = 1;
                 }
-                if (t->nuniq) {
+                if (t->ix.nuniq) {
                     int64_t b = pd_sigtable_match(t, d->h, in + pos, sh,
                                                   &have_sh);
                     if (b >= 0) {
@@ -231,7 +231,7 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
         if (d->copy_pending)
             o += emit_copy(d, out + o);
         d->cont = PD_NONE;
-        if (!t->nuniq) {
+        if (!t->ix.nuniq) {
             /* No full block to look up and no continuation: nothing left
              * in NEW can match (an empty or one-short-block basis, as when
              * a file is sent whole). Take literal bytes up to the cap
@@ -267,7 +267,7 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
             /* Four positions per step: the sums at pos+1..pos+4 all come
              * from h at pos, so the loop-carried chain is one multiply-add
              * per four bytes and the other multiplies run in parallel. */
-            while (pos + 4 <= end && !pd_bloom_test(t, h)) {
+            while (pos + 4 <= end && !pd_bloom_test(&t->ix, h)) {
                 const uint8_t *o_ = in + pos, *i_ = in + pos + bl;
                 uint64_t x1 = (uint64_t)i_[0] - tab[o_[0]];
                 uint64_t x2 = (uint64_t)i_[1] - tab[o_[1]];
@@ -277,17 +277,17 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
                 uint64_t h2 = h * m2 + (x1 * m1 + x2);
                 uint64_t h3 = h * m3 + (x1 * m2 + x2 * m1 + x3);
                 uint64_t h4 = h * m4 + (x1 * m3 + x2 * m2 + x3 * m1 + x4);
-                if (pd_bloom_test(t, h1)) {
+                if (pd_bloom_test(&t->ix, h1)) {
                     h = h1;
                     pos += 1;
                     break;
                 }
-                if (pd_bloom_test(t, h2)) {
+                if (pd_bloom_test(&t->ix, h2)) {
                     h = h2;
                     pos += 2;
                     break;
                 }
-                if (pd_bloom_test(t, h3)) {
+                if (pd_bloom_test(&t->ix, h3)) {
                     h = h3;
                     pos += 3;
                     break;
@@ -295,7 +295,7 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
                 h = h4;
                 pos += 4;
             }
-            while (pos < end && !pd_bloom_test(t, h)) {
+            while (pos < end && !pd_bloom_test(&t->ix, h)) {
                 h = pd_weak_roll(h, in[pos], in[pos + bl], tab);
                 pos++;
             }

@@ -122,20 +122,20 @@ static long parse_op(pd_patch *p, const uint8_t *in, size_t avail)
     }
 }
 
-/* Read exactly len bytes of the basis at off into dst. */
-static int read_basis(pd_patch *p, uint8_t *dst, size_t len, uint64_t off)
+int pd_read_basis(int fd, uint8_t *dst, size_t len, uint64_t off,
+                  int *err_no)
 {
     while (len) {
-        ssize_t r = pread(p->fd, dst, len, (off_t)off);
+        ssize_t r = pread(fd, dst, len, (off_t)off);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            p->err_no = errno;
+            *err_no = errno;
             return PD_ERR_IO;
         }
         if (r == 0) {
             /* The basis is shorter than it was said to be. */
-            p->err_no = 0;
+            *err_no = 0;
             return PD_ERR_IO;
         }
         dst += r;
@@ -174,7 +174,7 @@ int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len,
                 break;
             }
             size_t k = p->rem < room ? (size_t)p->rem : room;
-            int r = read_basis(p, out + o, k, p->off);
+            int r = pd_read_basis(p->fd, out + o, k, p->off, &p->err_no);
             if (r != PD_OK) {
                 rc = r;
                 break;

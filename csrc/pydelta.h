@@ -92,6 +92,11 @@ void pd_sigtable_free(pd_sigtable *t);
 int64_t pd_sigtable_find(const pd_sigtable *t, const uint8_t *data);
 /* Number of distinct block contents kept in the table. */
 uint64_t pd_sigtable_unique(const pd_sigtable *t);
+/* Set the key of the weak-sum index for tables built from now on (both
+ * formats). The key is drawn at random once per process, which is what
+ * keeps chosen weak sums from piling up in one bucket; fixing it is for
+ * tests. (0, 0) draws a fresh random key. Deltas never depend on the key. */
+void pd_table_key(uint64_t k0, uint64_t k1);
 
 /* ---- delta (delta.c) --------------------------------------------------- */
 

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pydelta.h"
+#include "internal.h"
 
 #define PD_RS_RK_MULT 0x08104225u
 /** (MULT - 1) * seed, the constant folded into the byte leaving a window. */

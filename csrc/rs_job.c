@@ -38,8 +38,9 @@
 #define RS_NONE UINT64_MAX
 /** Most blocks verified at once in a run of unchanged data. */
 #define RS_BATCH 16
-/** At most this many distinct blocks sharing one weak sum are tried. */
-#define RS_MAX_CANDIDATES 16
+/** At most this many lengths of the last block get a strong hash when
+ * its weak sum agrees (the search at the end of NEW). */
+#define RS_MAX_CANDIDATES PD_MAX_CANDIDATES
 /** Strong sums at least this long are trusted without the weak sum when a
  * run of copied blocks continues (96+ bits; librsync's default is 256). */
 #define RS_STRONG_ONLY 12
@@ -114,57 +115,16 @@ struct pd_rs_sigtable {
     int weak_kind, strong_kind;
     uint64_t nblocks;
     uint32_t block_len, strong_len;
-    uint32_t *weak;        /* [nblocks] */
-    uint8_t *strong;       /* [nblocks * strong_len] */
-    uint64_t nuniq;
-    uint32_t *uweak;       /* [nuniq] sorted weak sums of distinct blocks */
-    uint64_t *uidx;        /* [nuniq] their indexes */
-    uint64_t *slot;        /* 1 + index into uweak of a run, or 0 */
-    uint64_t tmask;
-    uint64_t *bloom;
-    unsigned bloom_shift;
-    pd_rs_roller roller;   /* for windows of block_len */
+    uint32_t *weak;      /* [nblocks] */
+    uint8_t *strong;     /* [nblocks * strong_len] */
+    pd_windex ix;        /* the weak-sum index of sigtable.c */
+    pd_rs_roller roller; /* for windows of block_len */
 };
 
-typedef struct {
-    uint32_t weak;
-    uint64_t idx;
-    const uint8_t *strong;
-    uint32_t slen;
-} rs_item;
-
-static int cmp_item(const void *a, const void *b)
-{
-    const rs_item *x = a, *y = b;
-    if (x->weak != y->weak)
-        return x->weak < y->weak ? -1 : 1;
-    int c = memcmp(x->strong, y->strong, x->slen);
-    if (c)
-        return c;
-    return x->idx < y->idx ? -1 : (x->idx > y->idx);
-}
-
-static inline uint64_t mix32(uint32_t w)
-{
-    return (uint64_t)w * 0x9E3779B97F4A7C15ULL;
-}
-
-/* One multiply: the top bits of w times an odd constant (the bit set has
- * at most 2^27 bits, so a 32-bit product has enough of them). */
-static inline uint32_t bloom_bit(const pd_rs_sigtable *t, uint32_t w)
-{
-    return (w * 0x9E3779B1u) >> t->bloom_shift;
-}
-
+/* The pre-filter over 32-bit weak sums (the index keys them as 64-bit). */
 static inline int bloom_test(const pd_rs_sigtable *t, uint32_t w)
 {
-    uint32_t b = bloom_bit(t, w);
-    return (int)((t->bloom[b >> 6] >> (b & 63)) & 1);
-}
-
-static inline uint64_t slot_of(const pd_rs_sigtable *t, uint32_t w)
-{
-    return (mix32(w) >> 29) & t->tmask;
+    return pd_bloom_test(&t->ix, w);
 }
 
 void pd_rs_sigtable_free(pd_rs_sigtable *t)
@@ -173,19 +133,8 @@ void pd_rs_sigtable_free(pd_rs_sigtable *t)
         return;
     free(t->weak);
     free(t->strong);
-    free(t->uweak);
-    free(t->uidx);
-    free(t->slot);
-    free(t->bloom);
+    pd_windex_free(&t->ix);
     free(t);
-}
-
-static uint64_t pow2_at_least(uint64_t v)
-{
-    uint64_t p = 1;
-    while (p < v)
-        p <<= 1;
-    return p;
 }
 
 pd_rs_sigtable *pd_rs_sigtable_new(uint32_t magic, const uint8_t *entries,
@@ -214,7 +163,7 @@ pd_rs_sigtable *pd_rs_sigtable_new(uint32_t magic, const uint8_t *entries,
     size_t entry = 4 + strong_len, cnt = nblocks ? nblocks : 1;
     t->weak = malloc(cnt * sizeof *t->weak);
     t->strong = malloc(cnt * strong_len);
-    rs_item *items = malloc(cnt * sizeof *items);
+    pd_witem *items = malloc(cnt * sizeof *items);
     if (!t->weak || !t->strong || !items)
         goto fail;
     for (uint64_t i = 0; i < nblocks; i++) {
@@ -226,46 +175,8 @@ pd_rs_sigtable *pd_rs_sigtable_new(uint32_t magic, const uint8_t *entries,
         items[i].strong = t->strong + i * strong_len;
         items[i].slen = strong_len;
     }
-    qsort(items, nblocks, sizeof *items, cmp_item);
-    uint64_t nu = 0, nweak = 0;
-    for (uint64_t i = 0; i < nblocks; i++) {
-        if (nu && items[nu - 1].weak == items[i].weak &&
-            !memcmp(items[nu - 1].strong, items[i].strong, strong_len))
-            continue;
-        if (!nu || items[nu - 1].weak != items[i].weak)
-            nweak++;
-        items[nu++] = items[i];
-    }
-    t->nuniq = nu;
-    t->uweak = malloc((nu ? nu : 1) * sizeof *t->uweak);
-    t->uidx = malloc((nu ? nu : 1) * sizeof *t->uidx);
-    uint64_t slots = pow2_at_least(2 * nweak < 16 ? 16 : 2 * nweak);
-    t->tmask = slots - 1;
-    t->slot = calloc(slots, sizeof *t->slot);
-    /* 64 bits per distinct weak sum (about 1.5% false hits), at most 2^27. */
-    uint64_t bits = 64 * nweak < 4096 ? 4096 : 64 * nweak;
-    if (bits > (1ULL << 27))
-        bits = 1ULL << 27;
-    bits = pow2_at_least(bits);
-    unsigned lg = 0;
-    while ((1ULL << lg) < bits)
-        lg++;
-    t->bloom_shift = 32 - lg;
-    t->bloom = calloc(bits / 64, sizeof *t->bloom);
-    if (!t->uweak || !t->uidx || !t->slot || !t->bloom)
+    if (pd_windex_build(&t->ix, items, nblocks) != PD_OK)
         goto fail;
-    for (uint64_t i = 0; i < nu; i++) {
-        t->uweak[i] = items[i].weak;
-        t->uidx[i] = items[i].idx;
-        if (i && items[i - 1].weak == items[i].weak)
-            continue;
-        uint64_t s = slot_of(t, items[i].weak);
-        while (t->slot[s])
-            s = (s + 1) & t->tmask;
-        t->slot[s] = i + 1;
-        uint32_t b = bloom_bit(t, items[i].weak);
-        t->bloom[b >> 6] |= 1ULL << (b & 63);
-    }
     free(items);
     *err = PD_OK;
     return t;
@@ -283,35 +194,21 @@ static int64_t table_match(const pd_rs_sigtable *t, uint32_t w,
 {
     if (!bloom_test(t, w))
         return -1;
-    uint64_t s = slot_of(t, w);
-    for (;;) {
-        uint64_t v = t->slot[s];
-        if (!v)
-            return -1;
-        if (t->uweak[v - 1] == w) {
-            uint64_t i = v - 1;
-            for (int k = 0; k < RS_MAX_CANDIDATES && i < t->nuniq &&
-                            t->uweak[i] == w;
-                 k++, i++) {
-                if (!*have_sh) {
-                    pd_rs_strong(t->strong_kind, data, t->block_len, sh);
-                    *have_sh = 1;
-                }
-                uint64_t b = t->uidx[i];
-                if (!memcmp(sh, t->strong + b * t->strong_len, t->strong_len))
-                    return (int64_t)b;
-            }
-            return -1;
-        }
-        s = (s + 1) & t->tmask;
+    const pd_wrun *r = pd_windex_find(&t->ix, w);
+    if (!r)
+        return -1;
+    if (!*have_sh) {
+        pd_rs_strong(t->strong_kind, data, t->block_len, sh);
+        *have_sh = 1;
     }
+    return pd_windex_pick(&t->ix, r, sh, t->strong, t->strong_len);
 }
 
 int64_t pd_rs_sigtable_find(const pd_rs_sigtable *t, const uint8_t *data)
 {
     uint8_t sh[PD_RS_BLAKE2_LEN];
     int have = 0;
-    if (!t->nuniq)
+    if (!t->ix.nuniq)
         return -1;
     return table_match(t, pd_rs_weak(t->weak_kind, data, t->block_len), data,
                        sh, &have);
@@ -319,7 +216,7 @@ int64_t pd_rs_sigtable_find(const pd_rs_sigtable *t, const uint8_t *data)
 
 uint64_t pd_rs_sigtable_unique(const pd_rs_sigtable *t)
 {
-    return t->nuniq;
+    return t->ix.nuniq;
 }
 
 /* Does data[0..len) match block j (weak and strong)? */
@@ -608,7 +505,7 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
                 d->ws = pd_rs_wstate_of(kind, in + pos, bl);
                 d->have_h = 1;
             }
-            if (!mlen && avail >= bl && t->nuniq) {
+            if (!mlen && avail >= bl && t->ix.nuniq) {
                 uint8_t sh[PD_RS_BLAKE2_LEN];
                 int have_sh = 0;
                 int64_t b = table_match(t, pd_rs_wdigest(kind, d->ws), in + pos,
@@ -856,27 +753,6 @@ static long parse_cmd(pd_rs_patch *p, const uint8_t *in, size_t avail)
     return PD_ERR_CORRUPT;
 }
 
-static int read_basis(pd_rs_patch *p, uint8_t *dst, size_t len, uint64_t off)
-{
-    while (len) {
-        ssize_t r = pread(p->fd, dst, len, (off_t)off);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            p->err_no = errno;
-            return PD_ERR_IO;
-        }
-        if (r == 0) {
-            p->err_no = 0;
-            return PD_ERR_IO;
-        }
-        dst += r;
-        len -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return PD_OK;
-}
-
 int pd_rs_patch_step(pd_rs_patch *p, const uint8_t *in, size_t in_len,
                      uint8_t *out, size_t out_cap, size_t *in_used,
                      size_t *out_used)
@@ -912,7 +788,7 @@ int pd_rs_patch_step(pd_rs_patch *p, const uint8_t *in, size_t in_len,
                 break;
             }
             size_t k = p->rem < room ? (size_t)p->rem : room;
-            int r = read_basis(p, out + o, k, p->off);
+            int r = pd_read_basis(p->fd, out + o, k, p->off, &p->err_no);
             if (r != PD_OK) {
                 rc = r;
                 break;
