@@ -260,12 +260,53 @@ int64_t pd_sigtable_match(const struct pd_sigtable *t, uint64_t h,
                           const uint8_t *data, uint8_t sh[PD_HASH_LEN],
                           int *have_sh);
 
-/* ---- basis reads (patch.c, rs_job.c) ---------------------------------- */
+/* ---- the delta op writer (scan.c), shared by delta.c and rs_job.c ---- */
+
+/** Op encodings of pd_ops. */
+enum { PD_OPS_NATIVE, PD_OPS_RDIFF };
+
+/** A COPY being extended and literal bytes carried between scan calls. */
+typedef struct {
+    int fmt;              /* PD_OPS_NATIVE or PD_OPS_RDIFF */
+    int copy_pending;     /* a COPY is being extended */
+    uint64_t copy_off, copy_len;
+    uint8_t *lit;         /* [PD_LIT_MAX] literal bytes carried over */
+    size_t lit_len;       /* < PD_LIT_MAX between calls */
+    uint64_t copied, literal; /* bytes sent as COPY / LITERAL so far */
+} pd_ops;
+
+/** Set up a writer of fmt ops: PD_OK or PD_ERR_NOMEM. */
+int pd_ops_init(pd_ops *w, int fmt);
+void pd_ops_free(pd_ops *w);
+/** Emit the pending COPY, if any; returns the bytes written to out. */
+size_t pd_ops_flush_copy(pd_ops *w, uint8_t *out);
+/** Emit one LITERAL of the carried bytes followed by src[0..len). */
+size_t pd_ops_literal(pd_ops *w, uint8_t *out, const uint8_t *src,
+                      size_t len);
+/** Record a match of len bytes at offset off of the basis: extends the
+ * pending COPY if contiguous, else emits it and starts a new one. */
+size_t pd_ops_copy(pd_ops *w, uint8_t *out, uint64_t off, uint64_t len);
+/** Keep src[0..len) as literal bytes for the next call. */
+void pd_ops_carry(pd_ops *w, const uint8_t *src, size_t len);
+
+/* ---- patching: basis reads and op steps (patch.c, rs_job.c) ---------------------------------- */
 
 /** Read exactly len bytes at off from fd into dst (pread, EINTR retried).
  * Returns PD_OK, or PD_ERR_IO with *err_no set to errno (0 if the file
  * ended early). */
 int pd_read_basis(int fd, uint8_t *dst, size_t len, uint64_t off,
                   int *err_no);
+
+/** One step of a COPY op in progress (patch.c, rs_job.c): up to room
+ * bytes of the *rem left, read from the basis at *off into out, both
+ * advanced. Returns PD_OK with *made set, PD_NEED_OUTPUT (room 0) or
+ * PD_ERR_IO. */
+int pd_patch_copy(int fd, uint64_t *off, uint64_t *rem, uint8_t *out,
+                  size_t room, size_t *made, int *err_no);
+/** One step of a LITERAL op in progress: up to *rem bytes from in[0..avail)
+ * to out[0..room). Returns PD_OK with *moved set, PD_NEED_INPUT (avail 0)
+ * or PD_NEED_OUTPUT (room 0). */
+int pd_patch_literal(uint64_t *rem, const uint8_t *in, size_t avail,
+                     uint8_t *out, size_t room, size_t *moved);
 
 #endif

@@ -145,6 +145,37 @@ int pd_read_basis(int fd, uint8_t *dst, size_t len, uint64_t off,
     return PD_OK;
 }
 
+int pd_patch_copy(int fd, uint64_t *off, uint64_t *rem, uint8_t *out,
+                  size_t room, size_t *made, int *err_no)
+{
+    if (!room)
+        return PD_NEED_OUTPUT;
+    size_t k = *rem < room ? (size_t)*rem : room;
+    int r = pd_read_basis(fd, out, k, *off, err_no);
+    if (r != PD_OK)
+        return r;
+    *made = k;
+    *off += k;
+    *rem -= k;
+    return PD_OK;
+}
+
+int pd_patch_literal(uint64_t *rem, const uint8_t *in, size_t avail,
+                     uint8_t *out, size_t room, size_t *moved)
+{
+    if (!avail)
+        return PD_NEED_INPUT;
+    if (!room)
+        return PD_NEED_OUTPUT;
+    size_t k = *rem < room ? (size_t)*rem : room;
+    if (k > avail)
+        k = avail;
+    memcpy(out, in, k);
+    *moved = k;
+    *rem -= k;
+    return PD_OK;
+}
+
 int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len,
                   uint8_t *out, size_t out_cap, size_t *in_used,
                   size_t *out_used)
@@ -168,41 +199,20 @@ int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len,
             break;
         }
         case ST_COPY: {
-            size_t room = out_cap - o;
-            if (!room) {
-                rc = PD_NEED_OUTPUT;
-                break;
-            }
-            size_t k = p->rem < room ? (size_t)p->rem : room;
-            int r = pd_read_basis(p->fd, out + o, k, p->off, &p->err_no);
-            if (r != PD_OK) {
-                rc = r;
-                break;
-            }
+            size_t k = 0;
+            rc = pd_patch_copy(p->fd, &p->off, &p->rem, out + o, out_cap - o,
+                               &k, &p->err_no);
             o += k;
-            p->off += k;
-            p->rem -= k;
             if (!p->rem)
                 p->state = ST_OP;
             break;
         }
         case ST_LITERAL: {
-            size_t room = out_cap - o, avail = in_len - ip;
-            if (!avail) {
-                rc = PD_NEED_INPUT;
-                break;
-            }
-            if (!room) {
-                rc = PD_NEED_OUTPUT;
-                break;
-            }
-            size_t k = p->rem < room ? (size_t)p->rem : room;
-            if (k > avail)
-                k = avail;
-            memcpy(out + o, in + ip, k);
-            o += k;
+            size_t k = 0;
+            rc = pd_patch_literal(&p->rem, in + ip, in_len - ip, out + o,
+                                  out_cap - o, &k);
             ip += k;
-            p->rem -= k;
+            o += k;
             if (!p->rem)
                 p->state = ST_OP;
             break;

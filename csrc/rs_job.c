@@ -5,9 +5,10 @@
  * Signature: each block of block_len bytes (the last may be short) becomes
  * u32 big-endian weak sum + the first strong_len bytes of its strong sum.
  *
- * Table: the entries of a librsync signature, deduplicated (the lowest
- * index of identical blocks wins) and indexed by weak sum behind a
- * Bloom-style bit set, like the native table in sigtable.c. A librsync
+ * Table: the entries of a librsync signature in the weak-sum index of
+ * sigtable.c (deduplicated, the lowest index of identical blocks winning;
+ * keyed buckets that chosen weak sums cannot flood; a Bloom-style bit set
+ * in front), the 32-bit sums widened to 64. A librsync
  * signature does not say how long its last block is, so that block is
  * indexed like the others (its strong sum cannot match a full window
  * unless it is full) and is additionally tried at every shorter length
@@ -23,12 +24,14 @@
  * block-by-block scan, so the delta depends only on NEW and the signature.
  * The end of a literal run is found by rolling the weak sum two bytes per
  * step behind a Bloom-style pre-filter.
- * Commands use librsync's encoding: one-byte literal opcodes up to 64
- * bytes, otherwise the smallest integer width for every parameter.
+ * Commands use librsync's encoding (one-byte literal opcodes up to 64
+ * bytes, otherwise the smallest integer width for every parameter),
+ * written by the op writer of scan.c that the native scan uses too.
  *
- * Patch: decodes every command form librsync defines, checks each one
+ * Patch: decodes every command form librsync defines and checks each one
  * before acting on it (zero lengths, reserved opcodes, copies outside the
- * basis, all without overflow) and reads the basis with pread().
+ * basis, all without overflow); the COPY and LITERAL steps, reading the
+ * basis with pread(), are patch.c's.
  */
 #include <errno.h>
 #include <unistd.h>
@@ -299,11 +302,7 @@ struct pd_rs_delta {
     int judged;             /* the window at the front already missed */
     size_t batch;           /* blocks to verify at once in a run (1..RS_BATCH) */
     uint64_t cont;          /* block to try first, or RS_NONE */
-    int copy_pending;
-    uint64_t copy_off, copy_len;
-    uint8_t *lit;           /* literal bytes carried between calls */
-    size_t lit_len;
-    uint64_t copied, literal;
+    pd_ops w;               /* pending COPY, carried literal bytes */
     int fin_searched;       /* the end of NEW was searched for the last block */
     size_t fin_len;         /* its length there, or 0 */
     int done;
@@ -317,9 +316,8 @@ pd_rs_delta *pd_rs_delta_new(const pd_rs_sigtable *t)
     d->t = t;
     d->cont = t->nblocks ? 0 : RS_NONE;
     d->batch = 1;
-    d->lit = malloc(PD_RS_LIT_MAX);
-    if (!d->lit) {
-        free(d);
+    if (pd_ops_init(&d->w, PD_OPS_RDIFF) != PD_OK) {
+        pd_rs_delta_free(d);
         return NULL;
     }
     return d;
@@ -329,7 +327,7 @@ void pd_rs_delta_free(pd_rs_delta *d)
 {
     if (!d)
         return;
-    free(d->lit);
+    pd_ops_free(&d->w);
     free(d);
 }
 
@@ -337,71 +335,11 @@ void pd_rs_delta_stats(const pd_rs_delta *d, uint64_t *new_size,
                        uint64_t *copied, uint64_t *literal)
 {
     *new_size = d->used;
-    *copied = d->copied;
-    *literal = d->literal;
-}
-
-static int int_width(uint64_t v)
-{
-    if (v <= 0xff)
-        return 0;
-    if (v <= 0xffff)
-        return 1;
-    if (v <= 0xffffffffULL)
-        return 2;
-    return 3;
+    *copied = d->w.copied;
+    *literal = d->w.literal;
 }
 
 static const int width_bytes[4] = {1, 2, 4, 8};
-
-static size_t emit_copy(pd_rs_delta *d, uint8_t *out)
-{
-    int wo = int_width(d->copy_off), wl = int_width(d->copy_len);
-    size_t n = 0;
-    out[n++] = (uint8_t)(PD_RS_OP_COPY_BASE + 4 * wo + wl);
-    pd_rs_put_be(out + n, d->copy_off, width_bytes[wo]);
-    n += (size_t)width_bytes[wo];
-    pd_rs_put_be(out + n, d->copy_len, width_bytes[wl]);
-    n += (size_t)width_bytes[wl];
-    d->copy_pending = 0;
-    return n;
-}
-
-static size_t emit_literal(pd_rs_delta *d, uint8_t *out, const uint8_t *src,
-                           size_t len)
-{
-    size_t total = d->lit_len + len, n = 0;
-    if (total <= 64) {
-        out[n++] = (uint8_t)total;
-    } else {
-        int w = int_width(total);
-        out[n++] = (uint8_t)(PD_RS_OP_LITERAL_N1 + w);
-        pd_rs_put_be(out + n, total, width_bytes[w]);
-        n += (size_t)width_bytes[w];
-    }
-    memcpy(out + n, d->lit, d->lit_len);
-    memcpy(out + n + d->lit_len, src, len);
-    d->literal += total;
-    d->lit_len = 0;
-    return n + total;
-}
-
-static size_t add_copy(pd_rs_delta *d, uint8_t *out, uint64_t off,
-                       uint64_t len)
-{
-    size_t n = 0;
-    if (d->copy_pending && d->copy_off + d->copy_len == off) {
-        d->copy_len += len;
-    } else {
-        if (d->copy_pending)
-            n = emit_copy(d, out);
-        d->copy_pending = 1;
-        d->copy_off = off;
-        d->copy_len = len;
-    }
-    d->copied += len;
-    return n;
-}
 
 /* Continue the run of copied blocks at d->cont over data[0..avail).
  * Returns the bytes matched: whole blocks (several at once when they all
@@ -532,9 +470,9 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
         }
         if (mlen) {
             size_t here = pos - lit_start;
-            if (d->lit_len + here)
-                o += emit_literal(d, out + o, in + lit_start, here);
-            o += add_copy(d, out + o, moff, mlen);
+            if (d->w.lit_len + here)
+                o += pd_ops_literal(&d->w, out + o, in + lit_start, here);
+            o += pd_ops_copy(&d->w, out + o, moff, mlen);
             pos += mlen;
             lit_start = pos;
             d->have_h = 0;
@@ -543,14 +481,13 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
         }
 
         /* A miss: the first byte of the window is literal. */
-        if (d->copy_pending)
-            o += emit_copy(d, out + o);
+        o += pd_ops_flush_copy(&d->w, out + o);
         d->cont = RS_NONE;
         if (avail < bl) {
             /* End of NEW, less than a block left: literal up to where the
              * last block matches (if it does), then that copy. */
             size_t lit = avail - d->fin_len;
-            size_t room = PD_RS_LIT_MAX - d->lit_len - (pos - lit_start);
+            size_t room = PD_RS_LIT_MAX - d->w.lit_len - (pos - lit_start);
             pos += lit < room ? lit : room;
         } else if (avail == bl) {
             if (!eof) {
@@ -562,7 +499,7 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
             d->have_h = 0;
             d->judged = 0;
         } else {
-            size_t limit = lit_start + (PD_RS_LIT_MAX - d->lit_len);
+            size_t limit = lit_start + (PD_RS_LIT_MAX - d->w.lit_len);
             size_t end = in_len - bl;
             if (end > limit)
                 end = limit;
@@ -613,16 +550,15 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
             }
             d->judged = 0;
         }
-        if (d->lit_len + (pos - lit_start) == PD_RS_LIT_MAX) {
-            o += emit_literal(d, out + o, in + lit_start, pos - lit_start);
+        if (d->w.lit_len + (pos - lit_start) == PD_RS_LIT_MAX) {
+            o += pd_ops_literal(&d->w, out + o, in + lit_start, pos - lit_start);
             lit_start = pos;
         }
     }
 
-    if (pos - lit_start + d->lit_len)
-        o += emit_literal(d, out + o, in + lit_start, pos - lit_start);
-    if (d->copy_pending)
-        o += emit_copy(d, out + o);
+    if (pos - lit_start + d->w.lit_len)
+        o += pd_ops_literal(&d->w, out + o, in + lit_start, pos - lit_start);
+    o += pd_ops_flush_copy(&d->w, out + o);
     d->used += pos;
     out[o++] = PD_RS_OP_END;
     d->done = 1;
@@ -631,8 +567,7 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
     return PD_DONE;
 
 suspend:
-    memcpy(d->lit + d->lit_len, in + lit_start, pos - lit_start);
-    d->lit_len += pos - lit_start;
+    pd_ops_carry(&d->w, in + lit_start, pos - lit_start);
     d->used += pos;
     *in_used = pos;
     *out_used = o;
@@ -777,55 +712,30 @@ int pd_rs_patch_step(pd_rs_patch *p, const uint8_t *in, size_t in_len,
             break;
         }
         case ST_COPY: {
-            if (counting) {
+            size_t k = 0;
+            if (counting)
                 p->rem = 0;
-                p->state = ST_OP;
-                break;
-            }
-            size_t room = out_cap - o;
-            if (!room) {
-                rc = PD_NEED_OUTPUT;
-                break;
-            }
-            size_t k = p->rem < room ? (size_t)p->rem : room;
-            int r = pd_read_basis(p->fd, out + o, k, p->off, &p->err_no);
-            if (r != PD_OK) {
-                rc = r;
-                break;
-            }
+            else
+                rc = pd_patch_copy(p->fd, &p->off, &p->rem, out + o,
+                                   out_cap - o, &k, &p->err_no);
             o += k;
-            p->off += k;
-            p->rem -= k;
             if (!p->rem)
                 p->state = ST_OP;
             break;
         }
         case ST_LITERAL: {
-            size_t avail = in_len - ip;
-            if (!avail) {
-                rc = PD_NEED_INPUT;
-                break;
-            }
-            if (counting) {
-                size_t k = p->rem < avail ? (size_t)p->rem : avail;
-                ip += k;
+            size_t avail = in_len - ip, k = 0;
+            if (counting && avail) {
+                /* skip the bytes: nothing is produced */
+                k = p->rem < avail ? (size_t)p->rem : avail;
                 p->rem -= k;
-                if (!p->rem)
-                    p->state = ST_OP;
-                break;
+                ip += k;
+            } else {
+                rc = pd_patch_literal(&p->rem, in + ip, avail, out + o,
+                                      out_cap - o, &k);
+                ip += k;
+                o += k;
             }
-            size_t room = out_cap - o;
-            if (!room) {
-                rc = PD_NEED_OUTPUT;
-                break;
-            }
-            size_t k = p->rem < room ? (size_t)p->rem : room;
-            if (k > avail)
-                k = avail;
-            memcpy(out + o, in + ip, k);
-            o += k;
-            ip += k;
-            p->rem -= k;
             if (!p->rem)
                 p->state = ST_OP;
             break;
