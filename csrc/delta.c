@@ -25,16 +25,16 @@
 
 struct pd_delta {
     const pd_sigtable *t;
-    pd_blake3 *hasher;       /* digest of NEW, over bytes as they are used */
-    uint64_t used;           /* bytes of NEW used so far */
-    uint64_t h;              /* weak sum of the window at the input front */
-    int have_h;              /* h is valid */
-    int judged;              /* window at the front already missed */
-    uint64_t cont;           /* offset in OLD to try first, or PD_NONE */
-    pd_ops w;                /* pending COPY, carried literal bytes */
+    pd_blake3 *hasher; /* digest of NEW, over bytes as they are used */
+    uint64_t used;     /* bytes of NEW used so far */
+    uint64_t h;        /* weak sum of the window at the input front */
+    int have_h;        /* h is valid */
+    int judged;        /* window at the front already missed */
+    uint64_t cont;     /* offset in OLD to try first, or PD_NONE */
+    pd_ops w;          /* pending COPY, carried literal bytes */
     int done;
-    int external;            /* NEW is hashed by the caller */
-    int have_digest;         /* ... and has given the digest */
+    int external;    /* NEW is hashed by the caller */
+    int have_digest; /* ... and has given the digest */
     uint8_t digest[PD_HASH_LEN];
 };
 
@@ -83,9 +83,8 @@ void pd_delta_stats(const pd_delta *d, uint64_t *new_size, uint64_t *copied,
 
 /* Try the continuation block at d->cont against data[0..avail). Returns the
  * matched length (a full block or the tail) or 0. */
-static uint64_t try_continuation(pd_delta *d, const uint8_t *data,
-                                 size_t avail, uint8_t sh[PD_HASH_LEN],
-                                 int *have_sh)
+static uint64_t try_continuation(pd_delta *d, const uint8_t *data, size_t avail,
+                                 uint8_t sh[PD_HASH_LEN], int *have_sh)
 {
     const pd_sigtable *t = d->t;
     if (d->cont == PD_NONE || d->cont >= t->basis_size)
@@ -160,8 +159,8 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
                     d->have_h = 1;
                 }
                 if (t->ix.nuniq) {
-                    int64_t b = pd_sigtable_match(t, d->h, in + pos, sh,
-                                                  &have_sh);
+                    int64_t b =
+                        pd_sigtable_match(t, d->h, in + pos, sh, &have_sh);
                     if (b >= 0) {
                         mlen = bl;
                         moff = (uint64_t)b * bl;
@@ -256,7 +255,8 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
             d->judged = 0;
         }
         if (d->w.lit_len + (pos - lit_start) == PD_LIT_MAX) {
-            o += pd_ops_literal(&d->w, out + o, in + lit_start, pos - lit_start);
+            o +=
+                pd_ops_literal(&d->w, out + o, in + lit_start, pos - lit_start);
             lit_start = pos;
         }
     }

@@ -241,9 +241,9 @@ static inline int64_t pd_windex_pick(const pd_windex *x, const pd_wrun *r,
  * that reaches it, which is where it sits in a file that was appended to
  * or left unchanged. */
 struct pd_sigtable {
-    uint64_t nblocks;      /* entries, including a tail block */
-    uint64_t nfull;        /* entries of exactly block_len bytes */
-    uint64_t basis_size;   /* bytes of the basis */
+    uint64_t nblocks;    /* entries, including a tail block */
+    uint64_t nfull;      /* entries of exactly block_len bytes */
+    uint64_t basis_size; /* bytes of the basis */
     uint32_t block_len;
     uint32_t strong_len;
     uint32_t tail_len;     /* bytes of the last block if short, else 0 */
@@ -263,15 +263,18 @@ int64_t pd_sigtable_match(const struct pd_sigtable *t, uint64_t h,
 /* ---- the delta op writer (scan.c), shared by delta.c and rs_job.c ---- */
 
 /** Op encodings of pd_ops. */
-enum { PD_OPS_NATIVE, PD_OPS_RDIFF };
+enum {
+    PD_OPS_NATIVE,
+    PD_OPS_RDIFF
+};
 
 /** A COPY being extended and literal bytes carried between scan calls. */
 typedef struct {
-    int fmt;              /* PD_OPS_NATIVE or PD_OPS_RDIFF */
-    int copy_pending;     /* a COPY is being extended */
+    int fmt;          /* PD_OPS_NATIVE or PD_OPS_RDIFF */
+    int copy_pending; /* a COPY is being extended */
     uint64_t copy_off, copy_len;
-    uint8_t *lit;         /* [PD_LIT_MAX] literal bytes carried over */
-    size_t lit_len;       /* < PD_LIT_MAX between calls */
+    uint8_t *lit;             /* [PD_LIT_MAX] literal bytes carried over */
+    size_t lit_len;           /* < PD_LIT_MAX between calls */
     uint64_t copied, literal; /* bytes sent as COPY / LITERAL so far */
 } pd_ops;
 
@@ -281,21 +284,20 @@ void pd_ops_free(pd_ops *w);
 /** Emit the pending COPY, if any; returns the bytes written to out. */
 size_t pd_ops_flush_copy(pd_ops *w, uint8_t *out);
 /** Emit one LITERAL of the carried bytes followed by src[0..len). */
-size_t pd_ops_literal(pd_ops *w, uint8_t *out, const uint8_t *src,
-                      size_t len);
+size_t pd_ops_literal(pd_ops *w, uint8_t *out, const uint8_t *src, size_t len);
 /** Record a match of len bytes at offset off of the basis: extends the
  * pending COPY if contiguous, else emits it and starts a new one. */
 size_t pd_ops_copy(pd_ops *w, uint8_t *out, uint64_t off, uint64_t len);
 /** Keep src[0..len) as literal bytes for the next call. */
 void pd_ops_carry(pd_ops *w, const uint8_t *src, size_t len);
 
-/* ---- patching: basis reads and op steps (patch.c, rs_job.c) ---------------------------------- */
+/* ---- patching: basis reads and op steps (patch.c, rs_job.c)
+ * ---------------------------------- */
 
 /** Read exactly len bytes at off from fd into dst (pread, EINTR retried).
  * Returns PD_OK, or PD_ERR_IO with *err_no set to errno (0 if the file
  * ended early). */
-int pd_read_basis(int fd, uint8_t *dst, size_t len, uint64_t off,
-                  int *err_no);
+int pd_read_basis(int fd, uint8_t *dst, size_t len, uint64_t off, int *err_no);
 
 /** One step of a COPY op in progress (patch.c, rs_job.c): up to room
  * bytes of the *rem left, read from the basis at *off into out, both

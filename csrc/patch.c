@@ -19,13 +19,18 @@
 
 #include "internal.h"
 
-enum { ST_OP, ST_COPY, ST_LITERAL, ST_DONE };
+enum {
+    ST_OP,
+    ST_COPY,
+    ST_LITERAL,
+    ST_DONE
+};
 
 struct pd_patch {
     int fd;
     uint64_t old_size;
     int state;
-    uint64_t off, rem;       /* current COPY source / bytes left in op */
+    uint64_t off, rem; /* current COPY source / bytes left in op */
     pd_blake3 *hasher;
     uint64_t produced;
     uint64_t expect_size;
@@ -122,8 +127,7 @@ static long parse_op(pd_patch *p, const uint8_t *in, size_t avail)
     }
 }
 
-int pd_read_basis(int fd, uint8_t *dst, size_t len, uint64_t off,
-                  int *err_no)
+int pd_read_basis(int fd, uint8_t *dst, size_t len, uint64_t off, int *err_no)
 {
     while (len) {
         ssize_t r = pread(fd, dst, len, (off_t)off);
@@ -176,9 +180,8 @@ int pd_patch_literal(uint64_t *rem, const uint8_t *in, size_t avail,
     return PD_OK;
 }
 
-int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len,
-                  uint8_t *out, size_t out_cap, size_t *in_used,
-                  size_t *out_used)
+int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len, uint8_t *out,
+                  size_t out_cap, size_t *in_used, size_t *out_used)
 {
     size_t ip = 0, o = 0;
     int rc = PD_OK;

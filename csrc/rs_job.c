@@ -77,7 +77,7 @@ static uint32_t strong_max(int strong)
     return strong == PD_RS_STRONG_MD4 ? PD_RS_MD4_LEN : PD_RS_BLAKE2_LEN;
 }
 
-/* ---- signature ----------------------------------------------------------- */
+/* ---- signature ---------------------------------------------------------- */
 
 size_t pd_rs_sig_blocks(uint32_t magic, const uint8_t *buf, size_t len,
                         uint32_t block_len, uint32_t strong_len, uint8_t *out)
@@ -112,7 +112,7 @@ size_t pd_rs_sig_blocks(uint32_t magic, const uint8_t *buf, size_t len,
     return n;
 }
 
-/* ---- table ----------------------------------------------------------------- */
+/* ---- table -------------------------------------------------------------- */
 
 struct pd_rs_sigtable {
     int weak_kind, strong_kind;
@@ -292,19 +292,19 @@ static size_t last_as_suffix(const pd_rs_sigtable *t, const uint8_t *data,
     return best;
 }
 
-/* ---- delta ----------------------------------------------------------------- */
+/* ---- delta -------------------------------------------------------------- */
 
 struct pd_rs_delta {
     const pd_rs_sigtable *t;
-    uint64_t used;          /* bytes of NEW used */
-    pd_rs_wstate ws;        /* weak state of the window at the input front */
-    int have_h;             /* ws is the state of the window at the front */
-    int judged;             /* the window at the front already missed */
-    size_t batch;           /* blocks to verify at once in a run (1..RS_BATCH) */
-    uint64_t cont;          /* block to try first, or RS_NONE */
-    pd_ops w;               /* pending COPY, carried literal bytes */
-    int fin_searched;       /* the end of NEW was searched for the last block */
-    size_t fin_len;         /* its length there, or 0 */
+    uint64_t used;    /* bytes of NEW used */
+    pd_rs_wstate ws;  /* weak state of the window at the input front */
+    int have_h;       /* ws is the state of the window at the front */
+    int judged;       /* the window at the front already missed */
+    size_t batch;     /* blocks to verify at once in a run (1..RS_BATCH) */
+    uint64_t cont;    /* block to try first, or RS_NONE */
+    pd_ops w;         /* pending COPY, carried literal bytes */
+    int fin_searched; /* the end of NEW was searched for the last block */
+    size_t fin_len;   /* its length there, or 0 */
     int done;
 };
 
@@ -379,9 +379,9 @@ static uint64_t try_continuation(pd_rs_delta *d, const uint8_t *data,
         if (k) {
             uint8_t sh[RS_BATCH * PD_RS_BLAKE2_LEN];
             pd_rs_strong_many(t->strong_kind, data, bl, k, bl, sh);
-            while (ok < k && !memcmp(sh + ok * PD_RS_BLAKE2_LEN,
-                                     t->strong + (j + ok) * t->strong_len,
-                                     t->strong_len))
+            while (ok < k &&
+                   !memcmp(sh + ok * PD_RS_BLAKE2_LEN,
+                           t->strong + (j + ok) * t->strong_len, t->strong_len))
                 ok++;
         }
         if (ok == maxk)
@@ -404,8 +404,8 @@ static uint64_t try_continuation(pd_rs_delta *d, const uint8_t *data,
     return 0;
 }
 
-int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
-                     int eof, uint8_t *out, size_t out_cap, size_t *in_used,
+int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len, int eof,
+                     uint8_t *out, size_t out_cap, size_t *in_used,
                      size_t *out_used)
 {
     const pd_rs_sigtable *t = d->t;
@@ -515,7 +515,8 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
                      * where the byte-by-byte one would. */
                     const uint32_t m = PD_RS_RK_MULT, m2 = m * m;
                     while (pos + 2 <= end) {
-                        uint32_t c0 = (uint32_t)in[pos + bl] - r->rk_out[in[pos]];
+                        uint32_t c0 =
+                            (uint32_t)in[pos + bl] - r->rk_out[in[pos]];
                         uint32_t c1 =
                             (uint32_t)in[pos + 1 + bl] - r->rk_out[in[pos + 1]];
                         uint32_t h1 = h * m + c0;
@@ -551,7 +552,8 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
             d->judged = 0;
         }
         if (d->w.lit_len + (pos - lit_start) == PD_RS_LIT_MAX) {
-            o += pd_ops_literal(&d->w, out + o, in + lit_start, pos - lit_start);
+            o +=
+                pd_ops_literal(&d->w, out + o, in + lit_start, pos - lit_start);
             lit_start = pos;
         }
     }
@@ -574,12 +576,17 @@ suspend:
     return rc;
 }
 
-/* ---- patch ----------------------------------------------------------------- */
+/* ---- patch -------------------------------------------------------------- */
 
-enum { ST_OP, ST_COPY, ST_LITERAL, ST_DONE };
+enum {
+    ST_OP,
+    ST_COPY,
+    ST_LITERAL,
+    ST_DONE
+};
 
 struct pd_rs_patch {
-    int fd;                 /* basis, or < 0: only decode and count */
+    int fd; /* basis, or < 0: only decode and count */
     uint64_t old_size;
     int state;
     uint64_t off, rem;

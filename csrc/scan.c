@@ -75,8 +75,7 @@ size_t pd_ops_flush_copy(pd_ops *w, uint8_t *out)
     return n;
 }
 
-size_t pd_ops_literal(pd_ops *w, uint8_t *out, const uint8_t *src,
-                      size_t len)
+size_t pd_ops_literal(pd_ops *w, uint8_t *out, const uint8_t *src, size_t len)
 {
     size_t total = w->lit_len + len, n = 0;
     if (w->fmt == PD_OPS_NATIVE) {

@@ -205,7 +205,7 @@ int pd_windex_build(pd_windex *x, pd_witem *items, uint64_t n)
     return PD_OK;
 }
 
-/* ---- the native table ----------------------------------------------------- */
+/* ---- the native table --------------------------------------------------- */
 
 void pd_sigtable_free(pd_sigtable *t)
 {
