@@ -354,3 +354,49 @@ def sshd(tmp_path_factory):
         pytest.skip(why)
     with LoopbackSSHD(str(tmp_path_factory.mktemp("sshd"))) as server:
         yield server
+
+
+# ---------------------------------------------------------------- strict mode (CI)
+
+#: PYDELTA_REQUIRE_TOOLS=1 (set by .ci/run): a test that would skip fails
+#: instead - a missing tool (rdiff, sshd), test dependency (numba, blake3)
+#: or resource (free disk) must not quietly shrink what CI checks.
+REQUIRE_TOOLS = os.environ.get("PYDELTA_REQUIRE_TOOLS") == "1"
+
+#: Skips that stay skips even then: they depend on who runs the suite, not
+#: on anything CI could install (matched against the skip reason).
+ALLOWED_SKIPS = (
+    "root may write anywhere",  # permission tests, meaningless as root
+    "root ignores modes",
+    "hashlib has no MD4",  # OpenSSL 3; the RFC 1320 vectors cover MD4
+    "needs root and unshare -m",  # a harness self-test, not a pydelta test
+)
+
+
+def _skip_reason(longrepr) -> str:
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _strict(report) -> None:
+    """Turn a skip report into a failure unless its reason is allowed."""
+    if not (REQUIRE_TOOLS and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    reason = _skip_reason(report.longrepr)
+    if any(ok in reason for ok in ALLOWED_SKIPS):
+        return
+    report.outcome = "failed"
+    report.longrepr = f"skipped, but PYDELTA_REQUIRE_TOOLS=1 forbids skipping: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _strict(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _strict(outcome.get_result())

@@ -31,10 +31,15 @@ Notes on the remote side:
   * as root with ``UsePAM no`` sshd refuses accounts whose /etc/shadow
     password field starts with "!" ("account is locked"), even for key
     logins. start() detects that and then runs sshd with ``UsePAM yes``
-    (PAM's account check does not care; password methods stay off). PAM
-    sessions can fail in some containers (pam_loginuid), so CI instead
-    unlocks root with ``usermod -p '*' root`` (.ci/run), which keeps password
-    logins impossible. Unprivileged sshd cannot read /etc/shadow and has no
+    (PAM's account check does not care; password methods stay off). The
+    account database is never changed. In containers without
+    CAP_AUDIT_CONTROL the "sshd" PAM stack's ``session required
+    pam_loginuid.so`` fails every login ("pam_open_session(): Cannot
+    make/remove an entry"); start() then runs sshd once more through a
+    symlink named ``pydelta-test-sshd`` in the work directory: sshd names
+    its PAM service after the program, so PAM uses the distribution's
+    default stack (/etc/pam.d/other; Debian: the common-* files, no
+    pam_loginuid). Unprivileged sshd cannot read /etc/shadow and has no
     such check for ordinary users.
 
 Manual / benchmark use::
@@ -161,6 +166,16 @@ def _wait_stopped(pid: int, timeout: float = 1.0) -> None:
         time.sleep(0.002)
 
 
+# sshd's log line when the PAM session stack refuses a login
+_PAM_SESSION_FAILED = "pam_open_session()"
+# the program name (hence PAM service) of sshd's fallback run, see the notes
+_PAM_ALIAS = "pydelta-test-sshd"
+
+
+class _PamSessionRefused(RuntimeError):
+    """The "sshd" PAM stack refused to open a session (e.g. pam_loginuid)."""
+
+
 def _account_locked(user: str) -> bool:
     """True if sshd (as root, UsePAM no) would refuse ``user`` as locked."""
     try:
@@ -202,6 +217,9 @@ class LoopbackSSHD:
         self.proc: Optional[subprocess.Popen] = None
         self.startup_seconds: Optional[float] = None
         self.use_pam = False  # set by start(): only for a locked account, as root
+        # set by start() when the "sshd" PAM session stack refused the login:
+        # sshd then runs through a symlink, so its PAM service is this name
+        self.pam_service: Optional[str] = None
 
     # ------------------------------------------------------------ discovery
 
@@ -317,6 +335,10 @@ class LoopbackSSHD:
         except OSError:
             return "(no sshd log)"
 
+    def _pam_session_refused(self) -> bool:
+        """True if the "sshd" PAM stack refused a session (then retry aliased)."""
+        return self.use_pam and self.pam_service is None and _PAM_SESSION_FAILED in self._log_tail()
+
     def _probe(self, timeout: float = 5) -> subprocess.CompletedProcess:
         return subprocess.run(
             self.ssh_argv + ["-o", "ConnectTimeout=5", self.login, "true"],
@@ -347,7 +369,17 @@ class LoopbackSSHD:
             dst.write(src.read())
 
         try:
-            self._launch(sshd, t0, timeout, attempts)
+            try:
+                self._launch(sshd, t0, timeout, attempts)
+            except _PamSessionRefused:
+                # the "sshd" PAM stack cannot open sessions here (see the
+                # module notes): run sshd under a PAM service name of our own
+                alias = os.path.join(self.workdir, _PAM_ALIAS)
+                if os.path.lexists(alias):
+                    os.unlink(alias)
+                os.symlink(sshd, alias)
+                self.pam_service = _PAM_ALIAS
+                self._launch(alias, time.monotonic(), timeout, attempts)
         except BaseException:
             self._stop_proc()
             raise
@@ -379,16 +411,19 @@ class LoopbackSSHD:
                 return
             last_err = err
             self._stop_proc()
+            if self._pam_session_refused():
+                raise _PamSessionRefused(err)
             if "bind" not in err.lower() and "address already in use" not in err.lower():
                 break  # not a port race: retrying will not help
             if time.monotonic() > deadline:
                 break
         hint = ""
         if self.use_pam:
+            service = self.pam_service or "sshd"
             hint = (
                 f"\n(the account {self.user!r} is locked in /etc/shadow, so sshd ran with "
-                f"UsePAM yes; `usermod -p '*' {self.user}` unlocks key logins without "
-                f"allowing password logins, and UsePAM no is used then - .ci/run does that)"
+                f"UsePAM yes and PAM service {service!r}; that PAM stack must allow a "
+                f"key login's account and session checks)"
             )
         raise RuntimeError(
             f"loopback sshd did not come up on {self.host}:{self.port}: {last_err}\n"
@@ -418,6 +453,8 @@ class LoopbackSSHD:
                 continue
             if r.returncode == 0:
                 return None
+            if self._pam_session_refused():
+                return f"PAM refused the session: {r.stderr.strip()}"
             last = f"ssh true failed ({r.returncode}): {r.stderr.strip()}"
             if "Permission denied" in r.stderr:
                 return last  # an auth problem does not go away by waiting

@@ -124,9 +124,12 @@ def _check_output(files, out: Path):
         assert _read_at(out, off, len(data)) == expect, off
     assert _read_at(out, OLD_SIZE, len(APPEND)) == APPEND
     assert _file_digest(out) == files["want"]
+    return True
 
 
-def test_large_roundtrip(files):
+@pytest.fixture(scope="module")
+def inproc(files):
+    """signature, delta and patch in this process (the delta is kept as the reference)."""
     d = files["dir"]
     sig, delta, out = d / "in.sig", d / "in.delta", d / "in.out"
     t0 = time.perf_counter()
@@ -134,27 +137,35 @@ def test_large_roundtrip(files):
     t1 = time.perf_counter()
     stats = pydelta.delta(sig, files["new"], delta)
     t2 = time.perf_counter()
-    res = pydelta.patch(files["old"], delta, out)
-    t3 = time.perf_counter()
     try:
-        assert si.basis_size == OLD_SIZE
-        assert si.block_count == -(-OLD_SIZE // si.block_len)
-        assert stats.new_size == NEW_SIZE
-        assert stats.copied + stats.literal == NEW_SIZE
-        p = _check_delta(delta)
-        assert stats.literal == p.literal and stats.copied == p.copied
-        assert res.size == NEW_SIZE
-        assert res.digest == files["want"][1]
-        _check_output(files, out)
-        f = pydelta.info(delta).fields
-        assert f["result size"] == NEW_SIZE and f["basis size"] == OLD_SIZE
-        _report(
-            f"in-process: signature {t1 - t0:.1f}s ({sig.stat().st_size} B), "
-            f"delta {t2 - t1:.1f}s ({delta.stat().st_size} B, {len(p.ops)} ops), "
-            f"patch {t3 - t2:.1f}s"
-        )
+        res = pydelta.patch(files["old"], delta, out)
+        t3 = time.perf_counter()
+        ok = _check_output(files, out)
     finally:
         out.unlink(missing_ok=True)
+    return {"si": si, "stats": stats, "res": res, "delta": delta, "sig": sig, "ok": ok,
+            "times": (t1 - t0, t2 - t1, t3 - t2)}
+
+
+def test_large_roundtrip(files, inproc):
+    si, stats, res, delta, sig = (inproc[k] for k in ("si", "stats", "res", "delta", "sig"))
+    assert si.basis_size == OLD_SIZE
+    assert si.block_count == -(-OLD_SIZE // si.block_len)
+    assert stats.new_size == NEW_SIZE
+    assert stats.copied + stats.literal == NEW_SIZE
+    p = _check_delta(delta)
+    assert stats.literal == p.literal and stats.copied == p.copied
+    assert res.size == NEW_SIZE
+    assert res.digest == files["want"][1]
+    assert inproc["ok"]
+    f = pydelta.info(delta).fields
+    assert f["result size"] == NEW_SIZE and f["basis size"] == OLD_SIZE
+    ts, td, tp = inproc["times"]
+    _report(
+        f"in-process: signature {ts:.1f}s ({sig.stat().st_size} B), "
+        f"delta {td:.1f}s ({delta.stat().st_size} B, {len(p.ops)} ops), "
+        f"patch {tp:.1f}s"
+    )
 
 
 CHILD = textwrap.dedent(
@@ -174,7 +185,7 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_large_subprocess_memory(files):
+def test_large_subprocess_memory(files, inproc):
     d = files["dir"]
     sig, delta, out = d / "sub.sig", d / "sub.delta", d / "sub.out"
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -200,8 +211,8 @@ def test_large_subprocess_memory(files):
             assert self_rss < RSS_LIMIT_KIB, lines[-1]
         _report("subprocesses: " + "; ".join(lines))
         _check_delta(delta)
-        if (d / "in.delta").exists():  # same delta as the in-process run
-            assert (d / "in.delta").read_bytes() == delta.read_bytes()
+        # the same delta as the in-process run (the fixture made it if needed)
+        assert inproc["delta"].read_bytes() == delta.read_bytes()
         _check_output(files, out)
     finally:
         out.unlink(missing_ok=True)

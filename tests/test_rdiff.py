@@ -11,8 +11,9 @@ Every edge case of the core round trips goes through all directions:
 Deltas are also decoded by an independent parser here and replayed in pure
 Python. Corrupt and truncated librsync inputs must give the same kind of
 typed, one-line errors as native ones, and never crash or read outside OLD.
-Tests that need ``rdiff`` skip with a reason when it is not installed
-(``.ci/run`` installs it).
+Tests that need ``rdiff`` skip with a reason when it is not installed, and
+fail instead under PYDELTA_REQUIRE_TOOLS=1 (``.ci/run`` installs it and sets
+that).
 """
 
 from __future__ import annotations

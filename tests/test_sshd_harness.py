@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -103,3 +104,67 @@ def test_second_server_and_stop(sshd, tmp_path):
         capture_output=True, timeout=30,
     )  # fmt: skip
     assert r.returncode == 255
+
+
+_LOCKED_PROBE = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from sshd_server import LoopbackSSHD
+with LoopbackSSHD(sys.argv[2]) as srv:
+    r = srv.run("id -un", text=True)
+    print(srv.use_pam, srv.pam_service, r.returncode, r.stdout.strip())
+"""
+
+
+def _private_mounts_work() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    r = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "true"], capture_output=True, timeout=30
+    )
+    return r.returncode == 0
+
+
+@pytest.mark.skipif(not LoopbackSSHD.available(), reason="sshd/ssh/ssh-keygen missing")
+@pytest.mark.skipif(not _private_mounts_work(), reason="needs root and unshare -m")
+@pytest.mark.parametrize("pam_session", ["works", "refused"])
+def test_locked_root_needs_no_account_change(tmp_path, pam_session):
+    """A locked root account (shadow "!...") gets a key login without usermod.
+
+    Seen only inside a private mount namespace: a copy of /etc/shadow with
+    root locked (and, for "refused", an sshd PAM stack whose session step
+    fails as pam_loginuid does in containers) is bind-mounted over the real
+    file for this one process tree; the host's files are never written.
+    """
+    shadow = tmp_path / "shadow"
+    with open("/etc/shadow") as f:
+        lines = f.read().splitlines()
+    locked = [
+        ("root:!" + ln.split(":", 2)[1].lstrip("!") + ":" + ln.split(":", 2)[2])
+        if ln.startswith("root:")
+        else ln
+        for ln in lines
+    ]
+    shadow.write_text("\n".join(locked) + "\n")
+    shadow.chmod(0o640)
+    mounts = f"mount --bind {shadow} /etc/shadow"
+    if pam_session == "refused":
+        pam = tmp_path / "pam-sshd"
+        pam.write_text(
+            "auth required pam_deny.so\naccount required pam_permit.so\n"
+            "session required pam_deny.so\n"
+        )
+        mounts += f" && mount --bind {pam} /etc/pam.d/sshd"
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = tmp_path / "probe.py"
+    script.write_text(_LOCKED_PROBE)
+    cmd = f'{mounts} && grep -q "^root:!" /etc/shadow && exec "$0" "$@"'
+    r = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", cmd,
+         sys.executable, str(script), here, str(tmp_path / "srv")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    use_pam, service, rc, user = r.stdout.split()
+    assert (use_pam, rc, user) == ("True", "0", "root")
+    assert service == ("None" if pam_session == "works" else "pydelta-test-sshd")

@@ -331,6 +331,36 @@ def test_pull_folder(served, tmp_path):
     s.close()
 
 
+def test_pull_deletes_nothing_unless_every_file_synced(served, tmp_path):
+    """--delete on a pull: one file fails locally, so no stray is deleted."""
+    remote = tmp_path / "remote"
+    files = make_tree(remote, seed=7)
+    local = tmp_path / "local"
+    write(local / "stray.bin", b"kept")
+    write(local / "olddir/f", b"kept too")
+    (local / "config.json").mkdir(parents=True)  # a folder where the remote has a file
+    write(local / "config.json/inside", b"x")
+    s = served()
+    with pytest.raises(pydelta.SyncError, match="config.json") as ei:
+        s.client.pull(str(remote), str(local), delete=True)
+    r = ei.value.report
+    assert [f.path for f in r.failed] == ["config.json"]
+    assert r.count("deleted") == 0
+    assert (local / "stray.bin").read_bytes() == b"kept"
+    assert (local / "olddir/f").read_bytes() == b"kept too"
+    # the other files did sync
+    for rel, data in files.items():
+        if rel != "config.json":
+            assert (local / rel).read_bytes() == data, rel
+    # once the obstacle is gone, the same pull deletes the strays
+    (local / "config.json/inside").unlink()
+    (local / "config.json").rmdir()
+    r = s.client.pull(str(remote), str(local), delete=True)
+    assert {f.path for f in r.files if f.action == "deleted"} == {"stray.bin", "olddir/f", "olddir"}
+    assert tree_files(local) == files
+    s.close()
+
+
 def test_destination_symlink_is_never_followed(served, tmp_path):
     src = tmp_path / "src"
     make_tree(src)
@@ -724,21 +754,53 @@ sys.exit(p.wait())
 """
 
 
-def test_slow_link_gets_compressed_literals(tmp_path):
+def test_slow_link_gets_compressed_literals(tmp_path, fake_ssh):
+    """End to end over a throttled stand-in ssh, independent of measured speeds.
+
+    The file compresses about 700:1, so its whole compressed delta fits in
+    the gate's warm-up (the first bytes sent are always compressed): no
+    measurement of zstd or link speed takes part. The gate's decisions from
+    measurements are test_link_gate_compresses_only_while_zstd_outruns_the_link
+    (a fake link) and test_each_literal_asks_the_gate (wiring).
+    """
+    from pydelta.sync import _LinkGate
+
     script = tmp_path / "slow-ssh"
     script.write_text(THROTTLED_SSH.format(py=PY, rate=40e6))
     script.chmod(0o755)
     pieces = [rand_bytes(64, i) for i in range(97)]
-    data = b"".join(pieces[(i * i) % 97] for i in range((32 << 20) // 64))  # zstd: fast, ~1/10
+    data = b"".join(pieces[(i * i) % 97] for i in range((16 << 20) // 64))  # zstd: fast, ~1/700
     src = write(tmp_path / "m.bin", data)
     dest = tmp_path / "remote" / "m.bin"
     r = pydelta.sync(str(src), f"h:{dest}", ssh=[str(script)], remote_cmd=REMOTE_CMD)
     assert dest.read_bytes() == data
-    assert r.bytes_sent < 0.5 * len(data), r
-    # asked for plainly, the literals go plain whatever the link
+    assert r.bytes_sent < _LinkGate.WARMUP // 4, r  # well inside the warm-up
+    # asked for plainly, the literals go plain whatever the link (no throttle needed)
     dest.unlink()
-    r = pydelta.sync(str(src), f"h:{dest}", ssh=[str(script)], remote_cmd=REMOTE_CMD, compress=False)
+    r = pydelta.sync(str(src), f"h:{dest}", ssh=[fake_ssh], remote_cmd=REMOTE_CMD, compress=False)
     assert dest.read_bytes() == data and r.bytes_sent > len(data)
+
+
+@pytest.mark.parametrize("answer", [True, False])
+def test_each_literal_asks_the_gate(served, tmp_path, monkeypatch, answer):
+    """compress=None: every literal goes as the gate says (scripted here, not measured)."""
+    from pydelta.sync import _LinkGate
+
+    asked = []
+
+    def scripted(self):
+        asked.append(1)
+        return answer
+
+    monkeypatch.setattr(_LinkGate, "__call__", scripted)
+    data = bytes(8 << 20)  # compresses to almost nothing
+    src = write(tmp_path / "z.bin", data)
+    s = served()
+    r = s.client.push(str(src), str(tmp_path / "dest" / "z.bin"))
+    s.close()
+    assert (tmp_path / "dest" / "z.bin").read_bytes() == data
+    assert len(asked) >= (8 << 20) // (256 << 10)  # once per literal at least
+    assert (r.bytes_sent < 1 << 20) if answer else (r.bytes_sent > len(data))
 
 
 def test_dry_run_changes_nothing_and_says_what_would_happen(served, tmp_path):
