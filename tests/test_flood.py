@@ -55,9 +55,10 @@ def timed_delta(sig: bytes, new: bytes) -> tuple:
     return d, time.perf_counter() - t0
 
 
-needs_keyed_numba = pytest.mark.skipif(
+needs_keyed_numba = pytest.mark.xfail(
     _is_numba and not hasattr(backend, "set_table_key"),
-    reason="the numba twin's table is not keyed yet",
+    reason="the numba twin's table is not keyed yet (quadratic: not run)",
+    run=False,
 )
 
 # ---------------------------------------------------------------- native
