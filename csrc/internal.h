@@ -291,6 +291,20 @@ size_t pd_ops_copy(pd_ops *w, uint8_t *out, uint64_t off, uint64_t len);
 /** Keep src[0..len) as literal bytes for the next call. */
 void pd_ops_carry(pd_ops *w, const uint8_t *src, size_t len);
 
+/** What the next pass of a delta scan loop may do (delta.c, rs_job.c):
+ * PD_NEED_OUTPUT if out has less room than one pass can write (one COPY
+ * and one full LITERAL), PD_NEED_INPUT if less than a block of input is
+ * left before its end, PD_DONE once all input is used, else PD_OK. */
+static inline int pd_scan_pass(size_t out_room, size_t avail, size_t bl,
+                               int eof)
+{
+    if (out_room < PD_LIT_MAX + 64)
+        return PD_NEED_OUTPUT;
+    if (avail < bl && !eof)
+        return PD_NEED_INPUT;
+    return avail ? PD_OK : PD_DONE;
+}
+
 /* ---- patching: basis reads and op steps (patch.c, rs_job.c)
  * ---------------------------------- */
 

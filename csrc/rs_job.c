@@ -422,17 +422,14 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len, int eof,
         return PD_ERR_PARAM;
 
     for (;;) {
-        if (out_cap - o < PD_RS_LIT_MAX + 64) {
-            rc = PD_NEED_OUTPUT;
-            goto suspend;
-        }
+        /* Each pass decides one position; it emits at most one COPY and one
+         * LITERAL. */
         size_t avail = in_len - pos;
-        if (avail < bl && !eof) {
-            rc = PD_NEED_INPUT;
-            goto suspend;
-        }
-        if (avail == 0)
+        rc = pd_scan_pass(out_cap - o, avail, bl, eof);
+        if (rc == PD_DONE)
             break;
+        if (rc != PD_OK)
+            goto suspend;
 
         uint64_t mlen = 0, moff = 0, next = RS_NONE;
         if (!d->judged) {
