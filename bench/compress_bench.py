@@ -30,10 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pydelta  # noqa: E402
-from modelgen import make_pair  # noqa: E402
-from pydelta import _literals  # noqa: E402
-from pydelta import format as fmt  # noqa: E402
+from modelgen import make_pair
+
+import pydelta
+from pydelta.formats import literals as _literals
+from pydelta.formats import native as fmt
 
 MiB = 1 << 20
 
@@ -73,7 +74,9 @@ def bench_pair(kind: str, size_mib: float, work: Path, levels, threads: int, rep
     rows = []
     variants = [("off", False, 3, None)]
     variants += [(f"zstd only, level {lv}", True, lv, (fmt.Z_ZSTD,)) for lv in levels[:1]]
-    variants += [(f"grouped only, level {lv}", True, lv, (fmt.Z_ZSTD_GROUP16,)) for lv in levels[:1]]
+    variants += [
+        (f"grouped only, level {lv}", True, lv, (fmt.Z_ZSTD_GROUP16,)) for lv in levels[:1]
+    ]
     variants += [(f"best of both, level {lv}", True, lv, None) for lv in levels]
     default_row = None
     for label, compress, level, transforms in variants:
@@ -83,13 +86,17 @@ def bench_pair(kind: str, size_mib: float, work: Path, levels, threads: int, rep
         try:
             out = work / f"{kind}.delta"
             stats, t_delta = _timed(
-                lambda: pydelta.delta(sig, new, out, compress=compress, level=level, threads=threads),
+                lambda: pydelta.delta(
+                    sig, new, out, compress=compress, level=level, threads=threads
+                ),
                 repeat,
             )
             t1 = None
             if compress and transforms is None and level == 3 and threads != 1:
                 _, t1 = _timed(
-                    lambda: pydelta.delta(sig, new, work / "t1.delta", compress=True, level=3, threads=1),
+                    lambda: pydelta.delta(
+                        sig, new, work / "t1.delta", compress=True, level=3, threads=1
+                    ),
                     repeat,
                 )
                 (work / "t1.delta").unlink()
@@ -120,13 +127,19 @@ def bench_pair(kind: str, size_mib: float, work: Path, levels, threads: int, rep
     if shutil.which("xdelta3"):
         out = work / f"{kind}.xd3"
         size, dt, err = _run_tool(["xdelta3", "-e", "-f", "-s", str(old), str(new), str(out)], out)
-        row = {"pair": kind, "variant": "xdelta3 -e -s old new", "delta": size,
-               "t_delta": dt, "error": err}
+        row = {
+            "pair": kind,
+            "variant": "xdelta3 -e -s old new",
+            "delta": size,
+            "t_delta": dt,
+            "error": err,
+        }
         if size is not None:
             back = work / f"{kind}.unxd3"
             t = time.perf_counter()
-            r = subprocess.run(["xdelta3", "-d", "-f", "-s", str(old), str(out), str(back)],
-                               capture_output=True)
+            r = subprocess.run(
+                ["xdelta3", "-d", "-f", "-s", str(old), str(out), str(back)], capture_output=True
+            )
             row["t_patch"] = time.perf_counter() - t if r.returncode == 0 else None
             back.unlink(missing_ok=True)
         rows.append(row)
@@ -136,13 +149,30 @@ def bench_pair(kind: str, size_mib: float, work: Path, levels, threads: int, rep
         size, dt, err = _run_tool(
             ["zstd", "-q", "-f", "--long=31", f"--patch-from={old}", str(new), "-o", str(out)], out
         )
-        row = {"pair": kind, "variant": "zstd --long=31 --patch-from=old new", "delta": size,
-               "t_delta": dt, "error": err}
+        row = {
+            "pair": kind,
+            "variant": "zstd --long=31 --patch-from=old new",
+            "delta": size,
+            "t_delta": dt,
+            "error": err,
+        }
         if size is not None:
             back = work / f"{kind}.unzst"
             t = time.perf_counter()
-            r = subprocess.run(["zstd", "-q", "-f", "-d", "--long=31", f"--patch-from={old}", str(out),
-                                "-o", str(back)], capture_output=True)
+            r = subprocess.run(
+                [
+                    "zstd",
+                    "-q",
+                    "-f",
+                    "-d",
+                    "--long=31",
+                    f"--patch-from={old}",
+                    str(out),
+                    "-o",
+                    str(back),
+                ],
+                capture_output=True,
+            )
             row["t_patch"] = time.perf_counter() - t if r.returncode == 0 else None
             back.unlink(missing_ok=True)
         rows.append(row)
@@ -166,7 +196,9 @@ def table(rows: list, size_mib: float) -> str:
     ]
     for r in rows:
         if r.get("delta") is None:
-            lines.append(f"| {r['pair']} | {r['variant']} | failed: {r.get('error')} | | | | | | | |")
+            lines.append(
+                f"| {r['pair']} | {r['variant']} | failed: {r.get('error')} | | | | | | | |"
+            )
             continue
 
         def f(key, fmt_="{:.2f}"):
@@ -187,17 +219,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mib", type=float, default=256)
     ap.add_argument("--kinds", default="finetune,retune")
-    ap.add_argument("--levels", default="3,1,9", help="zstd levels; the first is used for the single-transform rows")
+    ap.add_argument(
+        "--levels",
+        default="3,1,9",
+        help="zstd levels; the first is used for the single-transform rows",
+    )
     ap.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--repeat", type=int, default=1, help="runs per pydelta timing (the best is shown)")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="runs per pydelta timing (the best is shown)"
+    )
     a = ap.parse_args()
     levels = [int(x) for x in a.levels.split(",")]
     work = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="pydelta-zbench-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"pydelta {pydelta.__version__}, zstandard {_literals.zstandard.__version__} "
-          f"(zstd {'.'.join(map(str, _literals.zstandard.ZSTD_VERSION))}), threads={a.threads or os.cpu_count()}",
-          file=sys.stderr)
+    print(
+        f"pydelta {pydelta.__version__}, zstandard {_literals.zstandard.__version__} "
+        f"(zstd {'.'.join(map(str, _literals.zstandard.ZSTD_VERSION))}), threads={a.threads or os.cpu_count()}",
+        file=sys.stderr,
+    )
     rows = []
     try:
         for kind in a.kinds.split(","):

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from modelgen import make_pair  # noqa: E402
+from modelgen import make_pair
 
 
 def run(args: list, label: str) -> float:

@@ -45,7 +45,9 @@ def timed(cmd: List[str]) -> tuple:
     dt = time.perf_counter() - t
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr.decode(errors='replace').strip()[:400]}")
+        raise SystemExit(
+            f"{' '.join(cmd)} failed: {p.stderr.decode(errors='replace').strip()[:400]}"
+        )
     return dt, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
@@ -76,7 +78,9 @@ def warm(path: str) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--size-mib", type=float, default=1024)
     ap.add_argument("--kind", default="finetune")
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
@@ -91,7 +95,7 @@ def main() -> None:
     rdiff = shutil.which("rdiff")
     if rdiff is None:
         raise SystemExit("rdiff is not installed (apt-get install rdiff)")
-    from pydelta import rdiff as prd
+    from pydelta.formats import rdiff as prd
 
     os.makedirs(args.work, exist_ok=True)
     tag = f"{args.kind}-{args.size_mib:g}M"
@@ -106,8 +110,10 @@ def main() -> None:
     size = os.path.getsize(old)
     block = args.block_size or prd.default_block_len(size)
     opts = ["-b", str(block), "-S", str(args.strong_len), "-H", args.hash, "-R", args.rollsum]
-    out = {k: os.path.join(args.work, f"{tag}.{k}") for k in
-           ("r.sig", "p.sig", "r.delta", "p.delta", "out")}
+    out = {
+        k: os.path.join(args.work, f"{tag}.{k}")
+        for k in ("r.sig", "p.sig", "r.delta", "p.delta", "out")
+    }
     pd = [PY, "-m", "pydelta"]
     for f in (old, new):
         warm(f)
@@ -148,12 +154,17 @@ def main() -> None:
     assert filecmp.cmp(out["p.sig"], out["r.sig"], shallow=False), "signatures differ"
     subprocess.run([rdiff, "-f", "patch", old, out["p.delta"], out["out"]], check=True)
     assert filecmp.cmp(out["out"], new, shallow=False), "rdiff patch of pydelta's delta is wrong"
-    subprocess.run(pd + ["patch", "-q", old, out["r.delta"], out["out"]], check=True,
-                   env=dict(os.environ, PYTHONPATH=REPO))
+    subprocess.run(
+        pd + ["patch", "-q", old, out["r.delta"], out["out"]],
+        check=True,
+        env=dict(os.environ, PYTHONPATH=REPO),
+    )
     assert filecmp.cmp(out["out"], new, shallow=False), "pydelta patch of rdiff's delta is wrong"
     sizes = {k: os.path.getsize(out[k]) for k in ("r.sig", "r.delta", "p.delta")}
-    print(f"signature {sizes['r.sig']} bytes (identical); delta: rdiff {sizes['r.delta']} bytes, "
-          f"pydelta {sizes['p.delta']} bytes; outputs cross-checked")
+    print(
+        f"signature {sizes['r.sig']} bytes (identical); delta: rdiff {sizes['r.delta']} bytes, "
+        f"pydelta {sizes['p.delta']} bytes; outputs cross-checked"
+    )
 
     lines = [
         f"# pydelta (rdiff format) vs rdiff: {args.kind} pair, {size / (1 << 20):.0f} MiB",
@@ -167,7 +178,9 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
     ]
     for step, (r, p, rc, pc, lt) in results.items():
-        lines.append(f"| {step} | {r:.3f} | {p:.3f} | {r / p:.2f}x | {rc:.3f} | {pc:.3f} | {lt:.3f} |")
+        lines.append(
+            f"| {step} | {r:.3f} | {p:.3f} | {r / p:.2f}x | {rc:.3f} | {pc:.3f} | {lt:.3f} |"
+        )
     lines += [
         "",
         f"Signature {sizes['r.sig']} bytes, byte-identical. Delta: rdiff {sizes['r.delta']} bytes, "

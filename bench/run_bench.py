@@ -101,7 +101,10 @@ class Pydelta(Tool):
         cli = [PY, "-m", "pydelta"]
         self.steps = {
             "signature": lambda p: (cli + ["signature", "--no-progress", p["old"], p["sig"]], None),
-            "delta": lambda p: (cli + ["delta", "--no-progress", p["sig"], p["new"], p["delta"]], None),
+            "delta": lambda p: (
+                cli + ["delta", "--no-progress", p["sig"], p["new"], p["delta"]],
+                None,
+            ),
             # --no-fsync: the anchors do not fsync either (pydelta's default does)
             "patch": lambda p: (
                 cli + ["patch", "--no-progress", "--no-fsync", p["old"], p["delta"], p["out"]],
@@ -134,8 +137,13 @@ class RsyncBatch(Tool):
     def __init__(self) -> None:
         self.steps = {
             "delta": lambda p: (
-                ["rsync", "--no-whole-file", f"--only-write-batch={p['delta']}",
-                 p["new"], p["out"]],
+                [
+                    "rsync",
+                    "--no-whole-file",
+                    f"--only-write-batch={p['delta']}",
+                    p["new"],
+                    p["out"],
+                ],
                 None,
             ),
             "patch": lambda p: (["rsync", f"--read-batch={p['delta']}", p["out"]], None),
@@ -154,8 +162,14 @@ class Xdelta3(Tool):
 
     def __init__(self) -> None:
         self.steps = {
-            "delta": lambda p: (["xdelta3", "-e", "-f", "-s", p["old"], p["new"], p["delta"]], None),
-            "patch": lambda p: (["xdelta3", "-d", "-f", "-s", p["old"], p["delta"], p["out"]], None),
+            "delta": lambda p: (
+                ["xdelta3", "-e", "-f", "-s", p["old"], p["new"], p["delta"]],
+                None,
+            ),
+            "patch": lambda p: (
+                ["xdelta3", "-d", "-f", "-s", p["old"], p["delta"], p["out"]],
+                None,
+            ),
         }
 
 
@@ -170,11 +184,30 @@ class ZstdPatch(Tool):
 
         self.steps = {
             "delta": lambda p: (
-                ["zstd", "-q", "-f", long_flag(p), f"--patch-from={p['old']}", p["new"], "-o", p["delta"]],
+                [
+                    "zstd",
+                    "-q",
+                    "-f",
+                    long_flag(p),
+                    f"--patch-from={p['old']}",
+                    p["new"],
+                    "-o",
+                    p["delta"],
+                ],
                 None,
             ),
             "patch": lambda p: (
-                ["zstd", "-d", "-q", "-f", long_flag(p), f"--patch-from={p['old']}", p["delta"], "-o", p["out"]],
+                [
+                    "zstd",
+                    "-d",
+                    "-q",
+                    "-f",
+                    long_flag(p),
+                    f"--patch-from={p['old']}",
+                    p["delta"],
+                    "-o",
+                    p["out"],
+                ],
                 None,
             ),
         }
@@ -190,8 +223,13 @@ def bench_pair(work: str, size: float, kind: str, tools: List[Tool], repeat: int
     if not (os.path.exists(old) and os.path.exists(new)):
         log(f"generating {tag} ...")
         make_pair(kind, size, old, new)
-    res = {"kind": kind, "size_mib": size, "old_size": os.path.getsize(old),
-           "new_size": os.path.getsize(new), "tools": {}}
+    res = {
+        "kind": kind,
+        "size_mib": size,
+        "old_size": os.path.getsize(old),
+        "new_size": os.path.getsize(new),
+        "tools": {},
+    }
     for tool in tools:
         p = {k: os.path.join(work, f"{tag}.{tool.name}.{k}") for k in ("sig", "delta", "out")}
         p.update(old=old, new=new)
@@ -221,9 +259,17 @@ def bench_pair(work: str, size: float, kind: str, tools: List[Tool], repeat: int
             if os.path.exists(p[k]):
                 os.unlink(p[k])
         res["tools"][tool.name] = entry
-        log(f"  {tag} {tool.name}: " + (entry.get("error") or ", ".join(
-            f"{k} {v['time']:.2f}s/{v['peak_rss'] / 2**20:.0f}MiB" for k, v in entry["steps"].items())
-            + f", shipped {entry['shipped'] / 2**20:.2f} MiB"))
+        log(
+            f"  {tag} {tool.name}: "
+            + (
+                entry.get("error")
+                or ", ".join(
+                    f"{k} {v['time']:.2f}s/{v['peak_rss'] / 2**20:.0f}MiB"
+                    for k, v in entry["steps"].items()
+                )
+                + f", shipped {entry['shipped'] / 2**20:.2f} MiB"
+            )
+        )
     return res
 
 
@@ -235,14 +281,18 @@ def fmt_ratio(a: Optional[float], b: Optional[float]) -> str:
 
 def write_markdown(results: List[dict], notes: List[str], path: str) -> None:
     lines = ["# pydelta benchmark results", ""]
-    lines.append(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-                 "hot page cache; times are medians, RSS is the peak of each step.")
+    lines.append(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        "hot page cache; times are medians, RSS is the peak of each step."
+    )
     lines.append("")
     for n in notes:
         lines.append(f"- {n}")
     if notes:
         lines.append("")
-    lines.append("| pair | tool | signature s | delta s | patch s | peak RSS MiB (sig/delta/patch) | shipped MiB | % of file | delta time vs rdiff |")
+    lines.append(
+        "| pair | tool | signature s | delta s | patch s | peak RSS MiB (sig/delta/patch) | shipped MiB | % of file | delta time vs rdiff |"
+    )
     lines.append("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         rd = r["tools"].get("rdiff", {}).get("steps", {})
@@ -256,7 +306,10 @@ def write_markdown(results: List[dict], notes: List[str], path: str) -> None:
             def t(step: str) -> str:
                 return f"{st[step]['time']:.2f}" if step in st else "-"
 
-            rss = "/".join(f"{st[s]['peak_rss'] / 2**20:.0f}" if s in st else "-" for s in ("signature", "delta", "patch"))
+            rss = "/".join(
+                f"{st[s]['peak_rss'] / 2**20:.0f}" if s in st else "-"
+                for s in ("signature", "delta", "patch")
+            )
             d_rd = fmt_ratio(st.get("delta", {}).get("time"), rd.get("delta", {}).get("time"))
             lines.append(
                 f"| {pair} | {name} | {t('signature')} | {t('delta')} | {t('patch')} | {rss} | "
@@ -272,7 +325,10 @@ def write_markdown(results: List[dict], notes: List[str], path: str) -> None:
         rd = r["tools"].get("rdiff", {})
         if "steps" not in pd or "steps" not in rd:
             continue
-        cells = [fmt_ratio(pd["steps"][s]["time"], rd["steps"][s]["time"]) for s in ("signature", "delta", "patch")]
+        cells = [
+            fmt_ratio(pd["steps"][s]["time"], rd["steps"][s]["time"])
+            for s in ("signature", "delta", "patch")
+        ]
         cells.append(fmt_ratio(pd["shipped"], rd["shipped"]))
         lines.append(f"| {r['kind']} {r['size_mib']:g} MiB | " + " | ".join(cells) + " |")
     with open(path, "w") as f:
@@ -291,8 +347,11 @@ def write_charts(results: List[dict], outdir: str) -> List[str]:
     sizes = sorted({r["size_mib"] for r in results})
     for size in sizes:
         rs = [r for r in results if r["size_mib"] == size]
-        tools = [t for t in ("pydelta", "rdiff", "rsync", "xdelta3", "zstd") if any(
-            "steps" in r["tools"].get(t, {}) for r in rs)]
+        tools = [
+            t
+            for t in ("pydelta", "rdiff", "rsync", "xdelta3", "zstd")
+            if any("steps" in r["tools"].get(t, {}) for r in rs)
+        ]
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
         width = 0.8 / max(1, len(tools))
         for i, tool in enumerate(tools):
@@ -357,7 +416,9 @@ def main() -> None:
         pairs.append((a.big, "finetune"))
     results = []
     for size, kind in pairs:
-        results.append(bench_pair(a.work, size, kind, tools, a.repeat, lambda m: print(m, file=sys.stderr)))
+        results.append(
+            bench_pair(a.work, size, kind, tools, a.repeat, lambda m: print(m, file=sys.stderr))
+        )
         with open(os.path.join(a.out, "results.json"), "w") as f:
             json.dump({"notes": notes, "results": results}, f, indent=1)
         write_markdown(results, notes, os.path.join(a.out, "results.md"))

@@ -248,7 +248,9 @@ def link_opts(root: str, port: int, mbit: float) -> List[str]:
     relay = os.path.join(root, "relay.py")
     with open(relay, "w") as f:
         f.write(RELAY_SCRIPT)
-    cmd = shlex.join([sys.executable, "-I", "-S", relay, "127.0.0.1", str(port), f"{mbit * 1e6 / 8:.0f}"])
+    cmd = shlex.join(
+        [sys.executable, "-I", "-S", relay, "127.0.0.1", str(port), f"{mbit * 1e6 / 8:.0f}"]
+    )
     # ssh runs it as `exec CMD` in a shell, so the SIGHUP it sends at exit reaches the relay
     return ["-o", "ProxyCommand=" + cmd.replace("%", "%%")]  # ssh expands %-tokens in it
 
@@ -332,15 +334,25 @@ def make_tools(names: List[str]) -> List[SyncTool]:
 
     known = {
         "pydelta": SyncTool("pydelta", pydelta([]), parse_pydelta, "defaults: fsync on"),
-        "pydelta-nofsync": SyncTool("pydelta-nofsync", pydelta(["--no-fsync"]), parse_pydelta,
-                                    "--no-fsync, like rsync and scp"),
-        "pydelta-nocompress": SyncTool("pydelta-nocompress", pydelta(["--no-fsync", "--no-compress"]),
-                                       parse_pydelta, "--no-fsync --no-compress"),
+        "pydelta-nofsync": SyncTool(
+            "pydelta-nofsync",
+            pydelta(["--no-fsync"]),
+            parse_pydelta,
+            "--no-fsync, like rsync and scp",
+        ),
+        "pydelta-nocompress": SyncTool(
+            "pydelta-nocompress",
+            pydelta(["--no-fsync", "--no-compress"]),
+            parse_pydelta,
+            "--no-fsync --no-compress",
+        ),
         "rsync": SyncTool("rsync", rsync([]), parse_rsync, "--no-whole-file -t, no fsync"),
-        "rsync-fsync": SyncTool("rsync-fsync", rsync(["--fsync"]), parse_rsync,
-                                "--no-whole-file -t --fsync"),
-        "scp": SyncTool("scp", lambda link, src, dest: link.scp_argv + [src, dest], None,
-                        "whole file, no fsync"),
+        "rsync-fsync": SyncTool(
+            "rsync-fsync", rsync(["--fsync"]), parse_rsync, "--no-whole-file -t --fsync"
+        ),
+        "scp": SyncTool(
+            "scp", lambda link, src, dest: link.scp_argv + [src, dest], None, "whole file, no fsync"
+        ),
     }
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -370,8 +382,9 @@ def ensure_pair(work: str, size: float, kind: str, log: Callable[[str], None]) -
     return old, new
 
 
-def build_cases(work: str, size: float, kinds: List[str], pull: bool,
-                log: Callable[[str], None]) -> List[Case]:
+def build_cases(
+    work: str, size: float, kinds: List[str], pull: bool, log: Callable[[str], None]
+) -> List[Case]:
     cases = []
     for k in kinds:
         if k not in CASES:
@@ -412,8 +425,7 @@ def prepare_dest(dest_dir: str, target: str, old: Optional[str]) -> None:
     os.sync()  # no writeback of the copy during the timed command
 
 
-def run_one(link: Link, tool: SyncTool, case: Case, dest_dir: str,
-            scratch: str) -> Dict[str, Any]:
+def run_one(link: Link, tool: SyncTool, case: Case, dest_dir: str, scratch: str) -> Dict[str, Any]:
     """Prepare, time, count and verify one transfer."""
     target = os.path.join(dest_dir, "model.safetensors")
     prepare_dest(dest_dir, target, case.old)
@@ -451,7 +463,9 @@ def run_one(link: Link, tool: SyncTool, case: Case, dest_dir: str,
         "ssh_sent_received": list(ssh),
         "reported": list(reported) if reported else None,
         "peak_rss": rss,
-        "summary": out.strip().splitlines()[0] if tool.name.startswith("pydelta") and out.strip() else "",
+        "summary": out.strip().splitlines()[0]
+        if tool.name.startswith("pydelta") and out.strip()
+        else "",
         "argv": argv,
         "started_utc": started,
     }
@@ -474,8 +488,9 @@ def warm_up(link: Link, tools: List[SyncTool], root: str, log: Callable[[str], N
     log("warm-up done")
 
 
-def check_link(link: Link, root: str, mib: int, mbit: float, ssh_true: float,
-               log: Callable[[str], None]) -> Dict[str, Any]:
+def check_link(
+    link: Link, root: str, mib: int, mbit: float, ssh_true: float, log: Callable[[str], None]
+) -> Dict[str, Any]:
     """scp a random (incompressible) file through the link, push then pull, and
     compare the achieved rate with the limit (also net of ssh_true, the seconds
     a bare `ssh true` takes through the same link)."""
@@ -487,10 +502,15 @@ def check_link(link: Link, root: str, mib: int, mbit: float, ssh_true: float,
     d = os.path.join(root, "link-check")
     os.makedirs(d, exist_ok=True)
     remote, back = os.path.join(d, "pushed.bin"), os.path.join(d, "pulled.bin")
-    out: Dict[str, Any] = {"file_bytes": size, "limit_mbit": mbit,
-                           "expected_seconds": size * 8 / (mbit * 1e6)}
-    for direction, s, t, result in (("push", src, link.target(remote), remote),
-                                    ("pull", link.target(src), back, back)):
+    out: Dict[str, Any] = {
+        "file_bytes": size,
+        "limit_mbit": mbit,
+        "expected_seconds": size * 8 / (mbit * 1e6),
+    }
+    for direction, s, t, result in (
+        ("push", src, link.target(remote), remote),
+        ("pull", link.target(src), back, back),
+    ):
         link.reset()
         rx0 = lo_counters()[0]
         secs, _ = run_measured(link.scp_argv + [s, t])
@@ -506,11 +526,13 @@ def check_link(link: Link, root: str, mib: int, mbit: float, ssh_true: float,
             "ssh_mbit_s": sum(ssh) * 8 / secs / 1e6 if ssh else None,
             "lo_bytes": wire,
         }
-        log(f"link check: scp {direction} of {size / 2**20:.0f} MiB random data in "
+        log(
+            f"link check: scp {direction} of {size / 2**20:.0f} MiB random data in "
             f"{secs:.2f} s (limit alone: {out['expected_seconds']:.2f} s) = "
             f"{out[direction]['payload_mbit_s']:.1f} Mbit/s of file data "
             f"({out[direction]['payload_mbit_s_net']:.1f} net of `ssh true`), "
-            f"{out[direction]['ssh_mbit_s'] or 0:.1f} Mbit/s of ssh stream (limit {mbit:g})")
+            f"{out[direction]['ssh_mbit_s'] or 0:.1f} Mbit/s of ssh stream (limit {mbit:g})"
+        )
     shutil.rmtree(d)
     os.unlink(src)
     return out
@@ -538,8 +560,11 @@ def negotiated_cipher(srv: LoopbackSSHD) -> str:
 def pydelta_commit() -> str:
     """HEAD of this checkout, flagged if pydelta/ has uncommitted changes."""
     git = _first_line(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "pydelta"],
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", ROOT, "status", "--porcelain", "--", "pydelta"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return git + (" (pydelta/ modified)" if dirty else "")
 
 
@@ -590,16 +615,25 @@ def summarize(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
-def bench_case(link: Link, case: Case, tools: List[SyncTool], repeat: int, root: str,
-               log: Callable[[str], None]) -> Dict[str, Any]:
+def bench_case(
+    link: Link,
+    case: Case,
+    tools: List[SyncTool],
+    repeat: int,
+    root: str,
+    log: Callable[[str], None],
+) -> Dict[str, Any]:
     dest_dir = os.path.join(root, f"dest-{case.name}")
     os.makedirs(dest_dir, exist_ok=True)
     res: Dict[str, Any] = {
-        "case": case.name, "kind": case.kind, "direction": "pull" if case.pull else "push",
+        "case": case.name,
+        "kind": case.kind,
+        "direction": "pull" if case.pull else "push",
         "file_size": os.path.getsize(case.new),
         "old_size": os.path.getsize(case.old) if case.old else None,
         "source": os.path.basename(case.new),
-        "old": os.path.basename(case.old) if case.old else None, "tools": {},
+        "old": os.path.basename(case.old) if case.old else None,
+        "tools": {},
     }
     warm_cache([p for p in (case.new, case.old) if p])
     runs: Dict[str, List[Dict[str, Any]]] = {t.name: [] for t in tools}
@@ -616,8 +650,11 @@ def bench_case(link: Link, case: Case, tools: List[SyncTool], repeat: int, root:
                 continue
             runs[tool.name].append(r)
             rep = f", reports {sum(r['reported']):,}" if r["reported"] else ""
-            log(f"  {case.name} {tool.name} run {i + 1}: {r['seconds']:.2f} s, "
-                f"lo {r['lo_bytes']:,} B, ssh {r['ssh_bytes']:,} B{rep}" + (f"  [{r['summary']}]" if r["summary"] else ""))
+            log(
+                f"  {case.name} {tool.name} run {i + 1}: {r['seconds']:.2f} s, "
+                f"lo {r['lo_bytes']:,} B, ssh {r['ssh_bytes']:,} B{rep}"
+                + (f"  [{r['summary']}]" if r["summary"] else "")
+            )
     prepare_dest(dest_dir, os.path.join(dest_dir, "x"), None)
     os.rmdir(dest_dir)
     for tool in tools:
@@ -635,40 +672,47 @@ def _mib(n: Optional[int]) -> str:
     return "-" if n is None else f"{n / 2**20:,.2f}"
 
 
-def write_markdown(info: Dict[str, Any], notes: List[str], results: List[Dict[str, Any]],
-                   repeat: int, size: float) -> str:
+def write_markdown(
+    info: Dict[str, Any], notes: List[str], results: List[Dict[str, Any]], repeat: int, size: float
+) -> str:
     mbit = info.get("link_mbit")
-    over = (f"over loopback ssh through a {mbit:g} Mbit/s relay" if mbit
-            else "over loopback ssh")
+    over = f"over loopback ssh through a {mbit:g} Mbit/s relay" if mbit else "over loopback ssh"
     L = [f"# pydelta sync vs rsync vs scp {over}, {size:g} MiB", ""]
     L.append(
         f"{info['date']}; {info['nproc']} cores ({info['cpu']}), Linux {info['kernel']}, "
         f"Python {info['python']}; pydelta {info['pydelta_commit']}"
-        + (f" at the start, {info['pydelta_commit_end']} at the end (the checkout changed "
-           "during the run)" if info.get("pydelta_commit_end", info["pydelta_commit"])
-           != info["pydelta_commit"] else "")
+        + (
+            f" at the start, {info['pydelta_commit_end']} at the end (the checkout changed "
+            "during the run)"
+            if info.get("pydelta_commit_end", info["pydelta_commit"]) != info["pydelta_commit"]
+            else ""
+        )
         + f"; {info['ssh']}; "
         f"{info['rsync']}; ssh cipher {info['cipher']}; load average at start "
         f"{' / '.join(f'{x:.2f}' for x in info['loadavg_start'])}, at end "
         f"{' / '.join(f'{x:.2f}' for x in info['loadavg_end'])}."
     )
     L.append("")
-    L.append(f"Wall times are medians of {repeat} run(s) (all runs listed); warm page cache, "
-             "nothing dropped. Wire = growth of `lo` rx_bytes across the command (all ssh "
-             "packets, both directions, headers and encryption included; median of the runs). "
-             "\"ssh bytes\" = what the ssh client itself counted on its socket for this one "
-             "connection (its `Transferred: sent N, received M bytes` log line): lo minus ssh "
-             "bytes is TCP/IP headers (~66 B a packet) plus any other loopback traffic "
-             "meanwhile. \"reported\" = the tool's own sent+received count (pydelta "
-             "summary, rsync --stats). Ratios are this row's wall time over scp's and over "
-             "rsync's (below 1 = faster).")
+    L.append(
+        f"Wall times are medians of {repeat} run(s) (all runs listed); warm page cache, "
+        "nothing dropped. Wire = growth of `lo` rx_bytes across the command (all ssh "
+        "packets, both directions, headers and encryption included; median of the runs). "
+        '"ssh bytes" = what the ssh client itself counted on its socket for this one '
+        "connection (its `Transferred: sent N, received M bytes` log line): lo minus ssh "
+        "bytes is TCP/IP headers (~66 B a packet) plus any other loopback traffic "
+        'meanwhile. "reported" = the tool\'s own sent+received count (pydelta '
+        "summary, rsync --stats). Ratios are this row's wall time over scp's and over "
+        "rsync's (below 1 = faster)."
+    )
     L.append("")
     if mbit:
-        L.append(f"**Link: limited to {mbit:g} Mbit/s per direction** ({mbit / 8:g} MB/s = "
-                 f"{mbit * 1e6 / 8 / 2**20:.2f} MiB/s of ssh stream each way) for every tool "
-                 "alike, by a relay that each tool's ssh runs as its `ProxyCommand` (details in "
-                 "the notes). \"wire Mbit/s\" = wire bytes (lo, both directions) x 8 / wall "
-                 "time.")
+        L.append(
+            f"**Link: limited to {mbit:g} Mbit/s per direction** ({mbit / 8:g} MB/s = "
+            f"{mbit * 1e6 / 8 / 2**20:.2f} MiB/s of ssh stream each way) for every tool "
+            "alike, by a relay that each tool's ssh runs as its `ProxyCommand` (details in "
+            'the notes). "wire Mbit/s" = wire bytes (lo, both directions) x 8 / wall '
+            "time."
+        )
         L.append("")
     for n in notes:
         L.append(f"- {n}")
@@ -700,12 +744,17 @@ def write_markdown(info: Dict[str, Any], notes: List[str], results: List[Dict[st
         }.get(r["case"], r["direction"])
         L.append(f"## {r['case']}: {what}")
         L.append("")
-        L.append(f"File {size_b:,} bytes ({size_b / 2**20:,.1f} MiB), source `{r['source']}`"
-                 + (f", old `{r['old']}`" if r["old"] else "") + ".")
+        L.append(
+            f"File {size_b:,} bytes ({size_b / 2**20:,.1f} MiB), source `{r['source']}`"
+            + (f", old `{r['old']}`" if r["old"] else "")
+            + "."
+        )
         L.append("")
-        L.append("| tool | wall s (median) | runs s | wire bytes (lo) | wire % of file | wire Mbit/s | "
-                 "ssh bytes | reported bytes (sent + recv) | time vs scp | time vs rsync | "
-                 "local RSS MiB |")
+        L.append(
+            "| tool | wall s (median) | runs s | wire bytes (lo) | wire % of file | wire Mbit/s | "
+            "ssh bytes | reported bytes (sent + recv) | time vs scp | time vs rsync | "
+            "local RSS MiB |"
+        )
         L.append("|---|---|---|---|---|---|---|---|---|---|---|")
         tools = r["tools"]
         scp_t = tools.get("scp", {}).get("wall")
@@ -714,9 +763,12 @@ def write_markdown(info: Dict[str, Any], notes: List[str], results: List[Dict[st
             if "error" in e:
                 L.append(f"| {name} | ERROR: {e['error'][:200]} | | | | | | | | | |")
                 continue
-            rep = ("-" if e["reported_sent"] is None else
-                   f"{e['reported_sent'] + e['reported_received']:,} "
-                   f"({e['reported_sent']:,} + {e['reported_received']:,})")
+            rep = (
+                "-"
+                if e["reported_sent"] is None
+                else f"{e['reported_sent'] + e['reported_received']:,} "
+                f"({e['reported_sent']:,} + {e['reported_received']:,})"
+            )
             L.append(
                 f"| {name} | {e['wall']:.2f} | {' / '.join(f'{t:.2f}' for t in e['times'])} | "
                 f"{e['lo_bytes']:,} | {100 * e['lo_bytes'] / size_b:.2f}% | "
@@ -740,19 +792,32 @@ def main() -> int:
     ap.add_argument("--size", type=float, default=1024, help="file size in MiB (default 1024)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per tool and case (median)")
     ap.add_argument("--kinds", default=",".join(CASES), help=f"cases, from {','.join(CASES)}")
-    ap.add_argument("--pull", action=argparse.BooleanOptionalAction, default=True,
-                    help="also measure finetune pulled (remote NEW -> local OLD)")
-    ap.add_argument("--tools", default=",".join(DEFAULT_TOOLS),
-                    help=f"from {','.join(ALL_TOOLS)}")
+    ap.add_argument(
+        "--pull",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure finetune pulled (remote NEW -> local OLD)",
+    )
+    ap.add_argument("--tools", default=",".join(DEFAULT_TOOLS), help=f"from {','.join(ALL_TOOLS)}")
     ap.add_argument("--work", default=os.path.join(HERE, "work"), help="pair cache (and scratch)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--timeout", type=float, default=run_bench.TIMEOUT, help="seconds per command")
-    ap.add_argument("--link-mbit", type=float, default=None, metavar="N",
-                    help="route every tool's ssh through a relay limited to N Mbit/s per "
-                         "direction (results go to sync_bench-<size>M-<N>mbit.*)")
-    ap.add_argument("--link-check-mib", type=int, default=None, metavar="MIB",
-                    help="size of the random file scp'd both ways to check the link limit "
-                         "(default: about 4 s at the limit, 8..256 MiB)")
+    ap.add_argument(
+        "--link-mbit",
+        type=float,
+        default=None,
+        metavar="N",
+        help="route every tool's ssh through a relay limited to N Mbit/s per "
+        "direction (results go to sync_bench-<size>M-<N>mbit.*)",
+    )
+    ap.add_argument(
+        "--link-check-mib",
+        type=int,
+        default=None,
+        metavar="MIB",
+        help="size of the random file scp'd both ways to check the link limit "
+        "(default: about 4 s at the limit, 8..256 MiB)",
+    )
     a = ap.parse_args()
     if a.link_mbit is not None and a.link_mbit <= 0:
         ap.error("--link-mbit must be positive")
@@ -781,8 +846,9 @@ def main() -> int:
     root = tempfile.mkdtemp(prefix="sync-bench-", dir=a.work)
     srv = LoopbackSSHD(os.path.join(tempfile.mkdtemp(prefix="pydelta-sync-bench-sshd-"), "sshd"))
     results: List[Dict[str, Any]] = []
-    stem = os.path.join(a.out, f"sync_bench-{a.size:g}M"
-                        + (f"-{a.link_mbit:g}mbit" if a.link_mbit else ""))
+    stem = os.path.join(
+        a.out, f"sync_bench-{a.size:g}M" + (f"-{a.link_mbit:g}mbit" if a.link_mbit else "")
+    )
     failed = False
     md = ""
     try:
@@ -799,12 +865,15 @@ def main() -> int:
         info["lo_background_bytes_per_s"] = bg
         info["ssh_true_seconds"] = statistics.median(ssh_times)
         info["link_mbit"] = a.link_mbit
-        log(f"idle loopback traffic {bg:,.0f} B/s; `ssh true` {info['ssh_true_seconds']:.3f} s"
-            + (f" (through the {a.link_mbit:g} Mbit/s relay)" if a.link_mbit else ""))
+        log(
+            f"idle loopback traffic {bg:,.0f} B/s; `ssh true` {info['ssh_true_seconds']:.3f} s"
+            + (f" (through the {a.link_mbit:g} Mbit/s relay)" if a.link_mbit else "")
+        )
         if a.link_mbit:
             mib = a.link_check_mib or int(min(256, max(8, a.link_mbit / 8 * 1e6 * 4 / 2**20)))
-            info["link_check"] = check_link(link, root, mib, a.link_mbit,
-                                            info["ssh_true_seconds"], log)
+            info["link_check"] = check_link(
+                link, root, mib, a.link_mbit, info["ssh_true_seconds"], log
+            )
         warm_up(link, tools, root, log)
         notes = [
             "Both ends run on this machine (loopback sshd from tests/sshd_server.py) and share "
@@ -867,9 +936,18 @@ def main() -> int:
             info["loadavg_end"] = os.getloadavg()
             info["pydelta_commit_end"] = pydelta_commit()
             with open(stem + ".json", "w") as f:
-                json.dump({"machine": info, "notes": notes, "size_mib": a.size,
-                           "repeat": a.repeat, "command": " ".join(map(shlex.quote, sys.argv)),
-                           "cases": results}, f, indent=1)
+                json.dump(
+                    {
+                        "machine": info,
+                        "notes": notes,
+                        "size_mib": a.size,
+                        "repeat": a.repeat,
+                        "command": " ".join(map(shlex.quote, sys.argv)),
+                        "cases": results,
+                    },
+                    f,
+                    indent=1,
+                )
             md = write_markdown(info, notes, results, a.repeat, a.size)
             with open(stem + ".md", "w") as f:
                 f.write(md)

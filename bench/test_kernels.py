@@ -11,7 +11,7 @@ import random
 import pytest
 
 import pydelta
-from pydelta._backend import backend
+from pydelta.backends import backend
 
 pytest.importorskip("pytest_benchmark")
 

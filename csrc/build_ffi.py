@@ -10,11 +10,7 @@ import sys
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = sorted(
-    os.path.join("csrc", name)
-    for name in os.listdir(HERE)
-    if name.endswith(".c")
-)
+SOURCES = sorted(os.path.join("csrc", name) for name in os.listdir(HERE) if name.endswith(".c"))
 
 with open(os.path.join(HERE, "pydelta.h"), encoding="utf-8") as fh:
     CDEF = fh.read()

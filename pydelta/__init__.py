@@ -14,9 +14,11 @@ Example:
 
 from __future__ import annotations
 
-from ._backend import backend as _backend_module
-from .delta import DeltaStats, delta, iter_delta
+from ._version import __version__ as __version__
+from .backends import backend as _backend_module
+from .delta import delta, iter_delta
 from .errors import (
+    ConnectionLostError,
     CorruptDeltaError,
     CorruptError,
     CorruptSignatureError,
@@ -24,25 +26,27 @@ from .errors import (
     FormatError,
     NotADeltaError,
     NotASignatureError,
-    PydeltaError,
-    UnsupportedVersionError,
-    ConnectionLostError,
     ProtocolError,
+    PydeltaError,
     RemoteCommandError,
     RemoteError,
     SyncError,
+    UnsupportedVersionError,
     UnverifiedWarning,
     UsageError,
     VerificationError,
     WrongBasisError,
 )
-from .format import SignatureInfo, default_block_len
-from .info import FileInfo, info
-from .patch import Patcher, PatchResult, patch
+from .formats import native as format  # noqa: F401 - compatibility alias: pydelta.format
+from .formats.native import default_block_len
+from .info import info
+from .patch import Patcher, patch
+from .results import DeltaStats, FileInfo, PatchResult, SignatureInfo
 from .signature import Signature, iter_signature, load_signature, signature
 from .sync import SyncClient, SyncedFile, SyncReport, SyncStatus, serve, sync
 
-__version__ = "0.1.0"
+# The public surface only: everything is defined in the modules above, and
+# nothing inside the package imports this module back.
 
 #: Name of the kernel backend in use: "c" or "numba" (PYDELTA_BACKEND).
 backend: str = _backend_module.NAME

@@ -10,7 +10,7 @@ import sys
 
 def main() -> None:
     if sys.argv[1:] == ["serve"]:
-        from pydelta.sync import serve_main
+        from pydelta.sync.server import serve_main
 
         sys.exit(serve_main())
     from pydelta.cli import main as cli_main

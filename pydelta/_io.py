@@ -17,9 +17,10 @@ import stat
 import sys
 import tempfile
 import time
-from typing import IO, BinaryIO, Iterator, Optional, Tuple, Union
+from typing import IO, BinaryIO, Iterable, Iterator, Optional, Tuple, Union
 
 from .errors import FileAccessError
+from .errors import os_reason as _os_reason
 
 PathLike = Union[str, "os.PathLike[str]"]
 Source = Union[PathLike, BinaryIO, IO[bytes]]
@@ -38,10 +39,6 @@ def describe(obj: object) -> str:
     if isinstance(name, str):
         return name
     return "the stream"
-
-
-def _os_reason(e: OSError) -> str:
-    return e.strerror or str(e)
 
 
 @contextlib.contextmanager
@@ -123,11 +120,11 @@ def readinto(fh: BinaryIO, view: memoryview, name: str) -> int:
         _wait_readable(fh)
 
 
-def fill(fh: BinaryIO, buf: bytearray, name: str) -> int:
+def fill(fh: BinaryIO, buf: Union[bytearray, memoryview], name: str) -> int:
     """Read into buf until it is full or the input ends; returns bytes held."""
     view = memoryview(buf)
     have = 0
-    while have < len(buf):
+    while have < len(view):
         n = readinto(fh, view[have:], name)
         if not n:
             break
@@ -138,14 +135,7 @@ def fill(fh: BinaryIO, buf: bytearray, name: str) -> int:
 def read_exact(fh: BinaryIO, size: int, name: str) -> bytes:
     """Read size bytes, fewer only at end of input (short reads are retried)."""
     buf = bytearray(size)
-    view = memoryview(buf)
-    have = 0
-    while have < size:
-        n = readinto(fh, view[have:], name)
-        if not n:
-            break
-        have += n
-    return bytes(buf[:have])
+    return bytes(buf[: fill(fh, buf, name)])
 
 
 def read_all(fh: BinaryIO, name: str) -> bytes:
@@ -165,6 +155,22 @@ def read_all(fh: BinaryIO, name: str) -> bytes:
 WRITE_SIZE = 1 << 20
 
 
+def write_to(fh: BinaryIO, data: Union[bytes, bytearray, memoryview], name: str) -> None:
+    """Write all of data to fh, at most WRITE_SIZE per call (larger write()s
+    to a new file cost several times more kernel time); a raw file may write
+    less than asked, and a non-blocking one that is full is waited on."""
+    view = memoryview(data).cast("B")
+    try:
+        while view:
+            n = fh.write(view[:WRITE_SIZE])
+            if n is None:  # a non-blocking stream that is full: wait
+                select.select([], [fh], [])
+                continue
+            view = view[n:]
+    except OSError as e:
+        raise FileAccessError(f"cannot write {name}: {_os_reason(e)}") from None
+
+
 class AtomicFile:
     """A temporary file beside ``path`` that replaces it only on commit()."""
 
@@ -182,7 +188,8 @@ class AtomicFile:
             raise FileAccessError(f"cannot write {what} {self.name}: it is a directory")
         try:
             fd, self.tmp = tempfile.mkstemp(
-                prefix="." + os.path.basename(self.path) + ".", suffix=".pydelta-tmp",
+                prefix="." + os.path.basename(self.path) + ".",
+                suffix=".pydelta-tmp",
                 dir=target_dir,
             )
         except OSError as e:
@@ -193,15 +200,7 @@ class AtomicFile:
         self._done = False
 
     def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        view = memoryview(data).cast("B")
-        try:
-            while view:
-                # at most WRITE_SIZE per call: larger write()s to a new file
-                # cost several times more kernel time here
-                n = self.fh.write(view[:WRITE_SIZE])
-                view = view[n:]
-        except OSError as e:
-            raise FileAccessError(f"cannot write {self.name}: {_os_reason(e)}") from None
+        write_to(self.fh, data, self.name)
 
     def commit(self) -> None:
         """Flush (and fsync if asked), keep an existing target's mode, rename over it."""
@@ -252,17 +251,7 @@ class StreamSink:
         self._close = close
 
     def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        view = memoryview(data).cast("B")
-        try:
-            while view:
-                # raw (unbuffered) files may write less than asked
-                n = self.fh.write(view[:WRITE_SIZE])
-                if n is None:  # a non-blocking stream that is full: wait
-                    select.select([], [self.fh], [])
-                    continue
-                view = view[n:]
-        except OSError as e:
-            raise FileAccessError(f"cannot write {self.name}: {_os_reason(e)}") from None
+        write_to(self.fh, data, self.name)
 
     def commit(self) -> None:
         try:
@@ -306,3 +295,21 @@ def open_output(
     if not hasattr(dest, "write"):
         raise TypeError(f"{what} must be a path or a binary file object, not {type(dest).__name__}")
     return StreamSink(dest)  # type: ignore[arg-type]
+
+
+def write_all(
+    dest: Union[PathLike, BinaryIO],
+    what: str,
+    pieces: Iterable[Union[bytes, bytearray, memoryview]],
+    fsync: bool = False,
+) -> None:
+    """Write every piece to :func:`open_output` ``(dest, what)`` and commit it;
+    any failure (of the writing or of making the pieces) drops the output."""
+    sink = open_output(dest, what, fsync)
+    try:
+        for piece in pieces:
+            sink.write(piece)
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise

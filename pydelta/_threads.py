@@ -11,6 +11,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Callable, Iterator, Optional, Tuple
 
+from ._io import fill
 from .errors import UsageError
 
 
@@ -46,8 +47,6 @@ def hash_blocks(
     depend on the thread count). ``kernel(view, length)`` returns the
     entries of view[:length].
     """
-    from ._io import fill
-
     chunk = max(block_len, read_size // block_len * block_len)
     bufs = [bytearray(chunk), bytearray(chunk)]
     executor = pool(threads)

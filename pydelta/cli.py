@@ -7,26 +7,43 @@ error, ``pydelta: error: <message>``, with exit status 1 (2 for usage
 errors, 130 when interrupted). Progress bars (tqdm) live here only.
 """
 
-import errno
-import os
-import stat
 import sys
 import warnings
-from typing import Annotated, Callable, Optional, TypeVar
+from typing import Annotated, Optional
 
 import typer
 
-import pydelta
-from pydelta import format as fmt
+from ._cliutil import (
+    PROGRESS_THRESHOLD,
+    Bar,
+    Failure,
+    SyncBars,
+    delta_result_size,
+    error,
+    input_size,
+    one_stdin,
+    print_report,
+    refuse_terminal,
+    run,
+    summary,
+    want_progress,
+)
+from ._version import __version__
+from .delta import delta as make_delta
+from .errors import SyncError, UnverifiedWarning
+from .info import info as describe_file
+from .patch import patch as apply_patch
+from .signature import signature as make_signature
+from .sync import SyncReport
+from .sync.client import sync as run_sync
+from .sync.server import serve_main
 
 __all__ = ["app", "main"]
 
-T = TypeVar("T")
 
-#: Inputs at least this large get a progress bar by default (when stderr is a terminal).
-PROGRESS_THRESHOLD = 64 << 20
-
-PIPELINE_EXAMPLE = "ssh host pydelta signature f | pydelta delta - f.new | ssh host pydelta patch f - f"
+PIPELINE_EXAMPLE = (
+    "ssh host pydelta signature f | pydelta delta - f.new | ssh host pydelta patch f - f"
+)
 
 _MAIN_HELP = f"""rsync-style binary deltas for very large files.
 
@@ -58,225 +75,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-# -- errors ------------------------------------------------------------------
-
-
-class _Failure(Exception):
-    """An error found by the CLI itself (before the library runs)."""
-
-
-def _error(message: str, code: int = 1) -> "typer.Exit":
-    """Print the one-line error message and return the Exit to raise."""
-    line = " ".join(str(message).split()) or "unknown error"
-    try:
-        sys.stderr.write(f"pydelta: error: {line}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError, AttributeError):
-        pass
-    return typer.Exit(code)
-
-
-def _is_broken_pipe(exc: BaseException) -> bool:
-    """True if exc is (or was caused by) EPIPE: the reader of our output went away.
-
-    A sync's broken connection (EPIPE on the pipe to ssh) is not that: it
-    has its own message.
-    """
-    seen = set()
-    e: Optional[BaseException] = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, pydelta.SyncError):
-            return False
-        if isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
-def _silence_stdout() -> None:
-    """Point fd 1 at /dev/null so flushing at exit cannot raise BrokenPipeError again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
-
-
-def _os_message(e: OSError) -> str:
-    reason = e.strerror or str(e)
-    if e.filename is not None:
-        return f"{os.fsdecode(e.filename)}: {reason}"
-    return reason
-
-
-def _run(action: Callable[[], T]) -> T:
-    """Run one library call, translating every failure into one stderr line."""
-    try:
-        return action()
-    except KeyboardInterrupt:
-        raise _error("interrupted", 130) from None
-    except _Failure as e:
-        raise _error(str(e)) from None
-    except pydelta.PydeltaError as e:
-        if _is_broken_pipe(e):
-            _silence_stdout()
-            raise typer.Exit(1) from None
-        raise _error(str(e)) from None
-    except OSError as e:
-        if _is_broken_pipe(e):
-            _silence_stdout()
-            raise typer.Exit(1) from None
-        raise _error(_os_message(e)) from None
-    except MemoryError as e:
-        raise _error(str(e) or "out of memory") from None
-    except Exception as e:  # a bug: still one line, unless debugging
-        if os.environ.get("PYDELTA_DEBUG"):
-            raise
-        raise _error(
-            f"internal error: {type(e).__name__}: {e} "
-            "(please report it; set PYDELTA_DEBUG=1 to see the traceback)"
-        ) from None
-
-
-# -- checks before the library runs ------------------------------------------
-
-
-def _is_stdio(arg: Optional[str]) -> bool:
-    return arg is None or arg == "-"
-
-
-def _refuse_terminal(out: Optional[str], what: str) -> None:
-    """Fail if binary output would go to standard output and that is a terminal."""
-    if not _is_stdio(out):
-        return
-    if sys.stdout is None:
-        raise _Failure(f"standard output is closed; give an output file for the {what}")
-    try:
-        tty = sys.stdout.isatty()
-    except (OSError, ValueError):
-        tty = False
-    if tty:
-        raise _Failure(
-            f"refusing to write binary {what} to a terminal; "
-            "give an output file or redirect stdout"
-        )
-
-
-def _one_stdin(a: str, a_name: str, b: str, b_name: str) -> None:
-    if a == "-" and b == "-":
-        raise _Failure(f"{a_name} and {b_name} cannot both be standard input")
-
-
-# -- progress ----------------------------------------------------------------
-
-
-def _input_size(arg: Optional[str]) -> Optional[int]:
-    """Size of the regular file named by arg ('-': standard input), else None."""
-    try:
-        if arg is None or arg == "-":
-            st = os.fstat(sys.stdin.fileno())
-        else:
-            st = os.stat(arg)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
-
-
-def _delta_result_size(arg: str) -> Optional[int]:
-    """The result size a delta file announces in its end record, or None.
-
-    Only to size the progress bar of ``patch``; the library checks the
-    delta itself.
-    """
-    if arg == "-":
-        return None
-    end_len = 1 + 8 + 32  # 'E', u64 result size, BLAKE3 digest
-    try:
-        with open(arg, "rb") as fh:
-            if fh.read(4) != fmt.DELTA_MAGIC:
-                return None
-            fh.seek(0, os.SEEK_END)
-            if fh.tell() < fmt.DELTA_HEADER.size + end_len:
-                return None
-            fh.seek(-end_len, os.SEEK_END)
-            tail = fh.read(end_len)
-    except (OSError, ValueError):
-        return None
-    if len(tail) != end_len or tail[:1] != b"E":
-        return None
-    return int.from_bytes(tail[1:9], "little")
-
-
-def _stderr_is_tty() -> bool:
-    try:
-        return sys.stderr is not None and sys.stderr.isatty()
-    except (OSError, ValueError):
-        return False
-
-
-def _want_progress(flag: Optional[bool], quiet: bool, size: Optional[int]) -> bool:
-    if quiet:
-        return False
-    if flag is not None:
-        return flag
-    return _stderr_is_tty() and size is not None and size >= PROGRESS_THRESHOLD
-
-
-def _stderr_shape() -> tuple:
-    """(columns, lines) of the terminal on stderr; 0 where unknown or reported as 0."""
-    try:
-        size = os.get_terminal_size(sys.stderr.fileno())
-    except (OSError, ValueError, AttributeError):
-        return 0, 0
-    return size.columns, size.lines
-
-
-class _Bar:
-    """A tqdm bar fed by the library's cumulative byte counts."""
-
-    def __init__(self, enabled: bool, total: Optional[int], desc: str) -> None:
-        self.bar = None
-        self.last = 0
-        if enabled:
-            from tqdm import tqdm
-
-            # follow the terminal's width; but tqdm hides the bar of a terminal
-            # that reports a size of 0 (a bare pty, a serial console)
-            cols, lines = _stderr_shape()
-            self.bar = tqdm(
-                total=total,
-                desc=desc,
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                dynamic_ncols=bool(cols),
-                ncols=None if cols else 80,
-                nrows=lines or 24,
-                leave=True,
-            )
-
-    @property
-    def callback(self) -> Optional[Callable[[int], None]]:
-        return self.update if self.bar is not None else None
-
-    def update(self, done: int) -> None:
-        if self.bar is not None and done > self.last:
-            self.bar.update(done - self.last)
-            self.last = done
-
-    def __enter__(self) -> "_Bar":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.bar is not None:
-            try:
-                self.bar.close()
-            except (OSError, ValueError):
-                pass
 
 
 # -- options shared by the verbs ---------------------------------------------
@@ -316,7 +114,7 @@ FsyncOpt = Annotated[
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"pydelta {pydelta.__version__}")
+        typer.echo(f"pydelta {__version__}")
         raise typer.Exit()
 
 
@@ -346,11 +144,14 @@ def _root(
 )
 def signature(
     old: Annotated[
-        str, typer.Argument(metavar="OLD", help="The old file (the basis); '-' reads standard input.")
+        str,
+        typer.Argument(metavar="OLD", help="The old file (the basis); '-' reads standard input."),
     ],
     sig: Annotated[
         Optional[str],
-        typer.Argument(metavar="SIG", help="Where to write the signature; omitted or '-' is standard output."),
+        typer.Argument(
+            metavar="SIG", help="Where to write the signature; omitted or '-' is standard output."
+        ),
     ] = None,
     block_size: Annotated[
         Optional[int],
@@ -411,14 +212,14 @@ def signature(
     """
 
     def action() -> None:
-        _refuse_terminal(sig, "signature")
+        refuse_terminal(sig, "signature")
         if sig_format not in ("native", "rdiff"):
-            raise _Failure(f"unknown --format {sig_format!r}: use native or rdiff")
+            raise Failure(f"unknown --format {sig_format!r}: use native or rdiff")
         if sig_format == "native" and (rollsum != "rabinkarp" or strong_hash != "blake2"):
-            raise _Failure("--rollsum and --hash apply to --format rdiff only")
-        size = _input_size(old)
-        with _Bar(_want_progress(progress, quiet, size), size, "signature") as bar:
-            pydelta.signature(
+            raise Failure("--rollsum and --hash apply to --format rdiff only")
+        size = input_size(old)
+        with Bar(want_progress(progress, quiet, size), size, "signature") as bar:
+            make_signature(
                 old,
                 "-" if sig is None else sig,
                 block_size=block_size,
@@ -430,32 +231,21 @@ def signature(
                 rdiff_hash=strong_hash,
             )
 
-    _run(action)
-
-
-def _summary(stats: "pydelta.DeltaStats") -> str:
-    def pct(part: int) -> str:
-        return f"{100.0 * part / stats.new_size:.1f}%" if stats.new_size else "0.0%"
-
-    zlit = getattr(stats, "compressed_literal", 0)
-    ztext = f" ({zlit} of them compressed to {stats.compressed_size})" if zlit else ""
-    return (
-        f"pydelta: new {stats.new_size} bytes, copied {stats.copied} ({pct(stats.copied)}), "
-        f"literal {stats.literal} ({pct(stats.literal)}){ztext}, delta {stats.delta_size} bytes"
-    )
+    run(action)
 
 
 @app.command(
     no_args_is_help=True,
-    epilog="\b\nExample:\n"
-    "  pydelta delta old.sig new.bin new.delta\n"
-    f"  {PIPELINE_EXAMPLE}",
+    epilog=f"\b\nExample:\n  pydelta delta old.sig new.bin new.delta\n  {PIPELINE_EXAMPLE}",
 )
 def delta(
     sig: Annotated[
-        str, typer.Argument(metavar="SIG", help="Signature of the old file; '-' reads standard input.")
+        str,
+        typer.Argument(metavar="SIG", help="Signature of the old file; '-' reads standard input."),
     ],
-    new: Annotated[str, typer.Argument(metavar="NEW", help="The new file; '-' reads standard input.")],
+    new: Annotated[
+        str, typer.Argument(metavar="NEW", help="The new file; '-' reads standard input.")
+    ],
     delta_out: Annotated[
         Optional[str],
         typer.Argument(
@@ -499,11 +289,11 @@ def delta(
     """
 
     def action() -> None:
-        _one_stdin(sig, "SIG", new, "NEW")
-        _refuse_terminal(delta_out, "delta")
-        size = _input_size(new)
-        with _Bar(_want_progress(progress, quiet, size), size, "delta") as bar:
-            stats = pydelta.delta(
+        one_stdin(sig, "SIG", new, "NEW")
+        refuse_terminal(delta_out, "delta")
+        size = input_size(new)
+        with Bar(want_progress(progress, quiet, size), size, "delta") as bar:
+            stats = make_delta(
                 sig,
                 new,
                 "-" if delta_out is None else delta_out,
@@ -513,10 +303,10 @@ def delta(
                 level=level,
             )
         if verbose and not quiet:
-            sys.stderr.write(_summary(stats) + "\n")
+            sys.stderr.write(summary(stats) + "\n")
             sys.stderr.flush()
 
-    _run(action)
+    run(action)
 
 
 @app.command(
@@ -532,7 +322,7 @@ def patch(
         typer.Argument(
             metavar="OLD",
             help="The old file the signature was made from (a regular file: it is read "
-            "at random offsets; '-' only if standard input is redirected from a file)."
+            "at random offsets; '-' only if standard input is redirected from a file).",
         ),
     ],
     delta_in: Annotated[
@@ -544,7 +334,7 @@ def patch(
         typer.Argument(
             metavar="OUT",
             help="Where to write the result; omitted or '-' is standard output. "
-            "May be OLD itself: it is replaced only once the result is verified."
+            "May be OLD itself: it is replaced only once the result is verified.",
         ),
     ] = None,
     progress: ProgressOpt = None,
@@ -561,16 +351,16 @@ def patch(
     """
 
     def action() -> None:
-        _one_stdin(old, "OLD", delta_in, "DELTA")
-        _refuse_terminal(out, "result")
+        one_stdin(old, "OLD", delta_in, "DELTA")
+        refuse_terminal(out, "result")
         # the bar counts result bytes; "large" goes by the bigger of result and OLD
-        total = _delta_result_size(delta_in)
-        basis_size = _input_size(old)
+        total = delta_result_size(delta_in)
+        basis_size = input_size(old)
         known = [s for s in (total, basis_size) if s is not None]
-        on = _want_progress(progress, quiet, max(known) if known else None)
-        with _Bar(on, total, "patch") as bar, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", pydelta.UnverifiedWarning)
-            pydelta.patch(
+        on = want_progress(progress, quiet, max(known) if known else None)
+        with Bar(on, total, "patch") as bar, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnverifiedWarning)
+            apply_patch(
                 sys.stdin.buffer if old == "-" else old,
                 delta_in,
                 "-" if out is None else out,
@@ -578,13 +368,13 @@ def patch(
                 fsync=fsync,
             )
         for w in caught:  # an rdiff delta: say the result is unverified
-            if not issubclass(w.category, pydelta.UnverifiedWarning):
+            if not issubclass(w.category, UnverifiedWarning):
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
             elif not quiet:
                 sys.stderr.write(f"pydelta: warning: {w.message}\n")
                 sys.stderr.flush()
 
-    _run(action)
+    run(action)
 
 
 @app.command(
@@ -603,69 +393,11 @@ def info(
     """Describe what a signature or delta holds (block size, sizes, digests)."""
 
     def action() -> None:
-        text = str(pydelta.info(file))
+        text = str(describe_file(file))
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
-    _run(action)
-
-
-class _SyncBars:
-    """Two tqdm bars for a sync: all files, and the file moving now."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.total: Optional[_Bar] = None
-        self.file: Optional[_Bar] = None
-        self.path: Optional[str] = None
-        self.label = ""
-        self.phase = "delta"
-
-    def update(self, st: "pydelta.SyncStatus") -> None:
-        if not self.enabled:
-            return
-        if self.total is None:
-            self.total = _Bar(True, st.total, "total")
-        if st.path != self.path:
-            if self.file is not None:
-                self.file.__exit__(None, None, None)
-            self.label = st.path if len(st.path) <= 30 else "..." + st.path[-27:]
-            self.file = _Bar(True, st.file_size, self.label)
-            self.path = st.path
-            self.phase = "delta"
-        assert self.file is not None and self.file.bar is not None
-        if st.phase != self.phase:  # e.g. "model.bin (signature)" while the far end hashes
-            self.phase = st.phase
-            self.file.bar.set_description(self.label if st.phase == "delta" else f"{self.label} ({st.phase})")
-        self.file.update(st.file_done)
-        self.total.update(st.done)
-
-    @property
-    def callback(self) -> Optional[Callable[["pydelta.SyncStatus"], None]]:
-        return self.update if self.enabled else None
-
-    def __enter__(self) -> "_SyncBars":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        for bar in (self.file, self.total):
-            if bar is not None:
-                bar.__exit__(exc_type, exc, tb)
-
-
-def _print_report(report: "pydelta.SyncReport", verbose: bool, quiet: bool) -> None:
-    for f in report.files:
-        if f.action == "skipped" and not quiet:
-            sys.stderr.write(f"pydelta: skipped {f.path}: {f.message}\n")
-        elif f.action == "failed":
-            sys.stderr.write(f"pydelta: failed {f.path}: {' '.join(f.message.split())}\n")
-        elif (verbose or report.dry_run) and not quiet:
-            wire = f"  (sent {f.sent:,}, received {f.received:,})" if f.action != "deleted" and not report.dry_run else ""
-            sys.stdout.write(f"{f.action:<9} {f.path}{wire}\n")
-    sys.stderr.flush()
-    if not quiet:
-        sys.stdout.write(report.summary() + "\n")
-        sys.stdout.flush()
+    run(action)
 
 
 @app.command(
@@ -677,37 +409,75 @@ def _print_report(report: "pydelta.SyncReport", verbose: bool, quiet: bool) -> N
     "  pydelta sync --remote-cmd '~/venv/bin/pydelta' model.bin gpu1:model.bin",
 )
 def sync(
-    src: Annotated[str, typer.Argument(metavar="SRC", help="What to copy: a file or folder, local or [user@]host:path.")],
-    dest: Annotated[str, typer.Argument(metavar="DEST", help="What it becomes: local or [user@]host:path (exactly one side is remote).")],
+    src: Annotated[
+        str,
+        typer.Argument(
+            metavar="SRC", help="What to copy: a file or folder, local or [user@]host:path."
+        ),
+    ],
+    dest: Annotated[
+        str,
+        typer.Argument(
+            metavar="DEST",
+            help="What it becomes: local or [user@]host:path (exactly one side is remote).",
+        ),
+    ],
     ssh: Annotated[
         str,
-        typer.Option("--ssh", "-e", metavar="COMMAND", help="The ssh command and its options, as for rsync -e, e.g. 'ssh -p 2222 -i key'."),
+        typer.Option(
+            "--ssh",
+            "-e",
+            metavar="COMMAND",
+            help="The ssh command and its options, as for rsync -e, e.g. 'ssh -p 2222 -i key'.",
+        ),
     ] = "ssh",
     remote_cmd: Annotated[
         str,
-        typer.Option("--remote-cmd", metavar="COMMAND", help="How to run pydelta on the remote host, e.g. '~/venv/bin/pydelta'."),
+        typer.Option(
+            "--remote-cmd",
+            metavar="COMMAND",
+            help="How to run pydelta on the remote host, e.g. '~/venv/bin/pydelta'.",
+        ),
     ] = "pydelta",
     delete: Annotated[
         bool,
-        typer.Option("--delete", help="Delete files and folders in DEST that are not in SRC (only when every file synced)."),
+        typer.Option(
+            "--delete",
+            help="Delete files and folders in DEST that are not in SRC (only when every file synced).",
+        ),
     ] = False,
     quick: Annotated[
         bool,
-        typer.Option("--quick", help="Skip files whose size and modification time already match (rsync's default quick check). Without it every file is compared by content."),
+        typer.Option(
+            "--quick",
+            help="Skip files whose size and modification time already match (rsync's default quick check). Without it every file is compared by content.",
+        ),
     ] = False,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", "-n", help="Change nothing: list what would be created, compared, skipped and deleted."),
+        typer.Option(
+            "--dry-run",
+            "-n",
+            help="Change nothing: list what would be created, compared, skipped and deleted.",
+        ),
     ] = False,
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every file with what was done to it.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="List every file with what was done to it.")
+    ] = False,
     threads: ThreadsOpt = 0,
     compress: Annotated[
         Optional[bool],
-        typer.Option("--compress/--no-compress", help="zstd-compress literal data always / never. Default: only while the link is slower than compressing it (measured as it goes).", show_default=False),
+        typer.Option(
+            "--compress/--no-compress",
+            help="zstd-compress literal data always / never. Default: only while the link is slower than compressing it (measured as it goes).",
+            show_default=False,
+        ),
     ] = None,
-    level: Annotated[int, typer.Option("--level", min=1, max=22, help="zstd compression level (1..22).")] = 3,
+    level: Annotated[
+        int, typer.Option("--level", min=1, max=22, help="zstd compression level (1..22).")
+    ] = 3,
     fsync: FsyncOpt = True,
 ) -> None:
     """Make DEST a copy of SRC over ssh, sending only what changed.
@@ -726,31 +496,40 @@ def sync(
     """
 
     def action() -> None:
-        on = _want_progress(progress, quiet, PROGRESS_THRESHOLD)
+        on = want_progress(progress, quiet, PROGRESS_THRESHOLD)
         report = None
         try:
-            with _SyncBars(on) as bars:
-                report = pydelta.sync(
-                    src, dest, ssh=ssh, remote_cmd=remote_cmd, delete=delete, quick=quick, dry_run=dry_run,
-                    progress=bars.callback, threads=threads, compress=compress,
-                    level=level, fsync=fsync,
+            with SyncBars(on) as bars:
+                report = run_sync(
+                    src,
+                    dest,
+                    ssh=ssh,
+                    remote_cmd=remote_cmd,
+                    delete=delete,
+                    quick=quick,
+                    dry_run=dry_run,
+                    progress=bars.callback,
+                    threads=threads,
+                    compress=compress,
+                    level=level,
+                    fsync=fsync,
                 )
-        except pydelta.SyncError as e:
-            if isinstance(e.report, pydelta.SyncReport):
-                _print_report(e.report, verbose, quiet)
+        except SyncError as e:
+            if isinstance(e.report, SyncReport):
+                print_report(e.report, verbose, quiet)
                 n = len(e.report.failed)
-                raise _Failure(f"{n} file{'s' if n != 1 else ''} not synced (they keep their old content)") from None
+                raise Failure(
+                    f"{n} file{'s' if n != 1 else ''} not synced (they keep their old content)"
+                ) from None
             raise
-        _print_report(report, verbose, quiet)
+        print_report(report, verbose, quiet)
 
-    _run(action)
+    run(action)
 
 
 @app.command(hidden=True)
 def serve() -> None:
     """Serve the sync protocol on standard input and output (run by 'pydelta sync' over ssh)."""
-    from pydelta.sync import serve_main
-
     code = serve_main()
     if code:
         raise typer.Exit(code)
@@ -761,4 +540,4 @@ def main(argv: Optional[list] = None) -> None:
     try:
         app(args=argv, prog_name="pydelta")
     except KeyboardInterrupt:
-        raise SystemExit(_error("interrupted", 130).exit_code) from None
+        raise SystemExit(error("interrupted", 130).exit_code) from None

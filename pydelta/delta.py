@@ -1,43 +1,38 @@
-"""Making deltas: scan NEW against a signature.
+"""Making deltas: scan NEW against a signature, pydelta's or librsync's.
 
 NEW is read once, front to back (a pipe is fine); memory is the signature
-table plus a read buffer and an output buffer, whatever NEW's size.
+table plus a read buffer and an output buffer, whatever NEW's size. A
+native signature gives a native delta (literals zstd-compressed where that
+pays, see :mod:`pydelta.formats.literals`); a librsync signature gives a
+librsync delta that ``rdiff patch`` applies.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Union
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO, Callable, Generator, Iterator, List, Optional, Tuple, Union
 
-from . import format as fmt
-from ._backend import backend
-from ._io import Source, open_input, open_output, readinto
-from ._literals import DEFAULT_LEVEL
+from ._io import Source, fill, open_input, readinto, write_all
 from ._threads import resolve_threads
-from .errors import UsageError
-from .rdiff import RdiffSignature, load_any_signature
-from .signature import Signature
+from .backends import backend, rdiff_kernels
+from .errors import DONE, NEED_INPUT, NEED_OUTPUT, UsageError, raise_for_code
+from .formats import literals
+from .formats import native as fmt
+from .formats.literals import DEFAULT_LEVEL
+from .formats.rdiff import DELTA_MAGIC as RDIFF_DELTA_MAGIC
+from .results import DeltaStats, Progress
+from .signature import AnySignature, RdiffSignature, Signature, load_any_signature
 
 #: Bytes of NEW held per call into C.
 READ_SIZE = 8 << 20
 #: Output buffer of the scan.
 OUT_SIZE = 1 << 20
 
-Progress = Optional[Callable[[int], None]]
-SigSource = Union[Source, Signature, bytes]
+SigSource = Union[Source, Signature, RdiffSignature, bytes]
+Gate = Optional[Callable[[], bool]]
+Piece = Union[bytes, memoryview]
 
-
-@dataclass
-class DeltaStats:
-    """What a delta holds, filled in as it is written."""
-
-    new_size: int = 0  #: bytes of NEW
-    copied: int = 0  #: bytes of NEW sent as COPY from OLD
-    literal: int = 0  #: bytes of NEW sent as LITERAL data
-    delta_size: int = 0  #: bytes of delta written
-    compressed_literal: int = 0  #: LITERAL bytes sent zstd-compressed (uncompressed size)
-    compressed_size: int = 0  #: bytes those took in the delta (the zstd frames)
+__all__ = ["delta", "iter_delta", "delta_pieces", "use_compression", "DeltaStats"]
 
 
 def _scan(
@@ -67,7 +62,7 @@ def _scan(
     # one hashing thread: updates must run one at a time, in order
     executor = ThreadPoolExecutor(1, thread_name_prefix="pydelta-hash") if threads > 1 else None
     hasher = backend.Blake3() if executor is not None else None
-    pending: list = []  # hashing jobs not yet finished, in order
+    pending: List[Future] = []  # hashing jobs not yet finished, in order
     if hasher is not None:
         job.hash_externally()
 
@@ -95,7 +90,7 @@ def _scan(
                             job.set_digest(hasher.digest())
                 rc, used, produced = job.scan(inbuf, start, have - start, eof, outbuf)
                 if rc < 0:
-                    raise MemoryError(f"delta scan failed with code {rc}")
+                    raise_for_code(rc)
                 if produced:
                     stats.delta_size += produced
                     yield out_view[:produced]
@@ -103,9 +98,9 @@ def _scan(
                     start += used
                     if progress is not None:
                         progress(done + start)
-                if rc == backend.DONE:
+                if rc == DONE:
                     break
-                if rc == backend.NEED_INPUT and start:
+                if rc == NEED_INPUT and start:
                     # make room at the end: move the unused bytes to the front
                     settle()
                     inbuf[: have - start] = inbuf[start:have]
@@ -114,51 +109,186 @@ def _scan(
                     start = 0
     finally:
         if executor is not None:
-            settle_quietly(pending)
+            _settle_quietly(pending)
             executor.shutdown(wait=True)
     stats.new_size, stats.copied, stats.literal = job.stats()
 
 
-def _use_compression(compress: Optional[bool], level: int) -> bool:
-    """Whether to compress literals: ``None`` means if zstandard is installed."""
-    from . import _literals
-
-    _literals.check_level(level)
-    if compress is None:
-        return _literals.available()
-    if compress and not _literals.available():
-        raise UsageError(
-            "compress=True needs the 'zstandard' package: pip install zstandard"
-        )
-    return bool(compress)
-
-
-def _stream(
-    sig: Signature,
-    new: Source,
-    progress: Progress,
-    stats: DeltaStats,
-    threads: int,
-    compress: bool,
-    level: int,
-    gate: Optional[Callable[[], bool]] = None,
-) -> Iterator[Union[bytes, memoryview]]:
-    """The delta in pieces: _scan, with large literals compressed if asked
-    (each one only if ``gate()`` says so, when a gate is given)."""
-    if not compress:
-        return _scan(sig, new, progress, stats, threads)
-    from ._literals import compress_ops
-
-    ops = _scan(sig, new, progress, stats, threads, fmt.FLAG_ZLITERALS)
-    return compress_ops(ops, stats, level, threads, gate)
-
-
-def settle_quietly(pending: list) -> None:
+def _settle_quietly(pending: List[Future]) -> None:
     for f in pending:
         f.cancel()
     for f in pending:
         if not f.cancelled():
             f.exception()
+
+
+def use_compression(compress: Optional[bool], level: int) -> bool:
+    """Whether to compress literals: ``None`` means if zstandard is installed."""
+    literals.check_level(level)
+    if compress is None:
+        return literals.available()
+    if compress and not literals.available():
+        raise UsageError("compress=True needs the 'zstandard' package: pip install zstandard")
+    return bool(compress)
+
+
+def delta_pieces(
+    sig: Signature,
+    new: Source,
+    *,
+    progress: Progress,
+    stats: DeltaStats,
+    threads: int,
+    compress: bool,
+    level: int,
+    gate: Gate = None,
+) -> Iterator[Piece]:
+    """A native delta in pieces (views valid until the next piece): the scan,
+    with large literals compressed if ``compress`` (each one only if
+    ``gate()`` says so, when a gate is given). ``stats`` is filled in."""
+    if not compress:
+        return _scan(sig, new, progress, stats, threads)
+    ops = _scan(sig, new, progress, stats, threads, fmt.FLAG_ZLITERALS)
+    return literals.compress_ops(ops, stats, level, threads, gate)
+
+
+# -- librsync deltas ----------------------------------------------------------------
+
+#: (buffer, start, end, eof) of NEW; the scan sends back how far it got.
+Chunks = Generator[Tuple[bytearray, int, int, bool], int, None]
+
+
+def _rdiff_scan(
+    sig: RdiffSignature, new: Source, progress: Progress, stats: DeltaStats, threads: int = 1
+) -> Iterator[memoryview]:
+    """Yield the librsync delta as views into a reused buffer.
+
+    With threads > 1 the next chunk of NEW is read in a second thread while
+    the scan runs (two buffers); the delta is the same either way.
+    """
+    kernels = rdiff_kernels()
+    stats.delta_size = len(RDIFF_DELTA_MAGIC)
+    yield memoryview(RDIFF_DELTA_MAGIC)
+    job = kernels.DeltaJob(sig.table)
+    block_len = sig.info.block_len
+    outbuf = bytearray(max(OUT_SIZE, kernels.DELTA_MIN_OUT))
+    out_view = memoryview(outbuf)
+    with open_input(new, "new file") as (fh, name):
+        read = _read_ahead if threads > 1 else _read_in_place
+        chunks: Chunks = read(fh, name, block_len)
+        try:
+            rc, consumed = NEED_INPUT, 0
+            for buf, start, have, eof in chunks:
+                while True:
+                    rc, used, produced = job.scan(buf, start, have - start, eof, outbuf)
+                    if rc < 0:
+                        raise_for_code(rc)
+                    if produced:
+                        stats.delta_size += produced
+                        yield out_view[:produced]
+                    if used:
+                        start += used
+                        consumed += used
+                        if progress is not None:
+                            progress(consumed)
+                    if rc != NEED_OUTPUT:  # done, or wants more input
+                        break
+                if rc == DONE:
+                    break
+                chunks.send(start)
+        finally:
+            chunks.close()
+    stats.new_size, stats.copied, stats.literal = job.stats()
+
+
+def _read_in_place(fh: BinaryIO, name: str, block_len: int) -> Chunks:
+    """Yield (buffer, start, end, eof) views of NEW from one buffer; the
+    caller sends back how far it got, and the unused rest moves to the front."""
+    cap = max(READ_SIZE, 4 * block_len)
+    buf = bytearray(cap)
+    view = memoryview(buf)
+    start = have = 0
+    eof = False
+    while True:
+        if not eof and have < cap:
+            n = readinto(fh, view[have:], name)
+            if n:
+                have += n
+            else:
+                eof = True
+        start = yield buf, start, have, eof
+        yield  # type: ignore[misc]  # pause for send()
+        if start:
+            buf[: have - start] = buf[start:have]
+            have -= start
+            start = 0
+
+
+def _read_ahead(fh: BinaryIO, name: str, block_len: int) -> Chunks:
+    """Like _read_in_place with two buffers, the next one filled by a reader
+    thread. The scan leaves at most a block unused; that tail is copied in
+    front of the next chunk (each buffer keeps a block of room for it)."""
+    reserve = block_len
+    chunk = max(READ_SIZE, 4 * block_len)
+    bufs = [bytearray(reserve + chunk), bytearray(reserve + chunk)]
+
+    def refill(buf: bytearray) -> int:
+        return fill(fh, memoryview(buf)[reserve:], name)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="pydelta-read") as reader:
+        cur = 0
+        n = refill(bufs[0])
+        start, have, eof = reserve, reserve + n, n < chunk
+        pending = None if eof else reader.submit(refill, bufs[1])
+        try:
+            while True:
+                start = yield bufs[cur], start, have, eof
+                yield  # type: ignore[misc]  # pause for send()
+                if pending is None:  # at EOF the scan finishes this buffer
+                    raise AssertionError("delta scan wants input after the end")
+                left = have - start
+                if left > reserve:  # pragma: no cover - the scan never leaves more
+                    raise AssertionError("delta scan left more than a block unused")
+                n = pending.result()
+                nxt = 1 - cur
+                bufs[nxt][reserve - left : reserve] = bufs[cur][start:have]
+                cur, start, have, eof = nxt, reserve - left, reserve + n, n < chunk
+                pending = None if eof else reader.submit(refill, bufs[1 - cur])
+        finally:
+            if pending is not None:
+                pending.cancel()
+                try:
+                    pending.result()
+                except BaseException:
+                    pass
+
+
+# -- the verb ---------------------------------------------------------------------
+
+
+def _pieces(
+    sig: SigSource,
+    new: Source,
+    progress: Progress,
+    stats: DeltaStats,
+    threads: Optional[int],
+    compress: Optional[bool],
+    level: int,
+) -> Iterator[Piece]:
+    """Check the arguments (at once) and return the delta's pieces (lazily):
+    a librsync signature gives a librsync delta."""
+    nthreads = resolve_threads(threads)
+    zlit = use_compression(compress, level)
+    loaded: AnySignature = load_any_signature(sig)
+    if isinstance(loaded, RdiffSignature):
+        if compress:
+            raise UsageError(
+                "an rdiff (librsync) delta cannot hold compressed literals: drop --compress"
+            )
+        return _rdiff_scan(loaded, new, progress, stats, nthreads)
+    return delta_pieces(
+        loaded, new, progress=progress, stats=stats, threads=nthreads, compress=zlit, level=level
+    )
 
 
 def iter_delta(
@@ -183,17 +313,7 @@ def iter_delta(
         >>> for piece in iter_delta("old.sig", "new.bin"):  # doctest: +SKIP
         ...     channel.sendall(piece)
     """
-    nthreads = resolve_threads(threads)
-    zlit = _use_compression(compress, level)
-    sig = load_any_signature(sig)  # a librsync signature gives a librsync delta
-    if isinstance(sig, RdiffSignature):
-        from .rdiff import iter_delta as rdiff_iter_delta
-
-        if compress:
-            raise UsageError("an rdiff (librsync) delta cannot hold compressed literals: drop --compress")
-
-        return rdiff_iter_delta(sig, new, progress=progress, threads=nthreads)
-    pieces = _stream(sig, new, progress, DeltaStats(), nthreads, zlit, level)
+    pieces = _pieces(sig, new, progress, DeltaStats(), threads, compress, level)
     return (bytes(piece) for piece in pieces)
 
 
@@ -236,25 +356,9 @@ def delta(
         >>> stats.literal  # bytes that had to be sent  # doctest: +SKIP
         31457280
     """
-    nthreads = resolve_threads(threads)
-    zlit = _use_compression(compress, level)
-    sig = load_any_signature(sig)  # a librsync signature gives a librsync delta
-    if isinstance(sig, RdiffSignature):
-        from .rdiff import delta as rdiff_delta
-
-        if compress:
-            raise UsageError("an rdiff (librsync) delta cannot hold compressed literals: drop --compress")
-
-        return rdiff_delta(sig, new, out, progress=progress, threads=nthreads)
     stats = DeltaStats()
+    pieces = _pieces(sig, new, progress, stats, threads, compress, level)
     if out is None:
-        return b"".join(bytes(p) for p in _stream(sig, new, progress, stats, nthreads, zlit, level))
-    sink = open_output(out, "delta")
-    try:
-        for piece in _stream(sig, new, progress, stats, nthreads, zlit, level):
-            sink.write(piece)
-        sink.commit()
-    except BaseException:
-        sink.abort()
-        raise
+        return b"".join(bytes(p) for p in pieces)
+    write_all(out, "delta", pieces)
     return stats

@@ -11,6 +11,9 @@ from :class:`OSError`.
 
 from __future__ import annotations
 
+import os
+from typing import Callable, NoReturn, Optional
+
 __all__ = [
     "PydeltaError",
     "UsageError",
@@ -109,3 +112,64 @@ class ConnectionLostError(SyncError):
 
 class ProtocolError(SyncError):
     """The other end of a sync sent something that is not the sync protocol."""
+
+
+# -- C result codes ------------------------------------------------------------
+# The pd_result enum of csrc/pydelta.h (both backends return these values;
+# tests check that the C core's enum agrees).
+
+NEED_INPUT = 1  #: used what it could; call again with more input
+NEED_OUTPUT = 2  #: output buffer too full; drain it, call again
+DONE = 3  #: the stream is complete
+ERR_CORRUPT = -1  #: malformed input: bad opcode, varint, zero-length op
+ERR_BOUNDS = -2  #: an offset or length reaches outside the basis
+ERR_IO = -3  #: reading the basis failed or came up short
+ERR_NOMEM = -4  #: out of memory
+ERR_PARAM = -5  #: invalid parameter from the caller
+ERR_SIGNATURE = -6  #: signature entries inconsistent with sizes
+
+
+def raise_for_code(
+    code: int,
+    *,
+    corrupt: Optional[Callable[[], PydeltaError]] = None,
+    bounds: Optional[Callable[[], PydeltaError]] = None,
+    io: Optional[Callable[[], PydeltaError]] = None,
+    nomem: str = "out of memory in a pydelta kernel",
+) -> NoReturn:
+    """Raise the exception for a negative result code of a kernel.
+
+    This is the one place where C result codes become exceptions: the
+    callers say what the code means for the file at hand (``corrupt``: the
+    input is malformed; ``bounds``: a copy reaches outside the basis;
+    ``io``: reading the basis failed); out of memory is always MemoryError,
+    and a code no caller expects is a bug (RuntimeError).
+    """
+    if code == ERR_NOMEM:
+        raise MemoryError(nomem)
+    if code == ERR_BOUNDS and bounds is not None:
+        raise bounds()
+    if code == ERR_IO and io is not None:
+        raise io()
+    if code in (ERR_CORRUPT, ERR_SIGNATURE, ERR_BOUNDS, ERR_IO) and corrupt is not None:
+        raise corrupt()
+    raise RuntimeError(f"pydelta kernel failed with result code {code}")
+
+
+# -- message text ----------------------------------------------------------------
+
+
+def os_reason(e: OSError) -> str:
+    """Why an OSError happened, without its errno number."""
+    return e.strerror or str(e)
+
+
+def message(e: BaseException) -> str:
+    """One line for an error: a pydelta error's own text, an OSError with its
+    file name, anything else with its type."""
+    if isinstance(e, PydeltaError):
+        return str(e)
+    if isinstance(e, OSError):
+        where = f"{os.fsdecode(e.filename)}: " if e.filename is not None else ""
+        return where + os_reason(e)
+    return f"{type(e).__name__}: {e}"

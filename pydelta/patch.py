@@ -12,35 +12,33 @@ import os
 import stat
 import sys
 import warnings
-from dataclasses import dataclass
-from typing import BinaryIO, Callable, Optional, Union
+from typing import BinaryIO, Optional, Union
 
-from . import format as fmt
-from . import rdiff
-from ._backend import backend
 from ._io import AtomicFile, Source, StreamSink, is_path, open_input, open_output, readinto
+from .backends import backend, rdiff_kernels
 from .errors import (
+    DONE,
+    NEED_INPUT,
     CorruptDeltaError,
     FileAccessError,
     UnverifiedWarning,
     WrongBasisError,
+    os_reason,
+    raise_for_code,
 )
+from .formats import RDIFF_DELTA, sniff
+from .formats import native as fmt
+from .formats import rdiff as rfmt
+from .formats.literals import Inflater
+from .results import PatchResult, Progress
+from .signature import iter_signature
 
 #: Bytes of delta read per step, and size of the output buffer.
 READ_SIZE = 4 << 20
 OUT_SIZE = 1 << 20
 
-Progress = Optional[Callable[[int], None]]
-
-
-@dataclass(frozen=True)
-class PatchResult:
-    """The verified result of a patch."""
-
-    size: int  #: bytes written
-    digest: bytes  #: BLAKE3 of the result (matches the delta's)
-    #: False for an rdiff (librsync) delta, which carries no checksum to verify against
-    verified: bool = True
+#: What :class:`Patcher` keeps as the header of a librsync delta (which has none).
+RDIFF_DELTA_HEADER = fmt.DeltaHeader(block_len=0, strong_len=0, basis_size=-1, sig_digest=b"")
 
 
 class Patcher:
@@ -87,7 +85,7 @@ class Patcher:
                 self._old: BinaryIO = open(old, "rb")  # type: ignore[arg-type, assignment]
             except OSError as e:
                 raise FileAccessError(
-                    f"cannot open old file {self._old_name}: {e.strerror or e}"
+                    f"cannot open old file {self._old_name}: {os_reason(e)}"
                 ) from None
         else:
             self._old = old  # type: ignore[assignment]
@@ -148,11 +146,11 @@ class Patcher:
             take = 4 - len(self._head)
             self._head += bytes(data[:take])
             data = data[take:]
-            if len(self._head) == 4 and rdiff.is_delta_magic(self._head):
+            if len(self._head) == 4 and sniff(self._head) == RDIFF_DELTA:
                 self._rdiff = True
                 self._head_len = 4
-                self._header = rdiff.RDIFF_DELTA_HEADER
-                self._job = rdiff.start_patch(self._old.fileno(), self._old_size)
+                self._header = RDIFF_DELTA_HEADER
+                self._job = rdiff_kernels().PatchJob(self._old.fileno(), self._old_size)
             if not data:
                 return
         if self._header is None:
@@ -192,7 +190,7 @@ class Patcher:
                     self._progress(self._produced)
             if rc < 0:
                 self._raise_step_error(rc)
-            if rc == backend.DONE:
+            if rc == DONE:
                 self._done = True
                 if left:
                     raise CorruptDeltaError(
@@ -200,7 +198,7 @@ class Patcher:
                     )
                 self._pend = b""
                 return
-            if rc == backend.NEED_INPUT:
+            if rc == NEED_INPUT:
                 self._pend = bytes(buf[off:])
                 return
 
@@ -214,8 +212,6 @@ class Patcher:
         self._header = header
         self._job = backend.PatchJob(self._old.fileno(), self._old_size)
         if header.flags & fmt.FLAG_ZLITERALS:
-            from ._literals import Inflater
-
             self._inflater = Inflater(self._delta_name, fmt.DELTA_HEADER.size)
 
     def _delta_fed(self) -> int:
@@ -227,17 +223,25 @@ class Patcher:
     def _raise_step_error(self, rc: int) -> None:
         fed = self._fed if self._inflater is None else self._inflater.delta_offset(self._fed)
         at = self._head_len + fed
-        if rc == backend.ERR_BOUNDS:
-            raise CorruptDeltaError(
+
+        def bounds() -> CorruptDeltaError:
+            return CorruptDeltaError(
                 f"delta {self._delta_name} is corrupted: a copy at byte {at} reaches outside "
                 f"the {self._old_size}-byte old file"
             )
-        if rc == backend.ERR_IO:
+
+        def io() -> FileAccessError:
             err = self._job.errno
             why = os.strerror(err) if err else "it is shorter than it was (changed during patch?)"
-            raise FileAccessError(f"cannot read old file {self._old_name}: {why}")
-        raise CorruptDeltaError(
-            f"delta {self._delta_name} is corrupted: invalid instruction at byte {at}"
+            return FileAccessError(f"cannot read old file {self._old_name}: {why}")
+
+        raise_for_code(
+            rc,
+            corrupt=lambda: CorruptDeltaError(
+                f"delta {self._delta_name} is corrupted: invalid instruction at byte {at}"
+            ),
+            bounds=bounds,
+            io=io,
         )
 
     # -- finishing -----------------------------------------------------
@@ -267,7 +271,7 @@ class Patcher:
         if self._header is None:
             if not self._head:
                 raise CorruptDeltaError(f"delta {self._delta_name} is empty")
-            if not fmt.DELTA_MAGIC.startswith(self._head[:4]) and not rdiff.DELTA_MAGIC.startswith(
+            if not fmt.DELTA_MAGIC.startswith(self._head[:4]) and not rfmt.DELTA_MAGIC.startswith(
                 self._head[:4]
             ):
                 fmt.parse_delta_header(self._head, self._delta_name)
@@ -280,7 +284,9 @@ class Patcher:
         if self._rdiff:
             # nothing to check against: say so (the CLI prints it as a warning)
             st = self._job.stats()
-            warnings.warn(rdiff.unverified_message(self._delta_name), UnverifiedWarning, stacklevel=4)
+            warnings.warn(
+                rfmt.unverified_message(self._delta_name), UnverifiedWarning, stacklevel=4
+            )
             return PatchResult(st["result_size"], st["digest"], verified=False)
         want_size, want_digest, got_size, got_digest = self._job.result()
         if want_size == got_size and want_digest == got_digest:
@@ -297,8 +303,6 @@ class Patcher:
 
     def _basis_matches(self) -> bool:
         """Recompute the signature digest of OLD (only on the failure path)."""
-        from .signature import iter_signature
-
         h = self._header
         assert h is not None
         self._old.seek(0)

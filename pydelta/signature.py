@@ -1,4 +1,4 @@
-"""Making and loading signatures.
+"""Making and loading signatures, in pydelta's format or librsync's.
 
 A signature is made in one front-to-back pass over OLD, so OLD may be a
 pipe; memory is one read buffer plus the entries of that buffer.
@@ -7,18 +7,20 @@ pipe; memory is one read buffer plus the entries of that buffer.
 from __future__ import annotations
 
 import struct
-from typing import Callable, Iterator, Optional, Union
+from typing import Iterator, List, Optional, Union
 
-from . import format as fmt
-from ._backend import backend
-from ._io import Source, input_size, open_input, open_output, read_all, read_exact
+from ._io import Source, input_size, open_input, read_all, read_exact, write_all
 from ._threads import hash_blocks, resolve_threads
-from .errors import CorruptSignatureError
+from .backends import backend, rdiff_kernels
+from .errors import CorruptSignatureError, UsageError, raise_for_code
+from .formats import RDIFF_SIGNATURE, sniff
+from .formats import native as fmt
+from .formats import rdiff as rfmt
+from .formats.rdiff import RdiffSignatureInfo
+from .results import Progress, SignatureInfo
 
 #: Bytes of OLD read per call into C (rounded to whole blocks).
 READ_SIZE = 8 << 20
-
-Progress = Optional[Callable[[int], None]]
 
 
 def iter_signature(
@@ -34,7 +36,7 @@ def iter_signature(
     Args:
         old: path, ``"-"`` for standard input, or a readable binary file object.
         block_size: block length in bytes; default from the size of ``old``
-            (see :func:`pydelta.format.default_block_len`).
+            (see :func:`pydelta.formats.native.default_block_len`).
         strong_len: bytes of BLAKE3 kept per block (8..32).
         progress: called with the number of bytes of ``old`` read so far.
         threads: hashing threads (default: all cores); the output is the
@@ -83,6 +85,65 @@ def _iter_signature(
         yield tail + hasher.digest() + fmt.SIG_END_MAGIC
 
 
+def iter_rdiff_signature(
+    old: Source,
+    *,
+    block_size: Optional[int] = None,
+    strong_len: Optional[int] = None,
+    weak: str = "rabinkarp",
+    strong: str = "blake2",
+    progress: Progress = None,
+    threads: Optional[int] = None,
+    _params: Optional[List[RdiffSignatureInfo]] = None,
+) -> Iterator[bytes]:
+    """Yield a librsync signature of ``old`` in pieces (header first).
+
+    ``block_size`` None is librsync's default for the size of ``old``;
+    ``strong_len`` follows ``rdiff -S``: None/0 the maximum, -1 the
+    recommended minimum, else 1..32 (1..16 for MD4). ``threads`` hash in
+    parallel (default: all cores); the output is the same for any count.
+    """
+    rfmt.check_kinds(weak, strong)
+    if block_size is not None:
+        fmt.check_block_len(block_size)
+    nthreads = resolve_threads(threads)
+    return _iter_rdiff_signature(
+        old, block_size, strong_len, weak, strong, progress, nthreads, _params
+    )
+
+
+def _iter_rdiff_signature(
+    old: Source,
+    block_size: Optional[int],
+    strong_len: Optional[int],
+    weak: str,
+    strong: str,
+    progress: Progress,
+    nthreads: int,
+    params: Optional[List[RdiffSignatureInfo]],
+) -> Iterator[bytes]:
+    with open_input(old, "old file") as (fh, name):
+        size = input_size(fh)
+        block_len = block_size or rfmt.default_block_len(size)
+        slen = rfmt.resolve_strong_len(strong_len, size, block_len, strong)
+        magic = rfmt.magic_of(weak, strong)
+        yield rfmt.pack_sig_header(weak, strong, block_len, slen)
+        total = count = 0
+        kernels = rdiff_kernels()
+
+        def kernel(view: memoryview, length: int) -> bytes:
+            return kernels.sig_blocks(magic, view, length, block_len, slen)
+
+        for entries, n in hash_blocks(fh, name, block_len, READ_SIZE, nthreads, kernel):
+            total += n
+            count += -(-n // block_len)
+            if progress is not None:
+                progress(total)
+            yield entries
+        if params is not None:
+            params.append(RdiffSignatureInfo(block_len, slen, count, weak, strong, total))
+
+
 def signature(
     old: Source,
     out: Union[Source, None] = None,
@@ -94,7 +155,7 @@ def signature(
     format: str = "native",
     rdiff_weak: str = "rabinkarp",
     rdiff_hash: str = "blake2",
-) -> Union[bytes, "fmt.SignatureInfo"]:
+) -> Union[bytes, SignatureInfo, RdiffSignatureInfo]:
     """Compute the signature of ``old``.
 
     Args:
@@ -115,7 +176,9 @@ def signature(
 
     Returns:
         The signature bytes if ``out`` is None, else a
-        :class:`~pydelta.format.SignatureInfo` describing what was written.
+        :class:`~pydelta.SignatureInfo` (for ``format="rdiff"``, a
+        :class:`~pydelta.formats.rdiff.RdiffSignatureInfo`) describing what
+        was written.
 
     Example:
         >>> import pydelta
@@ -123,13 +186,24 @@ def signature(
         >>> info.block_len  # doctest: +SKIP
         32768
     """
-    if format != "native":
-        from .rdiff import format_signature
-
-        return format_signature(
-            format, old, out, block_size=block_size, strong_len=strong_len, progress=progress,
-            threads=threads, weak=rdiff_weak, strong=rdiff_hash,
+    if format == "rdiff":
+        params: List[RdiffSignatureInfo] = []
+        pieces = iter_rdiff_signature(
+            old,
+            block_size=block_size,
+            strong_len=strong_len,
+            weak=rdiff_weak,
+            strong=rdiff_hash,
+            progress=progress,
+            threads=threads,
+            _params=params,
         )
+        if out is None:
+            return b"".join(pieces)
+        write_all(out, "signature", pieces)
+        return params[0]
+    if format != "native":
+        raise UsageError(f"unknown signature format {format!r}: use 'native' or 'rdiff'")
     if strong_len is None:
         strong_len = fmt.DEFAULT_STRONG_LEN
     pieces = iter_signature(
@@ -137,20 +211,19 @@ def signature(
     )
     if out is None:
         return b"".join(pieces)
-    sink = open_output(out, "signature")
-    try:
-        first = last = b""
+    seen: List[bytes] = []  # the first and the last piece
+
+    def kept() -> Iterator[bytes]:
         for piece in pieces:
-            sink.write(piece)
-            first = first or piece
-            last = piece
-        sink.commit()
-    except BaseException:
-        sink.abort()
-        raise
-    block_len, strong = fmt.parse_sig_header(first, "signature")
-    count, size, digest, _ = fmt.SIG_TRAILER.unpack(last[-fmt.SIG_TRAILER.size :])
-    return fmt.SignatureInfo(block_len, strong, count, size, digest)
+            if not seen:
+                seen.append(piece)
+            yield piece
+        seen.append(piece)
+
+    write_all(out, "signature", kept())
+    block_len, strong = fmt.parse_sig_header(seen[0], "signature")
+    count, size, digest, _ = fmt.SIG_TRAILER.unpack(seen[-1][-fmt.SIG_TRAILER.size :])
+    return SignatureInfo(block_len, strong, count, size, digest)
 
 
 class Signature:
@@ -175,9 +248,13 @@ class Signature:
             body, info.block_count, info.block_len, info.strong_len, info.basis_size
         )
         if table.error:
-            if table.error == backend.ERR_NOMEM:
-                raise MemoryError(f"not enough memory for the table of signature {name}")
-            raise CorruptSignatureError(f"signature {name} is corrupted (inconsistent entries)")
+            raise_for_code(
+                table.error,
+                corrupt=lambda: CorruptSignatureError(
+                    f"signature {name} is corrupted (inconsistent entries)"
+                ),
+                nomem=f"not enough memory for the table of signature {name}",
+            )
         self.info = info
         self.name = name
         self.table = table
@@ -192,6 +269,55 @@ class Signature:
         return cls(head + rest, name)
 
 
+class RdiffSignature:
+    """A loaded librsync signature and its lookup table."""
+
+    def __init__(self, data: bytes, name: str = "signature") -> None:
+        weak, strong, block_len, strong_len = rfmt.parse_sig_header(data, name)
+        entry = 4 + strong_len
+        body = memoryview(data)[rfmt.SIG_HEADER.size :]
+        if len(body) % entry:
+            raise CorruptSignatureError(
+                f"rdiff signature {name} is truncated or corrupted ({len(body)} bytes of block "
+                f"entries, not a whole number of {entry}-byte entries)"
+            )
+        count = len(body) // entry
+        self.info = RdiffSignatureInfo(block_len, strong_len, count, weak, strong)
+        self.name = name
+        self.table = rdiff_kernels().SigTable(self.info.magic, body, count, block_len, strong_len)
+        if self.table.error:
+            raise_for_code(
+                self.table.error,
+                corrupt=lambda: CorruptSignatureError(f"rdiff signature {name} is corrupted"),
+                nomem=f"not enough memory for the table of signature {name}",
+            )
+
+
+AnySignature = Union[Signature, RdiffSignature]
+
+
+def _from_bytes(data: bytes, name: str) -> AnySignature:
+    if sniff(data) == RDIFF_SIGNATURE:
+        return RdiffSignature(data, name)
+    fmt.parse_sig_header(data[: fmt.SIG_HEADER.size], name)
+    return Signature(data, name)
+
+
+def load_any_signature(sig: Union[Source, AnySignature, bytes]) -> AnySignature:
+    """A native :class:`Signature` or an :class:`RdiffSignature`, whichever
+    ``sig`` (path, ``"-"``, file object, bytes, or one already loaded) is."""
+    if isinstance(sig, (Signature, RdiffSignature)):
+        return sig
+    if isinstance(sig, (bytes, bytearray, memoryview)):
+        return _from_bytes(bytes(sig), "signature")
+    with open_input(sig, "signature") as (fh, name):
+        head = read_exact(fh, fmt.SIG_HEADER.size, name)
+        if sniff(head) != RDIFF_SIGNATURE:
+            fmt.parse_sig_header(head, name)  # fail before reading a wrong file whole
+        data = head + read_all(fh, name)
+    return _from_bytes(data, name)
+
+
 def load_signature(sig: Union[Source, Signature, bytes]) -> Signature:
     """A :class:`Signature` from a path, file object, bytes, or one already loaded."""
     if isinstance(sig, Signature):
@@ -201,4 +327,3 @@ def load_signature(sig: Union[Source, Signature, bytes]) -> Signature:
         fmt.parse_sig_header(data[: fmt.SIG_HEADER.size], "signature")
         return Signature(data, "signature")
     return Signature.load(sig)
-

@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 import pydelta
-from pydelta import format as fmt
+from pydelta.formats import native as fmt
 
 DELTA_HEADER_LEN = fmt.DELTA_HEADER.size  # 60
 SIG_HEADER_LEN = fmt.SIG_HEADER.size  # 16
@@ -317,7 +317,9 @@ def do_roundtrip(
             assert a[1] + a[2] != b[1], f"unmerged adjacent copies {a} {b}"
     # no temp files left behind
     assert not [p for p in os.listdir(directory) if p.endswith(".pydelta-tmp")]
-    return Roundtrip(old, new, sig, dbytes, stats, info, parsed, result, patched, sig_info.block_len)
+    return Roundtrip(
+        old, new, sig, dbytes, stats, info, parsed, result, patched, sig_info.block_len
+    )
 
 
 @pytest.fixture

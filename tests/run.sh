@@ -16,10 +16,14 @@ pipi() { .venv/bin/python -m pip install --quiet "$@" >"$log" 2>&1 || { cat "$lo
 pipi --upgrade pip setuptools wheel
 pipi -e ".[test,numba]"
 status=0
+# Lint and format check first (the configuration is in pyproject.toml).
+echo "== ruff"
+.venv/bin/ruff check pydelta tests bench setup.py csrc/build_ffi.py || status=$?
+.venv/bin/ruff format --check pydelta tests bench setup.py csrc/build_ffi.py || status=$?
 .venv/bin/python -m pytest -ra "$@" tests || status=$?
-# The same suite on the numba backend (pydelta/_numba.py), without the
+# The same suite on the numba backend (pydelta/backends/numba/), without the
 # multi-GiB tests; its kernels compile on first use, then come from numba's
-# cache in pydelta/__pycache__.
+# cache in pydelta/backends/numba/__pycache__.
 echo "== the suite again with PYDELTA_BACKEND=numba"
 PYDELTA_BACKEND=numba .venv/bin/python -m pytest -ra -m "not slow" "$@" tests || status=$?
 exit "$status"

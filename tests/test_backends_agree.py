@@ -1,7 +1,7 @@
 """The numba backend agrees with the C backend, byte for byte.
 
-Both backend modules are imported directly (``pydelta._c`` and
-``pydelta._numba``) and driven the way the Python drivers drive them, with
+Both backend modules are imported directly (``pydelta.backends.c`` and
+``pydelta.backends.numba``) and driven the way the Python drivers drive them, with
 many input chunkings and small output buffers so every resume path runs.
 Signatures, deltas, statistics, the patch job's result codes and byte
 counts of every call, and BLAKE3 outputs must be identical; each backend patches the other's deltas,
@@ -24,10 +24,12 @@ pytest.importorskip(
     "numba", reason="numba is not installed (pip install -e '.[numba]'): numba backend not compared"
 )
 try:
-    from pydelta import _c as C
+    from pydelta.backends import c as C
 except ImportError as exc:  # pragma: no cover - C core not built
-    pytest.skip(f"the C core is not built ({exc}): nothing to compare with", allow_module_level=True)
-from pydelta import _numba as N
+    pytest.skip(
+        f"the C core is not built ({exc}): nothing to compare with", allow_module_level=True
+    )
+from pydelta.backends import numba as N
 
 REPO = Path(__file__).resolve().parent.parent
 BACKENDS = (C, N)
@@ -164,7 +166,9 @@ def ops_of(delta_ops: bytes):
             p += n
         else:
             assert op == 69
-            res.append(("E", int.from_bytes(delta_ops[p : p + 8], "little"), delta_ops[p + 8 : p + 40]))
+            res.append(
+                ("E", int.from_bytes(delta_ops[p : p + 8], "little"), delta_ops[p + 8 : p + 40])
+            )
             p += 40
     return res
 
@@ -202,7 +206,7 @@ def _cases():
         ("empty-old", b"", rand(5000, 1), 64, 16),
         ("empty-new", rand(5000, 2), b"", 64, 16),
         ("same", r, r, 1024, 16),
-        ("same-tail", r[:100_000 + 77], r[:100_000 + 77], 1000, 16),
+        ("same-tail", r[: 100_000 + 77], r[: 100_000 + 77], 1000, 16),
         ("edits", r, _edits(r, 3, 40), 1024, 16),
         ("edits-bl7", r[:30_000], _edits(r[:30_000], 4, 30), 7, 8),
         ("edits-bl1", r[:3000], _edits(r[:3000], 5, 10), 1, 8),
@@ -225,15 +229,26 @@ def _cases():
         ("zeros-tail", bytes(100_500), bytes(70_000) + b"\x01" + bytes(30_600), 1000, 16),
         ("zeros-in-random", r, r[:50_000] + bytes(60_000) + r[50_000:], 256, 16),
         ("random-vs-zeros", bytes(50_000), r[:50_000], 64, 16),
-        ("dedupe", blocky, b"".join(rand(64, (7 * i) % 5) for i in range(200)) + blocky[:999], 64, 16),
+        (
+            "dedupe",
+            blocky,
+            b"".join(rand(64, (7 * i) % 5) for i in range(200)) + blocky[:999],
+            64,
+            16,
+        ),
         ("dedupe-odd", blocky, blocky[13:] + blocky[:13], 64, 8),
         ("big-literal", r[:20_000], rand(600_000, 10) + r[:20_000] + rand(300_001, 11), 1024, 16),
         ("odd-65", r, _edits(r, 12, 60), 65, 16),
         ("odd-63", r, _edits(r, 13, 60), 63, 32),
         ("strong-8", r, _edits(r, 14, 20), 2048, 8),
         ("strong-32", r, _edits(r, 15, 20), 2048, 32),
-        ("text-like", b"".join(b"row %05d\n" % (i % 700) for i in range(20_000)),
-         b"".join(b"row %05d\n" % ((i * 3) % 700) for i in range(20_000)), 64, 16),
+        (
+            "text-like",
+            b"".join(b"row %05d\n" % (i % 700) for i in range(20_000)),
+            b"".join(b"row %05d\n" % ((i * 3) % 700) for i in range(20_000)),
+            64,
+            16,
+        ),
     ]
 
 
@@ -301,10 +316,28 @@ def test_blake3_incremental_copy_and_state():
 
 
 def test_constants_and_names():
-    for name in ("NEED_INPUT", "NEED_OUTPUT", "DONE", "ERR_CORRUPT", "ERR_BOUNDS", "ERR_IO",
-                 "ERR_NOMEM", "ERR_PARAM", "ERR_SIGNATURE", "HASH_LEN", "LIT_MAX", "DELTA_MIN_OUT"):
+    for name in (
+        "NEED_INPUT",
+        "NEED_OUTPUT",
+        "DONE",
+        "ERR_CORRUPT",
+        "ERR_BOUNDS",
+        "ERR_IO",
+        "ERR_NOMEM",
+        "ERR_PARAM",
+        "ERR_SIGNATURE",
+        "HASH_LEN",
+        "LIT_MAX",
+        "DELTA_MIN_OUT",
+    ):
         assert getattr(C, name) == getattr(N, name), name
-    public = {k for k in vars(C) if not k.startswith("_")} - {"ffi", "lib", "annotations", "Optional", "Union"}
+    public = {k for k in vars(C) if not k.startswith("_")} - {
+        "ffi",
+        "lib",
+        "annotations",
+        "Optional",
+        "Union",
+    }
     missing = {k for k in public if not hasattr(N, k)}
     assert not missing
     assert (C.NAME, N.NAME) == ("c", "numba")
@@ -418,7 +451,11 @@ def test_delta_identical_and_cross_patch(case, tmp_path):
     t_n = make_table(N, e_n, bl, slen, len(old))
     assert t_c.unique == t_n.unique
     big = 1 << 22
-    feeds = [big, "rand"] + ([1] if len(new) <= 5000 else []) + ([bl] if len(new) // bl < 20_000 else [])
+    feeds = (
+        [big, "rand"]
+        + ([1] if len(new) <= 5000 else [])
+        + ([bl] if len(new) // bl < 20_000 else [])
+    )
     ref = None
     for i, feed in enumerate(feeds):
         res_c = run_delta(C, t_c, new, feed, seed=i)
@@ -455,7 +492,10 @@ def test_small_out_buffer_and_param_error():
         t = make_table(mod, e, 512, 16, len(old))
         job = mod.DeltaJob(t)
         assert job.scan(bytearray(new), 0, len(new), True, bytearray(mod.DELTA_MIN_OUT - 1)) == (
-            mod.ERR_PARAM, 0, 0)
+            mod.ERR_PARAM,
+            0,
+            0,
+        )
         got.append(run_delta(mod, t, new, "rand", out_cap=mod.DELTA_MIN_OUT, seed=5))
     assert got[0] == got[1]
     assert sum(1 for r in got[0][2] if r[0] == C.NEED_OUTPUT) >= 1
@@ -473,7 +513,11 @@ def test_external_digest():
         # without the digest the last call fails
         job = mod.DeltaJob(t)
         job.hash_externally()
-        assert job.scan(bytearray(new), 0, len(new), True, bytearray(1 << 22)) == (mod.ERR_PARAM, 0, 0)
+        assert job.scan(bytearray(new), 0, len(new), True, bytearray(1 << 22)) == (
+            mod.ERR_PARAM,
+            0,
+            0,
+        )
     assert got[0] == got[1]
     plain = run_delta(C, make_table(C, e, 1024, 16, len(old)), new, 1 << 20)[0]
     assert got[0][0][:-32] == plain[:-32]
@@ -576,7 +620,9 @@ def test_cli_per_backend(tmp_path):
     files = {}
     for be in ("c", "numba"):
         env = dict(os.environ, PYDELTA_BACKEND=be)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+        )
         d = tmp_path / be
         d.mkdir()
         script = (
@@ -588,8 +634,20 @@ def test_cli_per_backend(tmp_path):
             "pydelta.patch(o, d + '/delta', d + '/out')\n"
         )
         proc = subprocess.run(
-            [sys.executable, "-c", script, be, str(tmp_path / "old"), str(tmp_path / "new"), str(d)],
-            env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-c",
+                script,
+                be,
+                str(tmp_path / "old"),
+                str(tmp_path / "new"),
+                str(d),
+            ],
+            env=env,
+            cwd=str(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert proc.returncode == 0, proc.stderr
         files[be] = [(d / f).read_bytes() for f in ("sig", "delta", "out")]
@@ -602,16 +660,26 @@ def _run_child(code: str, backend=None):
     env.pop("PYDELTA_BACKEND", None)
     if backend is not None:
         env["PYDELTA_BACKEND"] = backend
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=str(REPO),
-                          capture_output=True, text=True, timeout=300)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 NO_CORE = "import sys\nsys.modules['pydelta._core'] = None  # as if the C core were not built\n"
 
 
 def test_falls_back_to_numba_without_c_core():
-    proc = _run_child(NO_CORE + "import pydelta\nprint(pydelta.backend, pydelta.blake3_digest(b'abc').hex())")
+    proc = _run_child(
+        NO_CORE + "import pydelta\nprint(pydelta.backend, pydelta.blake3_digest(b'abc').hex())"
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["numba", C.blake3_digest(b"abc").hex()]
     lines = proc.stderr.splitlines()

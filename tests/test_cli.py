@@ -127,8 +127,9 @@ def test_help_has_example(runner, verb):
 
 def test_main_help_shows_ssh_pipeline(runner):
     result = runner.invoke(app, ["--help"])
-    assert "ssh host pydelta signature f | pydelta delta - f.new | ssh host pydelta patch f - f" in (
-        result.stdout
+    assert (
+        "ssh host pydelta signature f | pydelta delta - f.new | ssh host pydelta patch f - f"
+        in (result.stdout)
     )
     for verb in ("signature", "delta", "patch", "info"):
         assert verb in result.stdout
@@ -217,7 +218,9 @@ def test_pipeline_real_pipes(files):
     p1 = popen("signature", old, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p2 = popen("delta", "-", new, stdin=p1.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p1.stdout.close()  # p2 owns it now
-    p3 = popen("patch", old, "-", out, stdin=p2.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p3 = popen(
+        "patch", old, "-", out, stdin=p2.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     p2.stdout.close()
     out3, err3 = p3.communicate(timeout=TIMEOUT)
     err2 = p2.stderr.read()
@@ -288,11 +291,15 @@ def test_info_stdin(runner, made):
 def test_missing_input(files):
     missing = files / "missing.bin"
     p = run("signature", missing, files / "x.sig")
-    assert_one_error(p.stderr, f"cannot open old file {missing}: No such file or directory", p.returncode)
+    assert_one_error(
+        p.stderr, f"cannot open old file {missing}: No such file or directory", p.returncode
+    )
     assert not (files / "x.sig").exists()
     p = run("delta", files / "nosig", files / "new", files / "x.delta")
     assert_one_error(
-        p.stderr, f"cannot open signature {files / 'nosig'}: No such file or directory", p.returncode
+        p.stderr,
+        f"cannot open signature {files / 'nosig'}: No such file or directory",
+        p.returncode,
     )
 
 
@@ -334,7 +341,9 @@ def test_truncated_delta_leaves_target_alone(made):
     target.write_bytes(b"precious")
     p = run("patch", made / "old", short, target)
     assert_one_error(
-        p.stderr, f"delta {short} is truncated (ends after 500 bytes, before its end marker)", p.returncode
+        p.stderr,
+        f"delta {short} is truncated (ends after 500 bytes, before its end marker)",
+        p.returncode,
     )
     assert target.read_bytes() == b"precious"
     assert not tmp_leftovers(made)
@@ -376,7 +385,9 @@ def test_unwritable_output_directory(files):
     # a regular file used as a directory (refused even for root)
     p = run("signature", old, old / "x.sig")
     assert_one_error(
-        p.stderr, f"cannot write signature {old / 'x.sig'}: Not a directory (in {old})", p.returncode
+        p.stderr,
+        f"cannot write signature {old / 'x.sig'}: Not a directory (in {old})",
+        p.returncode,
     )
 
 
@@ -390,7 +401,9 @@ def test_read_only_output_directory(files):
     finally:
         ro.chmod(0o755)
     assert_one_error(
-        p.stderr, f"cannot write signature {ro / 'x.sig'}: Permission denied (in {ro})", p.returncode
+        p.stderr,
+        f"cannot write signature {ro / 'x.sig'}: Permission denied (in {ro})",
+        p.returncode,
     )
 
 
@@ -411,7 +424,9 @@ def test_bad_block_size_cli_runner(runner, files, size):
 
 def test_bad_strong_len(files):
     p = run("signature", files / "old", files / "x.sig", "--strong-len", "4")
-    assert_one_error(p.stderr, "strong hash length 4 is out of range: use 8..32 bytes", p.returncode)
+    assert_one_error(
+        p.stderr, "strong hash length 4 is out of range: use 8..32 bytes", p.returncode
+    )
 
 
 def test_non_integer_block_size_is_usage_error(files):
@@ -486,7 +501,9 @@ def test_refuses_binary_to_terminal(made, verb, what):
 def test_terminal_ok_when_output_is_a_file(made):
     master, slave = pty.openpty()
     try:
-        proc = popen("signature", made / "old", made / "x.sig", stdout=slave, stderr=subprocess.PIPE)
+        proc = popen(
+            "signature", made / "old", made / "x.sig", stdout=slave, stderr=subprocess.PIPE
+        )
         _, err = proc.communicate(timeout=TIMEOUT)
     finally:
         os.close(slave)
@@ -497,7 +514,9 @@ def test_terminal_ok_when_output_is_a_file(made):
 
 def test_broken_pipe_is_quiet(made):
     """patch old delta | head -c 10: exit 1, nothing on stderr."""
-    proc = popen("patch", made / "old", made / "new.delta", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = popen(
+        "patch", made / "old", made / "new.delta", stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     assert proc.stdout.read(10) == (made / "new").read_bytes()[:10]
     proc.stdout.close()
     err = proc.stderr.read()
@@ -509,8 +528,13 @@ def test_broken_pipe_is_quiet(made):
 def test_keyboard_interrupt(files):
     """SIGINT while reading a pipe: one line, exit 130, no temporary file left."""
     proc = popen(
-        "signature", "-", files / "x.sig", "--progress",
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        "signature",
+        "-",
+        files / "x.sig",
+        "--progress",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     proc.stdin.write(b"x" * 100_000)
     proc.stdin.flush()

@@ -15,13 +15,20 @@ import resource
 import struct
 
 import pytest
+from conftest import (
+    DELTA_HEADER_LEN,
+    TinyReader,
+    enc_varint,
+    rand_bytes,
+    read_varint,
+    tmp_leftovers,
+)
 
 import pydelta
-from pydelta import format as fmt
-from conftest import DELTA_HEADER_LEN, TinyReader, enc_varint, rand_bytes, read_varint, tmp_leftovers
+from pydelta.formats import native as fmt
 
 zstandard = pytest.importorskip("zstandard")
-lits = importlib.import_module("pydelta._literals")
+lits = importlib.import_module("pydelta.formats.literals")
 
 LIT_MAX = 262144
 SENTINEL = b"an existing output that must survive\n"
@@ -292,7 +299,9 @@ def test_random_literal_kept_raw(tmp_path):
     assert expand(d) == pydelta.delta(sig, io.BytesIO(new), compress=False)
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 1023, 1024, 1025, 4096, 4097, LIT_MAX - 1, LIT_MAX, LIT_MAX + 1])
+@pytest.mark.parametrize(
+    "n", [1, 2, 3, 1023, 1024, 1025, 4096, 4097, LIT_MAX - 1, LIT_MAX, LIT_MAX + 1]
+)
 def test_literal_lengths(tmp_path, n):
     """Literals around the threshold and the cut, odd lengths for the grouping."""
     old = rand_bytes(4096, 7)
@@ -346,7 +355,13 @@ def test_same_bytes_any_thread_count(pair, threads):
 @pytest.mark.parametrize("k", [1, 7, 4096])
 def test_same_bytes_tiny_reads(k):
     old = fp16_bytes(20_000, 11)
-    new = old[:9000] + fp16_bytes(6000, 12) + text_bytes(5000, 13) + old[15000:] + fp16_bytes(3000, 14)
+    new = (
+        old[:9000]
+        + fp16_bytes(6000, 12)
+        + text_bytes(5000, 13)
+        + old[15000:]
+        + fp16_bytes(3000, 14)
+    )
     sig = pydelta.signature(io.BytesIO(old), block_size=512)
     ref = pydelta.delta(sig, io.BytesIO(new))
     assert any(op[0] == "Z" for op in parse(ref)[1])
@@ -515,7 +530,13 @@ def _end(result: bytes) -> bytes:
 
 
 def _z(raw_len: int, transform: int, frame: bytes, clen=None) -> bytes:
-    return b"Z" + enc_varint(raw_len) + bytes([transform]) + enc_varint(len(frame) if clen is None else clen) + frame
+    return (
+        b"Z"
+        + enc_varint(raw_len)
+        + bytes([transform])
+        + enc_varint(len(frame) if clen is None else clen)
+        + frame
+    )
 
 
 def _frame(data: bytes, **kw) -> bytes:
@@ -532,8 +553,13 @@ def test_handmade_z_ops_accepted(small, tmp_path):
         (_z(len(data), 1, _frame(data)), data),
         (_z(len(data), 2, _frame(g)), data),
         (_z(len(data), 1, _frame(data, write_checksum=True)), data),
-        (b"C\x00\x05" + _z(len(data), 1, _frame(data)) + b"L\x01x" + _z(len(data), 1, _frame(data)),
-         old[:5] + data + b"x" + data),
+        (
+            b"C\x00\x05"
+            + _z(len(data), 1, _frame(data))
+            + b"L\x01x"
+            + _z(len(data), 1, _frame(data)),
+            old[:5] + data + b"x" + data,
+        ),
     ]:
         for feed in (None, 1, 2, 3, 7):
             assert patch_bytes(small["dir"] / "old", h + body + _end(want), feed) == want
@@ -629,7 +655,11 @@ def test_z_without_flag_is_corrupt(small, tmp_path):
         if op[0] == "Z":
             first_z = pos
             break
-        pos += len(b"C" + enc_varint(op[1]) + enc_varint(op[2])) if op[0] == "C" else 1 + len(enc_varint(len(op[1]))) + len(op[1])
+        pos += (
+            len(b"C" + enc_varint(op[1]) + enc_varint(op[2]))
+            if op[0] == "C"
+            else 1 + len(enc_varint(len(op[1]))) + len(op[1])
+        )
     assert unflagged[first_z] == ord("Z")
     g = Guard(tmp_path)
     for feed in (None, 1, 7):
@@ -657,7 +687,9 @@ def test_unknown_flags_rejected(small, tmp_path, flags):
     d = small["delta"]
     bad = header_with(d, flags) + d[DELTA_HEADER_LEN:]
     g = Guard(tmp_path)
-    e = fails(small["dir"] / "old", bad, g, pydelta.UnsupportedVersionError, match="upgrade pydelta")
+    e = fails(
+        small["dir"] / "old", bad, g, pydelta.UnsupportedVersionError, match="upgrade pydelta"
+    )
     assert f"{flags:#04x}" in str(e)
     with pytest.raises(pydelta.UnsupportedVersionError):
         pydelta.info(io.BytesIO(bad))
@@ -673,7 +705,12 @@ def test_error_positions_after_z_ops(small, tmp_path):
     body = z + b"C\x00\x05" + z
     at = DELTA_HEADER_LEN + len(body)
     for feed in (None, 1, 3, 50):
-        e = fails(small["dir"] / "old", h + body + b"C" + enc_varint(5000) + b"\x01" + _end(b""), g, feed=feed)
+        e = fails(
+            small["dir"] / "old",
+            h + body + b"C" + enc_varint(5000) + b"\x01" + _end(b""),
+            g,
+            feed=feed,
+        )
         assert f"a copy at byte {at} reaches outside" in str(e)
         e = fails(small["dir"] / "old", h + body + b"Q" + _end(b""), g, feed=feed)
         assert f"invalid instruction at byte {at}" in str(e)
@@ -683,7 +720,9 @@ def test_error_positions_after_z_ops(small, tmp_path):
         assert f"invalid instruction at byte {at}" in str(e)
         e = fails(small["dir"] / "old", h + body + _end(b"nope"), g, feed=feed)
         assert "does not match the digest" in str(e)
-        e = fails(small["dir"] / "old", h + body + _end(b"") + b"x", g, match="data follows", feed=feed)
+        e = fails(
+            small["dir"] / "old", h + body + _end(b"") + b"x", g, match="data follows", feed=feed
+        )
 
 
 def test_wrong_basis_with_compression(small, tmp_path):
@@ -705,7 +744,9 @@ def test_without_zstandard(small, tmp_path, monkeypatch):
     with pytest.raises(pydelta.UsageError, match="zstandard"):
         pydelta.delta(small["sig"], io.BytesIO(small["new"]), compress=True)
     g = Guard(tmp_path)
-    fails(small["dir"] / "old", small["delta"], g, pydelta.UnsupportedVersionError, match="zstandard")
+    fails(
+        small["dir"] / "old", small["delta"], g, pydelta.UnsupportedVersionError, match="zstandard"
+    )
     # a delta that needs nothing from zstandard still patches
     assert patch_bytes(small["dir"] / "old", d) == small["new"]
 
@@ -730,7 +771,9 @@ def test_cli(small, tmp_path, capsys):
     assert (d / "z").read_bytes() == small["delta"]
     assert run("delta", "--no-compress", str(d / "sig"), str(d / "new"), str(d / "p")) in (0, None)
     assert (d / "p").read_bytes() == expand(small["delta"])
-    assert run("delta", "--compress", "--level", "19", str(d / "sig"), str(d / "new"), str(d / "z19")) in (0, None)
+    assert run(
+        "delta", "--compress", "--level", "19", str(d / "sig"), str(d / "new"), str(d / "z19")
+    ) in (0, None)
     assert expand((d / "z19").read_bytes()) == expand(small["delta"])
     capsys.readouterr()
     assert run("delta", "-v", str(d / "sig"), str(d / "new"), str(d / "z2")) in (0, None)

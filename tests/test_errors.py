@@ -11,9 +11,6 @@ import stat
 import struct
 
 import pytest
-
-import pydelta
-from pydelta import format as fmt
 from conftest import (
     DELTA_HEADER_LEN,
     TinyReader,
@@ -22,6 +19,9 @@ from conftest import (
     rand_bytes,
     tmp_leftovers,
 )
+
+import pydelta
+from pydelta.formats import native as fmt
 
 SENTINEL = b"precious existing output - must survive\n"
 
@@ -295,8 +295,14 @@ def test_data_after_end(case, tmp_path):
 def _header(old: bytes, sig: bytes, **over) -> bytes:
     info = pydelta.load_signature(sig).info
     fields = dict(
-        magic=b"PDDL", version=1, strong_len=info.strong_len, flags=0, reserved=0,
-        block_len=info.block_len, basis_size=info.basis_size, digest=info.digest,
+        magic=b"PDDL",
+        version=1,
+        strong_len=info.strong_len,
+        flags=0,
+        reserved=0,
+        block_len=info.block_len,
+        basis_size=info.basis_size,
+        digest=info.digest,
     )
     fields.update(over)
     head = fmt.DELTA_HEADER.pack(*fields.values(), bytes(8))
@@ -322,10 +328,14 @@ def test_handmade_valid_deltas(case, tmp_path):
     for body, want in [
         (_end(b""), b""),
         (_copy(0, len(old)) + _end(old), old),
-        (_copy(len(old) - 1, 1) + _lit(b"xy") + _copy(0, 1) + _end(old[-1:] + b"xy" + old[:1]),
-         old[-1:] + b"xy" + old[:1]),
-        (b"".join(_lit(bytes([i])) for i in range(200)) + _end(bytes(range(200))),
-         bytes(range(200))),
+        (
+            _copy(len(old) - 1, 1) + _lit(b"xy") + _copy(0, 1) + _end(old[-1:] + b"xy" + old[:1]),
+            old[-1:] + b"xy" + old[:1],
+        ),
+        (
+            b"".join(_lit(bytes([i])) for i in range(200)) + _end(bytes(range(200))),
+            bytes(range(200)),
+        ),
         (_copy(5, 10) * 3 + _end(old[5:15] * 3), old[5:15] * 3),
     ]:
         sink = io.BytesIO()
@@ -660,8 +670,6 @@ def test_unwritable_outputs(case, tmp_path):
     assert tmp_leftovers(d) == [] and tmp_leftovers(tmp_path) == []
 
 
-
-
 def test_output_to_fifo_path(case, tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
@@ -791,7 +799,7 @@ def test_strong_len_out_of_range(case, sl):
 
 
 def test_unknown_backend_is_usage_error(monkeypatch):
-    from pydelta import _backend
+    from pydelta import backends as _backend
 
     with pytest.raises(pydelta.UsageError, match="unknown PYDELTA_BACKEND 'rust'"):
         _backend._load("rust")
@@ -800,12 +808,22 @@ def test_unknown_backend_is_usage_error(monkeypatch):
 def test_error_hierarchy():
     assert issubclass(pydelta.UsageError, ValueError)
     assert issubclass(pydelta.FileAccessError, OSError)
-    for cls in (pydelta.NotASignatureError, pydelta.NotADeltaError, pydelta.UnsupportedVersionError):
+    for cls in (
+        pydelta.NotASignatureError,
+        pydelta.NotADeltaError,
+        pydelta.UnsupportedVersionError,
+    ):
         assert issubclass(cls, pydelta.FormatError)
     for cls in (pydelta.CorruptSignatureError, pydelta.CorruptDeltaError):
         assert issubclass(cls, pydelta.CorruptError)
-    for cls in (pydelta.WrongBasisError, pydelta.VerificationError, pydelta.FormatError,
-                pydelta.CorruptError, pydelta.UsageError, pydelta.FileAccessError):
+    for cls in (
+        pydelta.WrongBasisError,
+        pydelta.VerificationError,
+        pydelta.FormatError,
+        pydelta.CorruptError,
+        pydelta.UsageError,
+        pydelta.FileAccessError,
+    ):
         assert issubclass(cls, pydelta.PydeltaError)
 
 
@@ -855,8 +873,12 @@ def test_fuzz_patch_only_pydelta_errors(case, tmp_path, small_buffers, ops, piec
         pass
 
 
-@settings(max_examples=300, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=4),
     cut=st.one_of(st.none(), st.integers(0, 10_000)),

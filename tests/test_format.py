@@ -7,10 +7,10 @@ import math
 import struct
 
 import pytest
+from conftest import SIG_HEADER_LEN, SIG_TRAILER_LEN, parse_delta, py_weak, rand_bytes
 
 import pydelta
-from pydelta import format as fmt
-from conftest import SIG_HEADER_LEN, SIG_TRAILER_LEN, parse_delta, py_weak, rand_bytes
+from pydelta.formats import native as fmt
 
 blake3 = pytest.importorskip("blake3")
 
@@ -109,7 +109,7 @@ def test_delta_layout(tmp_path):
     assert d[-32:] == b3(new)
     p = parse_delta(d)
     # offset 2000 lies in block 7 (1792..2047), which goes as literal
-    assert p.ops == [("C", 0, 1792), ("L", new[1792:2048 + 8]), ("C", 2048, 5000 - 2048)]
+    assert p.ops == [("C", 0, 1792), ("L", new[1792 : 2048 + 8]), ("C", 2048, 5000 - 2048)]
     f = pydelta.info(io.BytesIO(d)).fields
     assert f == {
         "format version": 1,
@@ -255,7 +255,19 @@ def test_default_block_len_values(size, want):
 
 def test_default_block_len_rule():
     prev = 0
-    for size in [0, 1, 10, 999_999, 1 << 20, 7 << 20, 123_456_789, 1 << 34, 1 << 40, 1 << 41, 1 << 50]:
+    for size in [
+        0,
+        1,
+        10,
+        999_999,
+        1 << 20,
+        7 << 20,
+        123_456_789,
+        1 << 34,
+        1 << 40,
+        1 << 41,
+        1 << 50,
+    ]:
         b = pydelta.default_block_len(size)
         assert b % 1024 == 0
         assert 1024 <= b <= 1 << 20

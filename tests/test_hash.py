@@ -26,8 +26,28 @@ import pydelta
 # input is i % 251. They cover one block, one chunk, and trees of 2..100
 # chunks with and without a partial last chunk.
 VECTOR_LENGTHS = [
-    0, 1, 1023, 1024, 1025, 2048, 2049, 3072, 3073, 4096, 4097, 5120, 5121,
-    6144, 6145, 7168, 7169, 8192, 8193, 16384, 31744, 102400,
+    0,
+    1,
+    1023,
+    1024,
+    1025,
+    2048,
+    2049,
+    3072,
+    3073,
+    4096,
+    4097,
+    5120,
+    5121,
+    6144,
+    6145,
+    7168,
+    7169,
+    8192,
+    8193,
+    16384,
+    31744,
+    102400,
 ]
 
 # The first 32 bytes of the hash of each vector input (from the spec's
@@ -61,15 +81,15 @@ KNOWN_32 = {
 # blocks, so the output block counter is exercised).
 KNOWN_131 = {
     0: "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
-       "e00f03e7b69af26b7faaf09fcd333050338ddfe085b8cc869ca98b206c08243a"
-       "26f5487789e8f660afe6c99ef9e0c52b92e7393024a80459cf91f476f9ffdbda"
-       "7001c22e159b402631f277ca96f2defdf1078282314e763699a31c5363165421"
-       "cce14d",
+    "e00f03e7b69af26b7faaf09fcd333050338ddfe085b8cc869ca98b206c08243a"
+    "26f5487789e8f660afe6c99ef9e0c52b92e7393024a80459cf91f476f9ffdbda"
+    "7001c22e159b402631f277ca96f2defdf1078282314e763699a31c5363165421"
+    "cce14d",
     1025: "d00278ae47eb27b34faecf67b4fe263f82d5412916c1ffd97c8cb7fb814b8444"
-          "f4c4a22b4b399155358a994e52bf255de60035742ec71bd08ac275a1b51cc6bf"
-          "e332b0ef84b409108cda080e6269ed4b3e2c3f7d722aa4cdc98d16deb554e562"
-          "7be8f955c98e1d5f9565a9194cad0c4285f93700062d9595adb992ae68ff1280"
-          "0ab67a",
+    "f4c4a22b4b399155358a994e52bf255de60035742ec71bd08ac275a1b51cc6bf"
+    "e332b0ef84b409108cda080e6269ed4b3e2c3f7d722aa4cdc98d16deb554e562"
+    "7be8f955c98e1d5f9565a9194cad0c4285f93700062d9595adb992ae68ff1280"
+    "0ab67a",
 }
 
 # Output lengths around the 32-byte default and the 64-byte output blocks.
@@ -149,7 +169,7 @@ def test_every_length(ref):
         assert pydelta.blake3_digest(data) == want, n
         h = pydelta.blake3()
         h.update(data[: n // 2])
-        h.update(data[n // 2:])
+        h.update(data[n // 2 :])
         assert h.digest() == want, n
 
 
@@ -176,7 +196,7 @@ def split_updates(h, data, rng, mode):
             k = rng.choice([0, 1, 63, 64, 65, 1023, 1024, 1025, 4096, 17000])
         else:
             k = rng.randrange(0, len(data) - pos + 1)
-        h.update(data[pos:pos + k])
+        h.update(data[pos : pos + k])
         pos += k
         ends.append(pos)
     return ends
@@ -204,7 +224,7 @@ def test_digest_between_updates(ref):
     pos = 0
     while pos < len(data):
         k = rng.choice([1, 7, 64, 1000, 1024, 3000])
-        h.update(data[pos:pos + k])
+        h.update(data[pos : pos + k])
         pos = min(pos + k, len(data))
         assert h.digest() == ref_digest(ref, data[:pos]), pos
     assert h.digest(100) == ref_digest(ref, data, 100)
@@ -270,12 +290,11 @@ def test_large_input(ref):
     view = memoryview(data)
     step = (1 << 20) + 12345
     for pos in range(0, len(data), step):
-        h.update(view[pos:pos + step])
+        h.update(view[pos : pos + step])
     assert h.digest(1000) == want
     # One byte less and one more change the tree shape at the right edge.
     assert pydelta.blake3_digest(data[:-1]) == ref_digest(ref, data[:-1])
-    assert (pydelta.blake3_digest(data + b"\x00")
-            == ref_digest(ref, data + b"\x00"))
+    assert pydelta.blake3_digest(data + b"\x00") == ref_digest(ref, data + b"\x00")
 
 
 # ---- every SIMD implementation, one subprocess each ----------------------
@@ -295,8 +314,9 @@ def best_simd_path():
         return "portable"
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = next((line.split(":", 1)[1].split() for line in fh
-                          if line.startswith("flags")), None)
+            flags = next(
+                (line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), None
+            )
     except OSError:
         flags = None
     if flags is None:
@@ -401,12 +421,12 @@ def run_simd_child(requested, seed=None):
         env["PYDELTA_BLAKE3_SIMD"] = requested
     env["PYDELTA_BACKEND"] = "c"
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
     args = [sys.executable, "-c", SIMD_CHILD]
     if seed is not None:
         args.append(seed)
-    proc = subprocess.run(args, env=env, cwd=str(REPO), capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(args, env=env, cwd=str(REPO), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 
@@ -436,4 +456,3 @@ def test_simd_default_choice(requested):
     check_reported(requested, got)
     if expected_simd_path(None) is not None:
         assert got == expected_simd_path(None)
-

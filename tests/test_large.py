@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import parse_delta, rand_bytes
 
 import pydelta
-from conftest import parse_delta, rand_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -143,8 +143,15 @@ def inproc(files):
         ok = _check_output(files, out)
     finally:
         out.unlink(missing_ok=True)
-    return {"si": si, "stats": stats, "res": res, "delta": delta, "sig": sig, "ok": ok,
-            "times": (t1 - t0, t2 - t1, t3 - t2)}
+    return {
+        "si": si,
+        "stats": stats,
+        "res": res,
+        "delta": delta,
+        "sig": sig,
+        "ok": ok,
+        "times": (t1 - t0, t2 - t1, t3 - t2),
+    }
 
 
 def test_large_roundtrip(files, inproc):

@@ -21,9 +21,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import enc_varint, fmt, rand_bytes
 
 import pydelta
-from conftest import enc_varint, fmt, rand_bytes
 
 MiB = 1 << 20
 GiB = 1 << 30

@@ -18,6 +18,7 @@ that).
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -30,10 +31,10 @@ import warnings
 from pathlib import Path
 
 import pytest
+from conftest import TinyReader, rand_bytes, tmp_leftovers
 
 import pydelta
-from pydelta import rdiff as prd
-from conftest import TinyReader, rand_bytes, tmp_leftovers
+from pydelta.formats import rdiff as prd
 
 RDIFF = shutil.which("rdiff")
 needs_rdiff = pytest.mark.skipif(
@@ -209,7 +210,11 @@ def _edit_cases() -> dict:
         "odd-block-3": (odd, odd_new, 3),
         "odd-block-7": (odd, odd_new, 7),
         "odd-block-4095": (odd * 3, odd_new * 3, 4095),
-        "odd-block-65537": (r(200_000, 117), r(200_000, 117)[:100_000] + b"!" + r(200_000, 117)[100_000:], 65537),
+        "odd-block-65537": (
+            r(200_000, 117),
+            r(200_000, 117)[:100_000] + b"!" + r(200_000, 117)[100_000:],
+            65537,
+        ),
     }
 
 
@@ -304,7 +309,9 @@ def test_rdiff_signature_rdiff_delta_pydelta_patch(tmp_path, case):
 def test_signature_identical_to_rdiff(tmp_path, case):
     old, _, bs, old_p, _ = _files(tmp_path, case)
     run_rdiff(*rdiff_opts(block=bs), "signature", old_p, tmp_path / "r.sig")
-    assert pydelta.signature(old_p, format="rdiff", block_size=bs) == (tmp_path / "r.sig").read_bytes()
+    assert (
+        pydelta.signature(old_p, format="rdiff", block_size=bs) == (tmp_path / "r.sig").read_bytes()
+    )
 
 
 @needs_rdiff
@@ -346,7 +353,10 @@ def test_signature_from_a_pipe_like_rdiff(tmp_path):
         ).stdout
         p = subprocess.run(
             [sys.executable, "-m", "pydelta", "signature", "--format", "rdiff", *slen, "-", "-"],
-            input=data, capture_output=True, check=True, env=_env(),
+            input=data,
+            capture_output=True,
+            check=True,
+            env=_env(),
         )
         assert p.stdout == want
         assert struct.unpack(">II", want[4:12]) == (2048, want_slen)
@@ -381,7 +391,9 @@ def test_all_magics_all_directions(tmp_path, weak, strong, case):
 def _delta_ops(tmp_path, old, new, bs, weak="rabinkarp", strong="blake2") -> list:
     old_p = tmp_path / "o.bin"
     old_p.write_bytes(old)
-    sig = pydelta.signature(old_p, format="rdiff", block_size=bs, rdiff_weak=weak, rdiff_hash=strong)
+    sig = pydelta.signature(
+        old_p, format="rdiff", block_size=bs, rdiff_weak=weak, rdiff_hash=strong
+    )
     data = pydelta.delta(sig, io.BytesIO(new))
     assert apply_rs(old, parse_rs_delta(data)) == new
     return parse_rs_delta(data)
@@ -392,7 +404,7 @@ def test_delta_is_minimal_on_simple_edits(tmp_path, weak, strong):
     old, _, bs = CASES["insert-start"]
     n = len(old)
     ins = rand_bytes(5, 112)
-    d = lambda new: _delta_ops(tmp_path, old, new, bs, weak, strong)  # noqa: E731
+    d = lambda new: _delta_ops(tmp_path, old, new, bs, weak, strong)
     assert d(old) == [("C", 0, n)]  # identical, short last block included
     assert d(ins + old) == [("L", ins), ("C", 0, n)]
     assert d(old + ins) == [("C", 0, n), ("L", ins)]  # the short last block as a prefix
@@ -408,17 +420,28 @@ def test_delta_no_bigger_than_rdiffs(tmp_path):
     """Our literal bytes never exceed rdiff's own by more than a block."""
     if RDIFF is None:
         pytest.skip("the rdiff binary (librsync) is not installed: apt-get install rdiff")
-    for case in ("insert-middle", "delete-middle", "shift-by-one", "repeated-blocks",
-                 "zeros-one-change", "odd-block-7", "delete-end"):
+    for case in (
+        "insert-middle",
+        "delete-middle",
+        "shift-by-one",
+        "repeated-blocks",
+        "zeros-one-change",
+        "odd-block-7",
+        "delete-end",
+    ):
         old, new, bs, old_p, new_p = _files(tmp_path, case)
         run_rdiff("-b", bs, "signature", old_p, tmp_path / "r.sig")
         run_rdiff("delta", tmp_path / "r.sig", new_p, tmp_path / "r.delta")
-        theirs = sum(len(op[1]) for op in parse_rs_delta((tmp_path / "r.delta").read_bytes()) if op[0] == "L")
+        theirs = sum(
+            len(op[1]) for op in parse_rs_delta((tmp_path / "r.delta").read_bytes()) if op[0] == "L"
+        )
         stats = pydelta.delta(tmp_path / "r.sig", new_p, tmp_path / "p.delta")
         assert stats.literal <= theirs + bs, case
 
 
-@pytest.mark.parametrize("case", ["insert-middle", "repeated-blocks", "odd-block-3", "long-literal", "delete-end"])
+@pytest.mark.parametrize(
+    "case", ["insert-middle", "repeated-blocks", "odd-block-3", "long-literal", "delete-end"]
+)
 @pytest.mark.parametrize("k", [1, 7, 4096])
 def test_delta_independent_of_input_chunking(tmp_path, case, k):
     old, new, bs = CASES[case]
@@ -441,7 +464,9 @@ def test_signature_independent_of_threads_and_chunking():
 def test_patcher_push_style_in_tiny_pieces(tmp_path):
     old, new, bs = CASES["insert-middle"]
     (tmp_path / "old").write_bytes(old)
-    data = pydelta.delta(pydelta.signature(io.BytesIO(old), format="rdiff", block_size=bs), io.BytesIO(new))
+    data = pydelta.delta(
+        pydelta.signature(io.BytesIO(old), format="rdiff", block_size=bs), io.BytesIO(new)
+    )
     out = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pydelta.UnverifiedWarning)
@@ -596,9 +621,17 @@ def _patch_bytes(tmp_path, delta: bytes, old: bytes = OLD):
         (b"\x03abc\x80\x00", pydelta.CorruptDeltaError, "invalid instruction at byte 8"),
         (b"\x41\x00\x00", pydelta.CorruptDeltaError, "invalid instruction"),  # zero-length literal
         (enc_copy(0, 0) + b"\x00", pydelta.CorruptDeltaError, "invalid instruction"),  # zero copy
-        (enc_copy(999, 2) + b"\x00", pydelta.CorruptDeltaError, "reaches outside the 1000-byte old file"),
+        (
+            enc_copy(999, 2) + b"\x00",
+            pydelta.CorruptDeltaError,
+            "reaches outside the 1000-byte old file",
+        ),
         (enc_copy(1000, 1) + b"\x00", pydelta.CorruptDeltaError, "reaches outside"),
-        (enc_copy(2**64 - 1, 2**64 - 1, 3, 3) + b"\x00", pydelta.CorruptDeltaError, "reaches outside"),
+        (
+            enc_copy(2**64 - 1, 2**64 - 1, 3, 3) + b"\x00",
+            pydelta.CorruptDeltaError,
+            "reaches outside",
+        ),
         (enc_copy(1, 2**64 - 1, 0, 3) + b"\x00", pydelta.CorruptDeltaError, "reaches outside"),
         (b"\x44" + (2**64 - 1).to_bytes(8, "big") + b"abc", pydelta.CorruptDeltaError, "truncated"),
         (b"", pydelta.CorruptDeltaError, "truncated"),  # no END
@@ -651,7 +684,9 @@ def test_every_command_form_is_accepted(tmp_path):
 def test_fuzzed_deltas_never_crash(tmp_path):
     """Random damage: every outcome is a result or a typed error, OUT intact on error."""
     old, new, bs = CASES["insert-middle"]
-    good = pydelta.delta(pydelta.signature(io.BytesIO(old), format="rdiff", block_size=bs), io.BytesIO(new))
+    good = pydelta.delta(
+        pydelta.signature(io.BytesIO(old), format="rdiff", block_size=bs), io.BytesIO(new)
+    )
     rng = random.Random(7)
     for i in range(300):
         d = bytearray(good)
@@ -688,7 +723,9 @@ def test_rdiff_bytes_as_other_inputs(tmp_path):
 
 def _env():
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
     env.pop("PYDELTA_DEBUG", None)
     return env
 
@@ -696,7 +733,10 @@ def _env():
 def cli(*args, **kw) -> subprocess.CompletedProcess:
     p = subprocess.run(
         [sys.executable, "-m", "pydelta", *[str(a) for a in args]],
-        capture_output=True, env=_env(), timeout=60, **kw,
+        capture_output=True,
+        env=_env(),
+        timeout=60,
+        **kw,
     )
     p.stderr = p.stderr.decode()
     return p
@@ -705,8 +745,15 @@ def cli(*args, **kw) -> subprocess.CompletedProcess:
 def test_info_describes_rdiff_files(tmp_path):
     old, new, bs = CASES["insert-middle"]
     (tmp_path / "old").write_bytes(old)
-    pydelta.signature(tmp_path / "old", tmp_path / "s", format="rdiff", block_size=bs,
-                      rdiff_weak="rollsum", rdiff_hash="md4", strong_len=-1)
+    pydelta.signature(
+        tmp_path / "old",
+        tmp_path / "s",
+        format="rdiff",
+        block_size=bs,
+        rdiff_weak="rollsum",
+        rdiff_hash="md4",
+        strong_len=-1,
+    )
     i = pydelta.info(tmp_path / "s")
     assert i.kind == "signature" and i.format == "rdiff (librsync)"
     assert i.fields["magic"] == "0x72730136"
@@ -726,18 +773,39 @@ def test_cli_signature_delta_patch_info(tmp_path):
     old, new, bs = CASES["insert-middle"]
     (tmp_path / "old").write_bytes(old)
     (tmp_path / "new").write_bytes(new)
-    p = cli("signature", "--format", "rdiff", "-b", bs, "-S", "-1", "-R", "rollsum", "-H", "md4",
-            tmp_path / "old", tmp_path / "s")
+    p = cli(
+        "signature",
+        "--format",
+        "rdiff",
+        "-b",
+        bs,
+        "-S",
+        "-1",
+        "-R",
+        "rollsum",
+        "-H",
+        "md4",
+        tmp_path / "old",
+        tmp_path / "s",
+    )
     assert p.returncode == 0 and p.stderr == ""
     assert (tmp_path / "s").read_bytes() == pydelta.signature(
-        tmp_path / "old", format="rdiff", block_size=bs, strong_len=-1, rdiff_weak="rollsum", rdiff_hash="md4")
+        tmp_path / "old",
+        format="rdiff",
+        block_size=bs,
+        strong_len=-1,
+        rdiff_weak="rollsum",
+        rdiff_hash="md4",
+    )
     p = cli("delta", tmp_path / "s", tmp_path / "new", tmp_path / "d")
     assert p.returncode == 0 and p.stderr == ""
     assert (tmp_path / "d").read_bytes()[:4] == DELTA_MAGIC
     p = cli("patch", tmp_path / "old", tmp_path / "d", tmp_path / "out")
     assert p.returncode == 0
-    assert p.stderr == (f"pydelta: warning: {tmp_path / 'd'} is an rdiff (librsync) delta, which "
-                        "carries no checksum: the result could not be verified\n")
+    assert p.stderr == (
+        f"pydelta: warning: {tmp_path / 'd'} is an rdiff (librsync) delta, which "
+        "carries no checksum: the result could not be verified\n"
+    )
     assert (tmp_path / "out").read_bytes() == new
     p = cli("patch", "-q", tmp_path / "old", tmp_path / "d", "-")
     assert p.returncode == 0 and p.stderr == "" and p.stdout == new
@@ -760,7 +828,10 @@ def test_cli_errors_are_one_line(tmp_path):
     p = cli("patch", tmp_path / "old", tmp_path / "cut.delta", tmp_path / "out")
     assert p.returncode == 1 and "truncated" in p.stderr and p.stderr.count("\n") == 1
     p = cli("signature", "-R", "rollsum", tmp_path / "old", tmp_path / "s")
-    assert p.returncode == 1 and p.stderr == "pydelta: error: --rollsum and --hash apply to --format rdiff only\n"
+    assert (
+        p.returncode == 1
+        and p.stderr == "pydelta: error: --rollsum and --hash apply to --format rdiff only\n"
+    )
     p = cli("signature", "--format", "rdiff", "-S", "40", tmp_path / "old", tmp_path / "s")
     assert p.returncode != 0 and "strong hash length 40 is out of range" in p.stderr
 
@@ -774,7 +845,9 @@ from hypothesis import strategies as st  # noqa: E402
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     old=st.binary(max_size=3000),
-    edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 300), st.binary(max_size=200)), max_size=4),
+    edits=st.lists(
+        st.tuples(st.floats(0, 1), st.integers(0, 300), st.binary(max_size=200)), max_size=4
+    ),
     bs=st.sampled_from([1, 2, 3, 16, 64, 700, 5000]),
     kind=st.sampled_from(KINDS),
     k=st.integers(1, 600),
@@ -785,8 +858,9 @@ def test_random_edits_roundtrip(old, edits, bs, kind, k):
         p = int(where * len(new))
         new[p : p + cut] = ins
     new = bytes(new)
-    sig = pydelta.signature(io.BytesIO(old), format="rdiff", block_size=bs,
-                            rdiff_weak=kind[0], rdiff_hash=kind[1])
+    sig = pydelta.signature(
+        io.BytesIO(old), format="rdiff", block_size=bs, rdiff_weak=kind[0], rdiff_hash=kind[1]
+    )
     data = pydelta.delta(sig, io.BytesIO(new))
     ops = parse_rs_delta(data)
     check_writer_encoding(data)
@@ -806,6 +880,8 @@ def test_delta_over_many_small_read_chunks(monkeypatch, threads, bs):
     new = old[:20_000] + b"new bytes" + old[20_000:50_000] + old[:7000] + b"end"
     sig = pydelta.signature(io.BytesIO(old), format="rdiff", block_size=bs)
     want = pydelta.delta(sig, io.BytesIO(new), threads=1)
+    prd = importlib.import_module("pydelta.delta")  # the driver that reads NEW (imported)
+
     monkeypatch.setattr(prd, "READ_SIZE", 4096)
     got = pydelta.delta(sig, io.BytesIO(new), threads=threads)
     assert got == want
@@ -832,6 +908,8 @@ class _FailingReader(io.RawIOBase):
 def test_read_error_in_new_is_reported(tmp_path, monkeypatch, threads):
     old = rand_bytes(100_000, 1)
     sig = pydelta.signature(io.BytesIO(old), format="rdiff", block_size=100)
+    prd = importlib.import_module("pydelta.delta")  # the driver that reads NEW (imported)
+
     monkeypatch.setattr(prd, "READ_SIZE", 8192)
     with pytest.raises(pydelta.FileAccessError, match="Input/output error"):
         pydelta.delta(sig, _FailingReader(old, 30_000), tmp_path / "d", threads=threads)
@@ -849,8 +927,9 @@ def test_alternating_blocks_any_strong_len(slen, weak):
     for i in range(100):
         parts.append(old[i * bs : (i + 1) * bs] if i % 3 != 2 else rand_bytes(bs, 1000 + i))
     new = b"".join(parts) + old[100 * bs :]
-    sig = pydelta.signature(io.BytesIO(old), format="rdiff", block_size=bs, strong_len=slen,
-                            rdiff_weak=weak)
+    sig = pydelta.signature(
+        io.BytesIO(old), format="rdiff", block_size=bs, strong_len=slen, rdiff_weak=weak
+    )
     data = pydelta.delta(sig, io.BytesIO(new))
     ops = parse_rs_delta(data)
     assert apply_rs(old, ops) == new

@@ -4,11 +4,11 @@ of csrc/internal.h  h(c_0..c_{n-1}) = sum c_i * M^(n-1-i) mod 2^64."""
 from __future__ import annotations
 
 import pytest
+from conftest import MASK64, WEAK_M, py_weak, py_weak_direct, rand_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pydelta._backend import backend
-from conftest import MASK64, WEAK_M, py_weak, py_weak_direct, rand_bytes
+from pydelta.backends import backend
 
 
 def py_rolling(data: bytes, w: int) -> list:
@@ -36,7 +36,9 @@ def test_small_known_values():
     assert backend.weak(b"\x07") == 7
     assert backend.weak(b"\x01\x02") == (WEAK_M + 2) & MASK64
     assert backend.weak(b"\x01\x00\x00") == pow(WEAK_M, 2, 1 << 64)
-    assert backend.weak(b"\xff" * 5) == sum(255 * pow(WEAK_M, k, 1 << 64) for k in range(5)) & MASK64
+    assert (
+        backend.weak(b"\xff" * 5) == sum(255 * pow(WEAK_M, k, 1 << 64) for k in range(5)) & MASK64
+    )
     for n in range(0, 70):
         assert backend.weak(bytes(n)) == 0
         assert backend.weak(b"\x01" * n) == sum(pow(WEAK_M, k, 1 << 64) for k in range(n)) & MASK64

@@ -7,11 +7,11 @@ import os
 import tempfile
 
 import pytest
+from conftest import do_roundtrip, rand_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pydelta
-from conftest import do_roundtrip, rand_bytes
 
 BLOCK_SIZES = [1, 2, 3, 7, 64, 1000, 4095, 65537, 1 << 20]
 

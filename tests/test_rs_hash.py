@@ -11,11 +11,11 @@ import hashlib
 import struct
 
 import pytest
+from conftest import rand_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pydelta import _rs
-from conftest import rand_bytes
+from pydelta.backends import rdiff as _rs
 
 IMPLS = [name for name in ("portable", "avx2", "avx512") if _rs.set_impl(name)]
 _BEST = IMPLS[-1]
@@ -40,7 +40,10 @@ def test_blake2b_one_shot_matches_hashlib():
     for n in LENGTHS:
         data = rand_bytes(n, n)
         for size in (32, 64, 1, 16, 20, 33):
-            assert _rs.blake2b(data, size) == hashlib.blake2b(data, digest_size=size).digest(), (n, size)
+            assert _rs.blake2b(data, size) == hashlib.blake2b(data, digest_size=size).digest(), (
+                n,
+                size,
+            )
 
 
 def test_blake2b_256_is_not_truncated_512():
@@ -54,7 +57,10 @@ def test_blake2b_many_matches_hashlib(impl, n):
         stride = n + 5
         data = rand_bytes(stride * count + 5, n * 100 + count)
         got = _rs.blake2b_many(data, stride, count, n)
-        want = [hashlib.blake2b(data[i * stride : i * stride + n], digest_size=32).digest() for i in range(count)]
+        want = [
+            hashlib.blake2b(data[i * stride : i * stride + n], digest_size=32).digest()
+            for i in range(count)
+        ]
         assert got == want, (impl, n, count)
 
 
@@ -63,7 +69,9 @@ def test_blake2b_many_matches_hashlib(impl, n):
 def test_blake2b_many_property(data, count):
     n = len(data) // count
     got = _rs.blake2b_many(data, n, count, n)
-    assert got == [hashlib.blake2b(data[i * n : (i + 1) * n], digest_size=32).digest() for i in range(count)]
+    assert got == [
+        hashlib.blake2b(data[i * n : (i + 1) * n], digest_size=32).digest() for i in range(count)
+    ]
 
 
 # ---------------------------------------------------------------- MD4
@@ -91,7 +99,9 @@ def _hashlib_md4():
         return None
 
 
-@pytest.mark.skipif(_hashlib_md4() is None, reason="hashlib has no MD4 here (OpenSSL 3); RFC 1320 vectors cover it")
+@pytest.mark.skipif(
+    _hashlib_md4() is None, reason="hashlib has no MD4 here (OpenSSL 3); RFC 1320 vectors cover it"
+)
 def test_md4_matches_hashlib():
     for n in list(range(0, 200)) + [1000, 4096, 65537]:
         data = rand_bytes(n, n)
@@ -130,12 +140,24 @@ def py_rollsum(data: bytes) -> int:
 
 # librsync's tests/rabinkarp_test.c and tests/rollsum_test.c
 LIBRSYNC_VECTORS = {
-    RK: [(b"", 0x00000001), (bytes([0]), 0x08104225), (bytes([0, 1, 2, 3]), 0xAF981E97),
-         (bytes([1, 2, 3, 4]), 0xE2EF15F3), (bytes([4, 5, 6, 7]), 0x7CF3FC07),
-         (bytes([5, 6, 7]), 0xF284A77F), (bytes(range(256)), 0xC1972381)],
-    RS: [(b"", 0x00000000), (bytes([0]), 0x001F001F), (bytes([0, 1, 2, 3]), 0x01400082),
-         (bytes([1, 2, 3, 4]), 0x014A0086), (bytes([4, 5, 6, 7]), 0x01680092),
-         (bytes([5, 6, 7]), 0x00DC006F), (bytes(range(256)), 0x3A009E80)],
+    RK: [
+        (b"", 0x00000001),
+        (bytes([0]), 0x08104225),
+        (bytes([0, 1, 2, 3]), 0xAF981E97),
+        (bytes([1, 2, 3, 4]), 0xE2EF15F3),
+        (bytes([4, 5, 6, 7]), 0x7CF3FC07),
+        (bytes([5, 6, 7]), 0xF284A77F),
+        (bytes(range(256)), 0xC1972381),
+    ],
+    RS: [
+        (b"", 0x00000000),
+        (bytes([0]), 0x001F001F),
+        (bytes([0, 1, 2, 3]), 0x01400082),
+        (bytes([1, 2, 3, 4]), 0x014A0086),
+        (bytes([4, 5, 6, 7]), 0x01680092),
+        (bytes([5, 6, 7]), 0x00DC006F),
+        (bytes(range(256)), 0x3A009E80),
+    ],
 }
 
 
@@ -203,7 +225,8 @@ def test_sig_blocks_match_python(impl, magic, block_len, strong_len):
     data = rand_bytes(20 * block_len + block_len // 2 + 1, block_len)
     got = _rs.sig_blocks(magic, data, len(data), block_len, strong_len)
     want = b"".join(
-        struct.pack(">I", weak(data[i : i + block_len])) + strong(data[i : i + block_len])[:strong_len]
+        struct.pack(">I", weak(data[i : i + block_len]))
+        + strong(data[i : i + block_len])[:strong_len]
         for i in range(0, len(data), block_len)
     )
     assert got == want
@@ -230,7 +253,7 @@ def test_table_finds_blocks_and_dedups():
 
 
 def test_python_side_constants_match_the_c_header():
-    from pydelta import rdiff
+    from pydelta.formats import rdiff
 
     assert rdiff.DELTA_MAGIC == struct.pack(">I", _rs.DELTA_MAGIC)
     kinds = {

@@ -8,10 +8,10 @@ import io
 import time
 
 import pytest
+from conftest import apply_ops, parse_delta, rand_bytes
 
 import pydelta
-from pydelta._backend import backend
-from conftest import apply_ops, parse_delta, rand_bytes
+from pydelta.backends import backend
 
 SL = 16
 

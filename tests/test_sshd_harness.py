@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from sshd_server import LoopbackSSHD
 
 

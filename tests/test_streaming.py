@@ -10,9 +10,9 @@ import tempfile
 import threading
 
 import pytest
+from conftest import ReadOnlyTiny, TinyReader, rand_bytes, tmp_leftovers
 
 import pydelta
-from conftest import ReadOnlyTiny, TinyReader, rand_bytes, tmp_leftovers
 
 CHUNKS = [1, 2, 3, 7]
 
@@ -299,7 +299,9 @@ def test_progress_patch(ref, k, tmp_path):
 
     seen, cb = _monotonic_recorder()
     d = ref["delta"] if k is None else TinyReader(ref["delta"], k)
-    pydelta.patch(ref["dir"] / "old", io.BytesIO(d) if k is None else d, tmp_path / "o", progress=cb)
+    pydelta.patch(
+        ref["dir"] / "old", io.BytesIO(d) if k is None else d, tmp_path / "o", progress=cb
+    )
     assert seen and seen == sorted(seen)
     assert seen[-1] == len(ref["new"])
     seen2, cb2 = _monotonic_recorder()
@@ -436,7 +438,6 @@ def test_stdin_and_stdout_dash(ref, monkeypatch, tmp_path):
 # ---------------------------------------------------------------- info through short reads
 
 
-
 @pytest.mark.parametrize(
     "k",
     [1, 3, 7, 59, 60, 1000],
@@ -453,7 +454,6 @@ def test_info_signature_short_reads(ref, k):
 
 
 # ---------------------------------------------------------------- non-blocking inputs
-
 
 
 def _nonblocking_pipe(data: bytes, first: int, buffering: int):
@@ -527,12 +527,16 @@ from hypothesis import strategies as st  # noqa: E402
 @given(
     seed=st.integers(0, 2**32 - 1),
     old_len=st.integers(0, 5000),
-    pieces=st.lists(st.tuples(st.integers(0, 6000), st.integers(0, 400), st.booleans()), max_size=8),
+    pieces=st.lists(
+        st.tuples(st.integers(0, 6000), st.integers(0, 400), st.booleans()), max_size=8
+    ),
     bs=st.one_of(st.integers(1, 40), st.sampled_from([64, 100, 257, 1024])),
     k=st.integers(1, 300),
     small_buf=st.booleans(),
 )
-def test_delta_independent_of_chunking_property(monkeypatch, seed, old_len, pieces, bs, k, small_buf):
+def test_delta_independent_of_chunking_property(
+    monkeypatch, seed, old_len, pieces, bs, k, small_buf
+):
     old = rand_bytes(old_len, seed)
     # NEW: runs copied from OLD (at arbitrary offsets) and fresh bytes
     new = b"".join(

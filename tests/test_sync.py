@@ -19,12 +19,13 @@ import threading
 import time
 
 import pytest
+from conftest import rand_bytes, tmp_leftovers
 
 import pydelta
-from pydelta import _wire
-from pydelta.sync import _identity_digest, _resolve, parse_location
-
-from conftest import rand_bytes, tmp_leftovers
+from pydelta.sync import parse_location
+from pydelta.sync import wire as _wire
+from pydelta.sync.fs import resolve as _resolve
+from pydelta.sync.transfer import identity_digest as _identity_digest
 
 PY = sys.executable
 
@@ -40,11 +41,16 @@ class Served:
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
 
         self.proc = subprocess.Popen(
-            [PY, "-m", "pydelta", "serve"], cwd=cwd,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [PY, "-m", "pydelta", "serve"],
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             preexec_fn=limit if file_limit else None,
         )
-        self.client = pydelta.SyncClient(self.proc.stdout, self.proc.stdin, peer="server", **client_kw)
+        self.client = pydelta.SyncClient(
+            self.proc.stdout, self.proc.stdin, peer="server", **client_kw
+        )
 
     def close(self) -> int:
         self.client.close()
@@ -144,7 +150,9 @@ def test_sync_needs_exactly_one_remote_side(tmp_path):
 # ---------------------------------------------------------------- path safety
 
 
-@pytest.mark.parametrize("rel", ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/.", "a\0b", 7, None])
+@pytest.mark.parametrize(
+    "rel", ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/.", "a\0b", 7, None]
+)
 def test_resolve_refuses_paths_outside_the_tree(tmp_path, rel):
     with pytest.raises(pydelta.UsageError, match="refusing path"):
         _resolve(str(tmp_path), rel)
@@ -308,7 +316,12 @@ def test_push_folder_then_delete_extras(served, tmp_path):
     assert r.count("updated") == 1 and r.count("unchanged") == len(files) - 2
     r = s.client.push(str(src), str(dest), delete=True)
     assert {f.path for f in r.files if f.action == "deleted"} == {
-        "stray.txt", "olddir/deep/f", "olddir/deep", "olddir", "config.json"}
+        "stray.txt",
+        "olddir/deep/f",
+        "olddir/deep",
+        "olddir",
+        "config.json",
+    }
     files.pop("config.json")
     files["shards/model-00001.bin"] = shard.read_bytes()
     assert tree_files(dest) == files
@@ -431,8 +444,15 @@ def test_progress_reports_files_and_total(served, tmp_path):
 
 
 def test_report_summary_reads_like_rsync():
-    r = pydelta.SyncReport("a", "h:b", [pydelta.SyncedFile("x", "updated", 1000, 10, 20)],
-                           bytes_sent=100, bytes_received=25, total_size=10_000, seconds=0.5)
+    r = pydelta.SyncReport(
+        "a",
+        "h:b",
+        [pydelta.SyncedFile("x", "updated", 1000, 10, 20)],
+        bytes_sent=100,
+        bytes_received=25,
+        total_size=10_000,
+        seconds=0.5,
+    )
     text = str(r)
     assert "1 file: 0 created, 1 updated, 0 unchanged, 0 deleted" in text
     assert "sent 100 bytes  received 25 bytes  250.00 bytes/sec" in text
@@ -444,8 +464,12 @@ def test_report_summary_reads_like_rsync():
 
 def raw_session():
     """A ``pydelta serve`` subprocess and a raw channel to it, past the hello."""
-    proc = subprocess.Popen([PY, "-m", "pydelta", "serve"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [PY, "-m", "pydelta", "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     ch = _wire.Channel(proc.stdout, proc.stdin, "server")
     ch.send_magic()
     ch.send_json({"op": "hello", "proto": 1})
@@ -591,10 +615,15 @@ def test_malicious_listing_cannot_write_outside(tmp_path):
             if m["op"] == "stat":
                 ch.send_json({"ok": True, "type": "dir"})
             elif m["op"] == "walk":
-                ch.send_json({"ok": True, "entries": [
-                    {"path": "../escape", "type": "file", "size": 3},
-                    {"path": "/tmp/abs", "type": "file", "size": 3},
-                ]})
+                ch.send_json(
+                    {
+                        "ok": True,
+                        "entries": [
+                            {"path": "../escape", "type": "file", "size": 3},
+                            {"path": "/tmp/abs", "type": "file", "size": 3},
+                        ],
+                    }
+                )
             elif m["op"] == "bye":
                 ch.send_json({"ok": True})
                 ch.flush()
@@ -619,7 +648,9 @@ def test_malicious_listing_cannot_write_outside(tmp_path):
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run([PY, "-m", "pydelta", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [PY, "-m", "pydelta", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
 
 
 def test_cli_push_and_summary(fake_ssh, tmp_path):
@@ -632,22 +663,37 @@ def test_cli_push_and_summary(fake_ssh, tmp_path):
     assert "updated   m.bin" in p.stdout
     assert "1 file: 0 created, 1 updated, 0 unchanged, 0 deleted" in p.stdout
     assert "speedup is" in p.stdout and p.stderr == ""
-    p = run_cli("sync", "-q", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, f"host:{dest}", str(tmp_path / "back.bin"))
+    p = run_cli(
+        "sync",
+        "-q",
+        "-e",
+        fake_ssh,
+        "--remote-cmd",
+        REMOTE_CMD,
+        f"host:{dest}",
+        str(tmp_path / "back.bin"),
+    )
     assert p.returncode == 0 and p.stdout == "" and p.stderr == ""
     assert (tmp_path / "back.bin").read_bytes() == new
 
 
 def test_cli_remote_without_pydelta(fake_ssh, tmp_path):
     src = write(tmp_path / "a.bin", b"x" * 100)
-    p = run_cli("sync", "-e", fake_ssh, "--remote-cmd", "/nonexistent/bin/pydelta", str(src), "host:b.bin")
+    p = run_cli(
+        "sync", "-e", fake_ssh, "--remote-cmd", "/nonexistent/bin/pydelta", str(src), "host:b.bin"
+    )
     assert p.returncode == 1
     lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("pydelta: error: pydelta is not installed on host")
+    assert len(lines) == 1 and lines[0].startswith(
+        "pydelta: error: pydelta is not installed on host"
+    )
     assert "--remote-cmd" in lines[0] and "Traceback" not in p.stderr
 
 
 def test_cli_failures_are_one_line(fake_ssh, tmp_path):
-    p = run_cli("sync", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, str(tmp_path / "missing"), "host:x")
+    p = run_cli(
+        "sync", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, str(tmp_path / "missing"), "host:x"
+    )
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "no such file" in p.stderr
     p = run_cli("sync", str(tmp_path / "a"), str(tmp_path / "b"))
     assert p.returncode == 1 and "exactly one of SRC and DEST must be remote" in p.stderr
@@ -711,7 +757,7 @@ class FakeLink:
 
 
 def test_link_gate_compresses_only_while_zstd_outruns_the_link():
-    from pydelta.sync import _LinkGate
+    from pydelta.sync.transfer import LinkGate as _LinkGate
 
     link = FakeLink()
     gate = _LinkGate(link, workers=2)
@@ -763,7 +809,7 @@ def test_slow_link_gets_compressed_literals(tmp_path, fake_ssh):
     measurements are test_link_gate_compresses_only_while_zstd_outruns_the_link
     (a fake link) and test_each_literal_asks_the_gate (wiring).
     """
-    from pydelta.sync import _LinkGate
+    from pydelta.sync.transfer import LinkGate as _LinkGate
 
     script = tmp_path / "slow-ssh"
     script.write_text(THROTTLED_SSH.format(py=PY, rate=40e6))
@@ -784,7 +830,7 @@ def test_slow_link_gets_compressed_literals(tmp_path, fake_ssh):
 @pytest.mark.parametrize("answer", [True, False])
 def test_each_literal_asks_the_gate(served, tmp_path, monkeypatch, answer):
     """compress=None: every literal goes as the gate says (scripted here, not measured)."""
-    from pydelta.sync import _LinkGate
+    from pydelta.sync.transfer import LinkGate as _LinkGate
 
     asked = []
 
@@ -818,7 +864,9 @@ def test_dry_run_changes_nothing_and_says_what_would_happen(served, tmp_path):
     r = s.client.push(str(src), str(dest), delete=True, quick=True, dry_run=True)
     assert tree_files(dest) == before
     assert {f.path: f.action for f in r.files if f.action != "unchanged"} == {
-        "config.json": "updated", "stray.bin": "deleted"}
+        "config.json": "updated",
+        "stray.bin": "deleted",
+    }
     assert str(r).startswith("dry run, nothing changed - would be: ")
     r = s.client.pull(str(dest), str(tmp_path / "local"), dry_run=True)
     assert not (tmp_path / "local").exists() and r.count("created") == len(files) + 1

@@ -15,11 +15,10 @@ import sys
 import time
 
 import pytest
-
-import pydelta
-
 from conftest import rand_bytes, tmp_leftovers
 from test_sync import make_tree, model_pair, tree_files, write
+
+import pydelta
 
 PY = sys.executable
 REMOTE_CMD = f"{PY} -m pydelta"
@@ -87,7 +86,12 @@ def test_folder_both_ways_with_delete(sshd, tmp_path):
 def test_remote_without_pydelta(sshd, tmp_path):
     local = write(tmp_path / "a.bin", b"data")
     with pytest.raises(pydelta.RemoteCommandError) as ei:
-        sync(sshd, str(local), sshd.target(tmp_path / "b.bin"), remote_cmd="/nonexistent/venv/bin/pydelta")
+        sync(
+            sshd,
+            str(local),
+            sshd.target(tmp_path / "b.bin"),
+            remote_cmd="/nonexistent/venv/bin/pydelta",
+        )
     msg = str(ei.value)
     assert "pydelta is not installed on" in msg and "--remote-cmd" in msg
     assert "\n" not in msg
@@ -99,9 +103,21 @@ def test_cli_over_ssh_prints_the_summary(sshd, tmp_path):
     local = write(tmp_path / "m.bin", new)
     remote = write(tmp_path / "r" / "m.bin", old)
     p = subprocess.run(
-        [PY, "-m", "pydelta", "sync", "-e", sshd.ssh_cmd, "--remote-cmd", REMOTE_CMD,
-         str(local), sshd.target(remote)],
-        capture_output=True, text=True, timeout=120,
+        [
+            PY,
+            "-m",
+            "pydelta",
+            "sync",
+            "-e",
+            sshd.ssh_cmd,
+            "--remote-cmd",
+            REMOTE_CMD,
+            str(local),
+            sshd.target(remote),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert p.returncode == 0, p.stderr
     assert remote.read_bytes() == new
@@ -150,9 +166,16 @@ def test_killed_connection_keeps_old_content_and_rerun_completes(sshd, tmp_path,
             killed.append(st.file_done)
 
     ends = (sshd.target(src), str(dst)) if direction == "pull" else (str(src), sshd.target(dst))
-    with pytest.raises(pydelta.ConnectionLostError, match="connection to .* lost: ssh was killed by signal 9"):
-        pydelta.sync(*ends, ssh=ssh_recording_pid(sshd, pidfile), remote_cmd=REMOTE_CMD,
-                     progress=kill_midway, compress=False)
+    with pytest.raises(
+        pydelta.ConnectionLostError, match="connection to .* lost: ssh was killed by signal 9"
+    ):
+        pydelta.sync(
+            *ends,
+            ssh=ssh_recording_pid(sshd, pidfile),
+            remote_cmd=REMOTE_CMD,
+            progress=kill_midway,
+            compress=False,
+        )
     assert killed and killed[0] < len(new)
     if direction != "push-first-copy":
         assert dst.read_bytes() == old
@@ -194,7 +217,15 @@ main()
 @pytest.mark.slow
 def test_sync_past_4gib_in_bounded_memory(sshd, tmp_path):
     """A 4.5 GiB sparse file pushed over ssh: 64-bit offsets, both ends under 200 MiB."""
-    from test_large import APPEND, NEW_CHANGES, NEW_SIZE, OLD_SIZE, OLD_WRITES, _file_digest, _make_sparse
+    from test_large import (
+        APPEND,
+        NEW_CHANGES,
+        NEW_SIZE,
+        OLD_SIZE,
+        OLD_WRITES,
+        _file_digest,
+        _make_sparse,
+    )
 
     old = tmp_path / "remote" / "big.bin"
     new = tmp_path / "local" / "big.bin"
@@ -208,9 +239,22 @@ def test_sync_past_4gib_in_bounded_memory(sshd, tmp_path):
     wrapper.write_text(RSS_WRAPPER)
     server_rss, client_rss = tmp_path / "server.rss", tmp_path / "client.rss"
     p = subprocess.run(
-        [PY, str(wrapper), str(client_rss), "sync", "-e", sshd.ssh_cmd, "--no-fsync",
-         "--remote-cmd", f"{PY} {wrapper} {server_rss}", str(new), sshd.target(old)],
-        capture_output=True, text=True, timeout=1800,
+        [
+            PY,
+            str(wrapper),
+            str(client_rss),
+            "sync",
+            "-e",
+            sshd.ssh_cmd,
+            "--no-fsync",
+            "--remote-cmd",
+            f"{PY} {wrapper} {server_rss}",
+            str(new),
+            sshd.target(old),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert p.returncode == 0, p.stderr
     assert "1 updated" in p.stdout

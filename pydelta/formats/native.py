@@ -1,4 +1,4 @@
-"""pydelta's file formats: headers, trailers, validation and sniffing.
+"""pydelta's native formats: headers, trailers, and the one instruction reader.
 
 docs/FORMAT.md describes these byte by byte. All integers are little-endian;
 sizes and offsets are 64-bit.
@@ -18,8 +18,16 @@ Delta::
                       8-byte check: BLAKE3 of the 52 bytes before it
     ops     'C' varint offset varint length | 'L' varint length bytes
             | 'Z' varint raw length, u8 transform, varint length, zstd frame
-              (only if flags bit 0 is set; see _literals.py)
+              (only if flags bit 0 is set; see literals.py)
     end     'E' u64 result size, 32-byte BLAKE3 of the result
+
+:func:`read_op` is the one parser of that instruction stream in Python
+(``pydelta info``, the literal inflater in front of the patch kernel, sync's
+"unchanged file" check and the CLI's progress bar all use it); the kernels
+in csrc/ and backends/numba/ parse it in their own language.
+
+The delta header's check field is BLAKE3, computed with the backend's hasher:
+the one place a format module calls a kernel.
 """
 
 from __future__ import annotations
@@ -27,19 +35,21 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional, Tuple, Union
 
-from .errors import (
+from ..backends import backend
+from ..errors import (
+    CorruptDeltaError,
     CorruptSignatureError,
     NotADeltaError,
     NotASignatureError,
     UnsupportedVersionError,
     UsageError,
 )
+from ..results import SignatureInfo
+from .magic import DELTA_MAGIC, SIG_END_MAGIC, SIG_MAGIC, describe_magic
 
-SIG_MAGIC = b"PDSG"
-SIG_END_MAGIC = b"PDSE"
-DELTA_MAGIC = b"PDDL"
+Buffer = Union[bytes, bytearray, memoryview]
 VERSION = 1
 WEAK_RK64 = 1
 STRONG_BLAKE3 = 1
@@ -75,32 +85,6 @@ AUTO_MIN_BLOCK = 1024
 AUTO_MAX_BLOCK = 1 << 20
 #: Block length used when the basis size is unknown (a pipe).
 STREAM_BLOCK_LEN = 32768
-
-# Magic numbers of other tools' files, to name them in error messages.
-_KNOWN_MAGICS = {
-    b"rs\x016": "an rdiff (librsync) signature",
-    b"rs\x017": "an rdiff (librsync) signature",
-    b"rs\x01G": "an rdiff (librsync) signature",
-    b"rs\x01F": "an rdiff (librsync) signature",
-    b"rs\x026": "an rdiff (librsync) delta",
-    b"\xd6\xc3\xc4\x00": "an xdelta3/VCDIFF delta",
-    b"\x28\xb5\x2f\xfd": "a zstd-compressed file",
-    b"\x1f\x8b\x08\x00": "a gzip file",
-}
-
-
-def describe_magic(head: bytes) -> str:
-    """Name the kind of file ``head`` (its first bytes) starts, for messages."""
-    if head.startswith(SIG_MAGIC):
-        return "a pydelta signature"
-    if head.startswith(DELTA_MAGIC):
-        return "a pydelta delta"
-    for magic, name in _KNOWN_MAGICS.items():
-        if head.startswith(magic):
-            return name
-    if not head:
-        return "an empty file"
-    return "not a pydelta file"
 
 
 def default_block_len(basis_size: Optional[int]) -> int:
@@ -144,17 +128,6 @@ def check_strong_len(strong_len: int) -> int:
 
 def pack_sig_header(block_len: int, strong_len: int) -> bytes:
     return SIG_HEADER.pack(SIG_MAGIC, VERSION, WEAK_RK64, STRONG_BLAKE3, strong_len, block_len, 0)
-
-
-@dataclass(frozen=True)
-class SignatureInfo:
-    """What a signature says about the basis it was made from."""
-
-    block_len: int
-    strong_len: int
-    block_count: int
-    basis_size: int
-    digest: bytes  #: identifies the signature, and so the basis, exactly
 
 
 def parse_sig_header(head: bytes, name: str) -> tuple:
@@ -226,23 +199,26 @@ class DeltaHeader:
 
 
 def _header_check(head: bytes) -> bytes:
-    from ._backend import backend
-
     return backend.blake3_digest(head[:DELTA_CHECKED], 8)
 
 
 def pack_delta_header(info: SignatureInfo, flags: int = 0) -> bytes:
     head = DELTA_HEADER.pack(
-        DELTA_MAGIC, VERSION, info.strong_len, flags, 0, info.block_len, info.basis_size,
-        info.digest, b"\0" * 8,
+        DELTA_MAGIC,
+        VERSION,
+        info.strong_len,
+        flags,
+        0,
+        info.block_len,
+        info.basis_size,
+        info.digest,
+        b"\0" * 8,
     )
     return head[:DELTA_CHECKED] + _header_check(head)
 
 
 def parse_delta_header(head: bytes, name: str) -> DeltaHeader:
     """Validate the first DELTA_HEADER.size bytes of a delta."""
-    from .errors import CorruptDeltaError
-
     if len(head) < 4 or head[:4] != DELTA_MAGIC:
         kind = describe_magic(head[:4])
         hint = " (arguments in the wrong order?)" if kind == "a pydelta signature" else ""
@@ -252,8 +228,8 @@ def parse_delta_header(head: bytes, name: str) -> DeltaHeader:
         )
     if len(head) < DELTA_HEADER.size:
         raise CorruptDeltaError(f"delta {name} is truncated (header incomplete)")
-    _, version, strong_len, flags, reserved, block_len, basis_size, sig, check = DELTA_HEADER.unpack(
-        head[: DELTA_HEADER.size]
+    _, version, strong_len, flags, reserved, block_len, basis_size, sig, check = (
+        DELTA_HEADER.unpack(head[: DELTA_HEADER.size])
     )
     if version != VERSION:
         raise UnsupportedVersionError(
@@ -274,3 +250,126 @@ def parse_delta_header(head: bytes, name: str) -> DeltaHeader:
     ):
         raise CorruptDeltaError(f"delta {name} is corrupted (invalid header fields)")
     return DeltaHeader(block_len, strong_len, basis_size, sig, flags)
+
+
+# -- the instruction stream --------------------------------------------------------
+
+#: Bytes of the END op: 'E', u64 result size, 32-byte BLAKE3 of the result.
+END_LEN = 41
+#: Longest op header (before any payload): 'Z' varint u8 varint.
+MAX_OP_HEAD = 22
+
+
+class BadInstruction(ValueError):
+    """A malformed instruction: an unknown opcode or an invalid varint."""
+
+
+class Op(NamedTuple):
+    """One instruction of a delta, as :func:`read_op` parses it.
+
+    ``head`` bytes of the instruction come before its payload; the payload
+    (``payload`` bytes: the literal data of an 'L', the zstd frame of a 'Z')
+    follows. Fields by opcode: COPY ``a`` offset, ``b`` length; LITERAL ``a``
+    length; ZLITERAL ``a`` raw length, ``b`` frame length, ``transform``;
+    END ``a`` result size, ``digest``.
+    """
+
+    code: int
+    head: int
+    a: int = 0
+    b: int = 0
+    transform: int = 0
+    digest: bytes = b""
+
+    @property
+    def payload(self) -> int:
+        """Bytes of data that follow the op header."""
+        if self.code == OP_LITERAL:
+            return self.a
+        if self.code == OP_ZLITERAL:
+            return self.b
+        return 0
+
+
+def varint(v: int) -> bytes:
+    """Canonical unsigned LEB128, as the delta writes its numbers."""
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def get_varint(buf: Buffer, pos: int, end: int) -> Optional[Tuple[int, int]]:
+    """(value, position after it) of the varint at buf[pos:end], None if it is
+    cut off at ``end``; raises BadInstruction as the C reader (pd_get_varint)
+    rejects: more than 64 bits, or a non-canonical trailing zero byte."""
+    value = 0
+    for i in range(10):
+        if pos + i >= end:
+            return None
+        b = buf[pos + i]
+        if i == 9 and b > 1:
+            raise BadInstruction("varint overflows 64 bits")
+        value |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            if i and not b:
+                raise BadInstruction("non-canonical varint")
+            return value, pos + i + 1
+    raise BadInstruction("varint overflows 64 bits")  # pragma: no cover - i == 9 caught it
+
+
+def read_op(buf: Buffer, pos: int, end: int, zliterals: bool = False) -> Optional[Op]:
+    """Parse the instruction header at buf[pos:end].
+
+    Returns None if the header is cut off at ``end`` (feed more bytes),
+    else an :class:`Op`. Raises BadInstruction for an unknown opcode ('Z'
+    is known only if ``zliterals``: the delta's header flags it) or an
+    invalid varint. Only the structure is checked here; what the numbers
+    mean (a copy inside the basis, a 'Z' op's limits: see
+    :func:`zliteral_problem`) is for the caller.
+    """
+    if pos >= end:
+        return None
+    op = buf[pos]
+    if op == OP_COPY:
+        a = get_varint(buf, pos + 1, end)
+        b = a and get_varint(buf, a[1], end)
+        if not b:
+            return None
+        return Op(OP_COPY, b[1] - pos, a[0], b[0])
+    if op == OP_LITERAL:
+        a = get_varint(buf, pos + 1, end)
+        if not a:
+            return None
+        return Op(OP_LITERAL, a[1] - pos, a[0])
+    if op == OP_ZLITERAL and zliterals:
+        a = get_varint(buf, pos + 1, end)
+        if not a or a[1] >= end:
+            return None
+        transform = buf[a[1]]
+        b = get_varint(buf, a[1] + 1, end)
+        if not b:
+            return None
+        return Op(OP_ZLITERAL, b[1] - pos, a[0], b[0], transform)
+    if op == OP_END:
+        if end - pos < END_LEN:
+            return None
+        size = int.from_bytes(bytes(buf[pos + 1 : pos + 9]), "little")
+        return Op(OP_END, END_LEN, size, digest=bytes(buf[pos + 9 : pos + END_LEN]))
+    raise BadInstruction(f"unknown opcode {op:#04x}")
+
+
+def zliteral_problem(op: Op) -> Optional[str]:
+    """What is wrong with a 'Z' op's numbers, or None if they are acceptable."""
+    raw, comp = op.a, op.b
+    if not raw or not comp:
+        return "a zero length in a compressed literal"
+    if raw > Z_MAX_RAW:
+        return f"a compressed literal of {raw} bytes (more than {Z_MAX_RAW})"
+    if comp > raw:
+        return f"a compressed literal larger ({comp} bytes) than its data ({raw} bytes)"
+    if op.transform not in (Z_ZSTD, Z_ZSTD_GROUP16):
+        return f"an unknown literal transform {op.transform}"
+    return None

@@ -1,14 +1,17 @@
-"""Thin wrappers over the librsync-interop part of the C core (``pd_rs_*``).
+"""The librsync-interop kernels of the C core (``pd_rs_*``).
 
-Like :mod:`pydelta._c`, every call hands whole buffers to C, which runs
-with the GIL released.
+Only the C backend has them: rdiff signatures and deltas need the C core
+whichever backend runs pydelta's own formats. Like :mod:`.c`, every call
+hands whole buffers to C, which runs with the GIL released; the table and
+job wrappers are the generic ones of :mod:`._cffi`.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Dict, Tuple, Union
 
-from ._core import ffi, lib
+from .._core import ffi, lib
+from ._cffi import Job, Table, nbytes, ptr, u64s
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -25,36 +28,28 @@ LIT_MAX = lib.PD_RS_LIT_MAX
 DELTA_MIN_OUT = lib.PD_RS_DELTA_MIN_OUT
 
 
-def _ptr(buf: Buffer):
-    return ffi.from_buffer("uint8_t[]", buf)
-
-
-def _len(buf: Buffer) -> int:
-    return memoryview(buf).nbytes
-
-
 def blake2b(data: Buffer, digest_size: int = 32) -> bytes:
     """BLAKE2b of data (unkeyed), digest_size 1..64."""
     if not 1 <= digest_size <= 64:
         raise ValueError("digest_size must be 1..64")
     out = ffi.new("uint8_t[]", 64)
-    lib.pd_rs_blake2b(_ptr(data), _len(data), out, digest_size)
+    lib.pd_rs_blake2b(ptr(data), nbytes(data), out, digest_size)
     return bytes(ffi.buffer(out, digest_size))
 
 
 def blake2b_many(data: Buffer, stride: int, count: int, length: int) -> list:
     """BLAKE2b-256 of ``count`` inputs of ``length`` bytes at ``i * stride``."""
-    if count and (count - 1) * stride + length > _len(data):
+    if count and (count - 1) * stride + length > nbytes(data):
         raise ValueError("inputs reach past the buffer")
     out = ffi.new("uint8_t[]", 32 * max(count, 1))
-    lib.pd_rs_blake2b_many(_ptr(data), stride, count, length, out)
+    lib.pd_rs_blake2b_many(ptr(data), stride, count, length, out)
     return [bytes(ffi.buffer(out + 32 * i, 32)) for i in range(count)]
 
 
 def md4(data: Buffer) -> bytes:
     """MD4 of data."""
     out = ffi.new("uint8_t[16]")
-    lib.pd_rs_md4(_ptr(data), _len(data), out)
+    lib.pd_rs_md4(ptr(data), nbytes(data), out)
     return bytes(out)
 
 
@@ -70,15 +65,15 @@ def set_impl(name: str) -> bool:
 
 def weak(kind: int, data: Buffer) -> int:
     """The weak sum (WEAK_ROLLSUM or WEAK_RABINKARP) of one window."""
-    return int(lib.pd_rs_weak(kind, _ptr(data), _len(data)))
+    return int(lib.pd_rs_weak(kind, ptr(data), nbytes(data)))
 
 
 def weak_rolling(kind: int, data: Buffer, window: int) -> list:
     """Weak sums of every window of ``window`` bytes, computed by rolling."""
-    n = _len(data)
+    n = nbytes(data)
     count = n - window + 1 if 0 < window <= n else 0
     out = ffi.new("uint32_t[]", max(count, 1))
-    got = lib.pd_rs_weak_rolling(kind, _ptr(data), n, window, out)
+    got = lib.pd_rs_weak_rolling(kind, ptr(data), n, window, out)
     return [int(out[i]) for i in range(got)]
 
 
@@ -87,98 +82,59 @@ def sig_blocks(magic: int, buf: Buffer, length: int, block_len: int, strong_len:
     entry = 4 + strong_len
     count = -(-length // block_len)
     out = ffi.new("uint8_t[]", max(count * entry, 1))
-    got = lib.pd_rs_sig_blocks(magic, _ptr(buf), length, block_len, strong_len, out)
+    got = lib.pd_rs_sig_blocks(magic, ptr(buf), length, block_len, strong_len, out)
     return bytes(ffi.buffer(out, got * entry))
 
 
-class SigTable:
+class SigTable(Table):
     """The lookup table of a librsync signature."""
+
+    _find = lib.pd_rs_sigtable_find
+    _unique = lib.pd_rs_sigtable_unique
 
     def __init__(
         self, magic: int, entries: Buffer, nblocks: int, block_len: int, strong_len: int
     ) -> None:
         err = ffi.new("int *")
-        t = lib.pd_rs_sigtable_new(magic, _ptr(entries), nblocks, block_len, strong_len, err)
-        if t == ffi.NULL:
-            self._t = None
-            self.error = int(err[0])
-            return
-        self.error = 0
-        self._t = ffi.gc(t, lib.pd_rs_sigtable_free)
-
-    def find(self, data: Buffer) -> Optional[int]:
-        """Index of a block equal to data (one block long), or None."""
-        i = lib.pd_rs_sigtable_find(self._t, _ptr(data))
-        return None if i < 0 else int(i)
-
-    @property
-    def unique(self) -> int:
-        """Distinct blocks in the table."""
-        return int(lib.pd_rs_sigtable_unique(self._t))
+        t = lib.pd_rs_sigtable_new(magic, ptr(entries), nblocks, block_len, strong_len, err)
+        self._adopt(t, err, lib.pd_rs_sigtable_free)
 
 
-class DeltaJob:
+class DeltaJob(Job):
     """A resumable librsync delta scan over NEW against one table."""
 
     def __init__(self, table: SigTable) -> None:
         self._table = table  # the C job points into it
-        d = lib.pd_rs_delta_new(table._t)
-        if d == ffi.NULL:
-            raise MemoryError("cannot allocate the delta job")
-        self._d = ffi.gc(d, lib.pd_rs_delta_free)
-        self._used = ffi.new("size_t *")
-        self._produced = ffi.new("size_t *")
+        self._adopt(lib.pd_rs_delta_new(table._t), lib.pd_rs_delta_free, "delta job")
 
-    def scan(self, inbuf: bytearray, in_off: int, in_len: int, eof: bool, outbuf: bytearray) -> tuple:
+    def scan(
+        self, inbuf: bytearray, in_off: int, in_len: int, eof: bool, outbuf: bytearray
+    ) -> Tuple[int, int, int]:
         """Scan inbuf[in_off:in_off+in_len]; (code, input used, output made)."""
-        rc = lib.pd_rs_delta_scan(
-            self._d,
-            _ptr(inbuf) + in_off,
-            in_len,
-            1 if eof else 0,
-            _ptr(outbuf),
-            len(outbuf),
-            self._used,
-            self._produced,
-        )
-        return rc, int(self._used[0]), int(self._produced[0])
+        return self._call(lib.pd_rs_delta_scan, inbuf, in_off, in_len, outbuf, 1 if eof else 0)
 
-    def stats(self) -> tuple:
+    def stats(self) -> Tuple[int, ...]:
         """(NEW bytes read, bytes copied, bytes sent as literal)."""
-        a = ffi.new("uint64_t[3]")
-        lib.pd_rs_delta_stats(self._d, a, a + 1, a + 2)
-        return int(a[0]), int(a[1]), int(a[2])
+        return u64s(lib.pd_rs_delta_stats, self._h, 3)
 
 
-class PatchJob:
+class PatchJob(Job):
     """Applies librsync delta commands; with fd < 0 only decodes and counts."""
 
     def __init__(self, fd: int, old_size: int) -> None:
-        p = lib.pd_rs_patch_new(fd, old_size)
-        if p == ffi.NULL:
-            raise MemoryError("cannot allocate the patch job")
-        self._p = ffi.gc(p, lib.pd_rs_patch_free)
-        self._used = ffi.new("size_t *")
-        self._produced = ffi.new("size_t *")
+        self._adopt(lib.pd_rs_patch_new(fd, old_size), lib.pd_rs_patch_free, "patch job")
 
-    def step(self, inbuf: Buffer, in_off: int, in_len: int, outbuf: bytearray) -> tuple:
+    def step(
+        self, inbuf: Buffer, in_off: int, in_len: int, outbuf: bytearray
+    ) -> Tuple[int, int, int]:
         """Apply commands from inbuf[in_off:in_off+in_len]; (code, used, produced)."""
-        rc = lib.pd_rs_patch_step(
-            self._p,
-            _ptr(inbuf) + in_off,
-            in_len,
-            _ptr(outbuf),
-            len(outbuf),
-            self._used,
-            self._produced,
-        )
-        return rc, int(self._used[0]), int(self._produced[0])
+        return self._call(lib.pd_rs_patch_step, inbuf, in_off, in_len, outbuf)
 
-    def stats(self) -> dict:
+    def stats(self) -> Dict[str, object]:
         """Commands decoded so far and the BLAKE3 digest of the output."""
         a = ffi.new("uint64_t[5]")
         dig = ffi.new("uint8_t[32]")
-        lib.pd_rs_patch_stats(self._p, a, a + 1, a + 2, a + 3, a + 4, dig)
+        lib.pd_rs_patch_stats(self._h, a, a + 1, a + 2, a + 3, a + 4, dig)
         return {
             "result_size": int(a[0]),
             "copies": int(a[1]),
@@ -191,4 +147,19 @@ class PatchJob:
     @property
     def errno(self) -> int:
         """errno of the last basis read failure (0: the basis ended early)."""
-        return int(lib.pd_rs_patch_errno(self._p))
+        return int(lib.pd_rs_patch_errno(self._h))
+
+
+__all__ = [
+    "blake2b",
+    "blake2b_many",
+    "md4",
+    "impl",
+    "set_impl",
+    "weak",
+    "weak_rolling",
+    "sig_blocks",
+    "SigTable",
+    "DeltaJob",
+    "PatchJob",
+]

@@ -25,10 +25,18 @@ import select
 import stat
 import struct
 import time
-from typing import Any, BinaryIO, Dict, Iterator, Tuple, Union
+from types import TracebackType
+from typing import Any, BinaryIO, Dict, Iterator, Optional, Tuple, Type, Union
 
-from ._io import read_exact
-from .errors import ConnectionLostError, FileAccessError, ProtocolError, RemoteError, SyncError
+from .._io import read_exact
+from ..errors import (
+    ConnectionLostError,
+    FileAccessError,
+    ProtocolError,
+    PydeltaError,
+    RemoteError,
+    SyncError,
+)
 
 #: First bytes each end sends: protocol name and version.
 MAGIC = b"PDSYNC1\n"
@@ -46,6 +54,42 @@ MAX_FRAME = 256 << 20
 DATA_CHUNK = 1 << 20
 
 Buffer = Union[bytes, bytearray, memoryview]
+
+#: Errors that end the session (the frames are out of step or the channel is gone).
+FATAL = (ConnectionLostError, ProtocolError)
+
+
+class Failed:
+    """Catch a failure of one operation that leaves the session in step.
+
+    A PydeltaError or OSError raised in the ``with`` body is kept in
+    :attr:`error` (the caller reports it, e.g. with a FAIL frame); a broken
+    session (:data:`FATAL`) and anything else propagate::
+
+        with Failed() as f:
+            ch.send_stream(inc.signature())
+        if f.error is not None:
+            ch.send_fail(message(f.error))
+    """
+
+    def __init__(self) -> None:
+        self.error: Optional[BaseException] = None
+
+    def __enter__(self) -> "Failed":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool:
+        if exc is None or isinstance(exc, FATAL):
+            return False
+        if isinstance(exc, (PydeltaError, OSError)):
+            self.error = exc
+            return True
+        return False
 
 
 #: Size asked for the pipes of a channel (Linux F_SETPIPE_SZ): with the

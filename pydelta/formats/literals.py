@@ -1,6 +1,6 @@
 """Compressed literals: the 'Z' instruction of a delta.
 
-A delta whose header has flag bit 0 (``format.FLAG_ZLITERALS``) may carry
+A delta whose header has flag bit 0 (``native.FLAG_ZLITERALS``) may carry
 LITERAL data compressed::
 
     'Z' (0x5A)  varint raw length
@@ -36,8 +36,9 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, List, Optional, Tuple, Union
 
-from . import format as fmt
-from .errors import CorruptDeltaError, UnsupportedVersionError, UsageError
+from ..errors import CorruptDeltaError, UnsupportedVersionError, UsageError
+from . import native as fmt
+from .native import BadInstruction, read_op, varint, zliteral_problem
 
 try:  # an optional import: without it deltas are written uncompressed
     import zstandard
@@ -59,11 +60,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 #: Transforms the writer tries (bench/compress_bench.py narrows this to compare).
 TRANSFORMS = (fmt.Z_ZSTD, fmt.Z_ZSTD_GROUP16)
 
-_OP_C = fmt.OP_COPY
 _OP_L = fmt.OP_LITERAL
-_OP_Z = fmt.OP_ZLITERAL
-_OP_E = fmt.OP_END
-_END_LEN = 41  # 'E', u64 size, 32-byte digest
 
 
 def available() -> bool:
@@ -78,16 +75,6 @@ def check_level(level: int) -> int:
             f"compression level {level!r} is out of range: use {MIN_LEVEL}..{MAX_LEVEL}"
         )
     return level
-
-
-def varint(v: int) -> bytes:
-    """Canonical unsigned LEB128."""
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
 
 
 def group16(data: Buffer) -> bytes:
@@ -111,7 +98,9 @@ def ungroup16(grouped: Buffer, out: bytearray, start: int = 0) -> None:
 class Compressor:
     """Compresses one literal payload at a time; safe to share between threads."""
 
-    def __init__(self, level: int = DEFAULT_LEVEL, gate: Optional[Callable[[], bool]] = None) -> None:
+    def __init__(
+        self, level: int = DEFAULT_LEVEL, gate: Optional[Callable[[], bool]] = None
+    ) -> None:
         if zstandard is None:
             raise UsageError(
                 "compressed deltas need the 'zstandard' package: pip install zstandard "
@@ -172,48 +161,26 @@ def _find_literals(v: memoryview, n: int) -> Tuple[List[Tuple[int, int, int]], i
     found = []
     pos = 0
     while pos < n:
-        op = v[pos]
-        if op == _OP_C:
-            p = pos + 1
-            ends = 0
-            while p < n:
-                if v[p] < 0x80:
-                    ends += 1
-                    if ends == 2:
-                        break
-                p += 1
-            if ends < 2:
-                break
-            pos = p + 1
-        elif op == _OP_L:
-            p = pos + 1
-            length = shift = 0
-            while p < n:
-                b = v[p]
-                p += 1
-                length |= (b & 0x7F) << shift
-                shift += 7
-                if b < 0x80:
-                    break
-            else:
-                break
-            end = p + length
-            if end > n:
-                break
-            if length >= THRESHOLD:
-                found.append((pos, p, end))
-            pos = end
-        elif op == _OP_E:
-            if pos + _END_LEN > n:
-                break
-            pos += _END_LEN
-        else:  # pragma: no cover - the scan writes only C, L and E
-            raise AssertionError(f"unexpected opcode {op:#x} from the delta scan")
+        try:
+            op = read_op(v, pos, n)
+        except BadInstruction as e:  # pragma: no cover - the scan writes only C, L and E
+            raise AssertionError(f"the delta scan wrote an invalid instruction: {e}") from None
+        if op is None:
+            break
+        end = pos + op.head + op.payload
+        if end > n:
+            break
+        if op.code == _OP_L and op.a >= THRESHOLD:
+            found.append((pos, pos + op.head, end))
+        pos = end
     return found, pos
 
 
 def compress_ops(
-    pieces: Iterator[Buffer], stats, level: int = DEFAULT_LEVEL, threads: int = 1,
+    pieces: Iterator[Buffer],
+    stats,
+    level: int = DEFAULT_LEVEL,
+    threads: int = 1,
     gate: Optional[Callable[[], bool]] = None,
 ) -> Iterator[Buffer]:
     """Filter the delta scan's output: large literals become 'Z' ops.
@@ -343,29 +310,7 @@ def _compress_pooled(it, stats, comp: Compressor, threads: int) -> Iterator[Buff
 # ---------------------------------------------------------------- reader
 
 
-class _Bad(Exception):
-    """A malformed varint."""
-
-
-def _get_varint(buf: Buffer, pos: int, end: int) -> Optional[Tuple[int, int]]:
-    """(value, position after it), None if incomplete; raises _Bad like pd_get_varint."""
-    value = 0
-    for i in range(10):
-        if pos + i >= end:
-            return None
-        b = buf[pos + i]
-        if i == 9 and b > 1:
-            raise _Bad
-        value |= (b & 0x7F) << (7 * i)
-        if not b & 0x80:
-            if i and not b:
-                raise _Bad
-            return value, pos + i + 1
-    raise _Bad
-
-
-#: Longest op header the inflater parses: 'Z' varint u8 varint.
-_MAX_HEAD = 22
+_MAX_HEAD = fmt.MAX_OP_HEAD
 
 _HEAD, _SKIP, _ZDATA, _ALL = range(4)
 
@@ -420,49 +365,28 @@ class Inflater:
         """Parse the op header at buf[pos:end] (delta offset ``at``).
 
         Returns None if incomplete, else (state, header length, value)."""
-        op = buf[pos]
+        if buf[pos] not in (fmt.OP_COPY, fmt.OP_LITERAL, fmt.OP_ZLITERAL):
+            return _ALL, 0, 0  # END, or a bad opcode: the patch kernel deals with it
         try:
-            if op == _OP_C:
-                a = _get_varint(buf, pos + 1, end)
-                b = a and _get_varint(buf, a[1], end)
-                if not b:
-                    return None
-                return _HEAD, b[1] - pos, 0
-            if op == _OP_L:
-                a = _get_varint(buf, pos + 1, end)
-                if not a:
-                    return None
-                if not a[0]:
-                    return _ALL, 0, 0
-                return _SKIP, a[1] - pos, a[0]
-            if op != _OP_Z:
-                return _ALL, 0, 0
-            a = _get_varint(buf, pos + 1, end)
-            if not a or a[1] >= end:
-                return None
-            transform = buf[a[1]]
-            b = _get_varint(buf, a[1] + 1, end)
-            if not b:
-                return None
-        except _Bad:
-            if op == _OP_Z:
+            op = read_op(buf, pos, end, zliterals=True)
+        except BadInstruction:
+            if buf[pos] == fmt.OP_ZLITERAL:
                 raise self._corrupt(at, "invalid instruction") from None
-            return _ALL, 0, 0
-        raw, comp = a[0], b[0]
-        if not raw or not comp:
-            raise self._corrupt(at, "a zero length in a compressed literal")
-        if raw > fmt.Z_MAX_RAW:
-            raise self._corrupt(
-                at, f"a compressed literal of {raw} bytes (more than {fmt.Z_MAX_RAW})"
-            )
-        if comp > raw:
-            raise self._corrupt(
-                at, f"a compressed literal larger ({comp} bytes) than its data ({raw} bytes)"
-            )
-        if transform not in (fmt.Z_ZSTD, fmt.Z_ZSTD_GROUP16):
-            raise self._corrupt(at, f"an unknown literal transform {transform}")
+            return _ALL, 0, 0  # the patch kernel says what is wrong
+        if op is None:
+            return None
+        if op.code == fmt.OP_COPY:
+            return _HEAD, op.head, 0
+        if op.code == fmt.OP_LITERAL:
+            if not op.a:
+                return _ALL, 0, 0
+            return _SKIP, op.head, op.a
+        problem = zliteral_problem(op)
+        if problem is not None:
+            raise self._corrupt(at, problem)
+        raw, transform, comp = op.a, op.transform, op.b
         self._z = (raw, transform, at)
-        return _ZDATA, b[1] - pos, comp
+        return _ZDATA, op.head, comp
 
     def _inflate(self, frame: Buffer, zlen: int) -> Iterator[Buffer]:
         raw, transform, at = self._z
@@ -471,7 +395,9 @@ class Inflater:
         try:
             params = zstandard.get_frame_parameters(frame)
         except zstandard.ZstdError:
-            raise self._corrupt(at, "a compressed literal with a damaged zstd frame header") from None
+            raise self._corrupt(
+                at, "a compressed literal with a damaged zstd frame header"
+            ) from None
         if params.content_size != raw:
             raise self._corrupt(
                 at,
@@ -482,7 +408,9 @@ class Inflater:
         try:
             data = self._dctx.decompress(frame, max_output_size=raw, allow_extra_data=False)
         except zstandard.ZstdError as e:
-            raise self._corrupt(at, f"a compressed literal that does not decompress ({e})") from None
+            raise self._corrupt(
+                at, f"a compressed literal that does not decompress ({e})"
+            ) from None
         if len(data) != raw:  # pragma: no cover - zstandard checks the content size
             raise self._corrupt(at, "a compressed literal of the wrong size")
         head = b"L" + varint(raw)

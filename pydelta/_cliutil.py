@@ -1,0 +1,312 @@
+"""The command line's helpers: turning errors into one line, checks before
+the library runs, and the output (tqdm progress bars, summaries, sync
+reports). Only :mod:`pydelta.cli` imports this; the library never does.
+"""
+
+import errno
+import os
+import stat
+import sys
+from typing import Callable, Optional, TypeVar
+
+import typer
+
+from .errors import PydeltaError, SyncError
+from .errors import message as error_message
+from .formats import DELTA, sniff
+from .formats import native as fmt
+from .results import DeltaStats
+from .sync import SyncReport, SyncStatus
+
+T = TypeVar("T")
+
+#: Inputs at least this large get a progress bar by default (on a terminal).
+PROGRESS_THRESHOLD = 64 << 20
+
+
+# -- errors ------------------------------------------------------------------
+
+
+class Failure(Exception):
+    """An error found by the CLI itself (before the library runs)."""
+
+
+def error(message: str, code: int = 1) -> "typer.Exit":
+    """Print the one-line error message and return the Exit to raise."""
+    line = " ".join(str(message).split()) or "unknown error"
+    try:
+        sys.stderr.write(f"pydelta: error: {line}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+    return typer.Exit(code)
+
+
+def is_broken_pipe(exc: BaseException) -> bool:
+    """True if exc is (or was caused by) EPIPE: the reader of our output went away.
+
+    A sync's broken connection (EPIPE on the pipe to ssh) is not that: it
+    has its own message.
+    """
+    seen = set()
+    e: Optional[BaseException] = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, SyncError):
+            return False
+        if isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null so flushing at exit cannot raise BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def run(action: Callable[[], T]) -> T:
+    """Run one library call, translating every failure into one stderr line."""
+    try:
+        return action()
+    except KeyboardInterrupt:
+        raise error("interrupted", 130) from None
+    except Failure as e:
+        raise error(str(e)) from None
+    except PydeltaError as e:
+        if is_broken_pipe(e):
+            silence_stdout()
+            raise typer.Exit(1) from None
+        raise error(str(e)) from None
+    except OSError as e:
+        if is_broken_pipe(e):
+            silence_stdout()
+            raise typer.Exit(1) from None
+        raise error(error_message(e)) from None
+    except MemoryError as e:
+        raise error(str(e) or "out of memory") from None
+    except Exception as e:  # a bug: still one line, unless debugging
+        if os.environ.get("PYDELTA_DEBUG"):
+            raise
+        raise error(
+            f"internal error: {type(e).__name__}: {e} "
+            "(please report it; set PYDELTA_DEBUG=1 to see the traceback)"
+        ) from None
+
+
+# -- checks before the library runs ------------------------------------------
+
+
+def is_stdio(arg: Optional[str]) -> bool:
+    return arg is None or arg == "-"
+
+
+def refuse_terminal(out: Optional[str], what: str) -> None:
+    """Fail if binary output would go to standard output and that is a terminal."""
+    if not is_stdio(out):
+        return
+    if sys.stdout is None:
+        raise Failure(f"standard output is closed; give an output file for the {what}")
+    try:
+        tty = sys.stdout.isatty()
+    except (OSError, ValueError):
+        tty = False
+    if tty:
+        raise Failure(
+            f"refusing to write binary {what} to a terminal; give an output file or redirect stdout"
+        )
+
+
+def one_stdin(a: str, a_name: str, b: str, b_name: str) -> None:
+    if a == "-" and b == "-":
+        raise Failure(f"{a_name} and {b_name} cannot both be standard input")
+
+
+# -- progress ----------------------------------------------------------------
+
+
+def input_size(arg: Optional[str]) -> Optional[int]:
+    """Size of the regular file named by arg ('-': standard input), else None."""
+    try:
+        if arg is None or arg == "-":
+            st = os.fstat(sys.stdin.fileno())
+        else:
+            st = os.stat(arg)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def delta_result_size(arg: str) -> Optional[int]:
+    """The result size a delta file announces in its end record, or None.
+
+    Only to size the progress bar of ``patch``; the library checks the
+    delta itself.
+    """
+    if arg == "-":
+        return None
+    try:
+        with open(arg, "rb") as fh:
+            if sniff(fh.read(4)) != DELTA:
+                return None
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() < fmt.DELTA_HEADER.size + fmt.END_LEN:
+                return None
+            fh.seek(-fmt.END_LEN, os.SEEK_END)
+            tail = fh.read(fmt.END_LEN)
+    except (OSError, ValueError):
+        return None
+    try:
+        op = fmt.read_op(tail, 0, len(tail))
+    except fmt.BadInstruction:
+        return None
+    return op.a if op is not None and op.code == fmt.OP_END else None
+
+
+def stderr_is_tty() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (OSError, ValueError):
+        return False
+
+
+def want_progress(flag: Optional[bool], quiet: bool, size: Optional[int]) -> bool:
+    if quiet:
+        return False
+    if flag is not None:
+        return flag
+    return stderr_is_tty() and size is not None and size >= PROGRESS_THRESHOLD
+
+
+def stderr_shape() -> tuple:
+    """(columns, lines) of the terminal on stderr; 0 where unknown or reported as 0."""
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return 0, 0
+    return size.columns, size.lines
+
+
+class Bar:
+    """A tqdm bar fed by the library's cumulative byte counts."""
+
+    def __init__(self, enabled: bool, total: Optional[int], desc: str) -> None:
+        self.bar = None
+        self.last = 0
+        if enabled:
+            from tqdm import tqdm
+
+            # follow the terminal's width; but tqdm hides the bar of a terminal
+            # that reports a size of 0 (a bare pty, a serial console)
+            cols, lines = stderr_shape()
+            self.bar = tqdm(
+                total=total,
+                desc=desc,
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                dynamic_ncols=bool(cols),
+                ncols=None if cols else 80,
+                nrows=lines or 24,
+                leave=True,
+            )
+
+    @property
+    def callback(self) -> Optional[Callable[[int], None]]:
+        return self.update if self.bar is not None else None
+
+    def update(self, done: int) -> None:
+        if self.bar is not None and done > self.last:
+            self.bar.update(done - self.last)
+            self.last = done
+
+    def __enter__(self) -> "Bar":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.bar is not None:
+            try:
+                self.bar.close()
+            except (OSError, ValueError):
+                pass
+
+
+def summary(stats: "DeltaStats") -> str:
+    def pct(part: int) -> str:
+        return f"{100.0 * part / stats.new_size:.1f}%" if stats.new_size else "0.0%"
+
+    zlit = getattr(stats, "compressed_literal", 0)
+    ztext = f" ({zlit} of them compressed to {stats.compressed_size})" if zlit else ""
+    return (
+        f"pydelta: new {stats.new_size} bytes, copied {stats.copied} ({pct(stats.copied)}), "
+        f"literal {stats.literal} ({pct(stats.literal)}){ztext}, delta {stats.delta_size} bytes"
+    )
+
+
+class SyncBars:
+    """Two tqdm bars for a sync: all files, and the file moving now."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.total: Optional[Bar] = None
+        self.file: Optional[Bar] = None
+        self.path: Optional[str] = None
+        self.label = ""
+        self.phase = "delta"
+
+    def update(self, st: "SyncStatus") -> None:
+        if not self.enabled:
+            return
+        if self.total is None:
+            self.total = Bar(True, st.total, "total")
+        if st.path != self.path:
+            if self.file is not None:
+                self.file.__exit__(None, None, None)
+            self.label = st.path if len(st.path) <= 30 else "..." + st.path[-27:]
+            self.file = Bar(True, st.file_size, self.label)
+            self.path = st.path
+            self.phase = "delta"
+        assert self.file is not None and self.file.bar is not None
+        if st.phase != self.phase:  # e.g. "model.bin (signature)" while the far end hashes
+            self.phase = st.phase
+            self.file.bar.set_description(
+                self.label if st.phase == "delta" else f"{self.label} ({st.phase})"
+            )
+        self.file.update(st.file_done)
+        self.total.update(st.done)
+
+    @property
+    def callback(self) -> Optional[Callable[["SyncStatus"], None]]:
+        return self.update if self.enabled else None
+
+    def __enter__(self) -> "SyncBars":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        for bar in (self.file, self.total):
+            if bar is not None:
+                bar.__exit__(exc_type, exc, tb)
+
+
+def print_report(report: "SyncReport", verbose: bool, quiet: bool) -> None:
+    for f in report.files:
+        if f.action == "skipped" and not quiet:
+            sys.stderr.write(f"pydelta: skipped {f.path}: {f.message}\n")
+        elif f.action == "failed":
+            sys.stderr.write(f"pydelta: failed {f.path}: {' '.join(f.message.split())}\n")
+        elif (verbose or report.dry_run) and not quiet:
+            wire = (
+                f"  (sent {f.sent:,}, received {f.received:,})"
+                if f.action != "deleted" and not report.dry_run
+                else ""
+            )
+            sys.stdout.write(f"{f.action:<9} {f.path}{wire}\n")
+    sys.stderr.flush()
+    if not quiet:
+        sys.stdout.write(report.summary() + "\n")
+        sys.stdout.flush()

@@ -1,0 +1,554 @@
+"""The driving end of a sync: the plan (what to create, update, skip, delete)
+and the per-file exchanges, over any channel; :func:`sync` runs it over ssh.
+
+One end runs :class:`SyncClient` (the ``pydelta sync`` command, or a script),
+the other runs :func:`~pydelta.serve` (``pydelta serve``, started over ssh).
+Per file only its signature and the delta cross the wire, and a failure
+anywhere - a dropped connection, a remote error, a result that does not
+verify - leaves the destination as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, Union
+
+from .._threads import resolve_threads
+from .._version import __version__
+from ..delta import use_compression
+from ..errors import FileAccessError, ProtocolError, RemoteError, SyncError, UsageError, message
+from ..formats.literals import DEFAULT_LEVEL
+from ..results import Progress
+from . import fs
+from .messages import PROTOCOL, Bye, Delete, Get, Hello, Mkdir, Put, Request, Stat, Walk, encode
+from .report import (
+    QUICK,
+    SyncedFile,
+    SyncProgress,
+    SyncReport,
+    SyncStatus,
+    planned,
+    same_size_and_time,
+)
+from .ssh import SSHChannel, parse_location, ssh_argv
+from .transfer import Incoming, receive, send_delta
+from .wire import Channel, Failed
+
+
+class Local:
+    """The local file system, with the same operations as the remote end."""
+
+    remote = False
+
+    def stat(self, path: str) -> Dict[str, Any]:
+        return fs.stat_entry(fs.expand(path))
+
+    def walk(self, root: str) -> List[Dict[str, Any]]:
+        return fs.walk(fs.expand(root))
+
+    def mkdir(self, root: str, rel: str = "") -> None:
+        fs.mkdir(fs.expand(root), rel)
+
+    def delete(self, root: str, rel: str) -> None:
+        fs.delete(fs.expand(root), rel)
+
+
+class Remote:
+    """The serving end, reached over the channel."""
+
+    remote = True
+
+    def __init__(self, ch: Channel) -> None:
+        self.ch = ch
+
+    def _call(self, req: Request) -> Dict[str, Any]:
+        self.ch.send_json(encode(req))
+        try:
+            return self.ch.recv_json()
+        except RemoteError as e:
+            raise RemoteError(f"{self.ch.peer}: {e}") from None
+
+    def stat(self, path: str) -> Dict[str, Any]:
+        return self._call(Stat(path))
+
+    def walk(self, root: str) -> List[Dict[str, Any]]:
+        entries = self._call(Walk(root)).get("entries")
+        if not isinstance(entries, list):
+            raise ProtocolError(f"{self.ch.peer} sent a malformed listing")
+        return entries
+
+    def mkdir(self, root: str, rel: str = "") -> None:
+        self._call(Mkdir(root, rel))
+
+    def delete(self, root: str, rel: str) -> None:
+        self._call(Delete(root, rel))
+
+
+#: Either end's file system, as the plan sees it.
+Endpoint = Union[Local, Remote]
+
+
+class Session:
+    """The driving end of a sync over a :class:`~pydelta.sync.wire.Channel`
+    (a :class:`SyncClient` over a pair of streams, or :func:`sync` over ssh).
+
+    Says hello at once; ``push``/``pull`` then run whole syncs, ``close``
+    says goodbye.
+    """
+
+    def __init__(
+        self,
+        ch: Channel,
+        *,
+        progress: SyncProgress = None,
+        threads: Optional[int] = None,
+        compress: Optional[bool] = None,
+        level: int = DEFAULT_LEVEL,
+        fsync: bool = True,
+    ) -> None:
+        resolve_threads(threads)
+        use_compression(compress, level)
+        self._ch = ch
+        self._progress = progress
+        self._threads = threads
+        self._compress = compress
+        self._level = level
+        self._fsync = fsync
+        self._closed = False
+        self._bytes_done = 0  # bytes of the source's files dealt with, for progress
+        ch.send_magic()
+        ch.send_json(encode(Hello(PROTOCOL, __version__)))
+        ch.expect_magic()
+        reply = ch.recv_json()
+        #: the pydelta version of the serving end
+        self.remote_version: Optional[str] = reply.get("version")
+        self._local = Local()
+        self._remote = Remote(ch)
+
+    # -- public -----------------------------------------------------------------
+    def push(
+        self,
+        src: str,
+        dest: str,
+        *,
+        delete: bool = False,
+        quick: bool = False,
+        dry_run: bool = False,
+    ) -> SyncReport:
+        """Make ``dest`` on the far end a copy of the local ``src`` (file or folder).
+
+        ``delete``, ``quick`` and ``dry_run`` are as for :func:`sync`.
+        """
+        return self._run(self._local, self._remote, os.fspath(src), dest, delete, quick, dry_run)
+
+    def pull(
+        self,
+        src: str,
+        dest: str,
+        *,
+        delete: bool = False,
+        quick: bool = False,
+        dry_run: bool = False,
+    ) -> SyncReport:
+        """Make the local ``dest`` a copy of ``src`` on the far end (file or folder).
+
+        ``delete``, ``quick`` and ``dry_run`` are as for :func:`sync`.
+        """
+        return self._run(self._remote, self._local, src, os.fspath(dest), delete, quick, dry_run)
+
+    def close(self) -> None:
+        """Say goodbye to the serving end (it then exits)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ch.send_json(encode(Bye()))
+        self._ch.recv_json()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+
+    # -- the plan ---------------------------------------------------------------
+    def _run(
+        self,
+        s_ep: Endpoint,
+        d_ep: Endpoint,
+        src: str,
+        dest: str,
+        delete: bool,
+        quick: bool,
+        dry_run: bool = False,
+    ) -> SyncReport:
+        push = not s_ep.remote
+        peer = self._ch.peer
+        report = SyncReport(
+            src=src if push else f"{peer}:{src}",
+            dest=f"{peer}:{dest}" if push else dest,
+            dry_run=dry_run,
+        )
+        t0 = time.perf_counter()
+        sent0, recv0 = self._ch.sent, self._ch.received
+        self._bytes_done = 0
+        try:
+            self._plan_and_go(s_ep, d_ep, src, dest, delete, quick, push, report)
+        finally:
+            report.seconds = time.perf_counter() - t0
+            report.bytes_sent = self._ch.sent - sent0
+            report.bytes_received = self._ch.received - recv0
+        if report.failed and not report.dry_run:
+            first = report.failed[0]
+            more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
+            raise SyncError(f"{first.path}: {first.message}{more}", report)
+        return report
+
+    def _plan_and_go(
+        self,
+        s_ep: Endpoint,
+        d_ep: Endpoint,
+        src: str,
+        dest: str,
+        delete: bool,
+        quick: bool,
+        push: bool,
+        report: SyncReport,
+    ) -> None:
+        where = "" if push else f"{self._ch.peer}:"
+        s = s_ep.stat(src)
+        if s["type"] == "missing":
+            raise FileAccessError(f"{where}{src}: no such file or directory")
+        if s["type"] == "other":
+            raise FileAccessError(
+                f"{where}{src}: {s.get('why', 'not a regular file or directory')}"
+            )
+        d = d_ep.stat(dest)
+        if s["type"] == "file":
+            if d["type"] == "dir" or dest.endswith("/"):
+                root, name = dest, os.path.basename(src.rstrip("/"))
+            else:
+                root, name = os.path.dirname(dest) or ".", os.path.basename(dest)
+            report.total_size = s["size"]
+            if report.dry_run:
+                t = (
+                    d
+                    if d["type"] != "dir" and not dest.endswith("/")
+                    else d_ep.stat(os.path.join(root, name))
+                )
+                report.files.append(planned(name, s, t if t["type"] != "missing" else None, quick))
+                return
+            d_ep.mkdir(root)
+            if quick and d["type"] != "dir" and same_size_and_time(s, d):
+                report.files.append(SyncedFile(name, "unchanged", s["size"], message=QUICK))
+            elif push:
+                self._push_file(src, root, name, name, s, report)
+            else:
+                self._pull_file(
+                    os.path.dirname(src) or ".", os.path.basename(src), root, name, s, report
+                )
+            return
+        # a folder
+        if d["type"] not in ("dir", "missing"):
+            raise FileAccessError(f"{dest} exists and is not a directory")
+        entries = s_ep.walk(src)
+        report.total_size = sum(e["size"] for e in entries if e["type"] == "file")
+        have = {e["path"]: e for e in d_ep.walk(dest)} if d["type"] == "dir" else {}
+        if not report.dry_run:
+            d_ep.mkdir(dest)
+        for e in entries:
+            rel = e["path"]
+            if e["type"] == "other":
+                report.files.append(SyncedFile(rel, "skipped", message=e.get("why", "")))
+            elif report.dry_run:
+                if e["type"] == "file":
+                    report.files.append(planned(rel, e, have.get(rel), quick))
+            elif e["type"] == "dir":
+                if have.get(rel, {}).get("type") != "dir":
+                    with Failed() as f:
+                        d_ep.mkdir(dest, rel)
+                    if f.error is not None:
+                        report.files.append(
+                            SyncedFile(rel + "/", "failed", message=message(f.error))
+                        )
+            elif quick and same_size_and_time(e, have.get(rel)):
+                report.files.append(SyncedFile(rel, "unchanged", e["size"], message=QUICK))
+                self._bytes_done += e["size"]
+            else:
+                if push:
+                    self._push_file(os.path.join(src, rel), dest, rel, rel, e, report)
+                else:
+                    self._pull_file(src, rel, dest, rel, e, report)
+                self._bytes_done += e["size"]
+        if delete and not report.failed:
+            keep = {e["path"]: e["type"] for e in entries}
+            blocked = [p + "/" for p, t in keep.items() if t != "dir"]
+            for rel in sorted(have, reverse=True):  # children before their parent
+                if rel in keep or any(rel.startswith(b) for b in blocked):
+                    continue
+                if report.dry_run:
+                    report.files.append(
+                        SyncedFile(rel, "deleted", message="dry run: would be deleted")
+                    )
+                    continue
+                with Failed() as f:
+                    d_ep.delete(dest, rel)
+                    report.files.append(SyncedFile(rel, "deleted"))
+                if f.error is not None:
+                    report.files.append(SyncedFile(rel, "failed", message=message(f.error)))
+
+    def _file_progress(self, label: str, size: int, report: SyncReport) -> Progress:
+        """The file's progress callback (bytes of it done); says "signature" at once."""
+        cb = self._progress
+        if cb is None:
+            return None
+        before = self._bytes_done
+        total = report.total_size
+
+        def update(done: int) -> None:
+            cb(SyncStatus(label, done, size, before + min(done, size), total))
+
+        cb(SyncStatus(label, 0, size, before, total, "signature"))
+        return update
+
+    @contextlib.contextmanager
+    def _entry(self, label: str, size: int, report: SyncReport) -> Iterator[SyncedFile]:
+        """One file's line of the report: a failure of this file alone (the
+        session still in step) is recorded there; a broken session is raised."""
+        ch = self._ch
+        sent0, recv0 = ch.sent, ch.received
+        entry = SyncedFile(label, "failed", size=size)
+        report.files.append(entry)
+        try:
+            with Failed() as f:
+                yield entry
+        finally:
+            entry.sent, entry.received = ch.sent - sent0, ch.received - recv0
+        if isinstance(f.error, RemoteError):
+            entry.message = f"{ch.peer}: {f.error}"
+        elif f.error is not None:
+            entry.message = message(f.error)
+
+    def _push_file(
+        self, local: str, root: str, rel: str, label: str, meta: Dict[str, Any], report: SyncReport
+    ) -> None:
+        ch = self._ch
+        with self._entry(label, meta.get("size", 0), report) as entry:
+            with fs.open_source(fs.expand(local)) as fh:
+                ch.send_json(
+                    encode(Put(root, rel, meta.get("mode"), meta.get("mtime_ns"), self._fsync))
+                )
+                progress = self._file_progress(label, entry.size, report)
+                ch.recv_json()
+                sig = b"".join(ch.recv_stream())
+                with Failed() as f:
+                    stats = send_delta(
+                        ch,
+                        sig,
+                        fh,
+                        progress=progress,
+                        threads=self._threads,
+                        compress=self._compress,
+                        level=self._level,
+                    )
+                if f.error is not None:
+                    ch.send_fail(message(f.error))  # the server drops the file
+                    raise f.error
+                entry.size = stats.new_size
+                entry.action = ch.recv_json()["action"]
+                if progress is not None:
+                    progress(entry.size)
+
+    def _pull_file(
+        self,
+        root: str,
+        rel: str,
+        local_root: str,
+        local_rel: str,
+        meta: Dict[str, Any],
+        report: SyncReport,
+    ) -> None:
+        ch = self._ch
+        with self._entry(local_rel, meta.get("size", 0), report) as entry:
+            target = fs.resolve(fs.expand(local_root), local_rel)
+            inc = Incoming(
+                target, fsync=self._fsync, threads=self._threads, name=f"delta from {ch.peer}"
+            )
+            try:
+                ch.send_json(encode(Get(root, rel, self._compress, self._level)))
+                meta = ch.recv_json()
+                entry.size = int(meta.get("size", 0))
+                inc.mode = meta.get("mode")
+                inc.mtime_ns = meta.get("mtime_ns")
+                inc.progress = progress = self._file_progress(local_rel, entry.size, report)
+                with Failed() as f:
+                    ch.send_stream(inc.signature())
+                if f.error is not None:
+                    ch.send_fail(message(f.error))  # the server sends no delta
+                    raise f.error
+                entry.action = receive(ch, inc)
+                if progress is not None:
+                    progress(entry.size)
+            finally:
+                inc.close()
+
+
+class SyncClient(Session):
+    """The driving end of a sync over a channel you provide.
+
+    :func:`sync` uses this over ssh; use it directly over a channel of your
+    own whose other end runs :func:`serve` (``pydelta serve``). Paths on the
+    far end are as that end sees them (relative ones from its working
+    directory, ``~`` expanded).
+
+    Args:
+        rfile: readable binary stream from the serving end.
+        wfile: writable binary stream to the serving end.
+        peer: how messages name the far end.
+        progress: called with a :class:`SyncStatus` as files move.
+        threads: threads for hashing and scanning on this side (default all cores).
+        compress: zstd-compress literal data: ``None`` (default) while the link
+            is slower than compressing, ``True`` always, ``False`` never.
+        level: zstd level.
+        fsync: make each written file durable before it replaces its target.
+
+    Example:
+        >>> import paramiko, pydelta  # doctest: +SKIP
+        >>> stdin, stdout, _ = ssh_client.exec_command("pydelta serve")  # doctest: +SKIP
+        >>> with pydelta.SyncClient(stdout, stdin, peer="gpu-node") as c:  # doctest: +SKIP
+        ...     print(c.push("models/llama", "/data/models/llama"))
+    """
+
+    def __init__(
+        self,
+        rfile: BinaryIO,
+        wfile: BinaryIO,
+        *,
+        peer: str = "the remote side",
+        progress: SyncProgress = None,
+        threads: Optional[int] = None,
+        compress: Optional[bool] = None,
+        level: int = DEFAULT_LEVEL,
+        fsync: bool = True,
+    ) -> None:
+        super().__init__(
+            Channel(rfile, wfile, peer),
+            progress=progress,
+            threads=threads,
+            compress=compress,
+            level=level,
+            fsync=fsync,
+        )
+
+    def __enter__(self) -> "SyncClient":
+        return self
+
+
+def sync(
+    src: Union[str, "os.PathLike[str]"],
+    dest: Union[str, "os.PathLike[str]"],
+    *,
+    ssh: Union[str, Sequence[str]] = "ssh",
+    remote_cmd: str = "pydelta",
+    delete: bool = False,
+    quick: bool = False,
+    dry_run: bool = False,
+    progress: SyncProgress = None,
+    threads: Optional[int] = None,
+    compress: Optional[bool] = None,
+    level: int = DEFAULT_LEVEL,
+    fsync: bool = True,
+) -> SyncReport:
+    """Make ``dest`` a copy of ``src`` where one of them is ``[user@]host:path``.
+
+    Over one ssh connection the far end runs ``<remote_cmd> serve``; per
+    file only its signature and the delta cross the wire. A missing file is
+    sent whole (compressed, verified), an unchanged one costs its signature.
+    A folder is synced recursively: missing directories are created,
+    symbolic links and special files are skipped (and reported), never
+    followed. Each file replaces its target only once verified, with the
+    source's permission bits and modification time.
+
+    ``dest`` names what the source becomes (``sync model/ host:models/model``
+    mirrors the folder into ``models/model``); a single file whose ``dest``
+    is an existing directory, or ends in '/', goes inside it. Missing parent
+    directories are created.
+
+    Args:
+        src, dest: local path and ``[user@]host:path``, either way round.
+        ssh: the ssh command and options, like rsync's ``-e``
+            (e.g. ``"ssh -p 2222 -i key"``), as one string or a list.
+        remote_cmd: how to run pydelta on the far end (a path or a shell
+            command, e.g. ``"~/venv/bin/pydelta"``).
+        delete: remove files and folders in ``dest`` that are not in ``src``
+            (only if every file synced).
+        quick: skip files whose size and modification time already match
+            (rsync's default quick check; sync keeps modification times, so
+            after one sync only changed files are read). Without it every
+            file is compared by content (its signature).
+        dry_run: change nothing; the report lists what would be created,
+            compared/updated, skipped and deleted (from the listings alone).
+        progress: called with a :class:`SyncStatus` (file and total bytes done).
+        compress: ``None`` (default) compresses literal data only while the
+            link is slower than compressing it (measured as it goes);
+            ``True`` always, ``False`` never.
+        threads, level: as for :func:`pydelta.delta`.
+        fsync: make each result durable before it replaces its target.
+
+    Returns:
+        :class:`SyncReport`: per file, bytes sent and received, size of the
+        files, time; ``str(report)`` is an rsync-like summary.
+
+    Raises:
+        SyncError: some files failed (``e.report`` says which); the others
+            were synced, the failed ones keep their old content.
+        RemoteCommandError: ssh failed, or pydelta is not installed there.
+        ConnectionLostError: the connection broke; a rerun completes.
+
+    Example:
+        >>> import pydelta
+        >>> r = pydelta.sync("model.safetensors", "gpu1:/models/model.safetensors")  # doctest: +SKIP
+        >>> print(r)  # doctest: +SKIP
+        1 file: 0 created, 1 updated, 0 unchanged, 0 deleted
+        sent 23,458,905 bytes  received 787,204 bytes  3,067,513.88 bytes/sec
+        total size is 1,073,562,897  speedup is 44.28
+    """
+    s_host, s_path = parse_location(src)
+    d_host, d_path = parse_location(dest)
+    if (s_host is None) == (d_host is None):
+        raise UsageError(
+            "exactly one of SRC and DEST must be remote ([user@]host:path)"
+            if s_host is None
+            else "SRC and DEST cannot both be remote"
+        )
+    host = s_host or d_host
+    assert host is not None
+    if not remote_cmd or not remote_cmd.strip():
+        raise UsageError("the remote command is empty")
+    argv = ssh_argv(ssh) + [host, f"{remote_cmd} serve"]
+    ch = SSHChannel(argv, host, remote_cmd)
+    clean = False  # the far end was told goodbye: let ssh exit by itself
+    try:
+        session = Session(
+            ch, progress=progress, threads=threads, compress=compress, level=level, fsync=fsync
+        )
+        ch.started = True
+        with Failed() as f:
+            if s_host is None:
+                report = session.push(s_path, d_path, delete=delete, quick=quick, dry_run=dry_run)
+            else:
+                report = session.pull(s_path, d_path, delete=delete, quick=quick, dry_run=dry_run)
+        if f.error is not None:
+            session.close()  # the session is still in step: end it politely
+            clean = True
+            raise f.error
+        session.close()
+        clean = True
+    finally:
+        if clean:
+            ch.finish()
+        else:
+            ch.kill()
+    return report

@@ -1,0 +1,165 @@
+"""The file system operations both ends of a sync share.
+
+Paths inside a tree travel as '/'-separated relative paths. :func:`resolve`
+refuses absolute paths, '.' and '..' components, and any existing symbolic
+link on the way, so nothing is written outside the tree and no link is
+followed out of it - whichever end sent the path.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Any, BinaryIO, Dict, List
+
+from ..errors import FileAccessError, UsageError, os_reason
+
+
+def expand(path: str) -> str:
+    return os.path.expanduser(path) if path else "."
+
+
+def describe_mode(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "symbolic link (not followed)"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "not a regular file or directory"
+
+
+def stat_entry(path: str) -> Dict[str, Any]:
+    """What a top-level path is (symlinks followed: the user named it)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return {"type": "missing"}
+    except NotADirectoryError:
+        return {"type": "missing"}
+    except OSError as e:
+        raise FileAccessError(f"cannot access {path}: {os_reason(e)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        return {"type": "dir"}
+    if stat.S_ISREG(st.st_mode):
+        return {
+            "type": "file",
+            "size": st.st_size,
+            "mode": stat.S_IMODE(st.st_mode),
+            "mtime_ns": st.st_mtime_ns,
+        }
+    return {"type": "other", "why": describe_mode(st.st_mode)}
+
+
+def walk(root: str) -> List[Dict[str, Any]]:
+    """Every entry under root, parents before children, links not followed."""
+    out: List[Dict[str, Any]] = []
+    stack = [("", root)]
+    while stack:
+        prefix, dirpath = stack.pop()
+        try:
+            with os.scandir(dirpath) as it:
+                children = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            out.append(
+                {
+                    "path": prefix.rstrip("/") or ".",
+                    "type": "other",
+                    "why": f"cannot list it: {os_reason(e)}",
+                }
+            )
+            continue
+        subdirs = []
+        for e in children:
+            rel = prefix + e.name
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError as ex:
+                out.append(
+                    {"path": rel, "type": "other", "why": f"cannot stat it: {os_reason(ex)}"}
+                )
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                out.append({"path": rel, "type": "dir"})
+                subdirs.append((rel + "/", e.path))
+            elif stat.S_ISREG(st.st_mode):
+                out.append(
+                    {
+                        "path": rel,
+                        "type": "file",
+                        "size": st.st_size,
+                        "mode": stat.S_IMODE(st.st_mode),
+                        "mtime_ns": st.st_mtime_ns,
+                    }
+                )
+            else:
+                out.append({"path": rel, "type": "other", "why": describe_mode(st.st_mode)})
+        stack.extend(reversed(subdirs))
+    return out
+
+
+def resolve(root: str, rel: Any) -> str:
+    """root/rel, refusing anything that could leave the tree."""
+    if not isinstance(rel, str) or not rel or rel.startswith("/") or "\0" in rel:
+        raise UsageError(f"refusing path {rel!r}: not a relative path inside the tree")
+    parts = rel.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise UsageError(f"refusing path {rel!r}: not a relative path inside the tree")
+    cur = root
+    for p in parts[:-1]:
+        cur = os.path.join(cur, p)
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            break
+        except OSError as e:
+            raise FileAccessError(f"cannot access {cur}: {os_reason(e)}") from None
+        if stat.S_ISLNK(st.st_mode):
+            raise FileAccessError(f"{cur} is a symbolic link: not followed")
+        if not stat.S_ISDIR(st.st_mode):
+            raise FileAccessError(f"{cur} is not a directory")
+    return os.path.join(root, *parts)
+
+
+def mkdir(root: str, rel: str) -> None:
+    """Create root (with parents) if rel is empty, else the directory root/rel."""
+    path = root if not rel else resolve(root, rel)
+    try:
+        if not rel:
+            os.makedirs(path, exist_ok=True)
+        else:
+            os.mkdir(path)
+    except FileExistsError:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise FileAccessError(f"cannot create directory {path}: a file is in the way") from None
+    except OSError as e:
+        raise FileAccessError(f"cannot create directory {path}: {os_reason(e)}") from None
+
+
+def delete(root: str, rel: str) -> None:
+    path = resolve(root, rel)
+    try:
+        st = os.lstat(path)
+        if stat.S_ISDIR(st.st_mode):
+            os.rmdir(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise FileAccessError(f"cannot delete {path}: {os_reason(e)}") from None
+
+
+def open_source(path: str) -> BinaryIO:
+    """Open a regular file to send, refusing a symbolic link in its place."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as e:
+        raise FileAccessError(f"cannot open {path}: {os_reason(e)}") from None
+    fh = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        fh.close()
+        raise FileAccessError(f"{path} is not a regular file")
+    return fh

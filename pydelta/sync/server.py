@@ -1,0 +1,201 @@
+"""The serving end of a sync (``pydelta serve``): answers one client's requests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import sys
+from typing import Any, BinaryIO, Callable, Dict, Optional
+
+from .._version import __version__
+from ..errors import ConnectionLostError, PydeltaError, RemoteError, message
+from . import fs
+from .messages import (
+    PROTOCOL,
+    Bye,
+    Delete,
+    Get,
+    Hello,
+    Mkdir,
+    Put,
+    Request,
+    Stat,
+    UnknownRequest,
+    Walk,
+    decode,
+)
+from .transfer import Incoming, receive, send_delta
+from .wire import Channel, Failed
+
+
+class Server:
+    """One session with a client over a channel."""
+
+    def __init__(self, ch: Channel, threads: Optional[int]) -> None:
+        self.ch = ch
+        self.threads = threads
+        self._handlers: Dict[type, Callable[[Any], None]] = {
+            Stat: self.stat,
+            Walk: self.walk,
+            Mkdir: self.mkdir,
+            Delete: self.delete,
+            Put: self.put,
+            Get: self.get,
+        }
+
+    def run(self) -> None:
+        ch = self.ch
+        ch.send_magic()
+        ch.expect_magic()
+        hello = ch.recv_json()
+        if hello.get("op") != Hello.op or hello.get("proto") != PROTOCOL:
+            ch.send_fail(
+                f"unsupported sync protocol {hello.get('proto')!r} (this end speaks {PROTOCOL})"
+            )
+            ch.flush()
+            return
+        ch.send_json({"ok": True, "proto": PROTOCOL, "version": __version__})
+        while True:
+            try:
+                raw = ch.recv_json()
+            except ConnectionLostError:
+                return  # the client went away between requests
+            op = raw.get("op")
+            try:
+                with Failed() as f:  # the handlers fail this way only before their first reply
+                    req: Request = decode(raw)
+                    if isinstance(req, Bye):
+                        ch.send_json({"ok": True})
+                        ch.flush()
+                        return
+                    handler = self._handlers.get(type(req))
+                    if handler is None:
+                        raise UnknownRequest(f"unknown operation {op!r}")
+                    handler(req)
+                if f.error is not None:
+                    ch.send_fail(message(f.error))
+            except UnknownRequest as e:
+                ch.send_fail(str(e))
+            except (KeyError, TypeError, ValueError) as e:
+                ch.send_fail(f"malformed {op} request: {type(e).__name__}: {e}")
+
+    def stat(self, req: Stat) -> None:
+        self.ch.send_json({"ok": True, **fs.stat_entry(fs.expand(req.path))})
+
+    def walk(self, req: Walk) -> None:
+        self.ch.send_json({"ok": True, "entries": fs.walk(fs.expand(req.root))})
+
+    def mkdir(self, req: Mkdir) -> None:
+        fs.mkdir(fs.expand(req.root), req.path)
+        self.ch.send_json({"ok": True})
+
+    def delete(self, req: Delete) -> None:
+        fs.delete(fs.expand(req.root), req.path)
+        self.ch.send_json({"ok": True})
+
+    def put(self, req: Put) -> None:
+        ch = self.ch
+        target = fs.resolve(fs.expand(req.root), req.path)
+        inc = Incoming(target, fsync=req.fsync, threads=self.threads, name=f"delta from {ch.peer}")
+        try:
+            inc.mode = req.mode
+            inc.mtime_ns = req.mtime_ns
+            ch.send_json({"ok": True, "have": inc.have})
+            with Failed() as f:
+                ch.send_stream(inc.signature())
+            if f.error is not None:
+                ch.send_fail(message(f.error))  # ends the signature stream
+                return
+            with Failed() as f:
+                try:
+                    action = receive(ch, inc)
+                except RemoteError:
+                    return  # the client gave up on this file: no reply
+            if f.error is not None:
+                ch.send_fail(message(f.error))
+                return
+            ch.send_json({"ok": True, "action": action})
+        finally:
+            inc.close()
+
+    def get(self, req: Get) -> None:
+        ch = self.ch
+        path = fs.resolve(fs.expand(req.root), req.path)
+        fh = fs.open_source(path)
+        try:
+            st = os.fstat(fh.fileno())
+            ch.send_json(
+                {
+                    "ok": True,
+                    "size": st.st_size,
+                    "mode": stat.S_IMODE(st.st_mode),
+                    "mtime_ns": st.st_mtime_ns,
+                }
+            )
+            try:
+                sig = b"".join(ch.recv_stream())
+            except RemoteError:
+                return  # the client could not make its signature
+            with Failed() as f:
+                send_delta(
+                    ch,
+                    sig,
+                    fh,
+                    progress=None,
+                    threads=self.threads,
+                    compress=req.compress,
+                    level=req.level,
+                )
+            if f.error is not None:
+                ch.send_fail(message(f.error))
+        finally:
+            fh.close()
+
+
+def serve(rfile: BinaryIO, wfile: BinaryIO, *, threads: Optional[int] = None) -> None:
+    """Run the remote end of the sync protocol over a pair of binary streams.
+
+    This is what ``pydelta serve`` runs on standard input and output when
+    ``pydelta sync`` starts it over ssh; run it over any other channel (a
+    socket, a paramiko channel, a subprocess pipe) and point a
+    :class:`~pydelta.SyncClient` at the other end. Returns when the client
+    says goodbye or closes the channel between requests.
+
+    Raises:
+        ConnectionLostError: the channel broke in the middle of a request
+            (any file being written is dropped; its old content stays).
+        ProtocolError: the client does not speak the sync protocol.
+
+    Example:
+        >>> import sys, pydelta
+        >>> pydelta.serve(sys.stdin.buffer, sys.stdout.buffer)  # doctest: +SKIP
+    """
+    Server(Channel(rfile, wfile, "the client"), threads).run()
+
+
+def serve_main() -> int:
+    """``pydelta serve``: serve on standard input and output; returns the exit status.
+
+    A hang-up or termination unwinds like an error (any unfinished file is
+    dropped); errors are one line on standard error, as in the CLI.
+    """
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(1)
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, stop)
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+        return 0
+    except KeyboardInterrupt:
+        text, code = "interrupted", 130
+    except (PydeltaError, OSError) as e:
+        text, code = message(e), 1
+    try:
+        sys.stderr.write(f"pydelta: error: {' '.join(text.split())}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    return code
