@@ -27,8 +27,7 @@ import time
 def run(tree: str, args: list) -> float:
     env = dict(os.environ, PYTHONPATH=tree, PYDELTA_BACKEND="c")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pydelta", *args], env=env, check=True,
-                   cwd=tree)
+    subprocess.run([sys.executable, "-m", "pydelta", *args], env=env, check=True, cwd=tree)
     return time.perf_counter() - t0
 
 
@@ -55,14 +54,29 @@ def main() -> None:
             outs = {a: os.path.join(tmp, "da"), b: os.path.join(tmp, "db")}
             for _ in range(args.repeat):
                 for tree in (a, b):
-                    times[tree].append(run(tree, [
-                        "delta", "-q", "--no-compress", "-j", str(args.threads),
-                        sig, new, outs[tree]]))
+                    times[tree].append(
+                        run(
+                            tree,
+                            [
+                                "delta",
+                                "-q",
+                                "--no-compress",
+                                "-j",
+                                str(args.threads),
+                                sig,
+                                new,
+                                outs[tree],
+                            ],
+                        )
+                    )
             if not filecmp.cmp(outs[a], outs[b], shallow=False):
                 sys.exit(f"{fmt}: the two builds wrote different deltas")
             ma, mb = statistics.median(times[a]), statistics.median(times[b])
-            print(f"| {fmt} | {ma:.2f} | {min(times[a]):.2f} | {mb:.2f} | "
-                  f"{min(times[b]):.2f} | {mb / ma:.3f} |", flush=True)
+            print(
+                f"| {fmt} | {ma:.2f} | {min(times[a]):.2f} | {mb:.2f} | "
+                f"{min(times[b]):.2f} | {mb / ma:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -40,26 +40,37 @@ def main() -> None:
     ap.add_argument("--new-mb", type=float, default=4.0, help="NEW size for the scan row")
     ap.add_argument("--no-rdiff", action="store_true", help="skip the rdiff rows")
     args = ap.parse_args()
-    backend = pydelta.backend if isinstance(pydelta.backend, str) else os.environ.get(
-        "PYDELTA_BACKEND", "c")
+    backend = os.environ.get("PYDELTA_BACKEND") or "c"
     new = random.Random(7).randbytes(int(args.new_mb * (1 << 20)))
     n_native = int(args.size_mb * (1 << 20)) // 24  # 8-byte weak + 16-byte strong
     n_rdiff = int(args.rdiff_kb * 1024) // 12  # 4-byte weak + 8-byte strong
     rnd = random.Random(3)
     rows = [
-        ("native", "random weak sums", floods.native_signature(
-            [rnd.getrandbits(64) for _ in range(n_native)])),
+        (
+            "native",
+            "random weak sums",
+            floods.native_signature([rnd.getrandbits(64) for _ in range(n_native)]),
+        ),
         ("native", "all weak sums equal", floods.native_signature([12345] * n_native)),
-        ("native", "one slot of the old index", floods.native_signature(
-            floods.native_old_slot_weaks(n_native))),
+        (
+            "native",
+            "one slot of the old index",
+            floods.native_signature(floods.native_old_slot_weaks(n_native)),
+        ),
     ]
     if not args.no_rdiff:
         rows += [
-            ("rdiff", "random weak sums", floods.rdiff_signature(
-                [rnd.getrandbits(32) for _ in range(n_rdiff)])),
+            (
+                "rdiff",
+                "random weak sums",
+                floods.rdiff_signature([rnd.getrandbits(32) for _ in range(n_rdiff)]),
+            ),
             ("rdiff", "all weak sums equal", floods.rdiff_signature([12345] * n_rdiff)),
-            ("rdiff", "one cluster of the old index", floods.rdiff_signature(
-                floods.rdiff_old_slot_weaks(n_rdiff))),
+            (
+                "rdiff",
+                "one cluster of the old index",
+                floods.rdiff_signature(floods.rdiff_old_slot_weaks(n_rdiff)),
+            ),
         ]
     print(f"backend {backend}, NEW {args.new_mb:g} MiB random\n")
     print("| format | weak sums | signature | blocks | load (s) | load + scan (s) |")
@@ -69,8 +80,11 @@ def main() -> None:
         load = _time(sig, b"x")
         scan = _time(sig, new)
         blocks = n_native if fmt_name == "native" else n_rdiff
-        print(f"| {fmt_name} | {shape} | {len(sig) / 1e6:.2f} MB | {blocks} | "
-              f"{load:.3f} | {scan:.3f} |", flush=True)
+        print(
+            f"| {fmt_name} | {shape} | {len(sig) / 1e6:.2f} MB | {blocks} | "
+            f"{load:.3f} | {scan:.3f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -147,8 +147,9 @@ def keyed_bucket_weaks(n: int, k0: int, k1: int, bits: int = 64) -> List[int]:
 # ---------------------------------------------------------------- signature files
 
 
-def native_signature(weaks: List[int], block_len: int = 1024, strong_len: int = 16,
-                     seed: int = 1) -> bytes:
+def native_signature(
+    weaks: List[int], block_len: int = 1024, strong_len: int = 16, seed: int = 1
+) -> bytes:
     """A native signature of len(weaks) full blocks with these weak sums and
     distinct random strong sums."""
     rnd = random.Random(seed)
@@ -161,8 +162,9 @@ def native_signature(weaks: List[int], block_len: int = 1024, strong_len: int = 
     return covered + h.digest() + b"PDSE"
 
 
-def rdiff_signature(weaks: List[int], block_len: int = 1024, strong_len: int = 8,
-                    seed: int = 1) -> bytes:
+def rdiff_signature(
+    weaks: List[int], block_len: int = 1024, strong_len: int = 8, seed: int = 1
+) -> bytes:
     """An rdiff (RabinKarp + BLAKE2) signature with these weak sums and
     distinct random strong sums."""
     rnd = random.Random(seed)

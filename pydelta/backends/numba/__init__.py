@@ -25,7 +25,7 @@ from .blake3 import Blake3, blake3_digest
 from .delta import DeltaJob
 from .patch import PatchJob
 from .signature import sig_blocks
-from .sigtable import SigTable
+from .sigtable import SigTable, set_table_key
 from .weaksum import weak, weak_rolling
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "weak_rolling",
     "sig_blocks",
     "SigTable",
+    "set_table_key",
     "DeltaJob",
     "PatchJob",
 ]
