@@ -35,12 +35,13 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Tuple, Union
+from typing import NamedTuple, Optional, Tuple, Type, Union
 
 from ..backends import backend
 from ..errors import (
     CorruptDeltaError,
     CorruptSignatureError,
+    FormatError,
     NotADeltaError,
     NotASignatureError,
     UnsupportedVersionError,
@@ -130,15 +131,22 @@ def pack_sig_header(block_len: int, strong_len: int) -> bytes:
     return SIG_HEADER.pack(SIG_MAGIC, VERSION, WEAK_RK64, STRONG_BLAKE3, strong_len, block_len, 0)
 
 
+def _not_a(
+    cls: Type[FormatError], head: bytes, name: str, want: str, swapped: str, make: str
+) -> FormatError:
+    """The error for a file that is not the pydelta ``want`` it should be
+    (naming what it is; the other pydelta kind means the arguments are swapped)."""
+    kind = describe_magic(head[:4])
+    hint = " (arguments in the wrong order?)" if kind == f"a pydelta {swapped}" else ""
+    return cls(
+        f"{name} is not a pydelta {want}: it is {kind}{hint}; make one with 'pydelta {make}'"
+    )
+
+
 def parse_sig_header(head: bytes, name: str) -> tuple:
     """Validate a signature header; returns (block_len, strong_len)."""
     if len(head) < 4 or head[:4] != SIG_MAGIC:
-        kind = describe_magic(head)
-        hint = " (arguments in the wrong order?)" if kind == "a pydelta delta" else ""
-        raise NotASignatureError(
-            f"{name} is not a pydelta signature: it is {kind}{hint}; "
-            "make one with 'pydelta signature OLD'"
-        )
+        raise _not_a(NotASignatureError, head, name, "signature", "delta", "signature OLD")
     if len(head) < SIG_HEADER.size:
         raise CorruptSignatureError(f"signature {name} is truncated (header incomplete)")
     _, version, weak_id, strong_id, strong_len, block_len, reserved = SIG_HEADER.unpack_from(head)
@@ -220,12 +228,7 @@ def pack_delta_header(info: SignatureInfo, flags: int = 0) -> bytes:
 def parse_delta_header(head: bytes, name: str) -> DeltaHeader:
     """Validate the first DELTA_HEADER.size bytes of a delta."""
     if len(head) < 4 or head[:4] != DELTA_MAGIC:
-        kind = describe_magic(head[:4])
-        hint = " (arguments in the wrong order?)" if kind == "a pydelta signature" else ""
-        raise NotADeltaError(
-            f"{name} is not a pydelta delta: it is {kind}{hint}; "
-            "make one with 'pydelta delta SIG NEW'"
-        )
+        raise _not_a(NotADeltaError, head, name, "delta", "signature", "delta SIG NEW")
     if len(head) < DELTA_HEADER.size:
         raise CorruptDeltaError(f"delta {name} is truncated (header incomplete)")
     _, version, strong_len, flags, reserved, block_len, basis_size, sig, check = (
