@@ -245,3 +245,36 @@ void pd_rs_patch_stats(const pd_rs_patch *p, uint64_t *result_size,
                        uint64_t *literal, uint8_t *digest);
 /* errno of the last PD_ERR_IO (0: the basis ended early). */
 int pd_rs_patch_errno(const pd_rs_patch *p);
+
+/* ---- content-defined chunking for the model store (cdc.c) ------------- */
+
+/* Cut points by a gear hash with FastCDC-style normalisation (see cdc.c for
+ * the exact rule and the fixed gear table), and the BLAKE3 of each chunk.
+ * Streaming: the chunks are the same whatever sizes the input comes in. */
+enum {
+    PD_CDC_MIN_MIN = 64,          /* smallest allowed min_size */
+    PD_CDC_MIN_AVG = 256,         /* smallest allowed avg_size (a power of 2) */
+    PD_CDC_MAX_MAX = 1073741824   /* largest allowed max_size (1 GiB) */
+};
+
+typedef struct pd_cdc pd_cdc;
+
+/* PD_OK if min <= avg <= max are valid chunker sizes (avg a power of two,
+ * min >= PD_CDC_MIN_MIN, max <= PD_CDC_MAX_MAX), else PD_ERR_PARAM. */
+int pd_cdc_check(uint64_t min_size, uint64_t avg_size, uint64_t max_size);
+/* A chunker job; NULL on invalid sizes or no memory. */
+pd_cdc *pd_cdc_new(uint64_t min_size, uint64_t avg_size, uint64_t max_size);
+void pd_cdc_free(pd_cdc *c);
+/* Start a new stream (a new file). */
+void pd_cdc_reset(pd_cdc *c);
+/* Scan in[0, in_len); eof says nothing follows. For each chunk that ends,
+ * writes its length to lens[i] and its BLAKE3 (PD_HASH_LEN bytes) to
+ * digests + PD_HASH_LEN * i, at most cap chunks; *count is how many.
+ * Returns PD_NEED_INPUT (all of in used, no eof), PD_NEED_OUTPUT (cap
+ * chunks written: pass in + *in_used again), PD_DONE (eof: the last chunk
+ * emitted; reset before the next stream). An empty stream has no chunks. */
+int pd_cdc_scan(pd_cdc *c, const uint8_t *in, size_t in_len, int eof,
+                uint64_t *lens, uint8_t *digests, size_t cap,
+                size_t *in_used, size_t *count);
+/* The 256 entries of the gear table (splitmix64 seeded with 0). */
+void pd_cdc_gear(uint64_t *out);

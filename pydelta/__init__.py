@@ -22,6 +22,8 @@ from .errors import (
     CorruptDeltaError,
     CorruptError,
     CorruptSignatureError,
+    CorruptStoreError,
+    DiskFullError,
     FileAccessError,
     FormatError,
     NotADeltaError,
@@ -30,11 +32,17 @@ from .errors import (
     PydeltaError,
     RemoteCommandError,
     RemoteError,
+    StoreAccessError,
+    StoreError,
+    StoreNotFoundError,
+    StoreUnreachableError,
     SyncError,
+    TagConflictError,
     UnsupportedVersionError,
     UnverifiedWarning,
     UsageError,
     VerificationError,
+    VersionNotFoundError,
     WrongBasisError,
 )
 from .formats import native as format  # noqa: F401 - compatibility alias: pydelta.format
@@ -43,6 +51,7 @@ from .info import info
 from .patch import Patcher, patch
 from .results import DeltaStats, FileInfo, PatchResult, SignatureInfo
 from .signature import Signature, iter_signature, load_signature, signature
+from .store import Progress, PullReport, PushReport, StoreListing, VersionInfo, ls, pull, push
 from .sync import SyncClient, SyncedFile, SyncReport, SyncStatus, serve, sync
 
 # The public surface only: everything is defined in the modules above, and
@@ -96,4 +105,20 @@ __all__ = [
     "RemoteCommandError",
     "ConnectionLostError",
     "ProtocolError",
+    "push",
+    "pull",
+    "ls",
+    "Progress",
+    "PushReport",
+    "PullReport",
+    "StoreListing",
+    "VersionInfo",
+    "StoreError",
+    "StoreNotFoundError",
+    "VersionNotFoundError",
+    "StoreAccessError",
+    "StoreUnreachableError",
+    "CorruptStoreError",
+    "TagConflictError",
+    "DiskFullError",
 ]

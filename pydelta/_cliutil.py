@@ -16,6 +16,7 @@ from .errors import message as error_message
 from .formats import DELTA, sniff
 from .formats import native as fmt
 from .results import DeltaStats
+from .store import Progress
 from .sync import SyncReport, SyncStatus
 
 T = TypeVar("T")
@@ -310,3 +311,61 @@ def print_report(report: "SyncReport", verbose: bool, quiet: bool) -> None:
     if not quiet:
         sys.stdout.write(report.summary() + "\n")
         sys.stdout.flush()
+
+
+# -- model store -----------------------------------------------------------------
+
+
+def store_progress(flag: Optional[bool], quiet: bool) -> bool:
+    """Whether push/pull show a bar: --progress/--no-progress, else on a terminal."""
+    if quiet:
+        return False
+    return stderr_is_tty() if flag is None else flag
+
+
+class StoreBar:
+    """A tqdm bar over the store's progress events (bytes; chunks and bytes moved as postfix)."""
+
+    NAMES = {"scan": "checking local files", "upload": "pushing", "fetch": "pulling"}
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.phase = ""
+        self.last = 0
+
+    def __call__(self, ev: "Progress") -> None:
+        if not self.enabled:
+            return
+        if ev.phase != self.phase:
+            self.close()
+            from tqdm import tqdm
+
+            cols, lines = stderr_shape()
+            self.bar = tqdm(
+                total=ev.bytes_total or None,
+                desc=self.NAMES.get(ev.phase, ev.phase),
+                unit="B",
+                unit_scale=True,
+                file=sys.stderr,
+                dynamic_ncols=bool(cols),
+                ncols=None if cols else 80,
+                nrows=lines or 24,
+                leave=True,
+            )
+            self.phase, self.last = ev.phase, 0
+        if self.bar is not None and ev.bytes_done > self.last:
+            self.bar.update(ev.bytes_done - self.last)
+            self.last = ev.bytes_done
+            self.bar.set_postfix_str(
+                f"{ev.chunks:,} chunks, {ev.transferred / 1e6:,.1f} MB moved", refresh=False
+            )
+
+    def close(self) -> None:
+        """Close the bar (if one is shown)."""
+        if self.bar is not None:
+            try:
+                self.bar.close()
+            except (OSError, ValueError):
+                pass
+            self.bar = None

@@ -1,4 +1,5 @@
-"""The ``pydelta`` command line: signature, delta, patch and info.
+"""The ``pydelta`` command line: signature, delta, patch, info, sync, and the
+model store's push, pull and ls.
 
 The commands mirror rdiff: an omitted output or ``-`` is standard output,
 ``-`` as an input is standard input. Each command parses its arguments,
@@ -17,6 +18,7 @@ from ._cliutil import (
     PROGRESS_THRESHOLD,
     Bar,
     Failure,
+    StoreBar,
     SyncBars,
     delta_result_size,
     error,
@@ -25,6 +27,7 @@ from ._cliutil import (
     print_report,
     refuse_terminal,
     run,
+    store_progress,
     summary,
     want_progress,
 )
@@ -34,6 +37,9 @@ from .errors import SyncError, UnverifiedWarning
 from .info import info as describe_file
 from .patch import patch as apply_patch
 from .signature import signature as make_signature
+from .store import ls as list_store
+from .store import pull as pull_version
+from .store import push as push_version
 from .sync import SyncReport
 from .sync.client import sync as run_sync
 from .sync.server import serve_main
@@ -541,3 +547,216 @@ def main(argv: Optional[list] = None) -> None:
         app(args=argv, prog_name="pydelta")
     except KeyboardInterrupt:
         raise SystemExit(error("interrupted", 130).exit_code) from None
+
+
+# -- model store: push, pull, ls ---------------------------------------------
+
+JobsOpt = Annotated[
+    int,
+    typer.Option(
+        "--jobs", "-j", min=1, max=256, help="Parallel transfers (requests to the store)."
+    ),
+]
+EndpointOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--endpoint-url",
+        metavar="URL",
+        help="S3 endpoint, e.g. http://minio:9000 (default: AWS_ENDPOINT_URL or the AWS config).",
+    ),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", "-n", help="Change nothing: say what would be transferred, in bytes."
+    ),
+]
+
+
+@app.command(
+    "push",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta push llama-7b/ s3://models/llama-7b --tag v2\n"
+    "  pydelta push model.safetensors /mnt/store/model        # a local store\n"
+    "  pydelta push ckpt/ s3://b/ckpt --endpoint-url http://minio:9000 -j 16",
+)
+def push_cmd(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="A file, or a folder (recursive).")],
+    store: Annotated[
+        str,
+        typer.Argument(
+            metavar="STORE", help="A local directory, file:// URL or s3://bucket/prefix."
+        ),
+    ],
+    tag: Annotated[
+        str, typer.Option("--tag", "-t", help="Point this tag at the new version.")
+    ] = "latest",
+    jobs: JobsOpt = 8,
+    pack_size: Annotated[
+        int, typer.Option("--pack-size", min=1, metavar="MiB", help="Pack object size in MiB.")
+    ] = 32,
+    level: Annotated[
+        int, typer.Option("--level", min=1, max=22, help="zstd level for chunks.")
+    ] = 1,
+    compress: Annotated[
+        bool, typer.Option("--compress/--no-compress", help="Compress chunks when it pays.")
+    ] = True,
+    endpoint_url: EndpointOpt = None,
+    dry_run: DryRunOpt = False,
+    progress: ProgressOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Store SRC as a new version in STORE, uploading only chunks it lacks.
+
+    Files are cut into content-defined chunks (a shifted header does not
+    change the chunks after it); chunks the store already holds are not
+    sent. The version is visible only once complete, then TAG points at it.
+    Prints the version id and what was uploaded.
+    """
+
+    def action() -> None:
+        bar = StoreBar(store_progress(progress, quiet))
+        try:
+            r = push_version(
+                src,
+                store,
+                tag=tag,
+                jobs=jobs,
+                pack_size=pack_size << 20,
+                level=level,
+                compress=compress,
+                endpoint_url=endpoint_url,
+                dry_run=dry_run,
+                progress=bar,
+            )
+        finally:
+            bar.close()
+        if not quiet:
+            for s in r.skipped:
+                sys.stderr.write(f"pydelta: skipped {s} (not a regular file)\n")
+            sys.stdout.write(r.summary() + "\n")
+
+    run(action)
+
+
+@app.command(
+    "pull",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta pull s3://models/llama-7b /models/llama-7b --tag v2\n"
+    "  pydelta pull s3://models/llama-7b /models/llama-7b --quick    # at container start\n"
+    "  pydelta pull /mnt/store/model model.safetensors --seed old-model.safetensors",
+)
+def pull_cmd(
+    store: Annotated[
+        str,
+        typer.Argument(
+            metavar="STORE", help="A local directory, file:// URL or s3://bucket/prefix."
+        ),
+    ],
+    dest: Annotated[
+        str, typer.Argument(metavar="DEST", help="The file or folder to make that version.")
+    ],
+    tag: Annotated[
+        Optional[str], typer.Option("--tag", "-t", help="The tag to pull (default: latest).")
+    ] = None,
+    version: Annotated[
+        Optional[str],
+        typer.Option("--version", "-V", help="A version id (or a unique prefix) instead of a tag."),
+    ] = None,
+    seed: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--seed",
+            metavar="PATH",
+            help="More local files or folders to take chunks from (repeatable).",
+        ),
+    ] = None,
+    delete: Annotated[
+        bool, typer.Option("--delete", help="Remove files in DEST that are not in the version.")
+    ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="Trust the sizes and times recorded by the last pull (read no file data if they match).",
+        ),
+    ] = False,
+    jobs: JobsOpt = 8,
+    endpoint_url: EndpointOpt = None,
+    dry_run: DryRunOpt = False,
+    progress: ProgressOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Make DEST exactly one version of STORE, downloading only missing chunks.
+
+    Whatever DEST holds (typically the previous version) and the --seed
+    paths supply chunks; the rest comes in ranged GETs, in parallel. Each
+    file is built beside its target, verified chunk by chunk and whole
+    (BLAKE3), and only then renamed into place; an interrupted pull keeps
+    what arrived and the rerun fetches only the rest.
+    """
+
+    def action() -> None:
+        bar = StoreBar(store_progress(progress, quiet))
+        try:
+            r = pull_version(
+                store,
+                dest,
+                tag=tag,
+                version=version,
+                seeds=seed or (),
+                delete=delete,
+                quick=quick,
+                jobs=jobs,
+                endpoint_url=endpoint_url,
+                dry_run=dry_run,
+                progress=bar,
+            )
+        finally:
+            bar.close()
+        if not quiet:
+            if dry_run:
+                for kind in ("created", "updated", "deleted"):
+                    for p in getattr(r, kind):
+                        sys.stdout.write(f"{kind[:-1] if kind != 'deleted' else 'delete'}  {p}\n")
+            sys.stdout.write(r.summary() + "\n")
+
+    run(action)
+
+
+@app.command(
+    "ls",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n  pydelta ls s3://models/llama-7b",
+)
+def ls_cmd(
+    store: Annotated[
+        str,
+        typer.Argument(
+            metavar="STORE", help="A local directory, file:// URL or s3://bucket/prefix."
+        ),
+    ],
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """List the versions (oldest first) and tags of STORE."""
+    import time as _time
+
+    def action() -> None:
+        listing = list_store(store, endpoint_url=endpoint_url)
+        out = sys.stdout
+        out.write(f"{'version':<16}  {'date (UTC)':<19}  {'files':>6}  {'bytes':>16}  tags\n")
+        for v in listing.versions:
+            when = _time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(v.time))
+            out.write(
+                f"{v.version[:16]}  {when}  {v.files:>6}  {v.bytes:>16,}  {', '.join(v.tags)}\n"
+            )
+        known = {v.version for v in listing.versions}
+        for name, vid in sorted(listing.tags.items()):
+            if vid not in known:
+                out.write(
+                    f"pydelta: tag {name} names version {vid[:16]}, which is not in the store\n"
+                )
+
+    run(action)

@@ -114,6 +114,64 @@ class ProtocolError(SyncError):
     """The other end of a sync sent something that is not the sync protocol."""
 
 
+# -- model store (pydelta.store: push, pull, ls) ------------------------------
+
+
+class StoreError(PydeltaError):
+    """A model store operation failed (push, pull, ls); never raised directly.
+
+    Whatever the failure, a pull leaves the files at its destination as they
+    were (half-built files stay beside them, for the rerun) and an
+    interrupted push leaves no visible version."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        super().__init__(message)
+        #: the push or pull report so far, when there is one
+        self.report = report
+
+
+class StoreNotFoundError(StoreError):
+    """The store (directory, bucket) or an object in it does not exist."""
+
+
+class VersionNotFoundError(StoreNotFoundError):
+    """The tag or version asked for is not in the store."""
+
+
+class StoreAccessError(StoreError):
+    """The store refused us: no credentials, or access denied."""
+
+
+class StoreUnreachableError(StoreError):
+    """The store could not be reached, or kept failing (5xx, dropped connections)
+    after every retry."""
+
+
+class CorruptStoreError(StoreError):
+    """An object in the store is malformed or holds the wrong bytes (a manifest,
+    pack index, tag, or a chunk that fails its BLAKE3 check)."""
+
+
+class TagConflictError(StoreError):
+    """A tag moved while we were about to move it (another push won the race)."""
+
+
+class DiskFullError(FileAccessError):
+    """The destination ran out of space."""
+
+
+__all__ += [
+    "StoreError",
+    "StoreNotFoundError",
+    "VersionNotFoundError",
+    "StoreAccessError",
+    "StoreUnreachableError",
+    "CorruptStoreError",
+    "TagConflictError",
+    "DiskFullError",
+]
+
+
 # -- C result codes ------------------------------------------------------------
 # The pd_result enum of csrc/pydelta.h (both backends return these values;
 # tests check that the C core's enum agrees).

@@ -402,3 +402,8 @@ def pytest_runtest_makereport(item, call):
 def pytest_make_collect_report(collector):
     outcome = yield
     _strict(outcome.get_result())
+
+
+# ---------------------------------------------------------------- model store
+# moto S3 server, the local/S3 store parametrisation and the fault proxy
+from store_fixtures import fault_proxy, moto_endpoint, store  # noqa: E402,F401

@@ -5,7 +5,8 @@ or ``numba`` (the same kernels in numba, ``pip install 'pydelta[numba]'``).
 Every backend writes byte-identical signatures and deltas. The drivers
 (signature.py, delta.py, patch.py) call only what a backend module exports:
 Blake3, blake3_digest, weak, weak_rolling, sig_blocks, SigTable, DeltaJob,
-PatchJob and the result codes. :data:`features` says what each backend
+PatchJob and the result codes; the model store also uses Chunker (and
+cdc_gear, cdc_check): content-defined chunking with per-chunk BLAKE3. :data:`features` says what each backend
 supports beyond that (librsync's formats need the C core:
 :func:`rdiff_kernels`).
 
@@ -27,10 +28,11 @@ from ..errors import UsageError
 KNOWN = ("c", "numba")
 
 #: What each backend supports: "native" (pydelta's formats), "rdiff"
-#: (librsync's formats, C kernels only), "threads" (kernels release the GIL).
+#: (librsync's formats, C kernels only), "threads" (kernels release the GIL),
+#: "cdc" (the model store's content-defined chunker).
 features: Dict[str, FrozenSet[str]] = {
-    "c": frozenset({"native", "rdiff", "threads"}),
-    "numba": frozenset({"native", "threads"}),
+    "c": frozenset({"native", "rdiff", "threads", "cdc"}),
+    "numba": frozenset({"native", "threads", "cdc"}),
 }
 
 

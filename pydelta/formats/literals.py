@@ -128,6 +128,18 @@ class Compressor:
             )
         return c
 
+    def best(self, data: bytes) -> Tuple[int, bytes]:
+        """(transform, frame): the smallest zstd frame of ``data`` over the
+        transforms (a tie goes to the first). Also the model store's chunk
+        codec (its codecs are these transforms' numbers)."""
+        cctx = self._cctx()
+        best, transform = b"", 0
+        for t in self.transforms:
+            frame = cctx.compress(data if t == fmt.Z_ZSTD else group16(data))
+            if not transform or len(frame) < len(best):
+                best, transform = frame, t
+        return transform, best
+
     def op(self, raw: Buffer) -> Optional[Tuple[bytes, bytes]]:
         """(header, frame) of the 'Z' op for LITERAL bytes ``raw``, or None if
         compression does not save at least MIN_SAVING of them (or the gate
@@ -137,12 +149,7 @@ class Compressor:
         t0 = time.perf_counter()
         data = bytes(raw)
         n = len(data)
-        cctx = self._cctx()
-        best, transform = b"", 0
-        for t in self.transforms:  # the smaller wins; a tie goes to the first
-            frame = cctx.compress(data if t == fmt.Z_ZSTD else group16(data))
-            if not transform or len(frame) < len(best):
-                best, transform = frame, t
+        transform, best = self.best(data)
         record = getattr(self.gate, "record", None)
         if record is not None:  # an adaptive gate learns how fast we compress
             record(n, time.perf_counter() - t0)

@@ -22,6 +22,7 @@ from ._jit import (
     Buffer,
 )
 from .blake3 import Blake3, blake3_digest
+from .cdc import CDC_CAP, Chunker, cdc_check, cdc_gear
 from .delta import DeltaJob
 from .patch import PatchJob
 from .signature import sig_blocks
@@ -52,4 +53,8 @@ __all__ = [
     "set_table_key",
     "DeltaJob",
     "PatchJob",
+    "CDC_CAP",
+    "Chunker",
+    "cdc_check",
+    "cdc_gear",
 ]
