@@ -19,13 +19,18 @@
 
 #include "internal.h"
 
-enum { ST_OP, ST_COPY, ST_LITERAL, ST_DONE };
+enum {
+    ST_OP,
+    ST_COPY,
+    ST_LITERAL,
+    ST_DONE
+};
 
 struct pd_patch {
     int fd;
     uint64_t old_size;
     int state;
-    uint64_t off, rem;       /* current COPY source / bytes left in op */
+    uint64_t off, rem; /* current COPY source / bytes left in op */
     pd_blake3 *hasher;
     uint64_t produced;
     uint64_t expect_size;
@@ -122,20 +127,19 @@ static long parse_op(pd_patch *p, const uint8_t *in, size_t avail)
     }
 }
 
-/* Read exactly len bytes of the basis at off into dst. */
-static int read_basis(pd_patch *p, uint8_t *dst, size_t len, uint64_t off)
+int pd_read_basis(int fd, uint8_t *dst, size_t len, uint64_t off, int *err_no)
 {
     while (len) {
-        ssize_t r = pread(p->fd, dst, len, (off_t)off);
+        ssize_t r = pread(fd, dst, len, (off_t)off);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            p->err_no = errno;
+            *err_no = errno;
             return PD_ERR_IO;
         }
         if (r == 0) {
             /* The basis is shorter than it was said to be. */
-            p->err_no = 0;
+            *err_no = 0;
             return PD_ERR_IO;
         }
         dst += r;
@@ -145,9 +149,39 @@ static int read_basis(pd_patch *p, uint8_t *dst, size_t len, uint64_t off)
     return PD_OK;
 }
 
-int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len,
-                  uint8_t *out, size_t out_cap, size_t *in_used,
-                  size_t *out_used)
+int pd_patch_copy(int fd, uint64_t *off, uint64_t *rem, uint8_t *out,
+                  size_t room, size_t *made, int *err_no)
+{
+    if (!room)
+        return PD_NEED_OUTPUT;
+    size_t k = *rem < room ? (size_t)*rem : room;
+    int r = pd_read_basis(fd, out, k, *off, err_no);
+    if (r != PD_OK)
+        return r;
+    *made = k;
+    *off += k;
+    *rem -= k;
+    return PD_OK;
+}
+
+int pd_patch_literal(uint64_t *rem, const uint8_t *in, size_t avail,
+                     uint8_t *out, size_t room, size_t *moved)
+{
+    if (!avail)
+        return PD_NEED_INPUT;
+    if (!room)
+        return PD_NEED_OUTPUT;
+    size_t k = *rem < room ? (size_t)*rem : room;
+    if (k > avail)
+        k = avail;
+    memcpy(out, in, k);
+    *moved = k;
+    *rem -= k;
+    return PD_OK;
+}
+
+int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len, uint8_t *out,
+                  size_t out_cap, size_t *in_used, size_t *out_used)
 {
     size_t ip = 0, o = 0;
     int rc = PD_OK;
@@ -168,41 +202,20 @@ int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len,
             break;
         }
         case ST_COPY: {
-            size_t room = out_cap - o;
-            if (!room) {
-                rc = PD_NEED_OUTPUT;
-                break;
-            }
-            size_t k = p->rem < room ? (size_t)p->rem : room;
-            int r = read_basis(p, out + o, k, p->off);
-            if (r != PD_OK) {
-                rc = r;
-                break;
-            }
+            size_t k = 0;
+            rc = pd_patch_copy(p->fd, &p->off, &p->rem, out + o, out_cap - o,
+                               &k, &p->err_no);
             o += k;
-            p->off += k;
-            p->rem -= k;
             if (!p->rem)
                 p->state = ST_OP;
             break;
         }
         case ST_LITERAL: {
-            size_t room = out_cap - o, avail = in_len - ip;
-            if (!avail) {
-                rc = PD_NEED_INPUT;
-                break;
-            }
-            if (!room) {
-                rc = PD_NEED_OUTPUT;
-                break;
-            }
-            size_t k = p->rem < room ? (size_t)p->rem : room;
-            if (k > avail)
-                k = avail;
-            memcpy(out + o, in + ip, k);
-            o += k;
+            size_t k = 0;
+            rc = pd_patch_literal(&p->rem, in + ip, in_len - ip, out + o,
+                                  out_cap - o, &k);
             ip += k;
-            p->rem -= k;
+            o += k;
             if (!p->rem)
                 p->state = ST_OP;
             break;

@@ -4,10 +4,13 @@ model store's push, pull and ls.
 The commands mirror rdiff: an omitted output or ``-`` is standard output,
 ``-`` as an input is standard input. Each command parses its arguments,
 calls the library once and turns any error into one line on standard
-error, ``pydelta: error: <message>``, with exit status 1 (2 for usage
-errors, 130 when interrupted). Progress bars (tqdm) live here only.
+error, ``pydelta: error: <message>``, with a distinct exit status per kind
+of failure (:data:`._cliutil.EXIT_CODES_HELP`). Progress bars (tqdm) live
+here only.
 """
 
+import dataclasses
+import json
 import sys
 import warnings
 from typing import Annotated, Optional
@@ -15,8 +18,11 @@ from typing import Annotated, Optional
 import typer
 
 from ._cliutil import (
+    EXIT_CODES_HELP,
+    EXIT_PARTIAL,
     PROGRESS_THRESHOLD,
     Bar,
+    Deadline,
     Failure,
     StoreBar,
     SyncBars,
@@ -32,19 +38,42 @@ from ._cliutil import (
     want_progress,
 )
 from ._version import __version__
+from .backends import backend as kernels
+from .backends import fallback, simd, unavailable
 from .delta import delta as make_delta
-from .errors import SyncError, UnverifiedWarning
+from .errors import NotASignatureError, SyncError, UnverifiedWarning
+from .formats import SIGNATURE, sniff
+from .formats.literals import check_level
 from .info import info as describe_file
 from .patch import patch as apply_patch
 from .signature import signature as make_signature
+from .store import diff as diff_versions
+from .store import gc as collect
 from .store import ls as list_store
+from .store import mirror as copy_store
 from .store import pull as pull_version
 from .store import push as push_version
+from .store import tag as set_tag
 from .sync import SyncReport
 from .sync.client import sync as run_sync
 from .sync.server import serve_main
 
 __all__ = ["app", "main"]
+
+
+def say(line: str) -> None:
+    """One line of information on stderr (-v summaries)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _is_signature(path: str) -> bool:
+    """True if the file at path starts like a pydelta signature."""
+    try:
+        with open(path, "rb") as fh:
+            return sniff(fh.read(16)) == SIGNATURE
+    except OSError:
+        return False
 
 
 PIPELINE_EXAMPLE = (
@@ -70,6 +99,11 @@ Example:
 \b
 Example, updating a remote file over ssh without a temporary file:
   {PIPELINE_EXAMPLE}
+
+{EXIT_CODES_HELP}
+
+Shell completion: pydelta --install-completion (bash, zsh, fish), or
+print the script with --show-completion.
 """
 
 app = typer.Typer(
@@ -77,7 +111,7 @@ app = typer.Typer(
     help=_MAIN_HELP,
     no_args_is_help=True,
     rich_markup_mode=None,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -112,15 +146,43 @@ FsyncOpt = Annotated[
     bool,
     typer.Option(
         "--fsync/--no-fsync",
-        help="fsync the result before it replaces OUT, so a crash cannot leave a "
-        "partial file (default: on).",
+        help="fsync the result before it replaces OUT, so a crash cannot leave a partial file.",
     ),
 ]
+SyncFsyncOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fsync/--no-fsync",
+        help="fsync each received file before it replaces the old one, so a crash "
+        "cannot leave a partial file.",
+    ),
+]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Print a one-line summary on stderr."),
+]
+LevelOpt = Annotated[
+    int,
+    typer.Option("--level", help="zstd compression level (1..22).", show_default=True),
+]
+
+
+def version_line() -> str:
+    """``pydelta X.Y.Z (backend c: blake3 avx2, blake2b avx2)``: the version,
+    the kernels in use and their SIMD level (or why there are none)."""
+    name = getattr(kernels, "NAME", "none")
+    if unavailable:
+        detail = unavailable
+    elif name == "c":
+        detail = f"backend c: {simd()}"
+    else:
+        detail = f"backend {name}" + (f": {fallback}" if fallback else "")
+    return f"pydelta {__version__} ({detail})"
 
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"pydelta {__version__}")
+        typer.echo(version_line())
         raise typer.Exit()
 
 
@@ -130,9 +192,10 @@ def _root(
         bool,
         typer.Option(
             "--version",
+            "-V",
             callback=_version_callback,
             is_eager=True,
-            help="Print the version and exit.",
+            help="Print the version, the kernel backend and its SIMD level, and exit.",
         ),
     ] = False,
 ) -> None:
@@ -207,6 +270,7 @@ def signature(
     ] = "blake2",
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     threads: ThreadsOpt = 0,
 ) -> None:
     """Write the signature of OLD to SIG.
@@ -225,7 +289,7 @@ def signature(
             raise Failure("--rollsum and --hash apply to --format rdiff only")
         size = input_size(old)
         with Bar(want_progress(progress, quiet, size), size, "signature") as bar:
-            make_signature(
+            made = make_signature(
                 old,
                 "-" if sig is None else sig,
                 block_size=block_size,
@@ -235,6 +299,12 @@ def signature(
                 format=sig_format,
                 rdiff_weak=rollsum,
                 rdiff_hash=strong_hash,
+            )
+        if verbose and not quiet:
+            n = made.block_count
+            say(
+                f"pydelta: old {made.basis_size} bytes, {n} block{'s' if n != 1 else ''} "
+                f"of {made.block_len} bytes, {made.strong_len}-byte strong hashes"
             )
 
     run(action)
@@ -283,10 +353,7 @@ def delta(
             show_default=False,
         ),
     ] = None,
-    level: Annotated[
-        int,
-        typer.Option("--level", min=1, max=22, help="zstd compression level (1..22)."),
-    ] = 3,
+    level: LevelOpt = 3,
 ) -> None:
     """Write the delta that turns the file SIG was made from into NEW.
 
@@ -297,20 +364,28 @@ def delta(
     def action() -> None:
         one_stdin(sig, "SIG", new, "NEW")
         refuse_terminal(delta_out, "delta")
+        check_level(level)
         size = input_size(new)
         with Bar(want_progress(progress, quiet, size), size, "delta") as bar:
-            stats = make_delta(
-                sig,
-                new,
-                "-" if delta_out is None else delta_out,
-                progress=bar.callback,
-                threads=threads,
-                compress=compress,
-                level=level,
-            )
+            try:
+                stats = make_delta(
+                    sig,
+                    new,
+                    "-" if delta_out is None else delta_out,
+                    progress=bar.callback,
+                    threads=threads,
+                    compress=compress,
+                    level=level,
+                )
+            except NotASignatureError as e:
+                if new != "-" and "wrong order" not in str(e) and _is_signature(new):
+                    raise NotASignatureError(
+                        f"{e} (arguments in the wrong order? NEW {new} is a signature: "
+                        "it is 'pydelta delta SIG NEW')"
+                    ) from None
+                raise
         if verbose and not quiet:
-            sys.stderr.write(summary(stats) + "\n")
-            sys.stderr.flush()
+            say(summary(stats))
 
     run(action)
 
@@ -345,6 +420,7 @@ def patch(
     ] = None,
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     fsync: FsyncOpt = True,
 ) -> None:
     """Apply DELTA to OLD and write the verified result to OUT.
@@ -366,7 +442,7 @@ def patch(
         on = want_progress(progress, quiet, max(known) if known else None)
         with Bar(on, total, "patch") as bar, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UnverifiedWarning)
-            apply_patch(
+            result = apply_patch(
                 sys.stdin.buffer if old == "-" else old,
                 delta_in,
                 "-" if out is None else out,
@@ -379,6 +455,10 @@ def patch(
             elif not quiet:
                 sys.stderr.write(f"pydelta: warning: {w.message}\n")
                 sys.stderr.flush()
+
+        if verbose and not quiet:
+            check = "verified" if result.verified else "NOT verified (rdiff delta)"
+            say(f"pydelta: result {result.size} bytes, BLAKE3 {result.digest.hex()} ({check})")
 
     run(action)
 
@@ -395,11 +475,26 @@ def info(
             help="A pydelta or rdiff (librsync) signature or delta; '-' reads standard input.",
         ),
     ],
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object: format, kind, and the fields with snake_case "
+            "keys (digests as hex strings, sizes as integers).",
+        ),
+    ] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Describe what a signature or delta holds (block size, sizes, digests)."""
 
     def action() -> None:
-        text = str(describe_file(file))
+        found = describe_file(file)
+        if as_json:
+            obj = {"format": found.format, "kind": found.kind}
+            obj.update({k.replace(" ", "_"): v for k, v in found.fields.items()})
+            text = json.dumps(obj)
+        else:
+            text = str(found)
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
@@ -481,10 +576,17 @@ def sync(
             show_default=False,
         ),
     ] = None,
-    level: Annotated[
-        int, typer.Option("--level", min=1, max=22, help="zstd compression level (1..22).")
-    ] = 3,
-    fsync: FsyncOpt = True,
+    level: LevelOpt = 3,
+    fsync: SyncFsyncOpt = True,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the report as one JSON object on stdout instead of the summary "
+            "(src, dest, files with path/action/size/sent/received/message, bytes_sent, "
+            "bytes_received, total_size, seconds, dry_run, speedup).",
+        ),
+    ] = False,
 ) -> None:
     """Make DEST a copy of SRC over ssh, sending only what changed.
 
@@ -501,7 +603,17 @@ def sync(
     and received, and the speed-up against copying whole files.
     """
 
+    def show(report: SyncReport) -> None:
+        if as_json:
+            obj = dataclasses.asdict(report)
+            obj["speedup"] = None if report.dry_run else round(report.speedup, 2)
+            sys.stdout.write(json.dumps(obj) + "\n")
+            sys.stdout.flush()
+        else:
+            print_report(report, verbose, quiet)
+
     def action() -> None:
+        check_level(level)
         on = want_progress(progress, quiet, PROGRESS_THRESHOLD)
         report = None
         try:
@@ -522,13 +634,14 @@ def sync(
                 )
         except SyncError as e:
             if isinstance(e.report, SyncReport):
-                print_report(e.report, verbose, quiet)
+                show(e.report)
                 n = len(e.report.failed)
                 raise Failure(
-                    f"{n} file{'s' if n != 1 else ''} not synced (they keep their old content)"
+                    f"{n} file{'s' if n != 1 else ''} not synced (they keep their old content)",
+                    EXIT_PARTIAL,
                 ) from None
             raise
-        print_report(report, verbose, quiet)
+        show(report)
 
     run(action)
 
@@ -642,28 +755,58 @@ def push_cmd(
 
 @app.command(
     "pull",
-    no_args_is_help=True,
+    no_args_is_help=False,  # STORE and DEST may come from the environment
     epilog="\b\nExample:\n"
     "  pydelta pull s3://models/llama-7b /models/llama-7b --tag v2\n"
     "  pydelta pull s3://models/llama-7b /models/llama-7b --quick    # at container start\n"
-    "  pydelta pull /mnt/store/model model.safetensors --seed old-model.safetensors",
+    "  pydelta pull /mnt/store/model model.safetensors --seed old-model.safetensors\n"
+    "  pydelta pull s3://models/llama-7b /models/llama-7b --near /mnt/node-cache/llama-7b\n"
+    "  PYDELTA_STORE=https://cdn.example.com/llama PYDELTA_DEST=/models/llama pydelta pull\n"
+    "\b\nEnvironment (used when the argument or option is not given):\n"
+    "  PYDELTA_STORE PYDELTA_DEST PYDELTA_TAG PYDELTA_VERSION PYDELTA_JOBS\n"
+    "  PYDELTA_NEAR (space-separated) PYDELTA_TIMEOUT PYDELTA_QUICK=1 PYDELTA_ENDPOINT_URL\n"
+    "\b\nExit status: 0 done, 1 other error, 2 bad usage, 5 verification failed,\n"
+    "  8 access denied, 10 store unreachable, 11 version (or store) missing,\n"
+    "  12 disk full, 13 timed out, 130 interrupted.",
 )
 def pull_cmd(
     store: Annotated[
         str,
         typer.Argument(
-            metavar="STORE", help="A local directory, file:// URL or s3://bucket/prefix."
+            metavar="STORE",
+            envvar="PYDELTA_STORE",
+            show_envvar=False,
+            help="A local directory, file:// URL, s3://bucket/prefix or http(s):// URL (read-only).",
         ),
     ],
     dest: Annotated[
-        str, typer.Argument(metavar="DEST", help="The file or folder to make that version.")
+        str,
+        typer.Argument(
+            metavar="DEST",
+            envvar="PYDELTA_DEST",
+            show_envvar=False,
+            help="The file or folder to make that version.",
+        ),
     ],
     tag: Annotated[
-        Optional[str], typer.Option("--tag", "-t", help="The tag to pull (default: latest).")
+        Optional[str],
+        typer.Option(
+            "--tag",
+            "-t",
+            envvar="PYDELTA_TAG",
+            show_envvar=False,
+            help="The tag to pull (default: latest).",
+        ),
     ] = None,
     version: Annotated[
         Optional[str],
-        typer.Option("--version", "-V", help="A version id (or a unique prefix) instead of a tag."),
+        typer.Option(
+            "--version",
+            "-V",
+            envvar="PYDELTA_VERSION",
+            show_envvar=False,
+            help="A version id (or a unique prefix) instead of a tag.",
+        ),
     ] = None,
     seed: Annotated[
         Optional[list[str]],
@@ -680,14 +823,65 @@ def pull_cmd(
         bool,
         typer.Option(
             "--quick",
+            envvar="PYDELTA_QUICK",
+            show_envvar=False,
             help="Trust the sizes and times recorded by the last pull (read no file data if they match).",
         ),
     ] = False,
-    jobs: JobsOpt = 8,
-    endpoint_url: EndpointOpt = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=256,
+            envvar="PYDELTA_JOBS",
+            show_envvar=False,
+            help="Parallel transfers (requests to the store).",
+        ),
+    ] = 8,
+    endpoint_url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--endpoint-url",
+            metavar="URL",
+            envvar="PYDELTA_ENDPOINT_URL",
+            show_envvar=False,
+            help="S3 endpoint, e.g. http://minio:9000 (default: AWS_ENDPOINT_URL or the AWS config).",
+        ),
+    ] = None,
     dry_run: DryRunOpt = False,
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
+    near: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--near",
+            metavar="NEAR_STORE",
+            envvar="PYDELTA_NEAR",
+            show_envvar=False,
+            help="A store to read before STORE (a mirror in the region, a node cache, an HTTP "
+            "server; repeatable, tried in order).",
+        ),
+    ] = None,
+    timeout: Annotated[
+        Optional[float],
+        typer.Option(
+            "--timeout",
+            min=0.0,
+            metavar="SECONDS",
+            envvar="PYDELTA_TIMEOUT",
+            show_envvar=False,
+            help="Give up after this long (waiting for another pull included); exit status 13.",
+        ),
+    ] = None,
+    lock: Annotated[
+        bool,
+        typer.Option(
+            "--lock/--no-lock",
+            help="Take the lock beside DEST so concurrent pulls into it download once.",
+        ),
+    ] = True,
 ) -> None:
     """Make DEST exactly one version of STORE, downloading only missing chunks.
 
@@ -701,19 +895,23 @@ def pull_cmd(
     def action() -> None:
         bar = StoreBar(store_progress(progress, quiet))
         try:
-            r = pull_version(
-                store,
-                dest,
-                tag=tag,
-                version=version,
-                seeds=seed or (),
-                delete=delete,
-                quick=quick,
-                jobs=jobs,
-                endpoint_url=endpoint_url,
-                dry_run=dry_run,
-                progress=bar,
-            )
+            with Deadline(timeout):
+                r = pull_version(
+                    store,
+                    dest,
+                    tag=tag,
+                    version=version,
+                    seeds=seed or (),
+                    delete=delete,
+                    quick=quick,
+                    jobs=jobs,
+                    endpoint_url=endpoint_url,
+                    dry_run=dry_run,
+                    progress=bar,
+                    near=near or (),
+                    lock=lock,
+                    timeout=timeout,
+                )
         finally:
             bar.close()
         if not quiet:
@@ -753,10 +951,214 @@ def ls_cmd(
                 f"{v.version[:16]}  {when}  {v.files:>6}  {v.bytes:>16,}  {', '.join(v.tags)}\n"
             )
         known = {v.version for v in listing.versions}
+        if listing.tags:
+            out.write("\ntag -> version\n")
+            for name, vid in sorted(listing.tags.items()):
+                out.write(f"{name} -> {vid[:16]}\n")
         for name, vid in sorted(listing.tags.items()):
             if vid not in known:
                 out.write(
                     f"pydelta: tag {name} names version {vid[:16]}, which is not in the store\n"
                 )
+
+    run(action)
+
+
+# -- fleet delivery: mirror, tag, diff, gc -----------------------------------
+
+StoreArg = Annotated[
+    str,
+    typer.Argument(metavar="STORE", help="A local directory, file:// URL or s3://bucket/prefix."),
+]
+
+
+@app.command(
+    "mirror",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta mirror s3://models-us/llama s3://models-eu/llama\n"
+    "  pydelta mirror s3://models/llama /srv/www/llama --tag prod    # served by nginx\n"
+    "  pydelta pull s3://models/llama /models/llama --near https://cache.local/llama",
+)
+def mirror_cmd(
+    src: Annotated[
+        str,
+        typer.Argument(
+            metavar="SRC_STORE", help="The store to copy from (http(s):// needs --tag)."
+        ),
+    ],
+    dst: Annotated[
+        str,
+        typer.Argument(
+            metavar="DST_STORE", help="The store to copy to (a local directory is created)."
+        ),
+    ],
+    tag: Annotated[
+        Optional[str],
+        typer.Option(
+            "--tag",
+            "-t",
+            help="Copy only this tag and its version (default: every version and tag).",
+        ),
+    ] = None,
+    jobs: JobsOpt = 8,
+    endpoint_url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--endpoint-url",
+            metavar="URL",
+            help="S3 endpoint of SRC_STORE (and of DST_STORE unless --dst-endpoint-url).",
+        ),
+    ] = None,
+    dst_endpoint_url: Annotated[
+        Optional[str],
+        typer.Option("--dst-endpoint-url", metavar="URL", help="S3 endpoint of DST_STORE."),
+    ] = None,
+    dry_run: DryRunOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Copy versions to another store, sending only the packs it lacks.
+
+    Packs are checked against their ids as they are copied; manifests come
+    after their packs and tags last, so the copy never names a version it
+    cannot serve.
+    """
+
+    def action() -> None:
+        r = copy_store(
+            src,
+            dst,
+            tag=tag,
+            jobs=jobs,
+            dry_run=dry_run,
+            endpoint_url=endpoint_url,
+            dst_endpoint_url=dst_endpoint_url,
+        )
+        if not quiet:
+            sys.stdout.write(r.summary() + "\n")
+
+    run(action)
+
+
+@app.command(
+    "tag",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta tag s3://models/llama 3f2a9c1d prod\n"
+    "  pydelta tag s3://models/llama latest prod --expect 77aa01be   # promote, if prod is still 77aa01be\n"
+    "  pydelta tag s3://models/llama 3f2a9c1d prod --force",
+)
+def tag_cmd(
+    store: StoreArg,
+    version: Annotated[
+        str,
+        typer.Argument(metavar="VERSION", help="A version id, a unique prefix of one, or a tag."),
+    ],
+    tag: Annotated[str, typer.Argument(metavar="TAG", help="The tag to set or move.")],
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Write even if the tag moved meanwhile.")
+    ] = False,
+    expect: Annotated[
+        Optional[str],
+        typer.Option(
+            "--expect",
+            metavar="VERSION",
+            help="Only if TAG names this version now ('' = only if TAG does not exist).",
+        ),
+    ] = None,
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """Point TAG at VERSION with a conditional write.
+
+    Refuses (exit 9) if the tag moved between our read and our write, or is
+    not the version --expect names; --force writes unconditionally.
+    """
+
+    def action() -> None:
+        r = set_tag(store, version, tag, force=force, expect=expect, endpoint_url=endpoint_url)
+        sys.stdout.write(r.summary() + "\n")
+
+    run(action)
+
+
+@app.command(
+    "diff",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n  pydelta diff s3://models/llama v1 v2\n  pydelta diff /mnt/store/llama 3f2a9c1d latest",
+)
+def diff_cmd(
+    store: StoreArg,
+    old: Annotated[str, typer.Argument(metavar="V1", help="A version id, prefix or tag.")],
+    new: Annotated[str, typer.Argument(metavar="V2", help="A version id, prefix or tag.")],
+    endpoint_url: EndpointOpt = None,
+) -> None:
+    """What changed from V1 to V2: files added, removed and changed, and the
+    bytes of V2 in chunks V1 lacks (what a pull holding V1 downloads)."""
+
+    def action() -> None:
+        sys.stdout.write(diff_versions(store, old, new, endpoint_url=endpoint_url).summary() + "\n")
+
+    run(action)
+
+
+@app.command(
+    "gc",
+    no_args_is_help=True,
+    epilog="\b\nExample:\n"
+    "  pydelta gc s3://models/llama --keep-last 5 --keep-tagged --dry-run\n"
+    "  pydelta gc s3://models/llama --keep-last 5 --keep-tagged\n"
+    "\b\nSafe against pushes running at the same time as long as every push finishes\n"
+    "within the grace period: a pack nothing uses is first hidden from new pushes,\n"
+    "and deleted only by a gc at least the grace period later, if still unused.",
+)
+def gc_cmd(
+    store: StoreArg,
+    keep_last: Annotated[
+        Optional[int],
+        typer.Option("--keep-last", min=0, metavar="N", help="Keep the N most recent versions."),
+    ] = None,
+    keep_tagged: Annotated[
+        bool, typer.Option("--keep-tagged", help="Keep every version a tag names.")
+    ] = False,
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            min=0.0,
+            metavar="SECONDS",
+            help="Longer than any push takes (default 6 hours).",
+        ),
+    ] = 6 * 3600.0,
+    repack: Annotated[
+        bool,
+        typer.Option(
+            "--repack/--no-repack",
+            help="Repack packs whose live chunks are under half their bytes.",
+        ),
+    ] = True,
+    jobs: JobsOpt = 8,
+    endpoint_url: EndpointOpt = None,
+    dry_run: DryRunOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Delete versions outside the policy and the packs no version uses.
+
+    With neither --keep-last nor --keep-tagged every version is kept and only
+    unused packs go. Versions younger than the grace period are always kept.
+    """
+
+    def action() -> None:
+        r = collect(
+            store,
+            keep_last=keep_last,
+            keep_tagged=keep_tagged,
+            grace=grace,
+            repack=repack,
+            dry_run=dry_run,
+            jobs=jobs,
+            endpoint_url=endpoint_url,
+        )
+        if not quiet:
+            sys.stdout.write(r.summary() + "\n")
 
     run(action)

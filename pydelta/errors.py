@@ -172,6 +172,21 @@ __all__ += [
 ]
 
 
+# -- fleet delivery (issue 12: locks, timeouts, read-only stores) -------------
+
+
+class PullTimeoutError(StoreError):
+    """A pull (or its wait for another pull into the same place) ran past its
+    ``timeout``; what arrived is kept for the rerun."""
+
+
+class ReadOnlyStoreError(StoreError):
+    """A write was asked of a store that can only be read (an HTTP(S) store)."""
+
+
+__all__ += ["PullTimeoutError", "ReadOnlyStoreError"]
+
+
 # -- C result codes ------------------------------------------------------------
 # The pd_result enum of csrc/pydelta.h (both backends return these values;
 # tests check that the C core's enum agrees).

@@ -13,12 +13,26 @@ from __future__ import annotations
 
 from .catalog import ls
 from .chunker import DEFAULT_PARAMS, ChunkParams
+
+# fleet delivery (issue 12)
+from .gc import GcReport, gc
+from .mirror import MirrorReport, mirror
 from .pull import pull
 from .push import push
 from .report import Progress, PullReport, PushReport, StoreListing, VersionInfo
 from .stores import open_store
+from .tags import DiffReport, TagReport, diff, tag, untag
 
 __all__ = [
+    "mirror",
+    "gc",
+    "tag",
+    "untag",
+    "diff",
+    "MirrorReport",
+    "GcReport",
+    "TagReport",
+    "DiffReport",
     "push",
     "pull",
     "ls",

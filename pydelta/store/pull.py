@@ -43,6 +43,7 @@ from ..errors import (
     CorruptStoreError,
     DiskFullError,
     FileAccessError,
+    PullTimeoutError,
     StoreNotFoundError,
     UsageError,
     VerificationError,
@@ -51,9 +52,12 @@ from ..errors import (
 from ..formats import manifest as mf
 from .base import Store
 from .chunker import ChunkParams, chunk_stream
+from .lock import dest_lock
+from .near import open_pull_store
 from .packs import blake3, decode_payload, pack_key
+from .relocate import fetch_moved
 from .report import Progress, PullReport
-from .stores import CONFIG_KEY, TAGS, VERSIONS, open_store, tag_key, version_key
+from .stores import CONFIG_KEY, TAGS, VERSIONS, tag_key, version_key
 
 ProgressFn = Callable[[Progress], None]
 
@@ -119,6 +123,12 @@ def resolve_version(st: Store, tag: Optional[str], version: Optional[str]) -> st
 
 def read_manifest(st: Store, version: str) -> Tuple[mf.Manifest, int]:
     """(manifest, its size in bytes), checked against its id."""
+    man, data = read_manifest_bytes(st, version)
+    return man, len(data)
+
+
+def read_manifest_bytes(st: Store, version: str) -> Tuple[mf.Manifest, bytes]:
+    """(manifest, its bytes), checked against its id (mirror copies the bytes)."""
     try:
         data = st.get(version_key(version))
     except StoreNotFoundError:
@@ -126,7 +136,7 @@ def read_manifest(st: Store, version: str) -> Tuple[mf.Manifest, int]:
     what = f"manifest of version {version[:16]} in store {st.url}"
     if blake3(data).hex() != version:
         raise CorruptStoreError(f"{what} is damaged or tampered with (its BLAKE3 is not its id)")
-    return mf.decode_manifest(data, what), len(data)
+    return mf.decode_manifest(data, what), data
 
 
 # ---------------------------------------------------------------- state
@@ -303,6 +313,9 @@ def pull(
     dry_run: bool = False,
     endpoint_url: Optional[str] = None,
     progress: Optional[ProgressFn] = None,
+    near: Sequence[str] = (),
+    lock: bool = True,
+    timeout: Optional[float] = None,
 ) -> PullReport:
     """Make DEST (a file or a folder) exactly one version of a store.
 
@@ -323,6 +336,15 @@ def pull(
         dry_run: change nothing; report what would be downloaded.
         endpoint_url: the S3 endpoint (default: AWS config / environment).
         progress: called with a :class:`Progress` as the pull goes.
+        near: stores to read before ``store`` (tried in order; see
+            :mod:`pydelta.store.near`): the manifest and each pack come from
+            the first that has them, tags from ``store`` unless it is
+            unreachable.
+        lock: hold the lock beside DEST (:mod:`pydelta.store.lock`) so
+            concurrent pulls into one place download once; a pull that
+            waited for another checks the record it left (``quick``) first.
+        timeout: give up after this many seconds (waiting for the lock
+            included) with PullTimeoutError; what arrived is kept.
 
     Returns:
         A :class:`PullReport`.
@@ -338,8 +360,12 @@ def pull(
     if not isinstance(jobs, int) or jobs < 1:
         raise UsageError(f"jobs must be a positive number, not {jobs!r}")
     dest = os.fspath(dest)
-    st = open_store(os.fspath(store), endpoint_url=endpoint_url, jobs=jobs)
-    with st:
+    deadline = None if timeout is None else t0 + timeout
+    st = open_pull_store(
+        os.fspath(store), [os.fspath(n) for n in near], endpoint_url=endpoint_url, jobs=jobs
+    )
+    with st, _locked(dest, lock and not dry_run, timeout) as waited:
+        quick = quick or waited
         vid = resolve_version(st, tag, version)
         if quick:
             hit = _quick_ok(dest, vid, delete)
@@ -353,6 +379,7 @@ def pull(
         report.downloaded_bytes = man_size
         report.requests = 2
         run = _Pull(st, man, dest, report, jobs, progress)
+        run.deadline = deadline
         try:
             run.plan(seeds)
             if dry_run:
@@ -394,6 +421,7 @@ class _Pull:
         self.sent = 0
         self.chunks = 0
         self.created_partials: List[str] = []
+        self.deadline: Optional[float] = None
         if man.single_file:
             name = man.files[0].path
             if os.path.isdir(dest) or dest.endswith(("/", os.sep)):
@@ -724,8 +752,15 @@ class _Pull:
         return True
 
     def _fetch(self, req: "_Request") -> int:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise PullTimeoutError(
+                f"pull into {self.dest} ran past its timeout; what arrived is kept"
+            )
         key = pack_key(req.pack)
-        data = self.st.get_range(key, req.start, req.length)
+        try:
+            data = self.st.get_range(key, req.start, req.length)
+        except StoreNotFoundError:
+            return self._fetch_moved(req)  # repacked by gc (pydelta.store.relocate)
         what = f"pack {req.pack.hex()[:16]} in store {self.st.url}"
         for f in req.items:
             c = f.ref
@@ -736,6 +771,17 @@ class _Pull:
                 self._mark(t, i)
             self._placed(c.size * len(f.targets), c.stored)
         return len(data)
+
+    def _fetch_moved(self, req: "_Request") -> int:
+        chunks, got, requests = fetch_moved(self.st, req.pack, [f.ref for f in req.items])
+        for f in req.items:
+            for t, o, i in f.targets:
+                self._write(t, o, chunks[f.ref.digest])
+                self._mark(t, i)
+            self._placed(f.ref.size * len(f.targets), f.ref.stored)
+        with self.lock:
+            self.report.requests += requests - 1
+        return got
 
     def _finish(self, t: _Target) -> None:
         try:
@@ -806,6 +852,13 @@ def _requests(fetches: List[_Fetch]) -> List[_Request]:
     # biggest first keeps the workers busy to the end
     out.sort(key=lambda q: -q.length)
     return out
+
+
+def _locked(
+    dest: str, enabled: bool, timeout: Optional[float]
+) -> "contextlib.AbstractContextManager[bool]":
+    """The destination's lock (yields True if we waited for another pull), or nothing."""
+    return dest_lock(dest, timeout) if enabled else contextlib.nullcontext(False)
 
 
 def list_tags(st: Store) -> List[str]:

@@ -44,7 +44,8 @@ def tag_key(tag: str) -> str:
 def open_store(
     url: str, *, endpoint_url: Optional[str] = None, jobs: int = 8, create: bool = False
 ) -> Store:
-    """The store a URL names: ``s3://bucket/prefix``, ``file:///path`` or a path.
+    """The store a URL names: ``s3://bucket/prefix``, ``file:///path``, a path, or
+    ``http(s)://host/path`` (read-only).
 
     ``create`` makes a missing local directory (push); S3 buckets are never
     created.
@@ -56,10 +57,15 @@ def open_store(
         from .s3 import S3Store
 
         return S3Store(url, endpoint_url=endpoint_url, jobs=jobs)
+    if url.startswith(("http://", "https://")):
+        from .http import HttpStore  # read-only (issue 12)
+
+        return HttpStore(url)
     if "://" in url and not url.startswith("file://"):
         scheme = url.split("://", 1)[0]
         raise UsageError(
-            f"unsupported store URL scheme {scheme!r} in {url}: use a path, file:// or s3://"
+            f"unsupported store URL scheme {scheme!r} in {url}: "
+            "use a path, file://, s3:// or http(s)://"
         )
     if endpoint_url:
         raise UsageError("--endpoint-url applies to s3:// stores only")
