@@ -1,11 +1,3 @@
-#include <stdint.h>
-#include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "pydelta.h"
-#include "blake3_impl.h"
-
 /** \file blake3.c
  * BLAKE3 (unkeyed hash mode, extendable output): portable C, plus the x86
  * SIMD kernels of blake3_simd.c for hashing many chunks at once.
@@ -45,7 +37,15 @@
  * on the stack, so hashing many small blocks does no allocation.
  */
 
-/* ---- chunk state ------------------------------------------------------- */
+#include <stdint.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pydelta.h"
+#include "blake3_impl.h"
+
+/* ---- chunk state -------------------------------------------------------- */
 
 static void chunk_init(b3_chunk *c, const uint32_t key[8], uint64_t counter,
                        uint8_t flags)
@@ -97,7 +97,7 @@ static void chunk_update(b3_chunk *c, const uint8_t *in, size_t len)
     c->buf_len = (uint8_t)len;
 }
 
-/* ---- output nodes ------------------------------------------------------ */
+/* ---- output nodes ------------------------------------------------------- */
 
 /** A node not yet compressed for the last time: it becomes either a CV
  * (for its parent) or, with ROOT, the output stream. */
@@ -144,20 +144,20 @@ static void output_root_bytes(const b3_output *o, uint8_t *out, size_t len)
     uint64_t block = 0;
     uint8_t tmp[B3_BLOCK_LEN];
     while (len >= B3_BLOCK_LEN) {
-        b3_compress_xof(o->cv, o->m, block, o->block_len,
-                        o->flags | B3_ROOT, out);
+        b3_compress_xof(o->cv, o->m, block, o->block_len, o->flags | B3_ROOT,
+                        out);
         block++;
         out += B3_BLOCK_LEN;
         len -= B3_BLOCK_LEN;
     }
     if (len > 0) {
-        b3_compress_xof(o->cv, o->m, block, o->block_len,
-                        o->flags | B3_ROOT, tmp);
+        b3_compress_xof(o->cv, o->m, block, o->block_len, o->flags | B3_ROOT,
+                        tmp);
         memcpy(out, tmp, len);
     }
 }
 
-/* ---- implementation choice ------------------------------------------- */
+/* ---- implementation choice ---------------------------------------------- */
 
 /* The best kernel set this CPU runs (each level needs all below it). */
 static int b3_cpu_best(void)
@@ -188,8 +188,8 @@ static int b3_impl_choose(void)
     int best = b3_cpu_best();
     const char *want = getenv("PYDELTA_BLAKE3_SIMD");
     if (want != NULL) {
-        for (int i = 0; i < (int)(sizeof b3_impl_names /
-                                  sizeof b3_impl_names[0]); i++) {
+        for (int i = 0;
+             i < (int)(sizeof b3_impl_names / sizeof b3_impl_names[0]); i++) {
             if (strcmp(want, b3_impl_names[i]) == 0 && i < best)
                 best = i;
         }
@@ -220,7 +220,7 @@ static int b3_impl(void)
     return impl;
 }
 
-/* ---- many inputs at once ----------------------------------------------- */
+/* ---- many inputs at once ------------------------------------------------ */
 
 /** Portable form of the kernels in blake3_simd.c (see B3_KERNEL_ARGS in
  * blake3_impl.h), for any number n of inputs: input i is `blocks` blocks
@@ -229,9 +229,9 @@ static int b3_impl(void)
  * input i is read before CV i is written and CV i lies below input i+1. */
 static void hash_many_portable(const uint8_t *in, size_t n, size_t stride,
                                size_t blocks, const uint32_t key[8],
-                               uint64_t counter, uint64_t step,
-                               uint32_t flags, uint32_t flags_start,
-                               uint32_t flags_end, uint8_t *out)
+                               uint64_t counter, uint64_t step, uint32_t flags,
+                               uint32_t flags_start, uint32_t flags_end,
+                               uint8_t *out)
 {
     for (size_t i = 0; i < n; i++) {
         const uint8_t *p = in + i * stride;
@@ -258,20 +258,20 @@ static void hash_many_portable(const uint8_t *in, size_t n, size_t stride,
  * implementation has, narrower ones (and finally portable code) taking
  * what is left. Groups go in increasing address order, each reading all
  * its inputs before writing, so in-place use stays safe. */
-static void hash_many(const uint8_t *in, size_t n, size_t stride,
-                      size_t blocks, const uint32_t key[8], uint64_t counter,
-                      uint64_t step, uint32_t flags, uint32_t flags_start,
-                      uint32_t flags_end, uint8_t *out)
+static void hash_many(const uint8_t *in, size_t n, size_t stride, size_t blocks,
+                      const uint32_t key[8], uint64_t counter, uint64_t step,
+                      uint32_t flags, uint32_t flags_start, uint32_t flags_end,
+                      uint8_t *out)
 {
 #if defined(B3_X86_SIMD)
     int impl = b3_impl();
-#define B3_RUN_KERNEL(fn, lanes)                                            \
-    for (; n >= (lanes); n -= (lanes)) {                                    \
-        fn(in, stride, blocks, key, counter, step, flags, flags_start,      \
-           flags_end, out);                                                 \
-        in += (lanes) * stride;                                             \
-        out += (lanes) * 32;                                                \
-        counter += (lanes) * step;                                          \
+#define B3_RUN_KERNEL(fn, lanes)                                               \
+    for (; n >= (lanes); n -= (lanes)) {                                       \
+        fn(in, stride, blocks, key, counter, step, flags, flags_start,         \
+           flags_end, out);                                                    \
+        in += (lanes) * stride;                                                \
+        out += (lanes) * 32;                                                   \
+        counter += (lanes) * step;                                             \
     }
     if (impl >= B3_IMPL_AVX512)
         B3_RUN_KERNEL(pd_b3_hash16_avx512, 16);
@@ -294,12 +294,11 @@ static void hash_many(const uint8_t *in, size_t n, size_t stride,
  * root. n == 1 gives the chunk's CV in cvs[0] and returns 1; that chunk
  * must not be the root. */
 static size_t hash_subtree(const uint8_t *in, size_t n, const uint32_t key[8],
-                           uint64_t counter, uint8_t flags,
-                           uint32_t cvs[2][8])
+                           uint64_t counter, uint8_t flags, uint32_t cvs[2][8])
 {
     uint8_t buf[B3_MAX_SUBTREE * 32];
-    hash_many(in, n, B3_CHUNK_LEN, B3_CHUNK_LEN / B3_BLOCK_LEN, key, counter,
-              1, flags, B3_CHUNK_START, B3_CHUNK_END, buf);
+    hash_many(in, n, B3_CHUNK_LEN, B3_CHUNK_LEN / B3_BLOCK_LEN, key, counter, 1,
+              flags, B3_CHUNK_START, B3_CHUNK_END, buf);
     /* Each adjacent pair of CVs in buf is one parent's 64-byte block. */
     while (n > 2) {
         n /= 2;
@@ -312,7 +311,7 @@ static size_t hash_subtree(const uint8_t *in, size_t n, const uint32_t key[8],
     return n;
 }
 
-/* ---- the tree ---------------------------------------------------------- */
+/* ---- the tree ----------------------------------------------------------- */
 
 static unsigned b3_popcount64(uint64_t x)
 {
@@ -358,7 +357,7 @@ static void hasher_init(pd_blake3 *h, const uint32_t key[8], uint8_t flags)
     h->stack_len = 0;
 }
 
-/* ---- public API -------------------------------------------------------- */
+/* ---- public API --------------------------------------------------------- */
 
 pd_blake3 *pd_blake3_new(void)
 {
@@ -428,8 +427,7 @@ void pd_blake3_update(pd_blake3 *h, const uint8_t *data, size_t len)
             n >>= 1;
         if (n == 1 && counter == 0 && len == B3_CHUNK_LEN)
             break;
-        if (hash_subtree(data, n, h->key, counter, h->chunk.flags, cvs) ==
-            2) {
+        if (hash_subtree(data, n, h->key, counter, h->chunk.flags, cvs) == 2) {
             push_cv(h, cvs[0], counter);
             push_cv(h, cvs[1], counter + n / 2);
         } else {
@@ -462,8 +460,8 @@ void pd_blake3_final(const pd_blake3 *h, uint8_t *out, size_t out_len)
     if (chunk_len(&h->chunk) > 0 || i == 0) {
         chunk_output(&h->chunk, &o);
     } else {
-        parent_output(h->stack[i - 2], h->stack[i - 1], h->key,
-                      h->chunk.flags, &o);
+        parent_output(h->stack[i - 2], h->stack[i - 1], h->key, h->chunk.flags,
+                      &o);
         i -= 2;
     }
     for (; i > 0; i--) {

@@ -1,10 +1,3 @@
-#include <stdint.h>
-#include <stddef.h>
-#include <string.h>
-
-#include "pydelta.h"
-#include "blake3_impl.h"
-
 /** \file blake3_simd.c
  * x86 SIMD kernels for BLAKE3: hash 4 (SSE4.1), 8 (AVX2) or 16 (AVX-512)
  * independent inputs at once, one input per 32-bit vector lane.
@@ -23,6 +16,13 @@
  * has a rotate instruction for all four).
  */
 
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "pydelta.h"
+#include "blake3_impl.h"
+
 #if defined(B3_X86_SIMD)
 
 #include <immintrin.h>
@@ -36,22 +36,22 @@ static inline __attribute__((always_inline)) void b3_prefetch(const uint8_t *p)
     _mm_prefetch((const char *)p, _MM_HINT_T0);
 }
 
-/* ---- SSE4.1: 4 lanes ----------------------------------------------------- */
+/* ---- SSE4.1: 4 lanes ---------------------------------------------------- */
 
 #define B3_SSE41_FN __attribute__((target("sse4.1")))
-#define B3_SSE41_INLINE                                                     \
+#define B3_SSE41_INLINE                                                        \
     static inline __attribute__((target("sse4.1"), always_inline))
 
 B3_SSE41_INLINE __m128i b3_rot16_x4(__m128i x)
 {
-    return _mm_shuffle_epi8(x, _mm_set_epi8(13, 12, 15, 14, 9, 8, 11, 10, 5,
-                                            4, 7, 6, 1, 0, 3, 2));
+    return _mm_shuffle_epi8(
+        x, _mm_set_epi8(13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2));
 }
 
 B3_SSE41_INLINE __m128i b3_rot8_x4(__m128i x)
 {
-    return _mm_shuffle_epi8(x, _mm_set_epi8(12, 15, 14, 13, 8, 11, 10, 9, 4,
-                                            7, 6, 5, 0, 3, 2, 1));
+    return _mm_shuffle_epi8(
+        x, _mm_set_epi8(12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2, 1));
 }
 
 B3_SSE41_INLINE __m128i b3_rot12_x4(__m128i x)
@@ -64,16 +64,16 @@ B3_SSE41_INLINE __m128i b3_rot7_x4(__m128i x)
     return _mm_or_si128(_mm_srli_epi32(x, 7), _mm_slli_epi32(x, 25));
 }
 
-#define B3_G_X4(a, b, c, d, x, y)                                           \
-    do {                                                                    \
-        a = _mm_add_epi32(_mm_add_epi32(a, b), x);                          \
-        d = b3_rot16_x4(_mm_xor_si128(d, a));                               \
-        c = _mm_add_epi32(c, d);                                            \
-        b = b3_rot12_x4(_mm_xor_si128(b, c));                               \
-        a = _mm_add_epi32(_mm_add_epi32(a, b), y);                          \
-        d = b3_rot8_x4(_mm_xor_si128(d, a));                                \
-        c = _mm_add_epi32(c, d);                                            \
-        b = b3_rot7_x4(_mm_xor_si128(b, c));                                \
+#define B3_G_X4(a, b, c, d, x, y)                                              \
+    do {                                                                       \
+        a = _mm_add_epi32(_mm_add_epi32(a, b), x);                             \
+        d = b3_rot16_x4(_mm_xor_si128(d, a));                                  \
+        c = _mm_add_epi32(c, d);                                               \
+        b = b3_rot12_x4(_mm_xor_si128(b, c));                                  \
+        a = _mm_add_epi32(_mm_add_epi32(a, b), y);                             \
+        d = b3_rot8_x4(_mm_xor_si128(d, a));                                   \
+        c = _mm_add_epi32(c, d);                                               \
+        b = b3_rot7_x4(_mm_xor_si128(b, c));                                   \
     } while (0)
 
 /* Transpose the 4x4 matrix of 32-bit words in r[0..3]. */
@@ -147,26 +147,26 @@ B3_SSE41_FN void pd_b3_hash4_sse41(B3_KERNEL_ARGS)
     }
 }
 
-/* ---- AVX2: 8 lanes ------------------------------------------------------- */
+/* ---- AVX2: 8 lanes ------------------------------------------------------ */
 
 #define B3_AVX2_FN __attribute__((target("avx2")))
-#define B3_AVX2_INLINE                                                      \
+#define B3_AVX2_INLINE                                                         \
     static inline __attribute__((target("avx2"), always_inline))
 
 B3_AVX2_INLINE __m256i b3_rot16_x8(__m256i x)
 {
-    return _mm256_shuffle_epi8(
-        x, _mm256_set_epi8(13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3,
-                           2, 13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0,
-                           3, 2));
+    return _mm256_shuffle_epi8(x, _mm256_set_epi8(13, 12, 15, 14, 9, 8, 11, 10,
+                                                  5, 4, 7, 6, 1, 0, 3, 2, 13,
+                                                  12, 15, 14, 9, 8, 11, 10, 5,
+                                                  4, 7, 6, 1, 0, 3, 2));
 }
 
 B3_AVX2_INLINE __m256i b3_rot8_x8(__m256i x)
 {
-    return _mm256_shuffle_epi8(
-        x, _mm256_set_epi8(12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2,
-                           1, 12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3,
-                           2, 1));
+    return _mm256_shuffle_epi8(x, _mm256_set_epi8(12, 15, 14, 13, 8, 11, 10, 9,
+                                                  4, 7, 6, 5, 0, 3, 2, 1, 12,
+                                                  15, 14, 13, 8, 11, 10, 9, 4,
+                                                  7, 6, 5, 0, 3, 2, 1));
 }
 
 B3_AVX2_INLINE __m256i b3_rot12_x8(__m256i x)
@@ -179,16 +179,16 @@ B3_AVX2_INLINE __m256i b3_rot7_x8(__m256i x)
     return _mm256_or_si256(_mm256_srli_epi32(x, 7), _mm256_slli_epi32(x, 25));
 }
 
-#define B3_G_X8(a, b, c, d, x, y)                                           \
-    do {                                                                    \
-        a = _mm256_add_epi32(_mm256_add_epi32(a, b), x);                    \
-        d = b3_rot16_x8(_mm256_xor_si256(d, a));                            \
-        c = _mm256_add_epi32(c, d);                                         \
-        b = b3_rot12_x8(_mm256_xor_si256(b, c));                            \
-        a = _mm256_add_epi32(_mm256_add_epi32(a, b), y);                    \
-        d = b3_rot8_x8(_mm256_xor_si256(d, a));                             \
-        c = _mm256_add_epi32(c, d);                                         \
-        b = b3_rot7_x8(_mm256_xor_si256(b, c));                             \
+#define B3_G_X8(a, b, c, d, x, y)                                              \
+    do {                                                                       \
+        a = _mm256_add_epi32(_mm256_add_epi32(a, b), x);                       \
+        d = b3_rot16_x8(_mm256_xor_si256(d, a));                               \
+        c = _mm256_add_epi32(c, d);                                            \
+        b = b3_rot12_x8(_mm256_xor_si256(b, c));                               \
+        a = _mm256_add_epi32(_mm256_add_epi32(a, b), y);                       \
+        d = b3_rot8_x8(_mm256_xor_si256(d, a));                                \
+        c = _mm256_add_epi32(c, d);                                            \
+        b = b3_rot7_x8(_mm256_xor_si256(b, c));                                \
     } while (0)
 
 /* Transpose the 8x8 matrix of 32-bit words in r[0..7]: 32-bit and 64-bit
@@ -268,22 +268,22 @@ B3_AVX2_FN void pd_b3_hash8_avx2(B3_KERNEL_ARGS)
         _mm256_storeu_si256((__m256i *)(out + 32 * l), h[l]);
 }
 
-/* ---- AVX-512: 16 lanes --------------------------------------------------- */
+/* ---- AVX-512: 16 lanes -------------------------------------------------- */
 
 #define B3_AVX512_FN __attribute__((target("avx512f")))
-#define B3_AVX512_INLINE                                                    \
+#define B3_AVX512_INLINE                                                       \
     static inline __attribute__((target("avx512f"), always_inline))
 
-#define B3_G_X16(a, b, c, d, x, y)                                          \
-    do {                                                                    \
-        a = _mm512_add_epi32(_mm512_add_epi32(a, b), x);                    \
-        d = _mm512_ror_epi32(_mm512_xor_si512(d, a), 16);                   \
-        c = _mm512_add_epi32(c, d);                                         \
-        b = _mm512_ror_epi32(_mm512_xor_si512(b, c), 12);                   \
-        a = _mm512_add_epi32(_mm512_add_epi32(a, b), y);                    \
-        d = _mm512_ror_epi32(_mm512_xor_si512(d, a), 8);                    \
-        c = _mm512_add_epi32(c, d);                                         \
-        b = _mm512_ror_epi32(_mm512_xor_si512(b, c), 7);                    \
+#define B3_G_X16(a, b, c, d, x, y)                                             \
+    do {                                                                       \
+        a = _mm512_add_epi32(_mm512_add_epi32(a, b), x);                       \
+        d = _mm512_ror_epi32(_mm512_xor_si512(d, a), 16);                      \
+        c = _mm512_add_epi32(c, d);                                            \
+        b = _mm512_ror_epi32(_mm512_xor_si512(b, c), 12);                      \
+        a = _mm512_add_epi32(_mm512_add_epi32(a, b), y);                       \
+        d = _mm512_ror_epi32(_mm512_xor_si512(d, a), 8);                       \
+        c = _mm512_add_epi32(c, d);                                            \
+        b = _mm512_ror_epi32(_mm512_xor_si512(b, c), 7);                       \
     } while (0)
 
 /* Transpose the 16x16 matrix of 32-bit words in r[0..15]: interleave

@@ -18,26 +18,23 @@
  *      is the only way the short tail block of OLD is ever matched.
  *   2. the Bloom pre-filter and hash index over distinct blocks.
  * A window that misses emits its first byte as literal and rolls on; a
- * window that hits is copied and the scan jumps a whole block.
+ * window that hits is copied and the scan jumps a whole block. Ops are
+ * encoded by the op writer of scan.c, shared with the librsync scan.
  */
 #include "internal.h"
 
 struct pd_delta {
     const pd_sigtable *t;
-    pd_blake3 *hasher;       /* digest of NEW, over bytes as they are used */
-    uint64_t used;           /* bytes of NEW used so far */
-    uint64_t h;              /* weak sum of the window at the input front */
-    int have_h;              /* h is valid */
-    int judged;              /* window at the front already missed */
-    uint64_t cont;           /* offset in OLD to try first, or PD_NONE */
-    int copy_pending;        /* a COPY is being extended */
-    uint64_t copy_off, copy_len;
-    uint8_t *lit;            /* literal bytes carried over, < PD_LIT_MAX */
-    size_t lit_len;
-    uint64_t copied, literal;
+    pd_blake3 *hasher; /* digest of NEW, over bytes as they are used */
+    uint64_t used;     /* bytes of NEW used so far */
+    uint64_t h;        /* weak sum of the window at the input front */
+    int have_h;        /* h is valid */
+    int judged;        /* window at the front already missed */
+    uint64_t cont;     /* offset in OLD to try first, or PD_NONE */
+    pd_ops w;          /* pending COPY, carried literal bytes */
     int done;
-    int external;            /* NEW is hashed by the caller */
-    int have_digest;         /* ... and has given the digest */
+    int external;    /* NEW is hashed by the caller */
+    int have_digest; /* ... and has given the digest */
     uint8_t digest[PD_HASH_LEN];
 };
 
@@ -49,8 +46,7 @@ pd_delta *pd_delta_new(const pd_sigtable *t)
     d->t = t;
     d->cont = 0;
     d->hasher = pd_blake3_new();
-    d->lit = malloc(PD_LIT_MAX);
-    if (!d->hasher || !d->lit) {
+    if (pd_ops_init(&d->w, PD_OPS_NATIVE) != PD_OK || !d->hasher) {
         pd_delta_free(d);
         return NULL;
     }
@@ -62,7 +58,7 @@ void pd_delta_free(pd_delta *d)
     if (!d)
         return;
     pd_blake3_free(d->hasher);
-    free(d->lit);
+    pd_ops_free(&d->w);
     free(d);
 }
 
@@ -81,57 +77,14 @@ void pd_delta_stats(const pd_delta *d, uint64_t *new_size, uint64_t *copied,
                     uint64_t *literal)
 {
     *new_size = d->used;
-    *copied = d->copied;
-    *literal = d->literal;
-}
-
-/* Emit the pending COPY. */
-static size_t emit_copy(pd_delta *d, uint8_t *out)
-{
-    size_t n = 0;
-    out[n++] = PD_OP_COPY;
-    n += pd_put_varint(out + n, d->copy_off);
-    n += pd_put_varint(out + n, d->copy_len);
-    d->copy_pending = 0;
-    return n;
-}
-
-/* Emit one LITERAL of the carried bytes followed by src[0..len). */
-static size_t emit_literal(pd_delta *d, uint8_t *out, const uint8_t *src,
-                           size_t len)
-{
-    size_t total = d->lit_len + len, n = 0;
-    out[n++] = PD_OP_LITERAL;
-    n += pd_put_varint(out + n, total);
-    memcpy(out + n, d->lit, d->lit_len);
-    memcpy(out + n + d->lit_len, src, len);
-    d->literal += total;
-    d->lit_len = 0;
-    return n + total;
-}
-
-/* Record a match of `len` bytes at OLD offset `off` (merging if adjacent). */
-static size_t add_copy(pd_delta *d, uint8_t *out, uint64_t off, uint64_t len)
-{
-    size_t n = 0;
-    if (d->copy_pending && d->copy_off + d->copy_len == off) {
-        d->copy_len += len;
-    } else {
-        if (d->copy_pending)
-            n = emit_copy(d, out);
-        d->copy_pending = 1;
-        d->copy_off = off;
-        d->copy_len = len;
-    }
-    d->copied += len;
-    return n;
+    *copied = d->w.copied;
+    *literal = d->w.literal;
 }
 
 /* Try the continuation block at d->cont against data[0..avail). Returns the
  * matched length (a full block or the tail) or 0. */
-static uint64_t try_continuation(pd_delta *d, const uint8_t *data,
-                                 size_t avail, uint8_t sh[PD_HASH_LEN],
-                                 int *have_sh)
+static uint64_t try_continuation(pd_delta *d, const uint8_t *data, size_t avail,
+                                 uint8_t sh[PD_HASH_LEN], int *have_sh)
 {
     const pd_sigtable *t = d->t;
     if (d->cont == PD_NONE || d->cont >= t->basis_size)
@@ -178,18 +131,13 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
 
     for (;;) {
         /* Each pass decides one position; it emits at most one COPY and one
-         * LITERAL, so this much room is always enough. */
-        if (out_cap - o < PD_LIT_MAX + 64) {
-            rc = PD_NEED_OUTPUT;
-            goto suspend;
-        }
+         * LITERAL. */
         size_t avail = in_len - pos;
-        if (avail < bl && !eof) {
-            rc = PD_NEED_INPUT;
-            goto suspend;
-        }
-        if (avail == 0)
+        rc = pd_scan_pass(out_cap - o, avail, bl, eof);
+        if (rc == PD_DONE)
             break;
+        if (rc != PD_OK)
+            goto suspend;
 
         uint64_t mlen = 0, moff = 0;
         if (!d->judged) {
@@ -200,14 +148,14 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
              * is computed only when the continuation fails. */
             mlen = try_continuation(d, in + pos, avail, sh, &have_sh);
             moff = d->cont;
-            if (!mlen && avail >= bl && t->nuniq) {
+            if (!mlen && avail >= bl && t->ix.nuniq) {
                 if (!d->have_h) {
                     d->h = pd_weak(in + pos, bl);
                     d->have_h = 1;
                 }
-                if (t->nuniq) {
-                    int64_t b = pd_sigtable_match(t, d->h, in + pos, sh,
-                                                  &have_sh);
+                if (t->ix.nuniq) {
+                    int64_t b =
+                        pd_sigtable_match(t, d->h, in + pos, sh, &have_sh);
                     if (b >= 0) {
                         mlen = bl;
                         moff = (uint64_t)b * bl;
@@ -217,9 +165,9 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
         }
         if (mlen) {
             size_t here = pos - lit_start;
-            if (d->lit_len + here)
-                o += emit_literal(d, out + o, in + lit_start, here);
-            o += add_copy(d, out + o, moff, mlen);
+            if (d->w.lit_len + here)
+                o += pd_ops_literal(&d->w, out + o, in + lit_start, here);
+            o += pd_ops_copy(&d->w, out + o, moff, mlen);
             pos += mlen;
             lit_start = pos;
             d->have_h = 0;
@@ -228,19 +176,18 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
         }
 
         /* A miss: the first byte of the window is literal. */
-        if (d->copy_pending)
-            o += emit_copy(d, out + o);
+        o += pd_ops_flush_copy(&d->w, out + o);
         d->cont = PD_NONE;
-        if (!t->nuniq) {
+        if (!t->ix.nuniq) {
             /* No full block to look up and no continuation: nothing left
              * in NEW can match (an empty or one-short-block basis, as when
              * a file is sent whole). Take literal bytes up to the cap
              * without rolling; the cuts are those of the rolling path. */
-            size_t room = PD_LIT_MAX - d->lit_len - (pos - lit_start);
+            size_t room = PD_LIT_MAX - d->w.lit_len - (pos - lit_start);
             pos += avail < room ? avail : room;
         } else if (avail < bl) {
             /* End of NEW, fewer than a block left: all literal. */
-            size_t room = PD_LIT_MAX - d->lit_len - (pos - lit_start);
+            size_t room = PD_LIT_MAX - d->w.lit_len - (pos - lit_start);
             pos += avail < room ? avail : room;
         } else if (avail == bl) {
             if (!eof) {
@@ -254,7 +201,7 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
         } else {
             /* Roll through the literal run. The fast loop stops at a
              * pre-filter hit, the end of the buffer, or a full literal. */
-            size_t limit = lit_start + (PD_LIT_MAX - d->lit_len);
+            size_t limit = lit_start + (PD_LIT_MAX - d->w.lit_len);
             size_t end = in_len - bl;
             if (end > limit)
                 end = limit;
@@ -267,7 +214,7 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
             /* Four positions per step: the sums at pos+1..pos+4 all come
              * from h at pos, so the loop-carried chain is one multiply-add
              * per four bytes and the other multiplies run in parallel. */
-            while (pos + 4 <= end && !pd_bloom_test(t, h)) {
+            while (pos + 4 <= end && !pd_bloom_test(&t->ix, h)) {
                 const uint8_t *o_ = in + pos, *i_ = in + pos + bl;
                 uint64_t x1 = (uint64_t)i_[0] - tab[o_[0]];
                 uint64_t x2 = (uint64_t)i_[1] - tab[o_[1]];
@@ -277,17 +224,17 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
                 uint64_t h2 = h * m2 + (x1 * m1 + x2);
                 uint64_t h3 = h * m3 + (x1 * m2 + x2 * m1 + x3);
                 uint64_t h4 = h * m4 + (x1 * m3 + x2 * m2 + x3 * m1 + x4);
-                if (pd_bloom_test(t, h1)) {
+                if (pd_bloom_test(&t->ix, h1)) {
                     h = h1;
                     pos += 1;
                     break;
                 }
-                if (pd_bloom_test(t, h2)) {
+                if (pd_bloom_test(&t->ix, h2)) {
                     h = h2;
                     pos += 2;
                     break;
                 }
-                if (pd_bloom_test(t, h3)) {
+                if (pd_bloom_test(&t->ix, h3)) {
                     h = h3;
                     pos += 3;
                     break;
@@ -295,15 +242,16 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
                 h = h4;
                 pos += 4;
             }
-            while (pos < end && !pd_bloom_test(t, h)) {
+            while (pos < end && !pd_bloom_test(&t->ix, h)) {
                 h = pd_weak_roll(h, in[pos], in[pos + bl], tab);
                 pos++;
             }
             d->h = h;
             d->judged = 0;
         }
-        if (d->lit_len + (pos - lit_start) == PD_LIT_MAX) {
-            o += emit_literal(d, out + o, in + lit_start, pos - lit_start);
+        if (d->w.lit_len + (pos - lit_start) == PD_LIT_MAX) {
+            o +=
+                pd_ops_literal(&d->w, out + o, in + lit_start, pos - lit_start);
             lit_start = pos;
         }
     }
@@ -311,11 +259,10 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
     /* All of NEW is decided: flush and write END with the trailer. */
     if (d->external && !d->have_digest)
         return PD_ERR_PARAM;
-    if (pos - lit_start + d->lit_len)
-        o += emit_literal(d, out + o, in + lit_start, pos - lit_start);
+    if (pos - lit_start + d->w.lit_len)
+        o += pd_ops_literal(&d->w, out + o, in + lit_start, pos - lit_start);
     lit_start = pos;
-    if (d->copy_pending)
-        o += emit_copy(d, out + o);
+    o += pd_ops_flush_copy(&d->w, out + o);
     if (!d->external)
         pd_blake3_update(d->hasher, in, pos);
     d->used += pos;
@@ -334,8 +281,7 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
 suspend:
     /* Carry the literal bytes of this call; they are about to leave the
      * caller's buffer. The invariant lit_len < PD_LIT_MAX holds here. */
-    memcpy(d->lit + d->lit_len, in + lit_start, pos - lit_start);
-    d->lit_len += pos - lit_start;
+    pd_ops_carry(&d->w, in + lit_start, pos - lit_start);
     if (!d->external)
         pd_blake3_update(d->hasher, in, pos);
     d->used += pos;

@@ -14,30 +14,30 @@
 
 /** Result codes of every job call. Negative values are errors. */
 typedef enum {
-    PD_OK = 0,              /* call succeeded */
-    PD_NEED_INPUT = 1,      /* used what it could; call again with more input */
-    PD_NEED_OUTPUT = 2,     /* output buffer too full; drain it, call again */
-    PD_DONE = 3,            /* the stream is complete */
-    PD_ERR_CORRUPT = -1,    /* malformed input: bad opcode, varint, zero op */
-    PD_ERR_BOUNDS = -2,     /* an offset or length reaches outside the basis */
-    PD_ERR_IO = -3,         /* reading the basis failed or came up short */
-    PD_ERR_NOMEM = -4,      /* out of memory */
-    PD_ERR_PARAM = -5,      /* invalid parameter from the caller */
-    PD_ERR_SIGNATURE = -6   /* signature entries inconsistent with sizes */
+    PD_OK = 0,            /* call succeeded */
+    PD_NEED_INPUT = 1,    /* used what it could; call again with more input */
+    PD_NEED_OUTPUT = 2,   /* output buffer too full; drain it, call again */
+    PD_DONE = 3,          /* the stream is complete */
+    PD_ERR_CORRUPT = -1,  /* malformed input: bad opcode, varint, zero op */
+    PD_ERR_BOUNDS = -2,   /* an offset or length reaches outside the basis */
+    PD_ERR_IO = -3,       /* reading the basis failed or came up short */
+    PD_ERR_NOMEM = -4,    /* out of memory */
+    PD_ERR_PARAM = -5,    /* invalid parameter from the caller */
+    PD_ERR_SIGNATURE = -6 /* signature entries inconsistent with sizes */
 } pd_result;
 
 /** Sizes and limits shared with the Python layer. */
 enum {
-    PD_HASH_LEN = 32,           /* BLAKE3 digest length we store */
-    PD_MIN_STRONG = 8,          /* shortest strong hash in a signature */
-    PD_MAX_STRONG = 32,         /* longest strong hash in a signature */
-    PD_WEAK_LEN = 8,            /* weak sum bytes per signature entry */
-    PD_LIT_MAX = 262144,        /* longest LITERAL op the delta writer emits */
-    PD_DELTA_MIN_OUT = 262400,  /* smallest output buffer for pd_delta_scan */
-    PD_TRAILER_LEN = 40,        /* bytes after the END opcode in a delta */
-    PD_OP_COPY = 67,            /* 'C' varint offset, varint length */
-    PD_OP_LITERAL = 76,         /* 'L' varint length, then the bytes */
-    PD_OP_END = 69              /* 'E' u64le result size, 32-byte digest */
+    PD_HASH_LEN = 32,          /* BLAKE3 digest length we store */
+    PD_MIN_STRONG = 8,         /* shortest strong hash in a signature */
+    PD_MAX_STRONG = 32,        /* longest strong hash in a signature */
+    PD_WEAK_LEN = 8,           /* weak sum bytes per signature entry */
+    PD_LIT_MAX = 262144,       /* longest LITERAL op the delta writer emits */
+    PD_DELTA_MIN_OUT = 262400, /* smallest output buffer for pd_delta_scan */
+    PD_TRAILER_LEN = 40,       /* bytes after the END opcode in a delta */
+    PD_OP_COPY = 67,           /* 'C' varint offset, varint length */
+    PD_OP_LITERAL = 76,        /* 'L' varint length, then the bytes */
+    PD_OP_END = 69             /* 'E' u64le result size, 32-byte digest */
 };
 
 /* ---- BLAKE3 (blake3.c) ------------------------------------------------ */
@@ -92,6 +92,11 @@ void pd_sigtable_free(pd_sigtable *t);
 int64_t pd_sigtable_find(const pd_sigtable *t, const uint8_t *data);
 /* Number of distinct block contents kept in the table. */
 uint64_t pd_sigtable_unique(const pd_sigtable *t);
+/* Set the key of the weak-sum index for tables built from now on (both
+ * formats). The key is drawn at random once per process, which is what
+ * keeps chosen weak sums from piling up in one bucket; fixing it is for
+ * tests. (0, 0) draws a fresh random key. Deltas never depend on the key. */
+void pd_table_key(uint64_t k0, uint64_t k1);
 
 /* ---- delta (delta.c) --------------------------------------------------- */
 
@@ -115,8 +120,8 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
 void pd_delta_hash_externally(pd_delta *d);
 void pd_delta_set_digest(pd_delta *d, const uint8_t *digest);
 /* Statistics so far: NEW bytes read, bytes sent as COPY, as LITERAL. */
-void pd_delta_stats(const pd_delta *d, uint64_t *new_size,
-                    uint64_t *copied, uint64_t *literal);
+void pd_delta_stats(const pd_delta *d, uint64_t *new_size, uint64_t *copied,
+                    uint64_t *literal);
 
 /* ---- patch (patch.c) --------------------------------------------------- */
 
@@ -131,9 +136,8 @@ void pd_patch_free(pd_patch *p);
  * PD_DONE once the END op and its trailer are read (bytes of `in` after
  * *in_used are then not part of the delta), or an error. Unused input
  * must be passed again at the front of the next call. */
-int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len,
-                  uint8_t *out, size_t out_cap, size_t *in_used,
-                  size_t *out_used);
+int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len, uint8_t *out,
+                  size_t out_cap, size_t *in_used, size_t *out_used);
 /* After PD_DONE: the size and digest the trailer expects, and the size and
  * digest of what was produced. */
 void pd_patch_result(const pd_patch *p, uint64_t *expect_size,
@@ -151,21 +155,21 @@ int pd_patch_errno(const pd_patch *p);
  * ones above and return the same pd_result codes. */
 enum {
     PD_RS_DELTA_MAGIC = 0x72730236,
-    PD_RS_MD4_MAGIC = 0x72730136,        /* rollsum + MD4 (legacy) */
-    PD_RS_BLAKE2_MAGIC = 0x72730137,     /* rollsum + BLAKE2b */
-    PD_RS_RK_MD4_MAGIC = 0x72730146,     /* RabinKarp + MD4 */
-    PD_RS_RK_BLAKE2_MAGIC = 0x72730147,  /* RabinKarp + BLAKE2b (rdiff 2.3) */
+    PD_RS_MD4_MAGIC = 0x72730136,       /* rollsum + MD4 (legacy) */
+    PD_RS_BLAKE2_MAGIC = 0x72730137,    /* rollsum + BLAKE2b */
+    PD_RS_RK_MD4_MAGIC = 0x72730146,    /* RabinKarp + MD4 */
+    PD_RS_RK_BLAKE2_MAGIC = 0x72730147, /* RabinKarp + BLAKE2b (rdiff 2.3) */
     PD_RS_WEAK_ROLLSUM = 0,
     PD_RS_WEAK_RABINKARP = 1,
     PD_RS_STRONG_MD4 = 0,
     PD_RS_STRONG_BLAKE2 = 1,
-    PD_RS_BLAKE2_LEN = 32,               /* BLAKE2b digest length librsync uses */
+    PD_RS_BLAKE2_LEN = 32, /* BLAKE2b digest length librsync uses */
     PD_RS_MD4_LEN = 16,
-    PD_RS_OP_END = 0,                    /* 0x01..0x40: literal of that length */
-    PD_RS_OP_LITERAL_N1 = 65,            /* 0x41..0x44: literal, u8..u64 length */
-    PD_RS_OP_COPY_BASE = 69,             /* 0x45..0x54: copy, offset/length widths */
-    PD_RS_LIT_MAX = 262144,              /* longest literal the delta writer emits */
-    PD_RS_DELTA_MIN_OUT = 262400         /* smallest output buffer for the scan */
+    PD_RS_OP_END = 0,            /* 0x01..0x40: literal of that length */
+    PD_RS_OP_LITERAL_N1 = 65,    /* 0x41..0x44: literal, u8..u64 length */
+    PD_RS_OP_COPY_BASE = 69,     /* 0x45..0x54: copy, offset/length widths */
+    PD_RS_LIT_MAX = 262144,      /* longest literal the delta writer emits */
+    PD_RS_DELTA_MIN_OUT = 262400 /* smallest output buffer for the scan */
 };
 
 /* BLAKE2b of data, digest length out_len (1..64), unkeyed. */
@@ -195,8 +199,7 @@ size_t pd_rs_weak_rolling(int kind, const uint8_t *data, size_t len,
  * short), 4 + strong_len bytes each, for a signature with that magic.
  * Returns the number of entries, 0 on bad parameters. */
 size_t pd_rs_sig_blocks(uint32_t magic, const uint8_t *buf, size_t len,
-                        uint32_t block_len, uint32_t strong_len,
-                        uint8_t *out);
+                        uint32_t block_len, uint32_t strong_len, uint8_t *out);
 
 typedef struct pd_rs_sigtable pd_rs_sigtable;
 
@@ -218,8 +221,8 @@ typedef struct pd_rs_delta pd_rs_delta;
  * out_cap >= PD_RS_DELTA_MIN_OUT. */
 pd_rs_delta *pd_rs_delta_new(const pd_rs_sigtable *t);
 void pd_rs_delta_free(pd_rs_delta *d);
-int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
-                     int eof, uint8_t *out, size_t out_cap, size_t *in_used,
+int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len, int eof,
+                     uint8_t *out, size_t out_cap, size_t *in_used,
                      size_t *out_used);
 void pd_rs_delta_stats(const pd_rs_delta *d, uint64_t *new_size,
                        uint64_t *copied, uint64_t *literal);
@@ -238,9 +241,8 @@ int pd_rs_patch_step(pd_rs_patch *p, const uint8_t *in, size_t in_len,
 /* Commands decoded so far, and the BLAKE3 digest of the output (zeros when
  * only counting). */
 void pd_rs_patch_stats(const pd_rs_patch *p, uint64_t *result_size,
-                       uint64_t *copies, uint64_t *copied,
-                       uint64_t *literals, uint64_t *literal,
-                       uint8_t *digest);
+                       uint64_t *copies, uint64_t *copied, uint64_t *literals,
+                       uint64_t *literal, uint8_t *digest);
 /* errno of the last PD_ERR_IO (0: the basis ended early). */
 int pd_rs_patch_errno(const pd_rs_patch *p);
 

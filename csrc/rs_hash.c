@@ -68,29 +68,29 @@ static inline uint64_t rotr64(uint64_t x, unsigned n)
     return (x >> n) | (x << (64 - n));
 }
 
-#define B2_G(a, b, c, d, x, y)                                              \
-    do {                                                                    \
-        a = a + b + (x);                                                    \
-        d = rotr64(d ^ a, 32);                                              \
-        c = c + d;                                                          \
-        b = rotr64(b ^ c, 24);                                              \
-        a = a + b + (y);                                                    \
-        d = rotr64(d ^ a, 16);                                              \
-        c = c + d;                                                          \
-        b = rotr64(b ^ c, 63);                                              \
+#define B2_G(a, b, c, d, x, y)                                                 \
+    do {                                                                       \
+        a = a + b + (x);                                                       \
+        d = rotr64(d ^ a, 32);                                                 \
+        c = c + d;                                                             \
+        b = rotr64(b ^ c, 24);                                                 \
+        a = a + b + (y);                                                       \
+        d = rotr64(d ^ a, 16);                                                 \
+        c = c + d;                                                             \
+        b = rotr64(b ^ c, 63);                                                 \
     } while (0)
 
-#define B2_ROUND(r)                                                         \
-    do {                                                                    \
-        const uint8_t *s = b2_sigma[r];                                     \
-        B2_G(v0, v4, v8, v12, m[s[0]], m[s[1]]);                            \
-        B2_G(v1, v5, v9, v13, m[s[2]], m[s[3]]);                            \
-        B2_G(v2, v6, v10, v14, m[s[4]], m[s[5]]);                           \
-        B2_G(v3, v7, v11, v15, m[s[6]], m[s[7]]);                           \
-        B2_G(v0, v5, v10, v15, m[s[8]], m[s[9]]);                           \
-        B2_G(v1, v6, v11, v12, m[s[10]], m[s[11]]);                         \
-        B2_G(v2, v7, v8, v13, m[s[12]], m[s[13]]);                          \
-        B2_G(v3, v4, v9, v14, m[s[14]], m[s[15]]);                          \
+#define B2_ROUND(r)                                                            \
+    do {                                                                       \
+        const uint8_t *s = b2_sigma[r];                                        \
+        B2_G(v0, v4, v8, v12, m[s[0]], m[s[1]]);                               \
+        B2_G(v1, v5, v9, v13, m[s[2]], m[s[3]]);                               \
+        B2_G(v2, v6, v10, v14, m[s[4]], m[s[5]]);                              \
+        B2_G(v3, v7, v11, v15, m[s[6]], m[s[7]]);                              \
+        B2_G(v0, v5, v10, v15, m[s[8]], m[s[9]]);                              \
+        B2_G(v1, v6, v11, v12, m[s[10]], m[s[11]]);                            \
+        B2_G(v2, v7, v8, v13, m[s[12]], m[s[13]]);                             \
+        B2_G(v3, v4, v9, v14, m[s[14]], m[s[15]]);                             \
     } while (0)
 
 /* Compress one 128-byte block; t is the byte count including it. */
@@ -162,17 +162,17 @@ AVX2_INLINE __m256i b2x4_rot32(__m256i x)
 
 AVX2_INLINE __m256i b2x4_rot24(__m256i x)
 {
-    const __m256i k = _mm256_setr_epi8(
-        3, 4, 5, 6, 7, 0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10, 3, 4, 5, 6, 7,
-        0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10);
+    const __m256i k =
+        _mm256_setr_epi8(3, 4, 5, 6, 7, 0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10,
+                         3, 4, 5, 6, 7, 0, 1, 2, 11, 12, 13, 14, 15, 8, 9, 10);
     return _mm256_shuffle_epi8(x, k);
 }
 
 AVX2_INLINE __m256i b2x4_rot16(__m256i x)
 {
-    const __m256i k = _mm256_setr_epi8(
-        2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9, 2, 3, 4, 5, 6,
-        7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9);
+    const __m256i k =
+        _mm256_setr_epi8(2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9,
+                         2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9);
     return _mm256_shuffle_epi8(x, k);
 }
 
@@ -181,29 +181,29 @@ AVX2_INLINE __m256i b2x4_rot63(__m256i x)
     return _mm256_or_si256(_mm256_srli_epi64(x, 63), _mm256_add_epi64(x, x));
 }
 
-#define B2X4_G(a, b, c, d, x, y)                                            \
-    do {                                                                    \
-        a = _mm256_add_epi64(_mm256_add_epi64(a, b), x);                    \
-        d = b2x4_rot32(_mm256_xor_si256(d, a));                             \
-        c = _mm256_add_epi64(c, d);                                         \
-        b = b2x4_rot24(_mm256_xor_si256(b, c));                             \
-        a = _mm256_add_epi64(_mm256_add_epi64(a, b), y);                    \
-        d = b2x4_rot16(_mm256_xor_si256(d, a));                             \
-        c = _mm256_add_epi64(c, d);                                         \
-        b = b2x4_rot63(_mm256_xor_si256(b, c));                             \
+#define B2X4_G(a, b, c, d, x, y)                                               \
+    do {                                                                       \
+        a = _mm256_add_epi64(_mm256_add_epi64(a, b), x);                       \
+        d = b2x4_rot32(_mm256_xor_si256(d, a));                                \
+        c = _mm256_add_epi64(c, d);                                            \
+        b = b2x4_rot24(_mm256_xor_si256(b, c));                                \
+        a = _mm256_add_epi64(_mm256_add_epi64(a, b), y);                       \
+        d = b2x4_rot16(_mm256_xor_si256(d, a));                                \
+        c = _mm256_add_epi64(c, d);                                            \
+        b = b2x4_rot63(_mm256_xor_si256(b, c));                                \
     } while (0)
 
-#define B2X4_ROUND(r)                                                       \
-    do {                                                                    \
-        const uint8_t *s = b2_sigma[r];                                     \
-        B2X4_G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);                  \
-        B2X4_G(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);                  \
-        B2X4_G(v[2], v[6], v[10], v[14], m[s[4]], m[s[5]]);                 \
-        B2X4_G(v[3], v[7], v[11], v[15], m[s[6]], m[s[7]]);                 \
-        B2X4_G(v[0], v[5], v[10], v[15], m[s[8]], m[s[9]]);                 \
-        B2X4_G(v[1], v[6], v[11], v[12], m[s[10]], m[s[11]]);               \
-        B2X4_G(v[2], v[7], v[8], v[13], m[s[12]], m[s[13]]);                \
-        B2X4_G(v[3], v[4], v[9], v[14], m[s[14]], m[s[15]]);                \
+#define B2X4_ROUND(r)                                                          \
+    do {                                                                       \
+        const uint8_t *s = b2_sigma[r];                                        \
+        B2X4_G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);                     \
+        B2X4_G(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);                     \
+        B2X4_G(v[2], v[6], v[10], v[14], m[s[4]], m[s[5]]);                    \
+        B2X4_G(v[3], v[7], v[11], v[15], m[s[6]], m[s[7]]);                    \
+        B2X4_G(v[0], v[5], v[10], v[15], m[s[8]], m[s[9]]);                    \
+        B2X4_G(v[1], v[6], v[11], v[12], m[s[10]], m[s[11]]);                  \
+        B2X4_G(v[2], v[7], v[8], v[13], m[s[12]], m[s[13]]);                   \
+        B2X4_G(v[3], v[4], v[9], v[14], m[s[14]], m[s[15]]);                   \
     } while (0)
 
 /* Transpose 4 rows of 4 words (one row per lane) into 4 word vectors. */
@@ -285,32 +285,32 @@ static AVX2_FN void b2x4_hash(const uint8_t *const p[4], size_t len,
 /* ---- BLAKE2b, AVX-512: 8 inputs, one per 64-bit lane ------------------ */
 
 #define AVX512_FN __attribute__((target("avx512f")))
-#define AVX512_INLINE                                                       \
+#define AVX512_INLINE                                                          \
     static inline __attribute__((target("avx512f"), always_inline))
 
-#define B2X8_G(a, b, c, d, x, y)                                            \
-    do {                                                                    \
-        a = _mm512_add_epi64(_mm512_add_epi64(a, b), x);                    \
-        d = _mm512_ror_epi64(_mm512_xor_si512(d, a), 32);                   \
-        c = _mm512_add_epi64(c, d);                                         \
-        b = _mm512_ror_epi64(_mm512_xor_si512(b, c), 24);                   \
-        a = _mm512_add_epi64(_mm512_add_epi64(a, b), y);                    \
-        d = _mm512_ror_epi64(_mm512_xor_si512(d, a), 16);                   \
-        c = _mm512_add_epi64(c, d);                                         \
-        b = _mm512_ror_epi64(_mm512_xor_si512(b, c), 63);                   \
+#define B2X8_G(a, b, c, d, x, y)                                               \
+    do {                                                                       \
+        a = _mm512_add_epi64(_mm512_add_epi64(a, b), x);                       \
+        d = _mm512_ror_epi64(_mm512_xor_si512(d, a), 32);                      \
+        c = _mm512_add_epi64(c, d);                                            \
+        b = _mm512_ror_epi64(_mm512_xor_si512(b, c), 24);                      \
+        a = _mm512_add_epi64(_mm512_add_epi64(a, b), y);                       \
+        d = _mm512_ror_epi64(_mm512_xor_si512(d, a), 16);                      \
+        c = _mm512_add_epi64(c, d);                                            \
+        b = _mm512_ror_epi64(_mm512_xor_si512(b, c), 63);                      \
     } while (0)
 
-#define B2X8_ROUND(r)                                                       \
-    do {                                                                    \
-        const uint8_t *s = b2_sigma[r];                                     \
-        B2X8_G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);                  \
-        B2X8_G(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);                  \
-        B2X8_G(v[2], v[6], v[10], v[14], m[s[4]], m[s[5]]);                 \
-        B2X8_G(v[3], v[7], v[11], v[15], m[s[6]], m[s[7]]);                 \
-        B2X8_G(v[0], v[5], v[10], v[15], m[s[8]], m[s[9]]);                 \
-        B2X8_G(v[1], v[6], v[11], v[12], m[s[10]], m[s[11]]);               \
-        B2X8_G(v[2], v[7], v[8], v[13], m[s[12]], m[s[13]]);                \
-        B2X8_G(v[3], v[4], v[9], v[14], m[s[14]], m[s[15]]);                \
+#define B2X8_ROUND(r)                                                          \
+    do {                                                                       \
+        const uint8_t *s = b2_sigma[r];                                        \
+        B2X8_G(v[0], v[4], v[8], v[12], m[s[0]], m[s[1]]);                     \
+        B2X8_G(v[1], v[5], v[9], v[13], m[s[2]], m[s[3]]);                     \
+        B2X8_G(v[2], v[6], v[10], v[14], m[s[4]], m[s[5]]);                    \
+        B2X8_G(v[3], v[7], v[11], v[15], m[s[6]], m[s[7]]);                    \
+        B2X8_G(v[0], v[5], v[10], v[15], m[s[8]], m[s[9]]);                    \
+        B2X8_G(v[1], v[6], v[11], v[12], m[s[10]], m[s[11]]);                  \
+        B2X8_G(v[2], v[7], v[8], v[13], m[s[12]], m[s[13]]);                   \
+        B2X8_G(v[3], v[4], v[9], v[14], m[s[14]], m[s[15]]);                   \
     } while (0)
 
 /* Transpose 8 rows of 8 words (one row per lane) into 8 word vectors. */
@@ -323,9 +323,11 @@ AVX512_INLINE void b2x8_transpose(__m512i r[8])
     }
     /* t0 = a0 b0 a2 b2 a4 b4 a6 b6, t1 = a1 b1 a3 b3 ..., t2/t3 from c, d */
     for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm512_shuffle_i64x2(t[i], t[i + 2], 0x88);     /* 128-bit lanes 0,2 | 0,2 */
+        u[i] = _mm512_shuffle_i64x2(t[i], t[i + 2],
+                                    0x88); /* 128-bit lanes 0,2 | 0,2 */
         u[i + 1] = _mm512_shuffle_i64x2(t[i + 1], t[i + 3], 0x88);
-        u[i + 2] = _mm512_shuffle_i64x2(t[i], t[i + 2], 0xdd); /* lanes 1,3 | 1,3 */
+        u[i + 2] =
+            _mm512_shuffle_i64x2(t[i], t[i + 2], 0xdd); /* lanes 1,3 | 1,3 */
         u[i + 3] = _mm512_shuffle_i64x2(t[i + 1], t[i + 3], 0xdd);
     }
     /* u0 = a0 b0 a4 b4 c0 d0 c4 d4, u1 = words 1/5, u2 = words 2/6, u3 = 3/7
@@ -402,7 +404,12 @@ static AVX512_FN void b2x8_hash(const uint8_t *const p[8], size_t len,
 
 /* ---- implementation choice --------------------------------------------- */
 
-enum { IMPL_UNSET = -1, IMPL_PORTABLE = 0, IMPL_AVX2 = 1, IMPL_AVX512 = 2 };
+enum {
+    IMPL_UNSET = -1,
+    IMPL_PORTABLE = 0,
+    IMPL_AVX2 = 1,
+    IMPL_AVX512 = 2
+};
 static const char *const impl_names[] = {"portable", "avx2", "avx512"};
 static volatile int impl_level = IMPL_UNSET;
 
@@ -472,9 +479,9 @@ static inline uint32_t load32le(const uint8_t *p)
 #define MD4_G(x, y, z) (((x) & (y)) | ((x) & (z)) | ((y) & (z)))
 #define MD4_H(x, y, z) ((x) ^ (y) ^ (z))
 #define MD4_R1(a, b, c, d, k, s) a = rotl32(a + MD4_F(b, c, d) + X[k], s)
-#define MD4_R2(a, b, c, d, k, s)                                            \
+#define MD4_R2(a, b, c, d, k, s)                                               \
     a = rotl32(a + MD4_G(b, c, d) + X[k] + 0x5A827999u, s)
-#define MD4_R3(a, b, c, d, k, s)                                            \
+#define MD4_R3(a, b, c, d, k, s)                                               \
     a = rotl32(a + MD4_H(b, c, d) + X[k] + 0x6ED9EBA1u, s)
 
 static void md4_block(uint32_t st[4], const uint8_t *p)
@@ -549,8 +556,8 @@ void pd_rs_strong(int strong, const uint8_t *data, size_t len, uint8_t *out)
         b2_portable(data, len, out, PD_RS_BLAKE2_LEN);
 }
 
-void pd_rs_strong_many(int strong, const uint8_t *data, size_t stride,
-                       size_t n, size_t len, uint8_t *out)
+void pd_rs_strong_many(int strong, const uint8_t *data, size_t stride, size_t n,
+                       size_t len, uint8_t *out)
 {
     size_t i = 0;
     if (strong == PD_RS_STRONG_BLAKE2) {

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pydelta.h"
+#include "internal.h"
 
 #define PD_RS_RK_MULT 0x08104225u
 /** (MULT - 1) * seed, the constant folded into the byte leaving a window. */
@@ -131,7 +131,7 @@ pd_rs_wstate pd_rs_wstate_of(int kind, const uint8_t *data, size_t len);
 void pd_rs_strong(int strong, const uint8_t *data, size_t len, uint8_t *out);
 /* n inputs of len bytes each at data + i * stride; digest i goes to
  * out + i * PD_RS_BLAKE2_LEN (always that spacing, whatever the hash). */
-void pd_rs_strong_many(int strong, const uint8_t *data, size_t stride,
-                       size_t n, size_t len, uint8_t *out);
+void pd_rs_strong_many(int strong, const uint8_t *data, size_t stride, size_t n,
+                       size_t len, uint8_t *out);
 
 #endif

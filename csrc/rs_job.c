@@ -5,9 +5,10 @@
  * Signature: each block of block_len bytes (the last may be short) becomes
  * u32 big-endian weak sum + the first strong_len bytes of its strong sum.
  *
- * Table: the entries of a librsync signature, deduplicated (the lowest
- * index of identical blocks wins) and indexed by weak sum behind a
- * Bloom-style bit set, like the native table in sigtable.c. A librsync
+ * Table: the entries of a librsync signature in the weak-sum index of
+ * sigtable.c (deduplicated, the lowest index of identical blocks winning;
+ * keyed buckets that chosen weak sums cannot flood; a Bloom-style bit set
+ * in front), the 32-bit sums widened to 64. A librsync
  * signature does not say how long its last block is, so that block is
  * indexed like the others (its strong sum cannot match a full window
  * unless it is full) and is additionally tried at every shorter length
@@ -23,12 +24,14 @@
  * block-by-block scan, so the delta depends only on NEW and the signature.
  * The end of a literal run is found by rolling the weak sum two bytes per
  * step behind a Bloom-style pre-filter.
- * Commands use librsync's encoding: one-byte literal opcodes up to 64
- * bytes, otherwise the smallest integer width for every parameter.
+ * Commands use librsync's encoding (one-byte literal opcodes up to 64
+ * bytes, otherwise the smallest integer width for every parameter),
+ * written by the op writer of scan.c that the native scan uses too.
  *
- * Patch: decodes every command form librsync defines, checks each one
+ * Patch: decodes every command form librsync defines and checks each one
  * before acting on it (zero lengths, reserved opcodes, copies outside the
- * basis, all without overflow) and reads the basis with pread().
+ * basis, all without overflow); the job around the parser (op loop,
+ * basis reads with pread(), output hash) is patch.c's pd_patcher.
  */
 #include <errno.h>
 #include <unistd.h>
@@ -38,8 +41,9 @@
 #define RS_NONE UINT64_MAX
 /** Most blocks verified at once in a run of unchanged data. */
 #define RS_BATCH 16
-/** At most this many distinct blocks sharing one weak sum are tried. */
-#define RS_MAX_CANDIDATES 16
+/** At most this many lengths of the last block get a strong hash when
+ * its weak sum agrees (the search at the end of NEW). */
+#define RS_MAX_CANDIDATES PD_MAX_CANDIDATES
 /** Strong sums at least this long are trusted without the weak sum when a
  * run of copied blocks continues (96+ bits; librsync's default is 256). */
 #define RS_STRONG_ONLY 12
@@ -73,7 +77,7 @@ static uint32_t strong_max(int strong)
     return strong == PD_RS_STRONG_MD4 ? PD_RS_MD4_LEN : PD_RS_BLAKE2_LEN;
 }
 
-/* ---- signature ----------------------------------------------------------- */
+/* ---- signature ---------------------------------------------------------- */
 
 size_t pd_rs_sig_blocks(uint32_t magic, const uint8_t *buf, size_t len,
                         uint32_t block_len, uint32_t strong_len, uint8_t *out)
@@ -108,63 +112,22 @@ size_t pd_rs_sig_blocks(uint32_t magic, const uint8_t *buf, size_t len,
     return n;
 }
 
-/* ---- table ----------------------------------------------------------------- */
+/* ---- table -------------------------------------------------------------- */
 
 struct pd_rs_sigtable {
     int weak_kind, strong_kind;
     uint64_t nblocks;
     uint32_t block_len, strong_len;
-    uint32_t *weak;        /* [nblocks] */
-    uint8_t *strong;       /* [nblocks * strong_len] */
-    uint64_t nuniq;
-    uint32_t *uweak;       /* [nuniq] sorted weak sums of distinct blocks */
-    uint64_t *uidx;        /* [nuniq] their indexes */
-    uint64_t *slot;        /* 1 + index into uweak of a run, or 0 */
-    uint64_t tmask;
-    uint64_t *bloom;
-    unsigned bloom_shift;
-    pd_rs_roller roller;   /* for windows of block_len */
+    uint32_t *weak;      /* [nblocks] */
+    uint8_t *strong;     /* [nblocks * strong_len] */
+    pd_windex ix;        /* the weak-sum index of sigtable.c */
+    pd_rs_roller roller; /* for windows of block_len */
 };
 
-typedef struct {
-    uint32_t weak;
-    uint64_t idx;
-    const uint8_t *strong;
-    uint32_t slen;
-} rs_item;
-
-static int cmp_item(const void *a, const void *b)
-{
-    const rs_item *x = a, *y = b;
-    if (x->weak != y->weak)
-        return x->weak < y->weak ? -1 : 1;
-    int c = memcmp(x->strong, y->strong, x->slen);
-    if (c)
-        return c;
-    return x->idx < y->idx ? -1 : (x->idx > y->idx);
-}
-
-static inline uint64_t mix32(uint32_t w)
-{
-    return (uint64_t)w * 0x9E3779B97F4A7C15ULL;
-}
-
-/* One multiply: the top bits of w times an odd constant (the bit set has
- * at most 2^27 bits, so a 32-bit product has enough of them). */
-static inline uint32_t bloom_bit(const pd_rs_sigtable *t, uint32_t w)
-{
-    return (w * 0x9E3779B1u) >> t->bloom_shift;
-}
-
+/* The pre-filter over 32-bit weak sums (the index keys them as 64-bit). */
 static inline int bloom_test(const pd_rs_sigtable *t, uint32_t w)
 {
-    uint32_t b = bloom_bit(t, w);
-    return (int)((t->bloom[b >> 6] >> (b & 63)) & 1);
-}
-
-static inline uint64_t slot_of(const pd_rs_sigtable *t, uint32_t w)
-{
-    return (mix32(w) >> 29) & t->tmask;
+    return pd_bloom_test(&t->ix, w);
 }
 
 void pd_rs_sigtable_free(pd_rs_sigtable *t)
@@ -173,19 +136,8 @@ void pd_rs_sigtable_free(pd_rs_sigtable *t)
         return;
     free(t->weak);
     free(t->strong);
-    free(t->uweak);
-    free(t->uidx);
-    free(t->slot);
-    free(t->bloom);
+    pd_windex_free(&t->ix);
     free(t);
-}
-
-static uint64_t pow2_at_least(uint64_t v)
-{
-    uint64_t p = 1;
-    while (p < v)
-        p <<= 1;
-    return p;
 }
 
 pd_rs_sigtable *pd_rs_sigtable_new(uint32_t magic, const uint8_t *entries,
@@ -214,7 +166,7 @@ pd_rs_sigtable *pd_rs_sigtable_new(uint32_t magic, const uint8_t *entries,
     size_t entry = 4 + strong_len, cnt = nblocks ? nblocks : 1;
     t->weak = malloc(cnt * sizeof *t->weak);
     t->strong = malloc(cnt * strong_len);
-    rs_item *items = malloc(cnt * sizeof *items);
+    pd_witem *items = malloc(cnt * sizeof *items);
     if (!t->weak || !t->strong || !items)
         goto fail;
     for (uint64_t i = 0; i < nblocks; i++) {
@@ -226,46 +178,8 @@ pd_rs_sigtable *pd_rs_sigtable_new(uint32_t magic, const uint8_t *entries,
         items[i].strong = t->strong + i * strong_len;
         items[i].slen = strong_len;
     }
-    qsort(items, nblocks, sizeof *items, cmp_item);
-    uint64_t nu = 0, nweak = 0;
-    for (uint64_t i = 0; i < nblocks; i++) {
-        if (nu && items[nu - 1].weak == items[i].weak &&
-            !memcmp(items[nu - 1].strong, items[i].strong, strong_len))
-            continue;
-        if (!nu || items[nu - 1].weak != items[i].weak)
-            nweak++;
-        items[nu++] = items[i];
-    }
-    t->nuniq = nu;
-    t->uweak = malloc((nu ? nu : 1) * sizeof *t->uweak);
-    t->uidx = malloc((nu ? nu : 1) * sizeof *t->uidx);
-    uint64_t slots = pow2_at_least(2 * nweak < 16 ? 16 : 2 * nweak);
-    t->tmask = slots - 1;
-    t->slot = calloc(slots, sizeof *t->slot);
-    /* 64 bits per distinct weak sum (about 1.5% false hits), at most 2^27. */
-    uint64_t bits = 64 * nweak < 4096 ? 4096 : 64 * nweak;
-    if (bits > (1ULL << 27))
-        bits = 1ULL << 27;
-    bits = pow2_at_least(bits);
-    unsigned lg = 0;
-    while ((1ULL << lg) < bits)
-        lg++;
-    t->bloom_shift = 32 - lg;
-    t->bloom = calloc(bits / 64, sizeof *t->bloom);
-    if (!t->uweak || !t->uidx || !t->slot || !t->bloom)
+    if (pd_windex_build(&t->ix, items, nblocks) != PD_OK)
         goto fail;
-    for (uint64_t i = 0; i < nu; i++) {
-        t->uweak[i] = items[i].weak;
-        t->uidx[i] = items[i].idx;
-        if (i && items[i - 1].weak == items[i].weak)
-            continue;
-        uint64_t s = slot_of(t, items[i].weak);
-        while (t->slot[s])
-            s = (s + 1) & t->tmask;
-        t->slot[s] = i + 1;
-        uint32_t b = bloom_bit(t, items[i].weak);
-        t->bloom[b >> 6] |= 1ULL << (b & 63);
-    }
     free(items);
     *err = PD_OK;
     return t;
@@ -283,35 +197,21 @@ static int64_t table_match(const pd_rs_sigtable *t, uint32_t w,
 {
     if (!bloom_test(t, w))
         return -1;
-    uint64_t s = slot_of(t, w);
-    for (;;) {
-        uint64_t v = t->slot[s];
-        if (!v)
-            return -1;
-        if (t->uweak[v - 1] == w) {
-            uint64_t i = v - 1;
-            for (int k = 0; k < RS_MAX_CANDIDATES && i < t->nuniq &&
-                            t->uweak[i] == w;
-                 k++, i++) {
-                if (!*have_sh) {
-                    pd_rs_strong(t->strong_kind, data, t->block_len, sh);
-                    *have_sh = 1;
-                }
-                uint64_t b = t->uidx[i];
-                if (!memcmp(sh, t->strong + b * t->strong_len, t->strong_len))
-                    return (int64_t)b;
-            }
-            return -1;
-        }
-        s = (s + 1) & t->tmask;
+    const pd_wrun *r = pd_windex_find(&t->ix, w);
+    if (!r)
+        return -1;
+    if (!*have_sh) {
+        pd_rs_strong(t->strong_kind, data, t->block_len, sh);
+        *have_sh = 1;
     }
+    return pd_windex_pick(&t->ix, r, sh, t->strong, t->strong_len);
 }
 
 int64_t pd_rs_sigtable_find(const pd_rs_sigtable *t, const uint8_t *data)
 {
     uint8_t sh[PD_RS_BLAKE2_LEN];
     int have = 0;
-    if (!t->nuniq)
+    if (!t->ix.nuniq)
         return -1;
     return table_match(t, pd_rs_weak(t->weak_kind, data, t->block_len), data,
                        sh, &have);
@@ -319,7 +219,7 @@ int64_t pd_rs_sigtable_find(const pd_rs_sigtable *t, const uint8_t *data)
 
 uint64_t pd_rs_sigtable_unique(const pd_rs_sigtable *t)
 {
-    return t->nuniq;
+    return t->ix.nuniq;
 }
 
 /* Does data[0..len) match block j (weak and strong)? */
@@ -392,23 +292,19 @@ static size_t last_as_suffix(const pd_rs_sigtable *t, const uint8_t *data,
     return best;
 }
 
-/* ---- delta ----------------------------------------------------------------- */
+/* ---- delta -------------------------------------------------------------- */
 
 struct pd_rs_delta {
     const pd_rs_sigtable *t;
-    uint64_t used;          /* bytes of NEW used */
-    pd_rs_wstate ws;        /* weak state of the window at the input front */
-    int have_h;             /* ws is the state of the window at the front */
-    int judged;             /* the window at the front already missed */
-    size_t batch;           /* blocks to verify at once in a run (1..RS_BATCH) */
-    uint64_t cont;          /* block to try first, or RS_NONE */
-    int copy_pending;
-    uint64_t copy_off, copy_len;
-    uint8_t *lit;           /* literal bytes carried between calls */
-    size_t lit_len;
-    uint64_t copied, literal;
-    int fin_searched;       /* the end of NEW was searched for the last block */
-    size_t fin_len;         /* its length there, or 0 */
+    uint64_t used;    /* bytes of NEW used */
+    pd_rs_wstate ws;  /* weak state of the window at the input front */
+    int have_h;       /* ws is the state of the window at the front */
+    int judged;       /* the window at the front already missed */
+    size_t batch;     /* blocks to verify at once in a run (1..RS_BATCH) */
+    uint64_t cont;    /* block to try first, or RS_NONE */
+    pd_ops w;         /* pending COPY, carried literal bytes */
+    int fin_searched; /* the end of NEW was searched for the last block */
+    size_t fin_len;   /* its length there, or 0 */
     int done;
 };
 
@@ -420,9 +316,8 @@ pd_rs_delta *pd_rs_delta_new(const pd_rs_sigtable *t)
     d->t = t;
     d->cont = t->nblocks ? 0 : RS_NONE;
     d->batch = 1;
-    d->lit = malloc(PD_RS_LIT_MAX);
-    if (!d->lit) {
-        free(d);
+    if (pd_ops_init(&d->w, PD_OPS_RDIFF) != PD_OK) {
+        pd_rs_delta_free(d);
         return NULL;
     }
     return d;
@@ -432,7 +327,7 @@ void pd_rs_delta_free(pd_rs_delta *d)
 {
     if (!d)
         return;
-    free(d->lit);
+    pd_ops_free(&d->w);
     free(d);
 }
 
@@ -440,71 +335,11 @@ void pd_rs_delta_stats(const pd_rs_delta *d, uint64_t *new_size,
                        uint64_t *copied, uint64_t *literal)
 {
     *new_size = d->used;
-    *copied = d->copied;
-    *literal = d->literal;
-}
-
-static int int_width(uint64_t v)
-{
-    if (v <= 0xff)
-        return 0;
-    if (v <= 0xffff)
-        return 1;
-    if (v <= 0xffffffffULL)
-        return 2;
-    return 3;
+    *copied = d->w.copied;
+    *literal = d->w.literal;
 }
 
 static const int width_bytes[4] = {1, 2, 4, 8};
-
-static size_t emit_copy(pd_rs_delta *d, uint8_t *out)
-{
-    int wo = int_width(d->copy_off), wl = int_width(d->copy_len);
-    size_t n = 0;
-    out[n++] = (uint8_t)(PD_RS_OP_COPY_BASE + 4 * wo + wl);
-    pd_rs_put_be(out + n, d->copy_off, width_bytes[wo]);
-    n += (size_t)width_bytes[wo];
-    pd_rs_put_be(out + n, d->copy_len, width_bytes[wl]);
-    n += (size_t)width_bytes[wl];
-    d->copy_pending = 0;
-    return n;
-}
-
-static size_t emit_literal(pd_rs_delta *d, uint8_t *out, const uint8_t *src,
-                           size_t len)
-{
-    size_t total = d->lit_len + len, n = 0;
-    if (total <= 64) {
-        out[n++] = (uint8_t)total;
-    } else {
-        int w = int_width(total);
-        out[n++] = (uint8_t)(PD_RS_OP_LITERAL_N1 + w);
-        pd_rs_put_be(out + n, total, width_bytes[w]);
-        n += (size_t)width_bytes[w];
-    }
-    memcpy(out + n, d->lit, d->lit_len);
-    memcpy(out + n + d->lit_len, src, len);
-    d->literal += total;
-    d->lit_len = 0;
-    return n + total;
-}
-
-static size_t add_copy(pd_rs_delta *d, uint8_t *out, uint64_t off,
-                       uint64_t len)
-{
-    size_t n = 0;
-    if (d->copy_pending && d->copy_off + d->copy_len == off) {
-        d->copy_len += len;
-    } else {
-        if (d->copy_pending)
-            n = emit_copy(d, out);
-        d->copy_pending = 1;
-        d->copy_off = off;
-        d->copy_len = len;
-    }
-    d->copied += len;
-    return n;
-}
 
 /* Continue the run of copied blocks at d->cont over data[0..avail).
  * Returns the bytes matched: whole blocks (several at once when they all
@@ -544,9 +379,9 @@ static uint64_t try_continuation(pd_rs_delta *d, const uint8_t *data,
         if (k) {
             uint8_t sh[RS_BATCH * PD_RS_BLAKE2_LEN];
             pd_rs_strong_many(t->strong_kind, data, bl, k, bl, sh);
-            while (ok < k && !memcmp(sh + ok * PD_RS_BLAKE2_LEN,
-                                     t->strong + (j + ok) * t->strong_len,
-                                     t->strong_len))
+            while (ok < k &&
+                   !memcmp(sh + ok * PD_RS_BLAKE2_LEN,
+                           t->strong + (j + ok) * t->strong_len, t->strong_len))
                 ok++;
         }
         if (ok == maxk)
@@ -569,8 +404,8 @@ static uint64_t try_continuation(pd_rs_delta *d, const uint8_t *data,
     return 0;
 }
 
-int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
-                     int eof, uint8_t *out, size_t out_cap, size_t *in_used,
+int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len, int eof,
+                     uint8_t *out, size_t out_cap, size_t *in_used,
                      size_t *out_used)
 {
     const pd_rs_sigtable *t = d->t;
@@ -587,17 +422,14 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
         return PD_ERR_PARAM;
 
     for (;;) {
-        if (out_cap - o < PD_RS_LIT_MAX + 64) {
-            rc = PD_NEED_OUTPUT;
-            goto suspend;
-        }
+        /* Each pass decides one position; it emits at most one COPY and one
+         * LITERAL. */
         size_t avail = in_len - pos;
-        if (avail < bl && !eof) {
-            rc = PD_NEED_INPUT;
-            goto suspend;
-        }
-        if (avail == 0)
+        rc = pd_scan_pass(out_cap - o, avail, bl, eof);
+        if (rc == PD_DONE)
             break;
+        if (rc != PD_OK)
+            goto suspend;
 
         uint64_t mlen = 0, moff = 0, next = RS_NONE;
         if (!d->judged) {
@@ -608,7 +440,7 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
                 d->ws = pd_rs_wstate_of(kind, in + pos, bl);
                 d->have_h = 1;
             }
-            if (!mlen && avail >= bl && t->nuniq) {
+            if (!mlen && avail >= bl && t->ix.nuniq) {
                 uint8_t sh[PD_RS_BLAKE2_LEN];
                 int have_sh = 0;
                 int64_t b = table_match(t, pd_rs_wdigest(kind, d->ws), in + pos,
@@ -635,9 +467,9 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
         }
         if (mlen) {
             size_t here = pos - lit_start;
-            if (d->lit_len + here)
-                o += emit_literal(d, out + o, in + lit_start, here);
-            o += add_copy(d, out + o, moff, mlen);
+            if (d->w.lit_len + here)
+                o += pd_ops_literal(&d->w, out + o, in + lit_start, here);
+            o += pd_ops_copy(&d->w, out + o, moff, mlen);
             pos += mlen;
             lit_start = pos;
             d->have_h = 0;
@@ -646,14 +478,13 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
         }
 
         /* A miss: the first byte of the window is literal. */
-        if (d->copy_pending)
-            o += emit_copy(d, out + o);
+        o += pd_ops_flush_copy(&d->w, out + o);
         d->cont = RS_NONE;
         if (avail < bl) {
             /* End of NEW, less than a block left: literal up to where the
              * last block matches (if it does), then that copy. */
             size_t lit = avail - d->fin_len;
-            size_t room = PD_RS_LIT_MAX - d->lit_len - (pos - lit_start);
+            size_t room = PD_RS_LIT_MAX - d->w.lit_len - (pos - lit_start);
             pos += lit < room ? lit : room;
         } else if (avail == bl) {
             if (!eof) {
@@ -665,7 +496,7 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
             d->have_h = 0;
             d->judged = 0;
         } else {
-            size_t limit = lit_start + (PD_RS_LIT_MAX - d->lit_len);
+            size_t limit = lit_start + (PD_RS_LIT_MAX - d->w.lit_len);
             size_t end = in_len - bl;
             if (end > limit)
                 end = limit;
@@ -681,7 +512,8 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
                      * where the byte-by-byte one would. */
                     const uint32_t m = PD_RS_RK_MULT, m2 = m * m;
                     while (pos + 2 <= end) {
-                        uint32_t c0 = (uint32_t)in[pos + bl] - r->rk_out[in[pos]];
+                        uint32_t c0 =
+                            (uint32_t)in[pos + bl] - r->rk_out[in[pos]];
                         uint32_t c1 =
                             (uint32_t)in[pos + 1 + bl] - r->rk_out[in[pos + 1]];
                         uint32_t h1 = h * m + c0;
@@ -716,16 +548,16 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
             }
             d->judged = 0;
         }
-        if (d->lit_len + (pos - lit_start) == PD_RS_LIT_MAX) {
-            o += emit_literal(d, out + o, in + lit_start, pos - lit_start);
+        if (d->w.lit_len + (pos - lit_start) == PD_RS_LIT_MAX) {
+            o +=
+                pd_ops_literal(&d->w, out + o, in + lit_start, pos - lit_start);
             lit_start = pos;
         }
     }
 
-    if (pos - lit_start + d->lit_len)
-        o += emit_literal(d, out + o, in + lit_start, pos - lit_start);
-    if (d->copy_pending)
-        o += emit_copy(d, out + o);
+    if (pos - lit_start + d->w.lit_len)
+        o += pd_ops_literal(&d->w, out + o, in + lit_start, pos - lit_start);
+    o += pd_ops_flush_copy(&d->w, out + o);
     d->used += pos;
     out[o++] = PD_RS_OP_END;
     d->done = 1;
@@ -734,40 +566,35 @@ int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len,
     return PD_DONE;
 
 suspend:
-    memcpy(d->lit + d->lit_len, in + lit_start, pos - lit_start);
-    d->lit_len += pos - lit_start;
+    pd_ops_carry(&d->w, in + lit_start, pos - lit_start);
     d->used += pos;
     *in_used = pos;
     *out_used = o;
     return rc;
 }
 
-/* ---- patch ----------------------------------------------------------------- */
-
-enum { ST_OP, ST_COPY, ST_LITERAL, ST_DONE };
+/* ---- patch -------------------------------------------------------------- */
 
 struct pd_rs_patch {
-    int fd;                 /* basis, or < 0: only decode and count */
-    uint64_t old_size;
-    int state;
-    uint64_t off, rem;
-    pd_blake3 *hasher;
-    uint64_t produced;
+    pd_patcher c; /* first: the shared job of patch.c */
     uint64_t copies, copied, literals, literal;
-    int err_no;
 };
+
+static long parse_cmd(pd_patcher *c, const uint8_t *in, size_t avail);
 
 pd_rs_patch *pd_rs_patch_new(int old_fd, uint64_t old_size)
 {
     pd_rs_patch *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->fd = old_fd;
-    p->old_size = old_fd < 0 ? UINT64_MAX : old_size;
-    p->state = ST_OP;
+    p->c.parse = parse_cmd;
+    p->c.fd = old_fd;
+    p->c.counting = old_fd < 0;
+    p->c.old_size = old_fd < 0 ? UINT64_MAX : old_size;
+    p->c.state = PD_ST_OP;
     if (old_fd >= 0) {
-        p->hasher = pd_blake3_new();
-        if (!p->hasher) {
+        p->c.hasher = pd_blake3_new();
+        if (!p->c.hasher) {
             free(p);
             return NULL;
         }
@@ -779,14 +606,14 @@ void pd_rs_patch_free(pd_rs_patch *p)
 {
     if (!p)
         return;
-    if (p->hasher)
-        pd_blake3_free(p->hasher);
+    if (p->c.hasher)
+        pd_blake3_free(p->c.hasher);
     free(p);
 }
 
 int pd_rs_patch_errno(const pd_rs_patch *p)
 {
-    return p->err_no;
+    return p->c.err_no;
 }
 
 void pd_rs_patch_stats(const pd_rs_patch *p, uint64_t *result_size,
@@ -798,28 +625,29 @@ void pd_rs_patch_stats(const pd_rs_patch *p, uint64_t *result_size,
     *copied = p->copied;
     *literals = p->literals;
     *literal = p->literal;
-    if (p->hasher)
-        pd_blake3_final(p->hasher, digest, PD_HASH_LEN);
+    if (p->c.hasher)
+        pd_blake3_final(p->c.hasher, digest, PD_HASH_LEN);
     else
         memset(digest, 0, PD_HASH_LEN);
 }
 
 /* Parse one command header at in[0..avail): bytes used, 0 if incomplete,
  * or a negative pd_result. */
-static long parse_cmd(pd_rs_patch *p, const uint8_t *in, size_t avail)
+static long parse_cmd(pd_patcher *c, const uint8_t *in, size_t avail)
 {
+    pd_rs_patch *p = (pd_rs_patch *)c;
     if (avail == 0)
         return 0;
     uint8_t op = in[0];
     if (op == PD_RS_OP_END) {
-        p->state = ST_DONE;
+        c->state = PD_ST_DONE;
         return 1;
     }
     if (op <= 64) {
-        p->rem = op;
+        c->rem = op;
         p->literals++;
         p->literal += op;
-        p->state = ST_LITERAL;
+        c->state = PD_ST_LITERAL;
         return 1;
     }
     if (op < PD_RS_OP_COPY_BASE) {
@@ -829,10 +657,10 @@ static long parse_cmd(pd_rs_patch *p, const uint8_t *in, size_t avail)
         uint64_t len = pd_rs_get_be(in + 1, w);
         if (len == 0 || len > UINT64_MAX - p->literal)
             return PD_ERR_CORRUPT;
-        p->rem = len;
+        c->rem = len;
         p->literals++;
         p->literal += len;
-        p->state = ST_LITERAL;
+        c->state = PD_ST_LITERAL;
         return 1 + w;
     }
     if (op < PD_RS_OP_COPY_BASE + 16) {
@@ -844,122 +672,21 @@ static long parse_cmd(pd_rs_patch *p, const uint8_t *in, size_t avail)
         uint64_t len = pd_rs_get_be(in + 1 + wo, wl);
         if (len == 0 || len > UINT64_MAX - p->copied)
             return PD_ERR_CORRUPT;
-        if (off > p->old_size || len > p->old_size - off)
+        if (off > c->old_size || len > c->old_size - off)
             return PD_ERR_BOUNDS;
-        p->off = off;
-        p->rem = len;
+        c->off = off;
+        c->rem = len;
         p->copies++;
         p->copied += len;
-        p->state = ST_COPY;
+        c->state = PD_ST_COPY;
         return 1 + wo + wl;
     }
     return PD_ERR_CORRUPT;
-}
-
-static int read_basis(pd_rs_patch *p, uint8_t *dst, size_t len, uint64_t off)
-{
-    while (len) {
-        ssize_t r = pread(p->fd, dst, len, (off_t)off);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            p->err_no = errno;
-            return PD_ERR_IO;
-        }
-        if (r == 0) {
-            p->err_no = 0;
-            return PD_ERR_IO;
-        }
-        dst += r;
-        len -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return PD_OK;
 }
 
 int pd_rs_patch_step(pd_rs_patch *p, const uint8_t *in, size_t in_len,
                      uint8_t *out, size_t out_cap, size_t *in_used,
                      size_t *out_used)
 {
-    size_t ip = 0, o = 0;
-    int rc = PD_OK;
-    const int counting = p->fd < 0;
-
-    while (rc == PD_OK) {
-        switch (p->state) {
-        case ST_DONE:
-            rc = PD_DONE;
-            break;
-        case ST_OP: {
-            long k = parse_cmd(p, in + ip, in_len - ip);
-            if (k < 0)
-                rc = (int)k;
-            else if (k == 0)
-                rc = PD_NEED_INPUT;
-            else
-                ip += (size_t)k;
-            break;
-        }
-        case ST_COPY: {
-            if (counting) {
-                p->rem = 0;
-                p->state = ST_OP;
-                break;
-            }
-            size_t room = out_cap - o;
-            if (!room) {
-                rc = PD_NEED_OUTPUT;
-                break;
-            }
-            size_t k = p->rem < room ? (size_t)p->rem : room;
-            int r = read_basis(p, out + o, k, p->off);
-            if (r != PD_OK) {
-                rc = r;
-                break;
-            }
-            o += k;
-            p->off += k;
-            p->rem -= k;
-            if (!p->rem)
-                p->state = ST_OP;
-            break;
-        }
-        case ST_LITERAL: {
-            size_t avail = in_len - ip;
-            if (!avail) {
-                rc = PD_NEED_INPUT;
-                break;
-            }
-            if (counting) {
-                size_t k = p->rem < avail ? (size_t)p->rem : avail;
-                ip += k;
-                p->rem -= k;
-                if (!p->rem)
-                    p->state = ST_OP;
-                break;
-            }
-            size_t room = out_cap - o;
-            if (!room) {
-                rc = PD_NEED_OUTPUT;
-                break;
-            }
-            size_t k = p->rem < room ? (size_t)p->rem : room;
-            if (k > avail)
-                k = avail;
-            memcpy(out + o, in + ip, k);
-            o += k;
-            ip += k;
-            p->rem -= k;
-            if (!p->rem)
-                p->state = ST_OP;
-            break;
-        }
-        }
-    }
-    if (p->hasher && o)
-        pd_blake3_update(p->hasher, out, o);
-    p->produced += o;
-    *in_used = ip;
-    *out_used = o;
-    return rc;
+    return pd_patcher_step(&p->c, in, in_len, out, out_cap, in_used, out_used);
 }

@@ -40,17 +40,17 @@ static void rk_init(void)
 
 /* The RabinKarp lane loop over `chunks` 32-byte chunks, returning
  * sum b_i M^(32*chunks - 1 - i) (no seed term). */
-#define RK_LANES_BODY                                                       \
-    uint32_t acc[32] = {0};                                                 \
-    const uint32_t m32 = rk_pows[32];                                       \
-    for (size_t c = 0; c < chunks; c++) {                                   \
-        const uint8_t *q = p + 32 * c;                                      \
-        for (int k = 0; k < 32; k++)                                        \
-            acc[k] = acc[k] * m32 + q[k];                                   \
-    }                                                                       \
-    uint32_t s = 0;                                                         \
-    for (int k = 0; k < 32; k++)                                            \
-        s += acc[k] * rk_pows[31 - k];                                      \
+#define RK_LANES_BODY                                                          \
+    uint32_t acc[32] = {0};                                                    \
+    const uint32_t m32 = rk_pows[32];                                          \
+    for (size_t c = 0; c < chunks; c++) {                                      \
+        const uint8_t *q = p + 32 * c;                                         \
+        for (int k = 0; k < 32; k++)                                           \
+            acc[k] = acc[k] * m32 + q[k];                                      \
+    }                                                                          \
+    uint32_t s = 0;                                                            \
+    for (int k = 0; k < 32; k++)                                               \
+        s += acc[k] * rk_pows[31 - k];                                         \
     return s;
 
 static uint32_t rk_lanes_portable(const uint8_t *p, size_t chunks)
@@ -59,8 +59,8 @@ static uint32_t rk_lanes_portable(const uint8_t *p, size_t chunks)
 }
 
 #if defined(PD_RS_X86)
-__attribute__((target("avx2"))) static uint32_t
-rk_lanes_avx2(const uint8_t *p, size_t chunks)
+__attribute__((target("avx2"))) static uint32_t rk_lanes_avx2(const uint8_t *p,
+                                                              size_t chunks)
 {
     RK_LANES_BODY
 }

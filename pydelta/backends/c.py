@@ -123,6 +123,13 @@ class SigTable(_cffi.Table):
         self._adopt(t, err, lib.pd_sigtable_free)
 
 
+def set_table_key(k0: int, k1: int) -> None:
+    """Fix the key of the weak-sum index for tables built from now on (both
+    formats): for tests; (0, 0) draws a fresh random key. Deltas never
+    depend on the key (see csrc/internal.h)."""
+    lib.pd_table_key(k0, k1)
+
+
 class DeltaJob(_cffi.Job):
     """A resumable delta scan over NEW against one table."""
 

@@ -26,7 +26,7 @@ from .cdc import CDC_CAP, Chunker, cdc_check, cdc_gear
 from .delta import DeltaJob
 from .patch import PatchJob
 from .signature import sig_blocks
-from .sigtable import SigTable
+from .sigtable import SigTable, set_table_key
 from .weaksum import weak, weak_rolling
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "weak_rolling",
     "sig_blocks",
     "SigTable",
+    "set_table_key",
     "DeltaJob",
     "PatchJob",
     "CDC_CAP",

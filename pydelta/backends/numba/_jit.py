@@ -62,6 +62,9 @@ _MORE = 100  # internal: the patch kernel's read-request list is full
 
 _WEAK_M = 0x9E3779B97F4A7C15  # PD_WEAK_M
 _BLOOM_MUL = 0xD6E8FEB86659FD93
+# The keyed bucket mix of the weak-sum index (pd_windex_mix, internal.h).
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
 _MASK64 = (1 << 64) - 1
 _SIZE_MAX = _MASK64
 
@@ -97,7 +100,7 @@ _HW_LEN = 8 + 8 * _B3_STACK
     _T_STRONG_LEN,
     _T_TAIL_LEN,
     _T_NUNIQ,
-    _T_TMASK,
+    _T_NRUNS,
     _T_BLOOM_SHIFT,
     _T_LEN,
 ) = range(10)
@@ -134,7 +137,8 @@ _lock = threading.Lock()
 # Constants of the kernels (uint64; uint32 for BLAKE3 words), bound by
 # load(): numba freezes module globals into the compiled code as constants
 # of their numpy type.
-_U0 = _U1 = _U8 = _U31 = _U17 = _U32 = _M32 = _U7F = _UFF = None
+_U0 = _U1 = _U8 = _U31 = _U17 = _U29 = _U32 = _M32 = _U7F = _UFF = None
+_UMIX1 = _UMIX2 = None
 _IV0 = _IV1 = _IV2 = _IV3 = _IV4 = _IV5 = _IV6 = _IV7 = None
 _UM = _UM2 = _UM3 = _UM4 = _UBLOOM = None
 _UST_OP = _UST_COPY = _UST_LITERAL = _UST_DONE = None
@@ -152,6 +156,7 @@ def _constants(np_mod) -> dict:
         "_U8": u(8),
         "_U31": u(31),
         "_U17": u(17),
+        "_U29": u(29),
         "_U32": u(32),
         "_M32": u(0xFFFFFFFF),
         "_U7F": u(0x7F),
@@ -161,6 +166,8 @@ def _constants(np_mod) -> dict:
         "_UM3": u(m**3 & _MASK64),
         "_UM4": u(m**4 & _MASK64),
         "_UBLOOM": u(_BLOOM_MUL),
+        "_UMIX1": u(_MIX1),
+        "_UMIX2": u(_MIX2),
         "_UST_OP": u(_ST_OP),
         "_UST_COPY": u(_ST_COPY),
         "_UST_LITERAL": u(_ST_LITERAL),

@@ -1,18 +1,32 @@
 """The signature lookup table (csrc/sigtable.c).
 
+The same index as the C core's (see csrc/internal.h, pd_windex): distinct
+blocks sorted by (weak sum, strong bytes, index), their runs of equal weak
+sums grouped into buckets by a keyed mix of the weak sum (the key random per
+process, so sums chosen by a signature's author cannot pile into one
+bucket), each bucket sorted by weak sum and binary-searched when large (so
+even a known key gives O(log n) lookups, never the quadratic time of
+probing). At most the first 16 blocks of a run are candidates, which makes
+the match a property of the signature alone: the same block as the C
+backend's whatever the key or layout.
+
 See :mod:`pydelta.backends.numba._jit` for how the kernels are compiled and
 the integer rules they follow.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import secrets
+from typing import Any, List, Optional
 
 from . import _jit
 from ._jit import (
+    _BLOOM_MUL,
     _MAX_CANDIDATES,
     _MAX_STRONG,
     _MIN_STRONG,
+    _MIX1,
+    _MIX2,
     _SIZE_MAX,
     _T_BASIS,
     _T_BLOCK_LEN,
@@ -20,16 +34,18 @@ from ._jit import (
     _T_LEN,
     _T_NBLOCKS,
     _T_NFULL,
+    _T_NRUNS,
     _T_NUNIQ,
     _T_STRONG_LEN,
     _T_TAIL_LEN,
-    _T_TMASK,
     _U0,
     _U1,
-    _U17,
+    _U29,
     _U31,
+    _U32,
     _UBLOOM,
-    _UM,
+    _UMIX1,
+    _UMIX2,
     _WEAK_LEN,
     ERR_NOMEM,
     ERR_PARAM,
@@ -53,13 +69,47 @@ np: Any = None  # numpy, bound by _jit.load()
 
 
 # ---------------------------------------------------------------------------
-# Signature table (sigtable.c). The sort and dedupe run in numpy; the index
-# (open addressing over the distinct weak sums, with a Bloom-style bit set
-# in front) and the lookup are kernels.
+# Signature table (sigtable.c). The sort, dedupe and bucketing run in numpy;
+# the lookup is a kernel.
+
+#: The key of the bucket mix for tables built from now on (pd_table_key).
+_KEY: List[int] = [secrets.randbits(64), secrets.randbits(64)]
+#: A bucket larger than this is binary-searched first (PD_BUCKET_SCAN).
+_BUCKET_SCAN = 8
 
 
-def _slot_of(h, tmask):
-    return (((h ^ (h >> _U31)) * _UM) >> _U17) & tmask
+def set_table_key(k0: int, k1: int) -> None:
+    """Fix the key of the weak-sum index for tables built from now on, as
+    the C core's pd_table_key: for tests; (0, 0) draws a fresh random key.
+    Deltas never depend on the key."""
+    if k0 == 0 and k1 == 0:
+        k0, k1 = secrets.randbits(64), secrets.randbits(64)
+    _KEY[:] = [_u64(k0, "k0"), _u64(k1, "k1")]
+
+
+def _mix(h, k0, k1):
+    """pd_windex_mix: the keyed bucket mix of a weak sum."""
+    x = h ^ k0
+    x ^= x >> _U31
+    x *= _UMIX1
+    x ^= k1
+    x ^= x >> _U29
+    x *= _UMIX2
+    x ^= x >> _U32
+    return x
+
+
+def _mix_array(h, k0: int, k1: int):
+    """_mix over a uint64 array (numpy, wrapping like the kernel)."""
+    u = np.uint64
+    x = h ^ u(k0)
+    x ^= x >> u(31)
+    x *= u(_MIX1)
+    x ^= u(k1)
+    x ^= x >> u(29)
+    x *= u(_MIX2)
+    x ^= x >> u(32)
+    return x
 
 
 def _bloom_bit(h, shift):
@@ -71,20 +121,23 @@ def _bloom_test(bloom, h, shift):
     return ((bloom[b >> np.uint64(6)] >> (b & np.uint64(63))) & _U1) != _U0
 
 
-def _k_table_index(uweak, slot, tmask, bloom, shift):
-    """Index the first entry of every run of equal weak sums."""
-    um = np.uint64(tmask)
-    us = np.uint64(shift)
-    for i in range(uweak.shape[0]):
-        if i > 0 and uweak[i - 1] == uweak[i]:
-            continue
-        h = uweak[i]
-        s = _slot_of(h, um)
-        while slot[s] != 0:
-            s = (s + _U1) & um
-        slot[s] = i + 1
-        b = _bloom_bit(h, us)
-        bloom[b >> np.uint64(6)] |= _U1 << (b & np.uint64(63))
+def _windex_find(runs, bucket, tk, h):
+    """pd_windex_find: the row of runs (weak, first, count) whose weak sum
+    is h, or -1. tk holds the key and the bucket shift."""
+    b = _mix(h, tk[0], tk[1]) >> tk[2]
+    lo = bucket[b]
+    hi = bucket[b + _U1]
+    while hi - lo > _BUCKET_SCAN:
+        mid = lo + (hi - lo) // 2
+        if runs[mid, 0] < h:
+            lo = mid + 1
+        else:
+            hi = mid + 1
+    while lo < hi:
+        if runs[lo, 0] == h:
+            return lo
+        lo += 1
+    return -1
 
 
 def _strong_eq(sh, strong, b, slen):
@@ -95,41 +148,32 @@ def _strong_eq(sh, strong, b, slen):
     return True
 
 
-def _table_match(tp, strong, uweak, uidx, slot, bloom, h, a, p, sh, have_sh, hw, hb, hs):
+def _table_match(tp, strong, runs, uidx, bucket, tk, bloom, h, a, p, sh, have_sh, hw, hb, hs):
     """pd_sigtable_match: block index whose weak sum is h and strong hash
     that of a[p:p+block_len] (hashed at most once into sh), or -1; and the
     updated have_sh flag."""
     if not _bloom_test(bloom, h, np.uint64(tp[_T_BLOOM_SHIFT])):
         return -1, have_sh
-    um = np.uint64(tp[_T_TMASK])
-    nu = tp[_T_NUNIQ]
+    r = _windex_find(runs, bucket, tk, h)
+    if r < 0:
+        return -1, have_sh
+    if not have_sh:
+        _b3_hash(a, p, tp[_T_BLOCK_LEN], sh, hw, hb, hs)
+        have_sh = True
     slen = tp[_T_STRONG_LEN]
-    s = _slot_of(h, um)
-    while True:
-        v = slot[s]
-        if v == 0:
-            return -1, have_sh
-        if uweak[v - 1] == h:
-            i = v - 1
-            k = 0
-            while k < _MAX_CANDIDATES and i < nu and uweak[i] == h:
-                if not have_sh:
-                    _b3_hash(a, p, tp[_T_BLOCK_LEN], sh, hw, hb, hs)
-                    have_sh = True
-                b = uidx[i]
-                if _strong_eq(sh, strong, b, slen):
-                    return b, have_sh
-                k += 1
-                i += 1
-            return -1, have_sh
-        s = (s + _U1) & um
+    first = np.int64(runs[r, 1])
+    for k in range(np.int64(runs[r, 2])):
+        b = uidx[first + k]
+        if _strong_eq(sh, strong, b, slen):
+            return b, have_sh
+    return -1, have_sh
 
 
-def _k_table_find(tp, strong, uweak, uidx, slot, bloom, a, p, have_sh, sh, hw, hb, hs):
+def _k_table_find(tp, strong, runs, uidx, bucket, tk, bloom, a, p, have_sh, sh, hw, hb, hs):
     """pd_sigtable_find on a[p:p+block_len] (have_sh False; arguments, not
     constants, so the helpers are not compiled again for constants)."""
     h = _weak(a, p, tp[_T_BLOCK_LEN])
-    b, _ = _table_match(tp, strong, uweak, uidx, slot, bloom, h, a, p, sh, have_sh, hw, hb, hs)
+    b, _ = _table_match(tp, strong, runs, uidx, bucket, tk, bloom, h, a, p, sh, have_sh, hw, hb, hs)
     return b
 
 
@@ -193,14 +237,38 @@ class SigTable:
             uweak = np.zeros(0, np.uint64)
             uidx = np.zeros(0, np.int64)
         nu = uweak.size
-        nweak = int(nu and 1 + np.count_nonzero(uweak[1:] != uweak[:-1]))
-        slots = _pow2_at_least(max(16, 2 * nweak))
+        # the runs of equal weak sums: (weak, first, candidates <= 16)
+        if nu:
+            starts = np.flatnonzero(np.r_[True, uweak[1:] != uweak[:-1]])
+        else:
+            starts = np.zeros(0, np.int64)
+        nruns = starts.size
+        counts = np.diff(np.r_[starts, nu])
+        rweak = uweak[starts]
+        nb = _pow2_at_least(max(16, nruns))
+        shift = 64 - (nb.bit_length() - 1)
+        k0, k1 = _KEY
+        # counting sort into buckets; stable, so every bucket stays sorted
+        # by weak sum for the binary search
+        bix = (_mix_array(rweak, k0, k1) >> np.uint64(shift)).astype(np.int64)
+        order = np.argsort(bix, kind="stable")
+        runs = np.empty((nruns, 3), np.uint64)
+        runs[:, 0] = rweak[order]
+        runs[:, 1] = starts[order]
+        runs[:, 2] = np.minimum(counts, _MAX_CANDIDATES)[order]
+        bucket = np.zeros(nb + 1, np.int64)
+        bucket[1:] = np.cumsum(np.bincount(bix, minlength=nb))
+        tk = np.array([k0, k1, shift], np.uint64)
         # 64 bits per distinct weak sum, at most 2**27 bits (as sigtable.c)
-        bits = _pow2_at_least(min(max(4096, 64 * nweak), 1 << 27))
+        bits = _pow2_at_least(min(max(4096, 64 * nruns), 1 << 27))
         lg = bits.bit_length() - 1
-        slot = np.zeros(slots, np.int64)
         bloom = np.zeros(bits // 64, np.uint64)
-        _k_table_index(uweak, slot, slots - 1, bloom, 64 - lg)
+        bb = (rweak * np.uint64(_BLOOM_MUL)) >> np.uint64(64 - lg)
+        np.bitwise_or.at(
+            bloom,
+            (bb >> np.uint64(6)).astype(np.int64),
+            np.left_shift(np.uint64(1), bb & np.uint64(63)),
+        )
         tp = np.zeros(_T_LEN, np.int64)
         tp[_T_NBLOCKS] = nblocks
         tp[_T_NFULL] = nfull
@@ -209,9 +277,10 @@ class SigTable:
         tp[_T_STRONG_LEN] = strong_len
         tp[_T_TAIL_LEN] = basis_size % block_len
         tp[_T_NUNIQ] = nu
-        tp[_T_TMASK] = slots - 1
+        tp[_T_NRUNS] = nruns
         tp[_T_BLOOM_SHIFT] = 64 - lg
-        self._uweak, self._uidx, self._slot, self._bloom = uweak, uidx, slot, bloom
+        self._runs, self._uidx, self._bucket, self._tk = runs, uidx, bucket, tk
+        self._bloom = bloom
         self._out_tab = _out_table(block_len)
         self._tp = tp
 
@@ -228,9 +297,10 @@ class SigTable:
         i = _k_table_find(
             tp,
             self._strong,
-            self._uweak,
+            self._runs,
             self._uidx,
-            self._slot,
+            self._bucket,
+            self._tk,
             self._bloom,
             a,
             0,
@@ -257,10 +327,10 @@ def _pow2_at_least(v: int) -> int:
 
 #: The functions _jit.load() compiles with numba.njit.
 KERNELS = (
-    "_slot_of",
+    "_mix",
     "_bloom_bit",
     "_bloom_test",
-    "_k_table_index",
+    "_windex_find",
     "_strong_eq",
     "_table_match",
     "_k_table_find",
