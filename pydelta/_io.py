@@ -15,7 +15,6 @@ import os
 import select
 import stat
 import sys
-import tempfile
 import time
 from typing import IO, BinaryIO, Iterable, Iterator, Optional, Tuple, Union
 
@@ -171,75 +170,156 @@ def write_to(fh: BinaryIO, data: Union[bytes, bytearray, memoryview], name: str)
         raise FileAccessError(f"cannot write {name}: {_os_reason(e)}") from None
 
 
-class AtomicFile:
-    """A temporary file beside ``path`` that replaces it only on commit()."""
+def current_umask() -> int:
+    """The process umask (from /proc on Linux, so it is never set to 0 meanwhile)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return umask
 
-    def __init__(self, path: PathLike, what: str = "output", fsync: bool = False) -> None:
+
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_O_TMP = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+class AtomicFile:
+    """A temporary file beside a target that replaces it only on commit().
+
+    The target's directory is opened once, when the AtomicFile is made, and
+    all that follows is relative to that descriptor (``dir_fd``, as openat
+    does): the temporary file is created in it with O_EXCL | O_NOFOLLOW,
+    its permission bits and time are set on the open file (fchmod,
+    futimens), and the rename stays inside that directory. Swapping the
+    directory, or one above it, for a symbolic link meanwhile cannot move
+    the result anywhere else.
+
+    Args:
+        path: the target. Without ``dir_fd`` a symbolic link there is
+            followed (an in-place update writes the file it names); with
+            ``dir_fd`` only its last component is used, as a name in that
+            directory, and the whole path only in messages.
+        what: how messages name the output.
+        fsync: make the data (and then the rename) durable.
+        dir_fd: an open directory to create the file in (it is duplicated).
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        what: str = "output",
+        fsync: bool = False,
+        *,
+        dir_fd: Optional[int] = None,
+    ) -> None:
         self._fsync = fsync
         #: permission bits for the result (default: the replaced file's, or 0o666 & ~umask)
         self.mode: Optional[int] = None
         #: modification time (ns) to give the result (default: now)
         self.mtime_ns: Optional[int] = None
-        # Write through a symlink to the file it names, as an in-place update should.
         self.name = os.fsdecode(path)
-        self.path = os.path.realpath(self.name)
-        target_dir = os.path.dirname(os.path.abspath(self.path))
-        if os.path.isdir(self.path):
-            raise FileAccessError(f"cannot write {what} {self.name}: it is a directory")
+        self._done = True  # nothing to clean up until the temporary file exists
+        if dir_fd is None:
+            # Write through a symlink to the file it names, as an in-place update should.
+            real = os.path.realpath(self.name)
+            if os.path.isdir(real):
+                raise FileAccessError(f"cannot write {what} {self.name}: it is a directory")
+            directory, self.base = os.path.split(real)
+            try:
+                self._dir = os.open(directory or ".", _O_DIR)
+            except OSError as e:
+                raise FileAccessError(
+                    f"cannot write {what} {self.name}: {_os_reason(e)} (in {directory})"
+                ) from None
+        else:
+            self.base = os.path.basename(self.name)
+            self._dir = os.dup(dir_fd)
         try:
-            fd, self.tmp = tempfile.mkstemp(
-                prefix="." + os.path.basename(self.path) + ".",
-                suffix=".pydelta-tmp",
-                dir=target_dir,
-            )
-        except OSError as e:
-            raise FileAccessError(
-                f"cannot write {what} {self.name}: {_os_reason(e)} (in {target_dir})"
-            ) from None
+            fd, self.tmp = self._create(what)
+        except BaseException:
+            os.close(self._dir)
+            raise
         self.fh: BinaryIO = os.fdopen(fd, "wb", buffering=0)  # type: ignore[assignment]
         self._done = False
+
+    def _create(self, what: str) -> Tuple[int, str]:
+        """A new temporary file in the directory: (descriptor, its name there)."""
+        import secrets
+
+        for _ in range(100):
+            tmp = f".{self.base}.{secrets.token_hex(4)}.pydelta-tmp"
+            try:
+                return os.open(tmp, _O_TMP, 0o600, dir_fd=self._dir), tmp
+            except FileExistsError:
+                continue
+            except OSError as e:
+                raise FileAccessError(f"cannot write {what} {self.name}: {_os_reason(e)}") from None
+        raise FileAccessError(f"cannot write {what} {self.name}: no free temporary name")
 
     def write(self, data: Union[bytes, bytearray, memoryview]) -> None:
         write_to(self.fh, data, self.name)
 
     def commit(self) -> None:
-        """Flush (and fsync if asked), keep an existing target's mode, rename over it."""
+        """Flush (and fsync if asked), set mode and time on the open file, rename over the target."""
         try:
             self.fh.flush()
+            fd = self.fh.fileno()
             if self._fsync:
-                os.fsync(self.fh.fileno())
-            self.fh.close()
+                os.fsync(fd)
             mode = self.mode
             if mode is None:
                 try:
-                    mode = stat.S_IMODE(os.stat(self.path).st_mode)
+                    mode = stat.S_IMODE(os.stat(self.base, dir_fd=self._dir).st_mode)
                 except FileNotFoundError:
-                    umask = os.umask(0)
-                    os.umask(umask)
-                    mode = 0o666 & ~umask
-            os.chmod(self.tmp, mode)
+                    mode = 0o666 & ~current_umask()
+            os.fchmod(fd, mode)
             if self.mtime_ns is not None:
-                os.utime(self.tmp, ns=(time.time_ns(), self.mtime_ns))
-            os.replace(self.tmp, self.path)
-        except OSError as e:
+                os.utime(fd, ns=(time.time_ns(), self.mtime_ns))
+            self.fh.close()
+            os.replace(self.tmp, self.base, src_dir_fd=self._dir, dst_dir_fd=self._dir)
+            if self._fsync:
+                with contextlib.suppress(OSError):  # not every file system syncs directories
+                    os.fsync(self._dir)
+        except (OSError, OverflowError, ValueError) as e:
             self.abort()
-            raise FileAccessError(f"cannot write {self.name}: {_os_reason(e)}") from None
+            why = _os_reason(e) if isinstance(e, OSError) else str(e)
+            raise FileAccessError(f"cannot write {self.name}: {why}") from None
         self._done = True
+        os.close(self._dir)
 
     def abort(self, keep_as: Optional[str] = None) -> None:
-        """Drop the temporary file (or rename it to ``keep_as``, e.g. to resume
-        from later); the target is left as it was."""
+        """Drop the temporary file, or rename it to ``keep_as`` (a name in the
+        same directory, e.g. to resume from later); the target is left as it was."""
         if self._done:
             return
         self._done = True
         with contextlib.suppress(OSError):
             self.fh.close()
-        if keep_as is not None:
+        try:
+            if keep_as is not None:
+                with contextlib.suppress(OSError):
+                    os.replace(
+                        self.tmp,
+                        os.path.basename(keep_as),
+                        src_dir_fd=self._dir,
+                        dst_dir_fd=self._dir,
+                    )
+                    return
             with contextlib.suppress(OSError):
-                os.replace(self.tmp, keep_as)
-                return
-        with contextlib.suppress(OSError):
-            os.unlink(self.tmp)
+                os.unlink(self.tmp, dir_fd=self._dir)
+        finally:
+            os.close(self._dir)
 
 
 class StreamSink:
@@ -275,6 +355,8 @@ def open_output(
     fsync makes a path's data durable before the rename, so a crash cannot
     leave an empty or partial file in place of the target.
     """
+    if isinstance(dest, AtomicFile):  # already placed by the caller (e.g. with a dir_fd)
+        return dest
     if is_path(dest):
         path = os.fsdecode(dest)  # type: ignore[arg-type]
         if path == "-":

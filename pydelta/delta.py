@@ -54,8 +54,12 @@ def _scan(
     yield memoryview(header)
     job = backend.DeltaJob(sig.table)
     block_len = sig.info.block_len
+    # the scan needs a block and more of NEW in hand; the buffer starts at
+    # READ_SIZE and doubles (up to cap) only while it is full of NEW's bytes
+    # and the scan could not use them: memory follows the data that arrived,
+    # not the block length a signature claims
     cap = max(READ_SIZE, 4 * block_len)
-    inbuf = bytearray(cap)
+    inbuf = bytearray(min(cap, READ_SIZE))
     view = memoryview(inbuf)
     outbuf = bytearray(max(OUT_SIZE, backend.DELTA_MIN_OUT))
     out_view = memoryview(outbuf)
@@ -77,7 +81,7 @@ def _scan(
             start = have = 0  # unused input is inbuf[start:have]
             eof = False
             while True:
-                if not eof and have < cap:
+                if not eof and have < len(inbuf):
                     n = readinto(fh, view[have:], name)
                     if n:
                         if executor is not None:
@@ -107,11 +111,20 @@ def _scan(
                     done += start
                     have -= start
                     start = 0
+                elif rc == NEED_INPUT and have == len(inbuf) and len(inbuf) < cap:
+                    inbuf, view = _grown(inbuf, have, cap)  # (pending hashes keep the old one)
     finally:
         if executor is not None:
             _settle_quietly(pending)
             executor.shutdown(wait=True)
     stats.new_size, stats.copied, stats.literal = job.stats()
+
+
+def _grown(buf: bytearray, have: int, cap: int) -> Tuple[bytearray, memoryview]:
+    """A buffer twice as large (at most cap) holding buf[:have]."""
+    bigger = bytearray(min(cap, 2 * len(buf)))
+    bigger[:have] = buf[:have]
+    return bigger, memoryview(bigger)
 
 
 def _settle_quietly(pending: List[Future]) -> None:
@@ -174,7 +187,9 @@ def _rdiff_scan(
     outbuf = bytearray(max(OUT_SIZE, kernels.DELTA_MIN_OUT))
     out_view = memoryview(outbuf)
     with open_input(new, "new file") as (fh, name):
-        read = _read_ahead if threads > 1 else _read_in_place
+        # reading ahead keeps two buffers of several blocks: only for blocks
+        # of ordinary size (the in-place reader grows with the data instead)
+        read = _read_ahead if threads > 1 and 4 * block_len <= READ_SIZE else _read_in_place
         chunks: Chunks = read(fh, name, block_len)
         try:
             rc, consumed = NEED_INPUT, 0
@@ -203,14 +218,16 @@ def _rdiff_scan(
 
 def _read_in_place(fh: BinaryIO, name: str, block_len: int) -> Chunks:
     """Yield (buffer, start, end, eof) views of NEW from one buffer; the
-    caller sends back how far it got, and the unused rest moves to the front."""
+    caller sends back how far it got, and the unused rest moves to the front.
+    The buffer starts at READ_SIZE and doubles, up to four blocks, only when
+    it is full and the scan could use none of it (see _scan)."""
     cap = max(READ_SIZE, 4 * block_len)
-    buf = bytearray(cap)
+    buf = bytearray(min(cap, READ_SIZE))
     view = memoryview(buf)
     start = have = 0
     eof = False
     while True:
-        if not eof and have < cap:
+        if not eof and have < len(buf):
             n = readinto(fh, view[have:], name)
             if n:
                 have += n
@@ -222,6 +239,8 @@ def _read_in_place(fh: BinaryIO, name: str, block_len: int) -> Chunks:
             buf[: have - start] = buf[start:have]
             have -= start
             start = 0
+        elif have == len(buf) and len(buf) < cap:
+            buf, view = _grown(buf, have, cap)
 
 
 def _read_ahead(fh: BinaryIO, name: str, block_len: int) -> Chunks:

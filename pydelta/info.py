@@ -172,12 +172,19 @@ def _rdiff_delta_info(fh: BinaryIO, name: str, head: bytes) -> FileInfo:
         size += n
         pend = bytes(pend) + bytes(chunk[:n])
     st = job.stats()
+    # the kernel's u64 result size would wrap; Python's sum does not
+    result_size = st["copied"] + st["literal"]  # type: ignore[operator]
+    if result_size >= 1 << 64:
+        raise CorruptDeltaError(
+            f"delta {name} is corrupted: its commands make {result_size} bytes, "
+            "more than a file can hold (2**64 - 1)"
+        )
     return FileInfo(
         "delta",
         {
             "format": "librsync (rdiff)",
             "delta size": size,
-            "result size": st["result_size"],
+            "result size": result_size,
             "result digest": "none (librsync deltas carry no checksum)",
             "copy instructions": st["copies"],
             "copied bytes": st["copied"],

@@ -22,6 +22,7 @@ from .errors import (
     CorruptDeltaError,
     FileAccessError,
     UnverifiedWarning,
+    VerificationError,
     WrongBasisError,
     os_reason,
     raise_for_code,
@@ -36,6 +37,14 @@ from .signature import iter_signature
 #: Bytes of delta read per step, and size of the output buffer.
 READ_SIZE = 4 << 20
 OUT_SIZE = 1 << 20
+
+#: The wrong-basis diagnosis (after a result failed its digest) recomputes
+#: OLD's signature with the delta's block length, one read of OLD at a time.
+#: It runs only for blocks of at least DIAGNOSE_MIN_BLOCK bytes (a read's
+#: signature then stays under 6 MiB) and at most DIAGNOSE_MAX_BLOCKS blocks
+#: (a few seconds); otherwise the error names both possible causes.
+DIAGNOSE_MIN_BLOCK = 32
+DIAGNOSE_MAX_BLOCKS = 1 << 24
 
 #: What :class:`Patcher` keeps as the header of a librsync delta (which has none).
 RDIFF_DELTA_HEADER = fmt.DeltaHeader(block_len=0, strong_len=0, basis_size=-1, sig_digest=b"")
@@ -56,6 +65,17 @@ class Patcher:
             of the file it replaces, or as a new file gets by the umask).
         mtime_ns: modification time in nanoseconds for a result written to
             a path (default: the time it is written).
+        max_size: the most result bytes to accept (e.g. the size the sender
+            announced); a delta that makes more is refused as soon as it
+            does, before the output grows any further.
+        native_only: refuse rdiff (librsync) deltas, which carry no digest
+            to verify the result against.
+        old_name: how messages name the old file (default: its path, or
+            the ``name`` of the file object).
+        sig_digest: the digest of the signature the delta must have been
+            made from (e.g. the one this end sent): a delta for another
+            signature is refused up front, and a result that fails its
+            digest is then the delta's fault, with no diagnosis of OLD.
 
     Example:
         >>> with Patcher("model.bin", "model.bin") as p:  # doctest: +SKIP
@@ -75,11 +95,22 @@ class Patcher:
         fsync: bool = True,
         mode: Optional[int] = None,
         mtime_ns: Optional[int] = None,
+        max_size: Optional[int] = None,
+        native_only: bool = False,
+        old_name: Optional[str] = None,
+        sig_digest: Optional[bytes] = None,
     ) -> None:
         if is_path(old) and os.fsdecode(old) == "-":  # type: ignore[arg-type]
             old = sys.stdin.buffer
         self._own_old = is_path(old)
-        self._old_name = os.fsdecode(old) if is_path(old) else getattr(old, "name", "old file")
+        if old_name is None:
+            given = os.fsdecode(old) if is_path(old) else getattr(old, "name", None)  # type: ignore[arg-type]
+            # os.fdopen() names a file by its descriptor number: no name for messages
+            old_name = given if isinstance(given, str) else "(the basis)"
+        self._old_name = old_name
+        self._max_size = max_size
+        self._native_only = native_only
+        self._sig_digest = sig_digest
         if self._own_old:
             try:
                 self._old: BinaryIO = open(old, "rb")  # type: ignore[arg-type, assignment]
@@ -104,9 +135,11 @@ class Patcher:
                 )
             self._old_size = st.st_size
             self._sink: Union[AtomicFile, StreamSink] = open_output(out, "output", fsync)
-            if isinstance(self._sink, AtomicFile):
-                self._sink.mode = mode
-                self._sink.mtime_ns = mtime_ns
+            if isinstance(self._sink, AtomicFile):  # (one made by the caller may have them set)
+                if mode is not None:
+                    self._sink.mode = mode
+                if mtime_ns is not None:
+                    self._sink.mtime_ns = mtime_ns
         except BaseException:
             self._close_old()
             raise
@@ -147,6 +180,11 @@ class Patcher:
             self._head += bytes(data[:take])
             data = data[take:]
             if len(self._head) == 4 and sniff(self._head) == RDIFF_DELTA:
+                if self._native_only:
+                    raise CorruptDeltaError(
+                        f"delta {self._delta_name} is an rdiff (librsync) delta, which carries no "
+                        "digest: only pydelta deltas, whose result is verified, are accepted here"
+                    )
                 self._rdiff = True
                 self._head_len = 4
                 self._header = RDIFF_DELTA_HEADER
@@ -184,6 +222,11 @@ class Patcher:
             left -= used
             self._fed += used
             if produced:
+                if self._max_size is not None and self._produced + produced > self._max_size:
+                    raise CorruptDeltaError(
+                        f"delta {self._delta_name} makes more than the {self._max_size} bytes "
+                        "announced for its result: refused"
+                    )
                 self._sink.write(self._outview[:produced])
                 self._produced += produced
                 if self._progress is not None:
@@ -203,6 +246,13 @@ class Patcher:
                 return
 
     def _start(self, header: fmt.DeltaHeader) -> None:
+        if self._sig_digest is not None and (
+            header.sig_digest != self._sig_digest or header.basis_size != self._old_size
+        ):
+            raise CorruptDeltaError(
+                f"delta {self._delta_name} was not made from the signature sent for "
+                f"{self._old_name}: refused"
+            )
         if header.basis_size != self._old_size:
             raise WrongBasisError(
                 f"old file {self._old_name} has {self._old_size} bytes but delta "
@@ -291,23 +341,54 @@ class Patcher:
         want_size, want_digest, got_size, got_digest = self._job.result()
         if want_size == got_size and want_digest == got_digest:
             return PatchResult(got_size, got_digest)
-        if self._basis_matches():
-            raise CorruptDeltaError(
-                f"delta {self._delta_name} is corrupted: the result does not match the digest "
-                f"it carries ({got_size} bytes made, {want_size} expected)"
+        corrupt = (
+            f"delta {self._delta_name} is corrupted: the result does not match the digest "
+            f"it carries ({got_size} bytes made, {want_size} expected)"
+        )
+        if self._sig_digest is not None:  # made from the basis we signed: the delta is at fault
+            if self._basis_changed():
+                raise FileAccessError(f"old file {self._old_name} changed during the patch")
+            raise CorruptDeltaError(corrupt)
+        matches = self._basis_matches()
+        if matches is None:
+            raise VerificationError(
+                f"the result does not match the digest delta {self._delta_name} carries: "
+                f"old file {self._old_name} is not the file the signature was made from, "
+                f"or the delta is corrupted (for its {self._header.block_len}-byte blocks "
+                "pydelta does not recompute the signature to tell which)"
             )
+        if matches:
+            raise CorruptDeltaError(corrupt)
         raise WrongBasisError(
             f"old file {self._old_name} is not the file the signature was made from "
             "(its content differs): make a new signature of it and a new delta"
         )
 
-    def _basis_matches(self) -> bool:
-        """Recompute the signature digest of OLD (only on the failure path)."""
+    def _basis_changed(self) -> bool:
+        try:
+            return os.fstat(self._old.fileno()).st_size != self._old_size
+        except OSError:
+            return True
+
+    def _basis_matches(self) -> Optional[bool]:
+        """Recompute the signature digest of OLD (only on the failure path);
+        None outside the DIAGNOSE_MIN_BLOCK / DIAGNOSE_MAX_BLOCKS limits.
+
+        Memory stays at the signature of one read of OLD (its pieces are
+        hashed as they come, only the last 36 bytes are kept).
+        """
         h = self._header
         assert h is not None
+        if (
+            h.block_len < DIAGNOSE_MIN_BLOCK
+            or -(-self._old_size // h.block_len) > DIAGNOSE_MAX_BLOCKS
+        ):
+            return None
         self._old.seek(0)
-        pieces = list(iter_signature(self._old, block_size=h.block_len, strong_len=h.strong_len))
-        return pieces[-1][-36:-4] == h.sig_digest
+        tail = b""
+        for piece in iter_signature(self._old, block_size=h.block_len, strong_len=h.strong_len):
+            tail = (tail + bytes(piece[-36:]))[-36:]
+        return tail[:32] == h.sig_digest
 
     @property
     def produced(self) -> int:
@@ -350,6 +431,7 @@ def patch(
     *,
     progress: Progress = None,
     fsync: bool = True,
+    max_size: Optional[int] = None,
 ) -> PatchResult:
     """Rebuild the new file from ``old`` and ``delta`` and verify it.
 
@@ -360,6 +442,8 @@ def patch(
             may be ``old`` itself), ``"-"`` or a writable binary file object.
         progress: called with the number of result bytes produced so far.
         fsync: fsync the result before it replaces the target (default True).
+        max_size: refuse the delta as soon as it makes more than this many
+            bytes (a delta announces its result size only at its end).
 
     Returns:
         :class:`PatchResult` with the size and digest of the result.
@@ -370,7 +454,9 @@ def patch(
         1073741825
     """
     with open_input(delta, "delta") as (fh, name):
-        patcher = Patcher(old, out, progress=progress, delta_name=name, fsync=fsync)
+        patcher = Patcher(
+            old, out, progress=progress, delta_name=name, fsync=fsync, max_size=max_size
+        )
         try:
             buf = bytearray(READ_SIZE)
             view = memoryview(buf)

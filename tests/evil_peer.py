@@ -257,7 +257,7 @@ def literal_op(data: bytes) -> bytes:
     return b"L" + varint(len(data)) + data
 
 
-def zero_z_op(n: int = 64 << 20) -> bytes:
+def zero_z_op(n: int = 4 << 20) -> bytes:
     """A 'Z' op that inflates to ``n`` zero bytes from a few KiB."""
     import zstandard
 
@@ -330,7 +330,29 @@ class Guarded:
 _PRELUDE = """
 import sys, os
 sys.path.insert(0, {tests!r})
+def _warm():
+    # compile what the numba backend compiles on first use (native and
+    # rdiff signature, delta, patch, compressed literals), so the memory
+    # watched from ready() on is the snippet's, not the JIT's
+    import io, random, warnings, tempfile, pydelta
+    r = random.Random(0)
+    old = r.randbytes(40000)
+    new = old[:9000] + r.randbytes(3000) + bytes(5000) + old[9000:]
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "old")
+        with open(p, "wb") as f:
+            f.write(old)
+        for fmt in ("native", "rdiff"):
+            sig = pydelta.signature(p, format=fmt)
+            dl = pydelta.delta(sig, io.BytesIO(new))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pydelta.patch(p, io.BytesIO(dl), io.BytesIO())
+            pydelta.info(io.BytesIO(dl))
+        dl = pydelta.delta(pydelta.signature(p), io.BytesIO(new), compress=True)
+        pydelta.patch(p, io.BytesIO(dl), io.BytesIO())
 def ready():
+    _warm()
     sys.stdout.write("READY\\n"); sys.stdout.flush()
 """
 

@@ -98,7 +98,6 @@ def failed_message(r) -> str:
 # ---------------------------------------------------------------- item 2
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 2: diagnosis keeps OLD's signature in a list")
 def test_failed_patch_diagnosis_uses_bounded_memory(tmp_path):
     """A 107-byte delta (block_len 1, wrong END digest) against 16 MiB of OLD."""
     n = 16 * MiB
@@ -145,7 +144,6 @@ except pydelta.PydeltaError as e:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 3: the client buffers a whole signature")
 @pytest.mark.parametrize(
     "send",
     [
@@ -190,7 +188,6 @@ except pydelta.PydeltaError as e:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 3: the server buffers a whole signature")
 def test_server_does_not_buffer_an_endless_signature(tmp_path):
     (tmp_path / "f.bin").write_bytes(rand_bytes(100_000, 3))
     g = run_guarded(
@@ -201,9 +198,6 @@ def test_server_does_not_buffer_an_endless_signature(tmp_path):
     assert g.stdout.startswith("ERR ProtocolError"), g
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 10 item 3: a frame header pre-allocates its claimed size"
-)
 def test_frame_header_does_not_preallocate(tmp_path):
     """A 5-byte frame header claiming 256 MiB, then silence, then hang-up."""
     g = run_guarded(
@@ -244,8 +238,10 @@ def script(p):
             p.send_json(meta)
         elif m["op"] == "get":
             p.send_json(meta)
-            p.recv_stream()
-            p.send_stream(delta)
+            sig = p.recv_stream()
+            # made for the very signature the client sent (its digest in the header)
+            head = E.delta_header({basis}, flags={flags}, sig_digest=sig[-36:-4])
+            p.send_stream(head + delta)
         elif m["op"] == "bye":
             p.send_json({{"ok": True}})
             return
@@ -262,21 +258,21 @@ except pydelta.SyncError as e:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 4: output not capped by the announced size")
 @pytest.mark.parametrize("how", ["zstd-zeros", "repeated-copies"])
 def test_pull_output_is_capped_by_the_announced_size(tmp_path, how):
     dest = tmp_path / "dest"
     dest.mkdir()
-    if how == "zstd-zeros":  # a new file: 4 bytes announced, 5 x 64 MiB of 'Z' zeros sent
-        basis, ops, flags = 0, [zero_z_op()] * 5, 1
+    if how == "zstd-zeros":  # a new file: 4 bytes announced, 30 x 4 MiB of 'Z' zeros sent
+        basis, ops, flags = 0, [zero_z_op()] * 30, 1
     else:  # an existing 1 MiB file, copied 300 times
         (dest / "f.bin").write_bytes(rand_bytes(MiB, 4))
         basis, ops, flags = MiB, [copy_op(0, MiB)] * 300, 0
-    delta = tmp_path / "evil.delta"
-    delta.write_bytes(native_delta(basis, ops, b"abcd", flags=flags))
+    delta = tmp_path / "evil.delta"  # its ops and END; the header is made for the signature
+    delta.write_bytes(native_delta(basis, ops, b"abcd", flags=flags)[60:])
     meta = _file_meta(4)
     g = run_guarded(
-        PULL_VICTIM.format(dest=str(dest / "f.bin"), meta=meta, delta=str(delta)),
+        PULL_VICTIM.format(dest=str(dest / "f.bin"), meta=meta, delta=str(delta), basis=basis,
+                           flags=flags),
         max_growth_mib=GROWTH_MIB, timeout=60, fsize=64 * MiB,
     )  # fmt: skip
     assert g.killed is None and g.returncode == 0, g
@@ -297,7 +293,6 @@ def _deliver_whole(content):
     return deliver
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 5: server-chosen mode applied verbatim")
 def test_pulled_file_drops_setuid_and_gets_the_umask(tmp_path):
     content = b"#!/bin/sh\necho hi\n" * 100
     old = os.umask(0o027)
@@ -311,7 +306,6 @@ def test_pulled_file_drops_setuid_and_gets_the_umask(tmp_path):
     assert stat.S_IMODE(f.stat().st_mode) == 0o750  # 0o777 & ~0o027, no setuid/setgid
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 5: mode/mtime types not validated")
 @pytest.mark.parametrize(
     "meta",
     [
@@ -340,7 +334,6 @@ def test_bad_file_metadata_is_a_clear_error(tmp_path, meta):
 # ---------------------------------------------------------------- item 6
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 6: the output is placed by path, late")
 def test_directory_swapped_for_a_symlink_mid_transfer(tmp_path):
     """The pull's target folder becomes a symlink to elsewhere between the
     request and the write: nothing may land in the link's target."""
@@ -362,7 +355,6 @@ def test_directory_swapped_for_a_symlink_mid_transfer(tmp_path):
 # ---------------------------------------------------------------- item 7
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 7: sync accepts unverifiable rdiff deltas")
 def test_sync_refuses_an_rdiff_delta(tmp_path):
     content = rand_bytes(50_000, 7)
     rsig = pydelta.signature(io.BytesIO(b""), format="rdiff")
@@ -403,14 +395,13 @@ def _native_empty_sig(block_len: int) -> bytes:
     return head + body + pydelta.blake3_digest(head + body) + b"PDSE"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 8: scan buffers sized from the block length")
 @pytest.mark.parametrize("kind", ["rdiff", "native"])
 def test_huge_block_length_costs_no_memory_up_front(tmp_path, kind):
     if kind == "rdiff":  # 12 bytes: magic (BLAKE2, RabinKarp), block_len 2**26, strong_len 32
         sig = bytes.fromhex("72730147") + (1 << 26).to_bytes(4, "big") + (32).to_bytes(4, "big")
     else:
         sig = _native_empty_sig(1 << 26)
-    pydelta.load_signature(sig)  # a valid signature
+    pydelta.info(io.BytesIO(sig))  # a valid signature
     new = tmp_path / "new"
     new.write_bytes(rand_bytes(3 * MiB, 8))
     g = run_guarded(
@@ -432,30 +423,19 @@ def test_huge_block_length_costs_no_memory_up_front(tmp_path, kind):
 DEEP = b"[" * 100_000 + b"]" * 100_000
 
 
-_ITEM9 = pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 item 9: malformed peer JSON raises KeyError/TypeError/RecursionError",
-)
-
-
 @pytest.mark.parametrize(
     "reply",
     [
-        pytest.param({"ok": True}, marks=_ITEM9),  # no type
-        pytest.param({"ok": True, "type": "file"}, marks=_ITEM9),  # no size
+        {"ok": True},  # no type
+        {"ok": True, "type": "file"},  # no size
         {"ok": True, "type": 7},
         [1, 2, 3],  # not an object
-        pytest.param(DEEP, marks=_ITEM9),
-        pytest.param({"ok": True, "type": "dir", "walk": [1]}, marks=_ITEM9),
+        DEEP,
+        {"ok": True, "type": "dir", "walk": [1]},
         {"ok": True, "type": "dir", "walk": [{"path": 5, "type": "file", "size": 1}]},
-        pytest.param(
-            {"ok": True, "type": "dir", "walk": [{"path": "a", "type": "file", "size": "big"}]},
-            marks=_ITEM9,
-        ),
-        pytest.param(
-            {"ok": True, "type": "dir", "walk": [{"path": "a", "type": "file"}]}, marks=_ITEM9
-        ),
-        pytest.param({"ok": True, "type": "dir", "walk": [{"path": "a"}]}, marks=_ITEM9),
+        {"ok": True, "type": "dir", "walk": [{"path": "a", "type": "file", "size": "big"}]},
+        {"ok": True, "type": "dir", "walk": [{"path": "a", "type": "file"}]},
+        {"ok": True, "type": "dir", "walk": [{"path": "a"}]},
     ],
     ids=lambda r: repr(r)[:40],
 )
@@ -486,7 +466,6 @@ def test_malformed_replies_are_protocol_errors(tmp_path, reply):
         assert bad not in msg, msg
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 9: a deeply nested request crashes serve")
 def test_serve_answers_a_deeply_nested_request(tmp_path):
     c2s_r, c2s_w = os.pipe()
     s2c_r, s2c_w = os.pipe()
@@ -522,10 +501,6 @@ def test_serve_answers_a_deeply_nested_request(tmp_path):
     assert exc is None or isinstance(exc, pydelta.ProtocolError), repr(exc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 item 9: failing sync patch names 'old file <fd>', blames the basis",
-)
 def test_corrupt_delta_in_sync_names_the_file_and_blames_the_delta(tmp_path):
     old = rand_bytes(100_000, 9)
     dest = tmp_path / "dest"
@@ -546,7 +521,6 @@ def test_corrupt_delta_in_sync_names_the_file_and_blames_the_delta(tmp_path):
     assert (dest / "f.bin").read_bytes() == old
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 item 9: rdiff info result size wraps to 0")
 def test_rdiff_info_result_size_does_not_wrap(tmp_path):
     """COPY of 2**64 - 1 bytes and a 1-byte literal: 'result size 0' would be a lie."""
     # librsync delta: magic, COPY with 8-byte offset and length (0x54), LITERAL 1 (0x01), END (0)
@@ -566,3 +540,48 @@ def test_evil_peer_helper_speaks_the_protocol(tmp_path):
     r = evil_pull(tmp_path, _deliver_whole(content), _file_meta(len(content)))
     assert not isinstance(r, Exception), r
     assert (tmp_path / "dest" / "f.bin").read_bytes() == content
+
+
+def test_signature_limit_covers_every_honest_signature():
+    """The cap on received signatures never refuses one that sync itself makes."""
+    import random
+
+    from pydelta.sync.transfer import MAX_SIGNATURE, signature_limit
+
+    sizes = {0, 1, 1023, 1024, 1 << 20, (1 << 20) + 1, 1025**2 - 1, 1025**2, (1 << 40) - 1}
+    r = random.Random(5)
+    sizes |= {r.randrange(1 << 42) for _ in range(2000)}
+    sizes |= {(k * 1024) ** 2 + d for k in range(1, 1025, 7) for d in (-1, 0, 1)}
+    for b in sorted(s for s in sizes if s >= 0):
+        bl = pydelta.default_block_len(b)
+        blocks = -(-b // bl)
+        honest = 16 + blocks * (8 + 16) + 52
+        assert honest <= signature_limit(bl, 16), b
+        if bl < 1 << 20:
+            assert signature_limit(bl, 32) < 48 << 20
+    assert signature_limit(1 << 20, 16) == MAX_SIGNATURE
+
+
+def test_data_frame_larger_than_pydelta_sends_is_refused(tmp_path):
+    def script(p: Frames):
+        p.recv_json()  # stat
+        p.frame(b"D", bytes(64), claim=(1 << 20) + 1)
+
+    with EvilServer(script) as srv:
+        c = pydelta.SyncClient(srv.rfile, srv.wfile, peer="evil")
+        with pytest.raises(pydelta.ProtocolError, match="malformed frame"):
+            c.pull("x", str(tmp_path / "y"))
+
+
+def test_endless_delta_after_a_failure_ends_the_session(tmp_path):
+    """The delta goes wrong at once, then never ends: dropped, but not forever."""
+    from evil_peer import delta_header
+
+    def deliver(p, sig):
+        p.send_data(delta_header(0, sig_digest=sig[-36:-4]) + b"L\x05abcdefgh")  # 8 > 4 bytes
+        p.endless(bytes(1 << 20))
+
+    r = evil_pull(tmp_path, deliver, _file_meta(4))
+    assert isinstance(r, pydelta.ProtocolError), r
+    assert "more than" in str(r)
+    assert os.listdir(tmp_path / "dest") == []

@@ -161,12 +161,21 @@ class _Recorder:
             self.events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
             return real_fsync(fd)
 
+        def where(name, dir_fd):
+            """A name relative to a directory descriptor, as a path."""
+            name = os.fspath(name)
+            if dir_fd is None:
+                return name
+            return os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), name)
+
         def replace(src, dst, **kw):
-            self.events.append(("rename", os.fspath(src), os.fspath(dst)))
+            self.events.append(("rename", where(src, kw.get("src_dir_fd")),
+                                where(dst, kw.get("dst_dir_fd"))))  # fmt: skip
             return real_replace(src, dst, **kw)
 
         def rename(src, dst, **kw):
-            self.events.append(("rename", os.fspath(src), os.fspath(dst)))
+            self.events.append(("rename", where(src, kw.get("src_dir_fd")),
+                                where(dst, kw.get("dst_dir_fd"))))  # fmt: skip
             return real_rename(src, dst, **kw)
 
         monkeypatch.setattr(os, "fsync", fsync)

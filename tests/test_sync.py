@@ -462,6 +462,12 @@ def test_report_summary_reads_like_rsync():
 # ---------------------------------------------------------------- broken peers and channels
 
 
+def send_data(ch, data: bytes) -> None:
+    """Data frames of at most DATA_CHUNK bytes, as pydelta sends them (larger ones are refused)."""
+    for i in range(0, len(data), _wire.DATA_CHUNK):
+        ch.send(_wire.DATA, data[i : i + _wire.DATA_CHUNK])
+
+
 def raw_session():
     """A ``pydelta serve`` subprocess and a raw channel to it, past the hello."""
     proc = subprocess.Popen(
@@ -487,7 +493,7 @@ def test_connection_cut_mid_delta_keeps_old_file(tmp_path):
     assert ch.recv_json()["have"] is True
     sig = b"".join(ch.recv_stream())
     d = pydelta.delta(sig, io.BytesIO(new), compress=False)
-    ch.send(_wire.DATA, d[: len(d) // 2])
+    send_data(ch, d[: len(d) // 2])
     ch.flush()
     deadline = time.time() + 20
     while not tmp_leftovers(target.parent) and time.time() < deadline:
@@ -514,7 +520,7 @@ def test_broken_first_copy_resumes_from_what_arrived(tmp_path, served):
     assert ch.recv_json()["have"] is False
     sig = b"".join(ch.recv_stream())
     d = pydelta.delta(sig, io.BytesIO(new), compress=False)
-    ch.send(_wire.DATA, d[: len(d) * 2 // 3])
+    send_data(ch, d[: len(d) * 2 // 3])
     ch.flush()
     deadline = time.time() + 20
     while not tmp_leftovers(target.parent) and time.time() < deadline:
@@ -551,7 +557,7 @@ def test_corrupt_delta_is_refused_and_session_goes_on(tmp_path):
         sig = b"".join(ch.recv_stream())
         d = bytearray(pydelta.delta(sig, io.BytesIO(new), compress=False))
         d[-5] ^= 1  # the result digest no longer matches
-        ch.send(_wire.DATA, bytes(d))
+        send_data(ch, bytes(d))
         ch.send(_wire.END)
         with pytest.raises(pydelta.RemoteError, match="corrupted"):
             ch.recv_json()

@@ -73,8 +73,10 @@ OP_END = 0x45  # 'E'
 #: Transforms of a compressed literal ('Z' op).
 Z_ZSTD = 1  #: the raw bytes, zstd-compressed
 Z_ZSTD_GROUP16 = 2  #: bytes at even offsets, then at odd offsets, zstd-compressed
-#: Largest raw length of a 'Z' op a reader accepts (writers use at most 262144).
-Z_MAX_RAW = 64 << 20
+#: Largest raw length of a 'Z' op a reader accepts (writers use at most 262144):
+#: one op is decompressed whole, so this bounds what a few bytes of a hostile
+#: delta can make the reader allocate.
+Z_MAX_RAW = 4 << 20
 
 DEFAULT_STRONG_LEN = 16
 MIN_STRONG_LEN = 8

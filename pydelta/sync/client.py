@@ -22,7 +22,22 @@ from ..errors import FileAccessError, ProtocolError, RemoteError, SyncError, Usa
 from ..formats.literals import DEFAULT_LEVEL
 from ..results import Progress
 from . import fs
-from .messages import PROTOCOL, Bye, Delete, Get, Hello, Mkdir, Put, Request, Stat, Walk, encode
+from .messages import (
+    PROTOCOL,
+    Bye,
+    Delete,
+    FileMeta,
+    Get,
+    Hello,
+    Mkdir,
+    Put,
+    Request,
+    Stat,
+    Walk,
+    check_entry,
+    check_listing,
+    encode,
+)
 from .report import (
     QUICK,
     SyncedFile,
@@ -33,7 +48,7 @@ from .report import (
     same_size_and_time,
 )
 from .ssh import SSHChannel, parse_location, ssh_argv
-from .transfer import Incoming, receive, send_delta
+from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
 
 
@@ -71,13 +86,10 @@ class Remote:
             raise RemoteError(f"{self.ch.peer}: {e}") from None
 
     def stat(self, path: str) -> Dict[str, Any]:
-        return self._call(Stat(path))
+        return check_entry(self._call(Stat(path)), self.ch.peer, listed=False)
 
     def walk(self, root: str) -> List[Dict[str, Any]]:
-        entries = self._call(Walk(root)).get("entries")
-        if not isinstance(entries, list):
-            raise ProtocolError(f"{self.ch.peer} sent a malformed listing")
-        return entries
+        return check_listing(self._call(Walk(root)).get("entries"), self.ch.peer)
 
     def mkdir(self, root: str, rel: str = "") -> None:
         self._call(Mkdir(root, rel))
@@ -123,7 +135,8 @@ class Session:
         ch.expect_magic()
         reply = ch.recv_json()
         #: the pydelta version of the serving end
-        self.remote_version: Optional[str] = reply.get("version")
+        version = reply.get("version")
+        self.remote_version: Optional[str] = version if isinstance(version, str) else None
         self._local = Local()
         self._remote = Remote(ch)
 
@@ -337,12 +350,15 @@ class Session:
         ch = self._ch
         with self._entry(label, meta.get("size", 0), report) as entry:
             with fs.open_source(fs.expand(local)) as fh:
+                size = os.fstat(fh.fileno()).st_size
                 ch.send_json(
-                    encode(Put(root, rel, meta.get("mode"), meta.get("mtime_ns"), self._fsync))
+                    encode(
+                        Put(root, rel, meta.get("mode"), meta.get("mtime_ns"), self._fsync, size)
+                    )
                 )
                 progress = self._file_progress(label, entry.size, report)
                 ch.recv_json()
-                sig = b"".join(ch.recv_stream())
+                sig = recv_signature(ch)
                 with Failed() as f:
                     stats = send_delta(
                         ch,
@@ -357,7 +373,10 @@ class Session:
                     ch.send_fail(message(f.error))  # the server drops the file
                     raise f.error
                 entry.size = stats.new_size
-                entry.action = ch.recv_json()["action"]
+                action = ch.recv_json().get("action")
+                if action not in ("created", "updated", "unchanged"):
+                    raise ProtocolError(f"{ch.peer} answered a put with action {action!r}")
+                entry.action = action
                 if progress is not None:
                     progress(entry.size)
 
@@ -372,16 +391,20 @@ class Session:
     ) -> None:
         ch = self._ch
         with self._entry(local_rel, meta.get("size", 0), report) as entry:
-            target = fs.resolve(fs.expand(local_root), local_rel)
             inc = Incoming(
-                target, fsync=self._fsync, threads=self._threads, name=f"delta from {ch.peer}"
+                fs.expand(local_root),
+                local_rel,
+                fsync=self._fsync,
+                threads=self._threads,
+                name=f"from {ch.peer}",
             )
             try:
                 ch.send_json(encode(Get(root, rel, self._compress, self._level)))
-                meta = ch.recv_json()
-                entry.size = int(meta.get("size", 0))
-                inc.mode = meta.get("mode")
-                inc.mtime_ns = meta.get("mtime_ns")
+                got = FileMeta.parse(ch.recv_json(), ch.peer, repr(rel))
+                entry.size = got.size
+                inc.max_size = got.size  # the result may not be larger than announced
+                inc.mode = got.mode
+                inc.mtime_ns = got.mtime_ns
                 inc.progress = progress = self._file_progress(local_rel, entry.size, report)
                 with Failed() as f:
                     ch.send_stream(inc.signature())

@@ -8,9 +8,10 @@ followed out of it - whichever end sent the path.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
-from typing import Any, BinaryIO, Dict, List
+from typing import Any, BinaryIO, Dict, List, Tuple
 
 from ..errors import FileAccessError, UsageError, os_reason
 
@@ -121,6 +122,66 @@ def resolve(root: str, rel: Any) -> str:
         if not stat.S_ISDIR(st.st_mode):
             raise FileAccessError(f"{cur} is not a directory")
     return os.path.join(root, *parts)
+
+
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def open_parent(root: str, rel: Any) -> Tuple[int, str]:
+    """Open the directory that holds root/rel without following any link.
+
+    Returns (descriptor of that directory, the last component of rel). The
+    root itself is opened as named (the user named it; a link there is
+    followed); every component below it is opened relative to the one
+    before with O_NOFOLLOW, so a directory swapped for a symbolic link,
+    before or after this call, cannot lead outside the tree: what is done
+    through the descriptor stays in the directory that was checked.
+    """
+    resolve(root, rel)  # the same refusals and messages for bad paths
+    parts = rel.split("/")
+    try:
+        fd = os.open(root, _O_DIR)
+    except OSError as e:
+        raise FileAccessError(f"cannot open directory {root}: {os_reason(e)}") from None
+    cur = root
+    try:
+        for p in parts[:-1]:
+            cur = os.path.join(cur, p)
+            try:
+                nxt = os.open(p, _O_DIR | _NOFOLLOW, dir_fd=fd)
+            except FileNotFoundError:
+                raise FileAccessError(
+                    f"cannot write {os.path.join(root, *parts)}: directory {cur} does not exist"
+                ) from None
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    try:
+                        link = stat.S_ISLNK(os.stat(p, dir_fd=fd, follow_symlinks=False).st_mode)
+                    except OSError:
+                        link = False
+                    why = "is a symbolic link: not followed" if link else "is not a directory"
+                    raise FileAccessError(f"{cur} {why}") from None
+                raise FileAccessError(f"cannot open directory {cur}: {os_reason(e)}") from None
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, parts[-1]
+
+
+def open_in(dir_fd: int, name: str, display: str) -> BinaryIO:
+    """Open the regular file ``name`` in an open directory, refusing a link."""
+    try:
+        fd = os.open(name, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), dir_fd=dir_fd)
+    except OSError as e:
+        raise FileAccessError(f"cannot open {display}: {os_reason(e)}") from None
+    fh = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        fh.close()
+        raise FileAccessError(f"{display} is not a regular file")
+    return fh
 
 
 def mkdir(root: str, rel: str) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional, Type, Union
 
-from ..errors import UsageError
+from ..errors import ProtocolError, UsageError
 from ..formats.literals import DEFAULT_LEVEL
 
 #: The protocol version both ends must speak.
@@ -32,11 +32,82 @@ def _str(m: Dict[str, Any], key: str, default: Optional[str] = None) -> str:
     return value
 
 
-def _opt_int(m: Dict[str, Any], key: str) -> Optional[int]:
+#: What a peer may say about a file: a size, permission bits, a time (ns).
+MAX_SIZE = (1 << 63) - 1
+MAX_MODE = 0o7777
+MIN_MTIME_NS, MAX_MTIME_NS = -(1 << 63), (1 << 63) - 1
+
+
+def _opt_int(m: Dict[str, Any], key: str, lo: int = 0, hi: int = MAX_SIZE) -> Optional[int]:
+    """An optional integer field within [lo, hi] (a ValueError/TypeError otherwise)."""
     value = m.get(key)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{key} must be an integer, not {type(value).__name__}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{key} {value} is out of range")
     return value
+
+
+@dataclass(frozen=True)
+class FileMeta:
+    """What a peer says about a regular file: checked, so nothing downstream
+    meets a string for a size or a mode that chmod cannot take."""
+
+    size: int
+    mode: Optional[int] = None
+    mtime_ns: Optional[int] = None
+
+    @classmethod
+    def parse(cls, m: Dict[str, Any], peer: str, what: str = "file") -> "FileMeta":
+        """The size, mode and time of ``m``; ProtocolError if any is malformed."""
+        try:
+            size = _opt_int(m, "size")
+            if size is None:
+                raise KeyError("size")
+            return cls(
+                size,
+                _opt_int(m, "mode", 0, MAX_MODE),
+                _opt_int(m, "mtime_ns", MIN_MTIME_NS, MAX_MTIME_NS),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            why = f"no {e.args[0]}" if isinstance(e, KeyError) else str(e)
+            raise ProtocolError(f"{peer} described {what} malformedly ({why})") from None
+
+
+#: The kinds of entry a stat or walk reply may hold.
+ENTRY_TYPES = ("missing", "dir", "file", "other")
+
+
+def check_entry(m: Any, peer: str, listed: bool) -> Dict[str, Any]:
+    """A stat reply (``listed`` False) or a walk entry, checked: ``type`` is
+    one of ENTRY_TYPES, a listed entry has a string ``path``, a file has a
+    valid size/mode/time, ``why`` is a string. ProtocolError otherwise."""
+    if not isinstance(m, dict):
+        raise ProtocolError(f"{peer} sent a malformed listing entry ({type(m).__name__})")
+    kind = m.get("type")
+    if kind not in ENTRY_TYPES or (listed and kind == "missing"):
+        raise ProtocolError(f"{peer} sent an entry of unknown type {kind!r}")
+    out: Dict[str, Any] = {"type": kind}
+    if listed:
+        path = m.get("path")
+        if not isinstance(path, str):
+            raise ProtocolError(f"{peer} sent an entry whose path is not a string")
+        out["path"] = path
+    if kind == "file":
+        meta = FileMeta.parse(m, peer, repr(out.get("path", "the file")))
+        out.update(size=meta.size, mode=meta.mode, mtime_ns=meta.mtime_ns)
+    if kind == "other":
+        out["why"] = str(m.get("why", "not a regular file or directory"))
+    return out
+
+
+def check_listing(entries: Any, peer: str) -> list:
+    """A walk reply's entries, each checked by :func:`check_entry`."""
+    if not isinstance(entries, list):
+        raise ProtocolError(f"{peer} sent a malformed listing")
+    return [check_entry(e, peer, listed=True) for e in entries]
 
 
 @dataclass(frozen=True)
@@ -111,6 +182,8 @@ class Put:
     mode: Optional[int] = None
     mtime_ns: Optional[int] = None
     fsync: bool = True
+    #: the size of the file being sent: the result may not be larger
+    size: Optional[int] = None
     op = "put"
 
     @classmethod
@@ -118,9 +191,10 @@ class Put:
         return cls(
             _str(m, "root"),
             _str(m, "path"),
-            _opt_int(m, "mode"),
-            _opt_int(m, "mtime_ns"),
+            _opt_int(m, "mode", 0, MAX_MODE),
+            _opt_int(m, "mtime_ns", MIN_MTIME_NS, MAX_MTIME_NS),
             bool(m.get("fsync", True)),
+            _opt_int(m, "size"),
         )
 
 
@@ -139,7 +213,10 @@ class Get:
         compress = m.get("compress")
         if compress not in (None, True, False):
             raise UsageError(f"compress must be true, false or null, not {compress!r}")
-        return cls(_str(m, "root"), _str(m, "path"), compress, int(m.get("level", DEFAULT_LEVEL)))
+        level = m.get("level", DEFAULT_LEVEL)
+        if not isinstance(level, int) or isinstance(level, bool):
+            raise TypeError(f"level must be an integer, not {type(level).__name__}")
+        return cls(_str(m, "root"), _str(m, "path"), compress, level)
 
 
 @dataclass(frozen=True)

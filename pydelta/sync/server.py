@@ -25,7 +25,7 @@ from .messages import (
     Walk,
     decode,
 )
-from .transfer import Incoming, receive, send_delta
+from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
 
 
@@ -96,8 +96,14 @@ class Server:
 
     def put(self, req: Put) -> None:
         ch = self.ch
-        target = fs.resolve(fs.expand(req.root), req.path)
-        inc = Incoming(target, fsync=req.fsync, threads=self.threads, name=f"delta from {ch.peer}")
+        inc = Incoming(
+            fs.expand(req.root),
+            req.path,
+            fsync=req.fsync,
+            threads=self.threads,
+            name=f"from {ch.peer}",
+            max_size=req.size,
+        )
         try:
             inc.mode = req.mode
             inc.mtime_ns = req.mtime_ns
@@ -134,7 +140,7 @@ class Server:
                 }
             )
             try:
-                sig = b"".join(ch.recv_stream())
+                sig = recv_signature(ch)
             except RemoteError:
                 return  # the client could not make its signature
             with Failed() as f:

@@ -18,16 +18,17 @@ import threading
 import time
 from typing import BinaryIO, Iterator, Optional, Tuple, Union
 
+from .._io import AtomicFile, current_umask
 from .._threads import resolve_threads
 from ..backends import backend
 from ..delta import delta_pieces, use_compression
-from ..errors import FileAccessError, PydeltaError, RemoteError, os_reason
+from ..errors import FileAccessError, ProtocolError, PydeltaError, RemoteError, os_reason
 from ..formats import native as fmt
 from ..formats.native import BadInstruction, read_op
 from ..patch import Patcher
 from ..results import DeltaStats, Progress
 from ..signature import Signature, iter_signature
-from .fs import open_source
+from .fs import open_in, open_parent
 from .wire import END, Channel, DataWriter, Failed
 
 #: A delta no longer than this is held back to see whether it only says
@@ -60,6 +61,22 @@ def identity_digest(head: bytes, basis_size: int) -> Optional[bytes]:
     return op.digest
 
 
+def applied_mode(mode: Optional[int], new_file: bool) -> Optional[int]:
+    """The permission bits a received file gets from the ones its sender sent.
+
+    As rsync does by default: set-user-ID, set-group-ID and sticky bits are
+    dropped, and a file created here also loses the bits this process's
+    umask masks. ``None`` (no mode sent) leaves the default: an existing
+    file keeps its mode, a new one gets 0o666 & ~umask.
+    """
+    if mode is None:
+        return None
+    mode &= 0o777
+    if new_file:
+        mode &= ~current_umask()
+    return mode
+
+
 class Incoming:
     """The receiving end of one file: its basis, the signature, the patch.
 
@@ -69,26 +86,56 @@ class Incoming:
     is then all literal). Nothing replaces the target before :meth:`finish`
     has verified the result; a first copy that fails keeps what it wrote as
     the partial file, when that is more than the partial file had.
+
+    The target's directory is opened once, here, without following links
+    below ``root`` (:func:`.fs.open_parent`); the basis, the temporary
+    output, the partial file and the final rename all go through that
+    descriptor, so the file cannot land outside the tree even if a directory
+    is swapped for a symbolic link while the delta is on its way.
+
+    Args:
+        root, rel: the tree and the '/'-separated path of the file in it.
+        fsync, threads, progress: as for the patch and signature.
+        name: how messages name the delta.
+        max_size: the size announced for the result; a delta that makes
+            more is refused as soon as it does.
     """
 
     def __init__(
         self,
-        target: str,
+        root: str,
+        rel: str,
         *,
         fsync: bool,
         threads: Optional[int],
         progress: Progress = None,
         name: str = "delta",
+        max_size: Optional[int] = None,
     ) -> None:
-        self.target = target
-        self.mode: Optional[int] = None
+        self.target = os.path.join(root, *str(rel).split("/"))
+        self.mode: Optional[int] = None  #: the mode the sender sent (see applied_mode)
         self.mtime_ns: Optional[int] = None
+        self.max_size = max_size
         self._fsync = fsync
         self._threads = threads
         self.progress = progress  #: called with the bytes of the result done
         self._name = name
+        self._dir, self._base = open_parent(root, rel)
         try:
-            st: Optional[os.stat_result] = os.lstat(target)
+            self._open_basis()
+        except BaseException:
+            os.close(self._dir)
+            raise
+        self._head = bytearray()
+        self._patcher: Optional[Patcher] = None
+        self._sig_tail = b""  # the last bytes of the signature sent: its digest
+
+    def _open_basis(self) -> None:
+        target = self.target
+        try:
+            st: Optional[os.stat_result] = os.stat(
+                self._base, dir_fd=self._dir, follow_symlinks=False
+            )
         except FileNotFoundError:
             st = None
         except OSError as e:
@@ -101,26 +148,25 @@ class Incoming:
             if not stat.S_ISREG(st.st_mode):
                 raise FileAccessError(f"{target} is not a regular file: not replaced")
         self.have = st is not None
-        parent = os.path.dirname(os.path.abspath(target))
-        if not os.path.isdir(parent):
-            raise FileAccessError(f"cannot write {target}: directory {parent} does not exist")
-        self.partial = os.path.join(parent, "." + os.path.basename(target) + ".pydelta-partial")
+        self._partial = "." + self._base + ".pydelta-partial"
+        self.partial = os.path.join(os.path.dirname(target), self._partial)
         self.resumed = False  #: the basis is what an earlier attempt left
         if self.have:
-            self.basis: BinaryIO = open_source(target)
+            self.basis: BinaryIO = open_in(self._dir, self._base, target)
         else:
             try:
-                self.basis = open_source(self.partial)
+                self.basis = open_in(self._dir, self._partial, self.partial)
                 self.resumed = True
             except FileAccessError:  # none (or not a regular file): start from nothing
                 self.basis = tempfile.TemporaryFile()
         self.basis_size = os.fstat(self.basis.fileno()).st_size
-        self._head = bytearray()
-        self._patcher: Optional[Patcher] = None
 
     def signature(self) -> Iterator[bytes]:
+        """The signature of the basis, as sent (its digest is kept to check the delta by)."""
         self.basis.seek(0)
-        return iter_signature(self.basis, threads=self._threads)
+        for piece in iter_signature(self.basis, threads=self._threads):
+            self._sig_tail = (self._sig_tail + bytes(piece[-36:]))[-36:]
+            yield piece
 
     def feed(self, data: bytes) -> None:
         if self._patcher is None:
@@ -131,15 +177,25 @@ class Incoming:
         self._patcher.write(data)
 
     def _start_patch(self) -> None:
-        self._patcher = Patcher(
-            self.basis,
-            self.target,
-            progress=self.progress,
-            delta_name=self._name,
-            fsync=self._fsync,
-            mode=self.mode,
-            mtime_ns=self.mtime_ns,
-        )
+        out = AtomicFile(self.target, fsync=self._fsync, dir_fd=self._dir)
+        out.mode = applied_mode(self.mode, new_file=not self.have)
+        out.mtime_ns = self.mtime_ns
+        sig_digest = self._sig_tail[:32] if len(self._sig_tail) == 36 else None
+        try:
+            self._patcher = Patcher(
+                self.basis,
+                out,
+                progress=self.progress,
+                delta_name=self._name,
+                fsync=self._fsync,
+                max_size=self.max_size,
+                native_only=True,
+                old_name=self.target,
+                sig_digest=sig_digest,
+            )
+        except BaseException:
+            out.abort()
+            raise
         head, self._head = self._head, bytearray()
         self._patcher.write(head)
 
@@ -152,7 +208,8 @@ class Incoming:
         assert self._patcher is not None
         self._patcher.close()
         with contextlib.suppress(OSError):
-            os.unlink(self.partial)  # done with (and a leftover beside an existing file is stale)
+            # done with (and a leftover beside an existing file is stale)
+            os.unlink(self._partial, dir_fd=self._dir)
         return "updated" if self.have else "created"
 
     def _unchanged(self) -> bool:
@@ -175,15 +232,17 @@ class Incoming:
                 self.progress(off)
         if hasher.digest() != want:
             return False  # the patch then says what is wrong
+        # on the open file (the target itself): no path to be redirected
+        fd = self.basis.fileno()
         try:
-            if self.mode is not None:
-                os.chmod(self.target, self.mode)
+            mode = applied_mode(self.mode, new_file=False)
+            if mode is not None:
+                os.fchmod(fd, mode)
             if self.mtime_ns is not None:
-                os.utime(self.target, ns=(time.time_ns(), self.mtime_ns))
-        except OSError as e:
-            raise FileAccessError(
-                f"cannot set the times or mode of {self.target}: {os_reason(e)}"
-            ) from None
+                os.utime(fd, ns=(time.time_ns(), self.mtime_ns))
+        except (OSError, OverflowError, ValueError) as e:
+            why = os_reason(e) if isinstance(e, OSError) else str(e)
+            raise FileAccessError(f"cannot set the times or mode of {self.target}: {why}") from None
         return True
 
     def close(self) -> None:
@@ -193,17 +252,100 @@ class Incoming:
         than the partial file it started from.
         """
         p = self._patcher
-        if p is not None and p.result is None:
-            further = not self.have and p.produced > self.basis_size
-            p.abort(keep_as=self.partial if further else None)
-        self.basis.close()
+        try:
+            if p is not None and p.result is None:
+                further = not self.have and p.produced > self.basis_size
+                p.abort(keep_as=self._partial if further else None)
+            self.basis.close()
+        finally:
+            if self._dir >= 0:
+                os.close(self._dir)
+                self._dir = -1
+
+
+#: The most bytes a received signature may hold when its blocks are of the
+#: largest automatic size (1 MiB): the signature of a ~44 TiB basis.
+MAX_SIGNATURE = 1 << 30
+
+
+def signature_limit(block_len: int, strong_len: int) -> int:
+    """The most bytes a signature sync makes with these parameters can hold.
+
+    sync signs its basis with the automatic block length (see
+    :func:`~pydelta.default_block_len`), which below its 1 MiB cap is at
+    least the square root of the basis size: such a basis has at most
+    block_len + 3 blocks, so its signature has at most that many entries.
+    With 1 MiB blocks the basis can be any size; then MAX_SIGNATURE.
+    """
+    if block_len >= fmt.AUTO_MAX_BLOCK:
+        return MAX_SIGNATURE
+    return fmt.SIG_HEADER.size + (block_len + 3) * (8 + strong_len) + fmt.SIG_TRAILER.size
+
+
+def recv_signature(ch: Channel) -> bytes:
+    """Receive a signature stream, checking it as it arrives.
+
+    Its magic and header are checked as soon as they are in, and what is
+    held never exceeds :func:`signature_limit` of its header: a peer that
+    sends something else, or a signature without end, ends the session
+    (ProtocolError) instead of filling memory. A FAIL frame raises
+    RemoteError as for any stream.
+    """
+    buf = bytearray()
+    limit: Optional[int] = None
+    name = f"the signature from {ch.peer}"
+    for piece in ch.recv_stream():
+        buf += piece
+        if limit is None:
+            if buf[:4] != fmt.SIG_MAGIC[: len(buf[:4])]:
+                kind = fmt.describe_magic(bytes(buf[:4]))
+                what = "data that is not a pydelta file" if kind.startswith("not ") else kind
+                raise ProtocolError(f"{ch.peer} sent {what} where a pydelta signature was expected")
+            if len(buf) >= fmt.SIG_HEADER.size:
+                try:
+                    block_len, strong_len = fmt.parse_sig_header(
+                        bytes(buf[: fmt.SIG_HEADER.size]), name
+                    )
+                except PydeltaError as e:
+                    raise ProtocolError(str(e)) from None
+                limit = signature_limit(block_len, strong_len)
+        if limit is not None and len(buf) > limit:
+            raise ProtocolError(
+                f"{ch.peer} sent a signature of more than {limit} bytes, more than any "
+                f"basis can have with its block size of {block_len} bytes: refused"
+            )
+    return bytes(buf)
+
+
+def delta_limit(size: int) -> int:
+    """The most bytes an honest delta of a ``size``-byte result can take.
+
+    Every byte of the result comes from a literal (its bytes plus a few of
+    op header per 256 KiB) or a copy (at most 21 bytes per block of at least
+    1 KiB), so a delta is never much longer than its result.
+    """
+    return size + size // 16 + (16 << 20)
 
 
 def receive(ch: Channel, inc: Incoming) -> str:
-    """Feed the delta stream on ch into inc and finish it; reads the stream to its end."""
+    """Feed the delta stream on ch into inc and finish it; reads the stream to its end.
+
+    With an announced size (``inc.max_size``) a stream longer than
+    :func:`delta_limit` of it ends the session (ProtocolError): after a
+    failure the rest of the stream is read and dropped, but not forever.
+    """
     failure: Optional[BaseException] = None
+    limit = None if inc.max_size is None else delta_limit(inc.max_size)
+    got = 0
     try:
         for piece in ch.recv_stream():
+            got += len(piece)
+            if limit is not None and got > limit:
+                inc.close()
+                raise ProtocolError(
+                    f"{ch.peer} sent more than {limit} bytes of delta for a "
+                    f"{inc.max_size}-byte file: refused"
+                )
             if failure is None:
                 with Failed() as f:
                     inc.feed(piece)

@@ -45,13 +45,19 @@ JSON = b"J"
 DATA = b"D"
 END = b"e"
 FAIL = b"X"
-_KINDS = (JSON, DATA, END, FAIL)
 
 _HEAD = struct.Struct(">cI")
 #: Largest frame accepted (a JSON listing of a large tree is the biggest).
 MAX_FRAME = 256 << 20
-#: Payload of the data frames we send.
+#: Payload of the data frames we send (and the most a data frame may hold).
 DATA_CHUNK = 1 << 20
+#: Largest failure message accepted.
+MAX_FAIL = 64 << 10
+#: Most bytes of a frame's payload read (and held) per step: a frame's
+#: buffer grows with what actually arrived, never with what its header claims.
+READ_STEP = 1 << 20
+#: The largest payload of each kind of frame.
+_LIMITS = {JSON: MAX_FRAME, DATA: DATA_CHUNK, END: 0, FAIL: MAX_FAIL}
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -220,12 +226,22 @@ class Channel:
                 raise self.lost("it closed the connection")
             raise self.lost("the stream ended inside a frame")
         kind, size = _HEAD.unpack(head)
-        if kind not in _KINDS or size > MAX_FRAME:
+        if kind not in _LIMITS or size > _LIMITS[kind]:
             raise ProtocolError(f"{self.peer} sent a malformed frame (kind {kind!r}, {size} bytes)")
-        payload = self._read(size) if size else b""
-        if len(payload) < size:
-            raise self.lost("the stream ended inside a frame")
-        return kind, payload
+        if size <= READ_STEP:
+            payload = self._read(size) if size else b""
+            if len(payload) < size:
+                raise self.lost("the stream ended inside a frame")
+            return kind, payload
+        parts = []
+        left = size
+        while left:
+            part = self._read(min(left, READ_STEP))
+            if not part:
+                raise self.lost("the stream ended inside a frame")
+            parts.append(part)
+            left -= len(part)
+        return kind, b"".join(parts)
 
     def recv_json(self) -> Dict[str, Any]:
         """The next frame, which must be a JSON object; a FAIL raises RemoteError."""
@@ -236,7 +252,7 @@ class Channel:
             raise ProtocolError(f"{self.peer} sent a {kind!r} frame where a message was expected")
         try:
             obj = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than we parse
             raise ProtocolError(f"{self.peer} sent a message that is not JSON") from None
         if not isinstance(obj, dict):
             raise ProtocolError(f"{self.peer} sent a message that is not a JSON object")

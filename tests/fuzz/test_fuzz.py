@@ -1,8 +1,8 @@
 """A short, bounded fuzz campaign in every test run (both backends).
 
 tests/fuzz/fuzz.py has the targets and oracles; here each target gets a
-fixed seed and up to INPUTS inputs or SECONDS seconds, whichever comes
-first. The long campaign is described in docs/FUZZING.md.
+fixed seed and INPUTS inputs (SECONDS is a safety net on a crawling
+machine). The long campaign is described in docs/FUZZING.md.
 """
 
 from __future__ import annotations
@@ -16,13 +16,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import fuzz  # noqa: E402
 
-INPUTS = 100
-SECONDS = 2.0
-
-_SYNC_ITEM9 = pytest.mark.xfail(
-    strict=False,
-    reason="issue 10 item 9: malformed peer JSON escapes as KeyError/TypeError/RecursionError",
-)
+INPUTS = 50
+#: only a safety net: the campaign is meant to be INPUTS inputs (deterministic)
+SECONDS = 30.0
 
 
 @pytest.mark.parametrize(
@@ -32,8 +28,8 @@ _SYNC_ITEM9 = pytest.mark.xfail(
         "rdiff-sig",
         "delta",
         "rdiff-delta",
-        pytest.param("sync-client", marks=_SYNC_ITEM9),
-        pytest.param("sync-server", marks=_SYNC_ITEM9),
+        "sync-client",
+        "sync-server",
     ],
 )
 def test_fuzz_smoke(target, tmp_path):
@@ -46,5 +42,5 @@ def test_fuzz_smoke(target, tmp_path):
         out=str(tmp_path),
         quiet=True,
     )
-    assert res["inputs"] >= 20, res
+    assert res["inputs"] >= 10, res
     assert not res["findings"], "\n".join(f"{why} ({where})" for why, where in res["findings"])
