@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 from ._version import __version__ as __version__
+from .backends import Hasher, blake3, blake3_digest
 from .backends import backend as _backend_module
 from .delta import delta, iter_delta
 from .errors import (
@@ -47,21 +48,20 @@ from .errors import (
 )
 from .formats import native as format  # noqa: F401 - compatibility alias: pydelta.format
 from .formats.native import default_block_len
+from .formats.rdiff import RdiffSignatureInfo
 from .info import info
 from .patch import Patcher, patch
 from .results import DeltaStats, FileInfo, PatchResult, SignatureInfo
-from .signature import Signature, iter_signature, load_signature, signature
+from .signature import RdiffSignature, Signature, iter_signature, load_signature, signature
 from .store import Progress, PullReport, PushReport, StoreListing, VersionInfo, ls, pull, push
 from .sync import SyncClient, SyncedFile, SyncReport, SyncStatus, serve, sync
 
 # The public surface only: everything is defined in the modules above, and
 # nothing inside the package imports this module back.
 
-#: Name of the kernel backend in use: "c" or "numba" (PYDELTA_BACKEND).
+#: Name of the kernel backend in use: "c" or "numba" (PYDELTA_BACKEND), or
+#: "none" when neither can run (every call then raises UsageError saying why).
 backend: str = _backend_module.NAME
-
-blake3 = _backend_module.Blake3
-blake3_digest = _backend_module.blake3_digest
 
 __all__ = [
     "signature",
@@ -69,6 +69,8 @@ __all__ = [
     "Signature",
     "load_signature",
     "SignatureInfo",
+    "RdiffSignature",
+    "RdiffSignatureInfo",
     "delta",
     "iter_delta",
     "DeltaStats",
@@ -85,6 +87,7 @@ __all__ = [
     "serve",
     "default_block_len",
     "blake3",
+    "Hasher",
     "blake3_digest",
     "backend",
     "PydeltaError",

@@ -11,9 +11,12 @@ from typing import Callable, Optional, TypeVar
 
 import typer
 
+from . import backends
 from .errors import (
+    CorruptError,
     CorruptStoreError,
     DiskFullError,
+    FormatError,
     PullTimeoutError,
     PydeltaError,
     StoreAccessError,
@@ -21,7 +24,9 @@ from .errors import (
     StoreUnreachableError,
     SyncError,
     TagConflictError,
+    UsageError,
     VerificationError,
+    WrongBasisError,
 )
 from .errors import message as error_message
 from .formats import DELTA, sniff
@@ -39,8 +44,69 @@ PROGRESS_THRESHOLD = 64 << 20
 # -- errors ------------------------------------------------------------------
 
 
+#: Exit codes (documented in the README and ``pydelta --help``): one table
+#: for every command, so a script or a supervisor can act on them.
+EXIT_OK = 0
+EXIT_ERROR = 1  # any other error: a file cannot be read or written, out of memory, ...
+EXIT_USAGE = 2  # bad arguments or options
+EXIT_BAD_INPUT = 3  # not a signature/delta, damaged, truncated, or a newer format
+EXIT_WRONG_BASIS = 4  # the old file is not the one the signature was made from
+EXIT_VERIFY = 5  # a result failed its size/digest check (patch, sync, or bytes a store served)
+EXIT_REMOTE = 6  # sync: ssh or the remote pydelta failed, the connection broke
+EXIT_PARTIAL = 7  # sync: some files were not synced (the others were)
+EXIT_ACCESS = 8  # store: no credentials, or access denied
+EXIT_CONFLICT = 9  # store: a tag moved meanwhile (tag, push), or is not the one --expect names
+EXIT_UNREACHABLE = 10  # store: could not be reached (retry later, or use a --near store)
+EXIT_MISSING = 11  # store: the tag, version or store does not exist (a configuration error)
+EXIT_DISK_FULL = 12  # no space left at DEST (or in a local store)
+EXIT_TIMEOUT = 13  # --timeout ran out (what arrived is kept for the rerun)
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
+EXIT_PIPE = 141  # our standard output was closed by its reader (128 + SIGPIPE), silently
+
+#: For ``--help``.
+EXIT_CODES_HELP = (
+    "Exit status: 0 success, 1 error (file access, I/O), 2 usage, 3 bad input (not a "
+    "signature/delta, damaged, truncated), 4 wrong old file, 5 verification failed, "
+    "6 remote/connection (sync), 7 some files not synced, 8 store access denied, "
+    "9 tag conflict, 10 store unreachable, 11 tag/version/store missing, 12 disk full, "
+    "13 timeout, 130 interrupted, 141 output closed by its reader."
+)
+
+#: Most specific first: the store's errors, then the general kinds.
+_EXIT_CODES: "tuple[tuple[type[BaseException], int], ...]" = (
+    (PullTimeoutError, EXIT_TIMEOUT),
+    (DiskFullError, EXIT_DISK_FULL),
+    (StoreUnreachableError, EXIT_UNREACHABLE),
+    (StoreNotFoundError, EXIT_MISSING),  # VersionNotFoundError too
+    (CorruptStoreError, EXIT_VERIFY),
+    (StoreAccessError, EXIT_ACCESS),
+    (TagConflictError, EXIT_CONFLICT),
+    (UsageError, EXIT_USAGE),
+    (FormatError, EXIT_BAD_INPUT),
+    (CorruptError, EXIT_BAD_INPUT),
+    (WrongBasisError, EXIT_WRONG_BASIS),
+    (VerificationError, EXIT_VERIFY),
+    (SyncError, EXIT_REMOTE),
+)
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit status for an error (1 unless it is one of the kinds above)."""
+    if isinstance(exc, Failure):
+        return exc.code
+    for kind, code in _EXIT_CODES:
+        if isinstance(exc, kind):
+            return code
+    return EXIT_ERROR
+
+
 class Failure(Exception):
-    """An error found by the CLI itself (before the library runs)."""
+    """An error found by the CLI itself (before the library runs); by
+    default a usage error."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def error(message: str, code: int = 1) -> "typer.Exit":
@@ -84,21 +150,23 @@ def silence_stdout() -> None:
 
 def run(action: Callable[[], T]) -> T:
     """Run one library call, translating every failure into one stderr line."""
+    if backends.unavailable:  # no kernels: say why, whatever the command
+        raise error(backends.unavailable, EXIT_USAGE if backends.requested else EXIT_ERROR)
     try:
         return action()
     except KeyboardInterrupt:
-        raise error("interrupted", 130) from None
+        raise error("interrupted", EXIT_INTERRUPTED) from None
     except Failure as e:
-        raise error(str(e)) from None
+        raise error(str(e), e.code) from None
     except PydeltaError as e:
         if is_broken_pipe(e):
             silence_stdout()
-            raise typer.Exit(1) from None
+            raise typer.Exit(EXIT_PIPE) from None
         raise error(str(e), exit_code(e)) from None
     except OSError as e:
         if is_broken_pipe(e):
             silence_stdout()
-            raise typer.Exit(1) from None
+            raise typer.Exit(EXIT_PIPE) from None
         raise error(error_message(e)) from None
     except MemoryError as e:
         raise error(str(e) or "out of memory") from None
@@ -109,36 +177,6 @@ def run(action: Callable[[], T]) -> T:
             f"internal error: {type(e).__name__}: {e} "
             "(please report it; set PYDELTA_DEBUG=1 to see the traceback)"
         ) from None
-
-
-# -- exit statuses a supervisor can act on (fleet delivery, issue 12) --------
-
-EXIT_UNREACHABLE = 3  #: the store could not be reached (retry later, or use a --near store)
-EXIT_MISSING = 4  #: the tag, version or store does not exist (a configuration error)
-EXIT_VERIFY = 5  #: the store served bytes that fail their BLAKE3 check (a damaged store)
-EXIT_DISK_FULL = 6  #: no space left at DEST (or in a local store)
-EXIT_TIMEOUT = 7  #: --timeout ran out (what arrived is kept for the rerun)
-EXIT_ACCESS = 8  #: no credentials, or access denied
-EXIT_CONFLICT = 9  #: a tag moved meanwhile (tag, push), or is not the one --expect names
-
-_EXIT_CODES = (
-    (PullTimeoutError, EXIT_TIMEOUT),
-    (DiskFullError, EXIT_DISK_FULL),
-    (StoreUnreachableError, EXIT_UNREACHABLE),
-    (StoreNotFoundError, EXIT_MISSING),  # VersionNotFoundError too
-    (CorruptStoreError, EXIT_VERIFY),
-    (VerificationError, EXIT_VERIFY),
-    (StoreAccessError, EXIT_ACCESS),
-    (TagConflictError, EXIT_CONFLICT),
-)
-
-
-def exit_code(e: BaseException) -> int:
-    """The exit status for a library error (1 unless it is one of the above)."""
-    for kind, code in _EXIT_CODES:
-        if isinstance(e, kind):
-            return code
-    return 1
 
 
 class Deadline:
@@ -187,7 +225,7 @@ def refuse_terminal(out: Optional[str], what: str) -> None:
     if not is_stdio(out):
         return
     if sys.stdout is None:
-        raise Failure(f"standard output is closed; give an output file for the {what}")
+        raise Failure(f"standard output is closed; give an output file for the {what}", EXIT_ERROR)
     try:
         tty = sys.stdout.isatty()
     except (OSError, ValueError):
@@ -227,6 +265,8 @@ def delta_result_size(arg: str) -> Optional[int]:
     if arg == "-":
         return None
     try:
+        if not stat.S_ISREG(os.stat(arg).st_mode):
+            return None  # a pipe (e.g. <(...)): reading its head would eat the delta
         with open(arg, "rb") as fh:
             if sniff(fh.read(4)) != DELTA:
                 return None

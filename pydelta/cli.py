@@ -4,10 +4,13 @@ model store's push, pull and ls.
 The commands mirror rdiff: an omitted output or ``-`` is standard output,
 ``-`` as an input is standard input. Each command parses its arguments,
 calls the library once and turns any error into one line on standard
-error, ``pydelta: error: <message>``, with exit status 1 (2 for usage
-errors, 130 when interrupted). Progress bars (tqdm) live here only.
+error, ``pydelta: error: <message>``, with a distinct exit status per kind
+of failure (:data:`._cliutil.EXIT_CODES_HELP`). Progress bars (tqdm) live
+here only.
 """
 
+import dataclasses
+import json
 import sys
 import warnings
 from typing import Annotated, Optional
@@ -15,6 +18,8 @@ from typing import Annotated, Optional
 import typer
 
 from ._cliutil import (
+    EXIT_CODES_HELP,
+    EXIT_PARTIAL,
     PROGRESS_THRESHOLD,
     Bar,
     Deadline,
@@ -33,8 +38,12 @@ from ._cliutil import (
     want_progress,
 )
 from ._version import __version__
+from .backends import backend as kernels
+from .backends import fallback, simd, unavailable
 from .delta import delta as make_delta
-from .errors import SyncError, UnverifiedWarning
+from .errors import NotASignatureError, SyncError, UnverifiedWarning
+from .formats import SIGNATURE, sniff
+from .formats.literals import check_level
 from .info import info as describe_file
 from .patch import patch as apply_patch
 from .signature import signature as make_signature
@@ -50,6 +59,21 @@ from .sync.client import sync as run_sync
 from .sync.server import serve_main
 
 __all__ = ["app", "main"]
+
+
+def say(line: str) -> None:
+    """One line of information on stderr (-v summaries)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _is_signature(path: str) -> bool:
+    """True if the file at path starts like a pydelta signature."""
+    try:
+        with open(path, "rb") as fh:
+            return sniff(fh.read(16)) == SIGNATURE
+    except OSError:
+        return False
 
 
 PIPELINE_EXAMPLE = (
@@ -75,6 +99,11 @@ Example:
 \b
 Example, updating a remote file over ssh without a temporary file:
   {PIPELINE_EXAMPLE}
+
+{EXIT_CODES_HELP}
+
+Shell completion: pydelta --install-completion (bash, zsh, fish), or
+print the script with --show-completion.
 """
 
 app = typer.Typer(
@@ -82,7 +111,7 @@ app = typer.Typer(
     help=_MAIN_HELP,
     no_args_is_help=True,
     rich_markup_mode=None,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -117,15 +146,43 @@ FsyncOpt = Annotated[
     bool,
     typer.Option(
         "--fsync/--no-fsync",
-        help="fsync the result before it replaces OUT, so a crash cannot leave a "
-        "partial file (default: on).",
+        help="fsync the result before it replaces OUT, so a crash cannot leave a partial file.",
     ),
 ]
+SyncFsyncOpt = Annotated[
+    bool,
+    typer.Option(
+        "--fsync/--no-fsync",
+        help="fsync each received file before it replaces the old one, so a crash "
+        "cannot leave a partial file.",
+    ),
+]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Print a one-line summary on stderr."),
+]
+LevelOpt = Annotated[
+    int,
+    typer.Option("--level", help="zstd compression level (1..22).", show_default=True),
+]
+
+
+def version_line() -> str:
+    """``pydelta X.Y.Z (backend c: blake3 avx2, blake2b avx2)``: the version,
+    the kernels in use and their SIMD level (or why there are none)."""
+    name = getattr(kernels, "NAME", "none")
+    if unavailable:
+        detail = unavailable
+    elif name == "c":
+        detail = f"backend c: {simd()}"
+    else:
+        detail = f"backend {name}" + (f": {fallback}" if fallback else "")
+    return f"pydelta {__version__} ({detail})"
 
 
 def _version_callback(value: bool) -> None:
     if value:
-        typer.echo(f"pydelta {__version__}")
+        typer.echo(version_line())
         raise typer.Exit()
 
 
@@ -135,9 +192,10 @@ def _root(
         bool,
         typer.Option(
             "--version",
+            "-V",
             callback=_version_callback,
             is_eager=True,
-            help="Print the version and exit.",
+            help="Print the version, the kernel backend and its SIMD level, and exit.",
         ),
     ] = False,
 ) -> None:
@@ -212,6 +270,7 @@ def signature(
     ] = "blake2",
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     threads: ThreadsOpt = 0,
 ) -> None:
     """Write the signature of OLD to SIG.
@@ -230,7 +289,7 @@ def signature(
             raise Failure("--rollsum and --hash apply to --format rdiff only")
         size = input_size(old)
         with Bar(want_progress(progress, quiet, size), size, "signature") as bar:
-            make_signature(
+            made = make_signature(
                 old,
                 "-" if sig is None else sig,
                 block_size=block_size,
@@ -240,6 +299,12 @@ def signature(
                 format=sig_format,
                 rdiff_weak=rollsum,
                 rdiff_hash=strong_hash,
+            )
+        if verbose and not quiet:
+            n = made.block_count
+            say(
+                f"pydelta: old {made.basis_size} bytes, {n} block{'s' if n != 1 else ''} "
+                f"of {made.block_len} bytes, {made.strong_len}-byte strong hashes"
             )
 
     run(action)
@@ -288,10 +353,7 @@ def delta(
             show_default=False,
         ),
     ] = None,
-    level: Annotated[
-        int,
-        typer.Option("--level", min=1, max=22, help="zstd compression level (1..22)."),
-    ] = 3,
+    level: LevelOpt = 3,
 ) -> None:
     """Write the delta that turns the file SIG was made from into NEW.
 
@@ -302,20 +364,28 @@ def delta(
     def action() -> None:
         one_stdin(sig, "SIG", new, "NEW")
         refuse_terminal(delta_out, "delta")
+        check_level(level)
         size = input_size(new)
         with Bar(want_progress(progress, quiet, size), size, "delta") as bar:
-            stats = make_delta(
-                sig,
-                new,
-                "-" if delta_out is None else delta_out,
-                progress=bar.callback,
-                threads=threads,
-                compress=compress,
-                level=level,
-            )
+            try:
+                stats = make_delta(
+                    sig,
+                    new,
+                    "-" if delta_out is None else delta_out,
+                    progress=bar.callback,
+                    threads=threads,
+                    compress=compress,
+                    level=level,
+                )
+            except NotASignatureError as e:
+                if new != "-" and "wrong order" not in str(e) and _is_signature(new):
+                    raise NotASignatureError(
+                        f"{e} (arguments in the wrong order? NEW {new} is a signature: "
+                        "it is 'pydelta delta SIG NEW')"
+                    ) from None
+                raise
         if verbose and not quiet:
-            sys.stderr.write(summary(stats) + "\n")
-            sys.stderr.flush()
+            say(summary(stats))
 
     run(action)
 
@@ -350,6 +420,7 @@ def patch(
     ] = None,
     progress: ProgressOpt = None,
     quiet: QuietOpt = False,
+    verbose: VerboseOpt = False,
     fsync: FsyncOpt = True,
 ) -> None:
     """Apply DELTA to OLD and write the verified result to OUT.
@@ -371,7 +442,7 @@ def patch(
         on = want_progress(progress, quiet, max(known) if known else None)
         with Bar(on, total, "patch") as bar, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UnverifiedWarning)
-            apply_patch(
+            result = apply_patch(
                 sys.stdin.buffer if old == "-" else old,
                 delta_in,
                 "-" if out is None else out,
@@ -384,6 +455,10 @@ def patch(
             elif not quiet:
                 sys.stderr.write(f"pydelta: warning: {w.message}\n")
                 sys.stderr.flush()
+
+        if verbose and not quiet:
+            check = "verified" if result.verified else "NOT verified (rdiff delta)"
+            say(f"pydelta: result {result.size} bytes, BLAKE3 {result.digest.hex()} ({check})")
 
     run(action)
 
@@ -400,11 +475,26 @@ def info(
             help="A pydelta or rdiff (librsync) signature or delta; '-' reads standard input.",
         ),
     ],
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON object: format, kind, and the fields with snake_case "
+            "keys (digests as hex strings, sizes as integers).",
+        ),
+    ] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Describe what a signature or delta holds (block size, sizes, digests)."""
 
     def action() -> None:
-        text = str(describe_file(file))
+        found = describe_file(file)
+        if as_json:
+            obj = {"format": found.format, "kind": found.kind}
+            obj.update({k.replace(" ", "_"): v for k, v in found.fields.items()})
+            text = json.dumps(obj)
+        else:
+            text = str(found)
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
 
@@ -486,10 +576,17 @@ def sync(
             show_default=False,
         ),
     ] = None,
-    level: Annotated[
-        int, typer.Option("--level", min=1, max=22, help="zstd compression level (1..22).")
-    ] = 3,
-    fsync: FsyncOpt = True,
+    level: LevelOpt = 3,
+    fsync: SyncFsyncOpt = True,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print the report as one JSON object on stdout instead of the summary "
+            "(src, dest, files with path/action/size/sent/received/message, bytes_sent, "
+            "bytes_received, total_size, seconds, dry_run, speedup).",
+        ),
+    ] = False,
 ) -> None:
     """Make DEST a copy of SRC over ssh, sending only what changed.
 
@@ -506,7 +603,17 @@ def sync(
     and received, and the speed-up against copying whole files.
     """
 
+    def show(report: SyncReport) -> None:
+        if as_json:
+            obj = dataclasses.asdict(report)
+            obj["speedup"] = None if report.dry_run else round(report.speedup, 2)
+            sys.stdout.write(json.dumps(obj) + "\n")
+            sys.stdout.flush()
+        else:
+            print_report(report, verbose, quiet)
+
     def action() -> None:
+        check_level(level)
         on = want_progress(progress, quiet, PROGRESS_THRESHOLD)
         report = None
         try:
@@ -527,13 +634,14 @@ def sync(
                 )
         except SyncError as e:
             if isinstance(e.report, SyncReport):
-                print_report(e.report, verbose, quiet)
+                show(e.report)
                 n = len(e.report.failed)
                 raise Failure(
-                    f"{n} file{'s' if n != 1 else ''} not synced (they keep their old content)"
+                    f"{n} file{'s' if n != 1 else ''} not synced (they keep their old content)",
+                    EXIT_PARTIAL,
                 ) from None
             raise
-        print_report(report, verbose, quiet)
+        show(report)
 
     run(action)
 

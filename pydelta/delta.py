@@ -10,7 +10,17 @@ librsync delta that ``rdiff patch`` applies.
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Callable, Generator, Iterator, List, Optional, Tuple, Union
+from typing import (
+    BinaryIO,
+    Callable,
+    Generator,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    Union,
+    overload,
+)
 
 from ._io import Source, fill, open_input, readinto, write_all
 from ._threads import resolve_threads
@@ -334,6 +344,32 @@ def iter_delta(
     """
     pieces = _pieces(sig, new, progress, DeltaStats(), threads, compress, level)
     return (bytes(piece) for piece in pieces)
+
+
+@overload
+def delta(
+    sig: SigSource,
+    new: Source,
+    out: None = None,
+    *,
+    progress: Progress = None,
+    threads: Optional[int] = None,
+    compress: Optional[bool] = None,
+    level: int = DEFAULT_LEVEL,
+) -> bytes: ...
+
+
+@overload
+def delta(
+    sig: SigSource,
+    new: Source,
+    out: Source,
+    *,
+    progress: Progress = None,
+    threads: Optional[int] = None,
+    compress: Optional[bool] = None,
+    level: int = DEFAULT_LEVEL,
+) -> DeltaStats: ...
 
 
 def delta(

@@ -50,6 +50,17 @@ DIAGNOSE_MAX_BLOCKS = 1 << 24
 RDIFF_DELTA_HEADER = fmt.DeltaHeader(block_len=0, strong_len=0, basis_size=-1, sig_digest=b"")
 
 
+def _is_devnull(st: os.stat_result) -> bool:
+    """True if st is the null device, which patch takes as an empty old file."""
+    if not stat.S_ISCHR(st.st_mode):
+        return False
+    try:
+        null = os.stat(os.devnull)
+    except OSError:
+        return False
+    return st.st_rdev == null.st_rdev
+
+
 class Patcher:
     """Apply a delta fed in pieces as they arrive (push style).
 
@@ -128,12 +139,13 @@ class Patcher:
                     f"old file {self._old_name} must be a regular file with a descriptor "
                     "(patch reads it at random offsets)"
                 ) from None
-            if not stat.S_ISREG(st.st_mode):
+            if not stat.S_ISREG(st.st_mode) and not _is_devnull(st):
                 raise FileAccessError(
                     f"old file {self._old_name} is not a regular file "
                     "(patch reads it at random offsets; save it to a file first)"
                 )
-            self._old_size = st.st_size
+            # /dev/null is the empty basis (as for rdiff): a delta of literals only
+            self._old_size = st.st_size if stat.S_ISREG(st.st_mode) else 0
             self._sink: Union[AtomicFile, StreamSink] = open_output(out, "output", fsync)
             if isinstance(self._sink, AtomicFile):  # (one made by the caller may have them set)
                 if mode is not None:
@@ -158,7 +170,7 @@ class Patcher:
         self._closed = False
         self._outbuf = bytearray(OUT_SIZE)
         self._outview = memoryview(self._outbuf)
-        self.result: Optional[PatchResult] = None
+        self._result: Optional[PatchResult] = None
 
     # -- feeding -------------------------------------------------------
     def write(self, data: Union[bytes, bytearray, memoryview]) -> int:
@@ -304,18 +316,38 @@ class Patcher:
             VerificationError: the result does not match its digest.
         """
         if self._closed:
-            if self.result is None:
+            if self._result is None:
                 raise ValueError("Patcher was aborted")
-            return self.result
+            return self._result
         try:
-            self.result = self._verify()
+            self._result = self._verify()
             self._sink.commit()
         except BaseException:
             self.abort()
             raise
         self._closed = True
         self._close_old()
-        return self.result
+        return self._result
+
+    @property
+    def result(self) -> PatchResult:
+        """The verified result (size, digest), once :meth:`close` (or the end
+        of the ``with`` block) succeeded.
+
+        Raises:
+            ValueError: the patch is not finished, or was aborted.
+        """
+        if self._result is None:
+            raise ValueError(
+                "Patcher has no result: it was aborted or not closed yet "
+                "(call close() or leave the with block)"
+            )
+        return self._result
+
+    @property
+    def done(self) -> bool:
+        """True once the result is verified and in place."""
+        return self._result is not None
 
     def _verify(self) -> PatchResult:
         if self._header is None:

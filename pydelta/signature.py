@@ -6,10 +6,11 @@ pipe; memory is one read buffer plus the entries of that buffer.
 
 from __future__ import annotations
 
+import io
 import struct
-from typing import Iterator, List, Optional, Union
+from typing import BinaryIO, Iterator, List, Literal, Optional, Union, overload
 
-from ._io import Source, input_size, open_input, read_all, read_exact, write_all
+from ._io import Source, input_size, is_path, open_input, read_all, read_exact, write_all
 from ._threads import hash_blocks, resolve_threads
 from .backends import backend, rdiff_kernels
 from .errors import CorruptSignatureError, UsageError, raise_for_code
@@ -144,6 +145,66 @@ def _iter_rdiff_signature(
             params.append(RdiffSignatureInfo(block_len, slen, count, weak, strong, total))
 
 
+@overload
+def signature(
+    old: Source,
+    out: None = None,
+    *,
+    block_size: Optional[int] = None,
+    strong_len: Optional[int] = None,
+    progress: Progress = None,
+    threads: Optional[int] = None,
+    format: str = "native",
+    rdiff_weak: str = "rabinkarp",
+    rdiff_hash: str = "blake2",
+) -> bytes: ...
+
+
+@overload
+def signature(
+    old: Source,
+    out: Source,
+    *,
+    block_size: Optional[int] = None,
+    strong_len: Optional[int] = None,
+    progress: Progress = None,
+    threads: Optional[int] = None,
+    format: Literal["native"] = "native",
+    rdiff_weak: str = "rabinkarp",
+    rdiff_hash: str = "blake2",
+) -> SignatureInfo: ...
+
+
+@overload
+def signature(
+    old: Source,
+    out: Source,
+    *,
+    block_size: Optional[int] = None,
+    strong_len: Optional[int] = None,
+    progress: Progress = None,
+    threads: Optional[int] = None,
+    format: Literal["rdiff"],
+    rdiff_weak: str = "rabinkarp",
+    rdiff_hash: str = "blake2",
+) -> RdiffSignatureInfo: ...
+
+
+@overload
+def signature(
+    old: Source,
+    out: Source,
+    *,
+    block_size: Optional[int] = None,
+    strong_len: Optional[int] = None,
+    progress: Progress = None,
+    threads: Optional[int] = None,
+    format: str,
+    rdiff_weak: str = "rabinkarp",
+    rdiff_hash: str = "blake2",
+) -> Union[SignatureInfo, RdiffSignatureInfo]: ...
+
+
 def signature(
     old: Source,
     out: Union[Source, None] = None,
@@ -226,6 +287,93 @@ def signature(
     return SignatureInfo(block_len, strong, count, size, digest)
 
 
+# -- reading a native signature off a stream ------------------------------------
+
+#: Bytes of a native signature besides its entries: header + trailer.
+_SIG_FRAME = fmt.SIG_HEADER.size + fmt.SIG_TRAILER.size
+
+
+def _sig_ends_at(data: bytearray, end: int, entry_len: int) -> bool:
+    """True if a native signature with entry_len-byte entries can end at
+    offset ``end`` of data: a whole number n of entries, then a trailer that
+    counts n and closes with the end marker. (The digest, checked when the
+    signature is loaded, catches the vanishingly rare false end.)"""
+    body = end - _SIG_FRAME
+    if body < 0 or body % entry_len or data[end - 4 : end] != fmt.SIG_END_MAGIC:
+        return False
+    (count,) = struct.unpack_from("<Q", data, end - fmt.SIG_TRAILER.size)
+    return count == body // entry_len
+
+
+def _next_possible_end(have: int, entry_len: int) -> int:
+    """The smallest length > have at which the signature could end."""
+    n = max(0, -(-(have + 1 - _SIG_FRAME) // entry_len))
+    return _SIG_FRAME + n * entry_len
+
+
+def read_sig_stream(fh: BinaryIO, name: str, head: bytes = b"") -> bytes:
+    """Read one native signature from fh, and not a byte past its end.
+
+    The trailer closes the signature, so there is no need to wait for the
+    end of the input: a script can read a signature off a live channel and
+    then answer on it. A buffered stream (``peek``: files, pipes, sockets'
+    ``makefile("rb")``) is read a buffer at a time; any other is read in
+    steps that can never pass the trailer (slower, same result). At the end
+    of the input the bytes so far are returned and the caller's parser says
+    what is wrong with them. ``head``: the first bytes, if already read.
+    """
+    buf = bytearray(head)
+    buf += read_exact(fh, fmt.SIG_HEADER.size - len(buf), name)
+    if len(buf) < fmt.SIG_HEADER.size:
+        return bytes(buf)
+    _, strong_len = fmt.parse_sig_header(bytes(buf), name)
+    entry_len = 8 + strong_len
+    peek = getattr(fh, "peek", None)
+    while True:
+        have = len(buf)
+        if peek is not None:
+            try:
+                ahead = peek(1 << 20)
+            except (OSError, ValueError, io.UnsupportedOperation):
+                peek = None
+                continue
+            if not ahead:
+                return bytes(buf)
+            buf += ahead
+            end = None
+            at = buf.find(fmt.SIG_END_MAGIC, max(have - 3, 0))
+            while at >= 0:
+                if _sig_ends_at(buf, at + 4, entry_len):
+                    end = at + 4
+                    break
+                at = buf.find(fmt.SIG_END_MAGIC, at + 1)
+            take = len(buf) - have if end is None else end - have
+            got = read_exact(fh, take, name)  # the peeked bytes: consume them
+            del buf[have + len(got) :]
+            if end is not None and len(got) == take:
+                return bytes(buf)
+            if len(got) < take:
+                return bytes(buf)
+        else:
+            target = _next_possible_end(have, entry_len)
+            got = read_exact(fh, target - have, name)
+            buf += got
+            if len(buf) < target:
+                return bytes(buf)
+            if _sig_ends_at(buf, target, entry_len):
+                return bytes(buf)
+
+
+def _read_native(fh: BinaryIO, src: object, name: str, head: bytes = b"") -> bytes:
+    """A native signature from an open source: up to its trailer from a file
+    object (see :func:`read_sig_stream`); a path or ``"-"`` must hold the
+    signature and nothing after it."""
+    data = read_sig_stream(fh, name, head)
+    if is_path(src) and read_exact(fh, 1, name):
+        raise CorruptSignatureError(f"signature {name} is corrupted (data after its end marker)")
+    return data
+
+
 class Signature:
     """A loaded signature: what it says about the basis, and its lookup table.
 
@@ -261,12 +409,17 @@ class Signature:
 
     @classmethod
     def load(cls, src: Source) -> "Signature":
-        """Read a signature from a path, ``"-"`` or a binary file object."""
+        """Read a signature from a path, ``"-"`` or a binary file object.
+
+        A signature ends with its trailer, so from a file object this reads
+        up to there and no further, without waiting for the end of the
+        input: a script can read the signature off a live channel (a
+        socket's ``makefile("rb")``, a subprocess pipe) and answer on the
+        same channel. A path or ``"-"`` must hold the signature alone.
+        """
         with open_input(src, "signature") as (fh, name):
-            head = read_exact(fh, fmt.SIG_HEADER.size, name)
-            fmt.parse_sig_header(head, name)
-            rest = read_all(fh, name)
-        return cls(head + rest, name)
+            data = _read_native(fh, src, name)
+        return cls(data, name)
 
 
 class RdiffSignature:
@@ -312,9 +465,10 @@ def load_any_signature(sig: Union[Source, AnySignature, bytes]) -> AnySignature:
         return _from_bytes(bytes(sig), "signature")
     with open_input(sig, "signature") as (fh, name):
         head = read_exact(fh, fmt.SIG_HEADER.size, name)
-        if sniff(head) != RDIFF_SIGNATURE:
-            fmt.parse_sig_header(head, name)  # fail before reading a wrong file whole
-        data = head + read_all(fh, name)
+        if sniff(head) == RDIFF_SIGNATURE:  # not self-delimiting: up to the end
+            data = head + read_all(fh, name)
+        else:
+            data = _read_native(fh, sig, name, head)
     return _from_bytes(data, name)
 
 

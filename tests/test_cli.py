@@ -5,6 +5,7 @@ real subprocesses of ``python -m pydelta`` (real pipes, a real pty, real
 exit codes and stderr).
 """
 
+import json
 import os
 import pty
 import random
@@ -147,10 +148,14 @@ def test_help_subprocess_and_no_args():
 def test_version(runner):
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
-    assert result.stdout == f"pydelta {pydelta.__version__}\n"
-    p = run("--version")
-    assert p.returncode == 0
-    assert p.stdout == f"pydelta {pydelta.__version__}\n".encode()
+    line = f"pydelta {pydelta.__version__} (backend {pydelta.backend}"
+    assert result.stdout.startswith(line) and result.stdout.count("\n") == 1
+    if pydelta.backend == "c":  # and the SIMD kernels in use
+        assert "blake3 " in result.stdout
+    # a subprocess (on the default backend): -V is --version
+    p, q = run("-V"), run("--version")
+    assert p.returncode == q.returncode == 0
+    assert p.stdout == q.stdout and p.stdout.startswith(f"pydelta {pydelta.__version__} (".encode())
 
 
 # -- round trips ---------------------------------------------------------------
@@ -311,6 +316,7 @@ def test_data_file_as_signature(files):
         f"{old} is not a pydelta signature: it is not a pydelta file; "
         "make one with 'pydelta signature OLD'",
         p.returncode,
+        want_rc=3,
     )
     assert not (files / "x.delta").exists()
 
@@ -323,6 +329,7 @@ def test_delta_and_signature_swapped(made):
         f"{dlt} is not a pydelta signature: it is a pydelta delta (arguments in the wrong order?); "
         "make one with 'pydelta signature OLD'",
         p.returncode,
+        want_rc=3,
     )
     p = run("patch", made / "old", sig, made / "out")
     assert_one_error(
@@ -330,6 +337,7 @@ def test_delta_and_signature_swapped(made):
         f"{sig} is not a pydelta delta: it is a pydelta signature (arguments in the wrong order?); "
         "make one with 'pydelta delta SIG NEW'",
         p.returncode,
+        want_rc=3,
     )
     assert not (made / "out").exists()
 
@@ -344,6 +352,7 @@ def test_truncated_delta_leaves_target_alone(made):
         p.stderr,
         f"delta {short} is truncated (ends after 500 bytes, before its end marker)",
         p.returncode,
+        want_rc=3,
     )
     assert target.read_bytes() == b"precious"
     assert not tmp_leftovers(made)
@@ -358,6 +367,7 @@ def test_wrong_old_file(made):
         f"old file {made / 'new'} has {(made / 'new').stat().st_size} bytes but delta {dlt} "
         f"was made against a {256 * 1024}-byte file: patch the file the signature was made from",
         p.returncode,
+        want_rc=4,
     )
     # the same size, other content: found when the result fails verification
     other = made / "other"
@@ -368,6 +378,7 @@ def test_wrong_old_file(made):
         f"old file {other} is not the file the signature was made from (its content differs): "
         "make a new signature of it and a new delta",
         p.returncode,
+        want_rc=4,
     )
     assert other.read_bytes() == random.Random(99).randbytes(256 * 1024)
     assert not tmp_leftovers(made)
@@ -409,14 +420,16 @@ def test_read_only_output_directory(files):
 
 def test_block_size_zero(files):
     p = run("signature", files / "old", files / "x.sig", "--block-size", "0")
-    assert_one_error(p.stderr, "block size 0 is out of range: use 1..67108864 bytes", p.returncode)
+    assert_one_error(
+        p.stderr, "block size 0 is out of range: use 1..67108864 bytes", p.returncode, want_rc=2
+    )
     assert not (files / "x.sig").exists()
 
 
 @pytest.mark.parametrize("size", ["0", "-5", str((1 << 26) + 1), str(10**30)])
 def test_bad_block_size_cli_runner(runner, files, size):
     result = runner.invoke(app, ["signature", str(files / "old"), str(files / "x.sig"), "-b", size])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert result.stderr == f"{ERR}block size {size} is out of range: use 1..67108864 bytes\n"
     assert isinstance(result.exception, SystemExit)
     assert not (files / "x.sig").exists()
@@ -425,7 +438,7 @@ def test_bad_block_size_cli_runner(runner, files, size):
 def test_bad_strong_len(files):
     p = run("signature", files / "old", files / "x.sig", "--strong-len", "4")
     assert_one_error(
-        p.stderr, "strong hash length 4 is out of range: use 8..32 bytes", p.returncode
+        p.stderr, "strong hash length 4 is out of range: use 8..32 bytes", p.returncode, want_rc=2
     )
 
 
@@ -437,9 +450,11 @@ def test_non_integer_block_size_is_usage_error(files):
 
 def test_both_inputs_stdin(files):
     p = run("delta", "-", "-", files / "x", input=b"")
-    assert_one_error(p.stderr, "SIG and NEW cannot both be standard input", p.returncode)
+    assert_one_error(p.stderr, "SIG and NEW cannot both be standard input", p.returncode, want_rc=2)
     p = run("patch", "-", "-", files / "x", input=b"")
-    assert_one_error(p.stderr, "OLD and DELTA cannot both be standard input", p.returncode)
+    assert_one_error(
+        p.stderr, "OLD and DELTA cannot both be standard input", p.returncode, want_rc=2
+    )
 
 
 def test_patch_old_from_pipe(made):
@@ -458,6 +473,7 @@ def test_info_on_data_file(files):
         p.stderr,
         f"{files / 'old'} is neither a pydelta signature nor a delta: it is not a pydelta file",
         p.returncode,
+        want_rc=3,
     )
 
 
@@ -495,6 +511,7 @@ def test_refuses_binary_to_terminal(made, verb, what):
         err.decode(),
         f"refusing to write binary {what} to a terminal; give an output file or redirect stdout",
         proc.returncode,
+        want_rc=2,
     )
 
 
@@ -513,7 +530,7 @@ def test_terminal_ok_when_output_is_a_file(made):
 
 
 def test_broken_pipe_is_quiet(made):
-    """patch old delta | head -c 10: exit 1, nothing on stderr."""
+    """patch old delta | head -c 10: exit 141 (as if killed by SIGPIPE), nothing on stderr."""
     proc = popen(
         "patch", made / "old", made / "new.delta", stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -521,7 +538,7 @@ def test_broken_pipe_is_quiet(made):
     proc.stdout.close()
     err = proc.stderr.read()
     proc.stderr.close()
-    assert proc.wait(timeout=TIMEOUT) == 1
+    assert proc.wait(timeout=TIMEOUT) == 141
     assert err == b""
 
 
@@ -617,3 +634,151 @@ def test_progress_default_on_terminal_for_large_input(files):
     # a small input on the same kind of terminal: no bar
     rc, text = _stderr_on_pty(["signature", files / "old", files / "old.sig"])
     assert rc == 0 and text == ""
+
+
+# -- scripting: exit codes, -v, --json, completion, /dev/null (issue 15) -------
+
+
+def test_exit_codes_are_documented_in_help(runner):
+    text = runner.invoke(app, ["--help"]).stdout
+    for code in ("2 usage", "3 bad input", "4 wrong old file", "5", "6 remote", "7 some files"):
+        assert code in text
+    assert "--install-completion" in text
+
+
+def test_level_out_of_range_is_our_one_line_usage_error(made):
+    p = run("delta", "--level", "30", made / "old.sig", made / "new", made / "x")
+    assert_one_error(
+        p.stderr, "compression level 30 is out of range: use 1..22", p.returncode, want_rc=2
+    )
+    assert not (made / "x").exists()
+
+
+def test_swapped_delta_arguments_get_a_hint(made):
+    p = run("delta", made / "new", made / "old.sig", made / "x")
+    assert p.returncode == 3 and p.stderr.count("\n") == 1
+    assert "wrong order?" in p.stderr and "'pydelta delta SIG NEW'" in p.stderr
+
+
+def test_verbose_signature_and_patch(made):
+    p = run("signature", "-v", made / "old", made / "s.sig")
+    assert p.returncode == 0
+    assert (
+        p.stderr == "pydelta: old 262144 bytes, 256 blocks of 1024 bytes, 16-byte strong hashes\n"
+    )
+    p = run("patch", "-v", made / "old", made / "new.delta", made / "out")
+    new = (made / "new").read_bytes()
+    assert p.returncode == 0
+    assert p.stderr == (
+        f"pydelta: result {len(new)} bytes, BLAKE3 {pydelta.blake3_digest(new).hex()} (verified)\n"
+    )
+    p = run("patch", "-v", "-q", made / "old", made / "new.delta", made / "out")
+    assert p.returncode == 0 and p.stderr == ""
+
+
+def test_info_json_and_quiet(made):
+    p = run("info", "--json", "-q", made / "new.delta")
+    assert p.returncode == 0 and p.stderr == ""
+    obj = json.loads(p.stdout)
+    new = (made / "new").read_bytes()
+    assert obj["format"] == "pydelta" and obj["kind"] == "delta"
+    assert obj["result_size"] == len(new)
+    assert obj["result_digest"] == pydelta.blake3_digest(new).hex()
+
+
+def test_dev_null_is_the_empty_basis(files):
+    new = (files / "new").read_bytes()
+    pydelta.signature(os.devnull, files / "empty.sig")
+    pydelta.delta(files / "empty.sig", files / "new", files / "lit.delta")
+    p = run("patch", os.devnull, files / "lit.delta", files / "out")
+    assert p.returncode == 0, p.stderr
+    assert (files / "out").read_bytes() == new
+    # a delta that copies from a real basis is refused: wrong basis, exit 4
+    pydelta.signature(files / "old", files / "old.sig")
+    pydelta.delta(files / "old.sig", files / "new", files / "new.delta")
+    p = run("patch", os.devnull, files / "new.delta", files / "out2")
+    assert p.returncode == 4 and p.stderr.count("\n") == 1
+    assert not (files / "out2").exists()
+
+
+def test_shell_completion_script():
+    p = run("--show-completion", "bash")
+    assert p.returncode == 0 and b"_pydelta_completion" in p.stdout
+
+
+def test_unknown_backend_is_one_line(files):
+    env = dict(_env(), PYDELTA_BACKEND="foo")
+    p = subprocess.run(
+        CMD + ["signature", str(files / "old"), str(files / "x.sig")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT,
+    )
+    assert_one_error(
+        p.stderr,
+        "unknown PYDELTA_BACKEND 'foo': use one of c, numba (or leave it unset)",
+        p.returncode,
+        want_rc=2,
+    )
+    p = subprocess.run(CMD + ["-V"], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    assert p.returncode == 0 and "unknown PYDELTA_BACKEND 'foo'" in p.stdout
+
+
+NO_BACKEND = """\
+import sys
+sys.modules["pydelta._core"] = None  # the C core not built
+sys.modules["numba"] = None  # and no numba
+sys.argv = ["pydelta", *sys.argv[1:]]
+from pydelta.__main__ import main
+main()
+"""
+
+
+def test_no_backend_is_one_line_and_version_still_works(files):
+    def pd(*args):
+        return subprocess.run(
+            [sys.executable, "-c", NO_BACKEND, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=TIMEOUT,
+        )
+
+    p = pd("signature", files / "old", files / "x.sig")
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+    assert p.stderr.startswith(f"{ERR}no backend: pydelta's C core is not built")
+    assert "pip install 'pydelta-sync[numba]'" in p.stderr
+    p = pd("--version")
+    assert p.returncode == 0 and p.stdout.startswith(f"pydelta {pydelta.__version__} (no backend")
+
+
+NUMBA_FALLBACK = """\
+import sys
+sys.modules["pydelta._core"] = None  # the C core not built: numba stands in
+sys.argv = ["pydelta", *sys.argv[1:]]
+from pydelta.__main__ import main
+main()
+"""
+
+
+def test_numba_fallback_says_so_once_and_q_silences_it(made):
+    pytest.importorskip("numba")
+
+    def pd(*args):
+        return subprocess.run(
+            [sys.executable, "-c", NUMBA_FALLBACK, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=600,
+        )
+
+    p = pd("patch", made / "old", made / "new.delta", made / "out")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("\n") == 1
+    assert p.stderr.startswith("pydelta: warning: C core not available")
+    assert "using the numba backend" in p.stderr
+    p = pd("patch", "-q", made / "old", made / "new.delta", made / "out")
+    assert p.returncode == 0 and p.stderr == ""
+    assert (made / "out").read_bytes() == (made / "new").read_bytes()

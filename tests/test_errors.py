@@ -518,9 +518,24 @@ def test_signature_checksum_message(case):
     assert "checksum mismatch" in str(e)
 
 
-def test_signature_trailing_garbage(case):
-    e = _sig_error(case["sig"] + b"\x00")
-    assert isinstance(e, pydelta.CorruptSignatureError)
+def test_signature_trailing_garbage(case, tmp_path):
+    """Bytes after the end marker: an error in bytes or a file given by path;
+    from a file object the signature ends at its trailer (it can be read off a
+    live channel) and what follows stays unread, for the caller."""
+    data = case["sig"] + b"\x00"
+    for load in (
+        lambda: pydelta.load_signature(data),
+        lambda: pydelta.delta(data, io.BytesIO(b"new")),
+    ):
+        with pytest.raises(pydelta.CorruptSignatureError):
+            load()
+    (tmp_path / "g.sig").write_bytes(data)
+    with pytest.raises(pydelta.CorruptSignatureError, match="data after its end marker"):
+        pydelta.Signature.load(tmp_path / "g.sig")
+    stream = io.BytesIO(data)
+    sig = pydelta.Signature.load(stream)
+    assert sig.info.digest == pydelta.Signature.load(io.BytesIO(case["sig"])).info.digest
+    assert stream.read() == b"\x00"
 
 
 # ---------------------------------------------------------------- wrong kinds of file
@@ -617,9 +632,9 @@ def test_directory_as_input(case, tmp_path):
 
 
 def _char_device():
-    """A character device path to use as a non-regular file (not /dev/null
-    itself if something has clobbered it - see test_output_to_device_path)."""
-    for p in ("/dev/null", "/dev/zero", "/dev/urandom"):
+    """A character device path to use as a non-regular file (not /dev/null:
+    patch takes that as the empty old file, as rdiff does)."""
+    for p in ("/dev/zero", "/dev/urandom"):
         try:
             if stat.S_ISCHR(os.stat(p).st_mode):
                 return p
@@ -801,8 +816,10 @@ def test_strong_len_out_of_range(case, sl):
 def test_unknown_backend_is_usage_error(monkeypatch):
     from pydelta import backends as _backend
 
+    stand_in, notice = _backend._select("rust")  # never raises at import
+    assert stand_in.NAME == "none" and notice is None
     with pytest.raises(pydelta.UsageError, match="unknown PYDELTA_BACKEND 'rust'"):
-        _backend._load("rust")
+        stand_in.Blake3()
 
 
 def test_error_hierarchy():

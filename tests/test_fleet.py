@@ -252,7 +252,7 @@ def test_waiting_for_the_lock_times_out_with_its_exit_status(tmp_path):
             capture_output=True,
             text=True,
         )
-        assert r.returncode == 7, r.stderr
+        assert r.returncode == 13, r.stderr
         assert "lock" in r.stderr and time.monotonic() - t0 < 60  # not forever
     assert not dest.exists()
 
@@ -728,7 +728,7 @@ def test_cli_exit_statuses(tmp_path, served):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o.bin").read_bytes() == (tmp_path / "m.bin").read_bytes()
     r = run("pull", PYDELTA_STORE=srv.url, PYDELTA_DEST=str(tmp_path / "o.bin"), PYDELTA_TAG="v9")
-    assert r.returncode == 4 and r.stderr.count("\n") == 1
+    assert r.returncode == 11 and r.stderr.count("\n") == 1
     # a full disk at DEST (every write fails with ENOSPC): 6, DEST untouched
     (tmp_path / "full.bin").write_bytes(b"old")
     full = (
@@ -753,7 +753,7 @@ def test_cli_exit_statuses(tmp_path, served):
         capture_output=True,
         text=True,
     )
-    assert r.returncode == 6 and "space" in r.stderr, r.stderr
+    assert r.returncode == 12 and "space" in r.stderr, r.stderr
     assert (tmp_path / "full.bin").read_bytes() == b"old"
     pack = sorted((tmp_path / "store" / "packs").glob("*.pack"))[0]
     pack.write_bytes(pack.read_bytes()[:-1] + b"\0")

@@ -817,19 +817,19 @@ def test_cli_errors_are_one_line(tmp_path):
     (tmp_path / "old").write_bytes(OLD)
     (tmp_path / "bad.sig").write_bytes(_sig(strong_len=0))
     p = cli("delta", tmp_path / "bad.sig", tmp_path / "old", tmp_path / "d")
-    assert p.returncode == 1 and p.stderr.count("\n") == 1
+    assert p.returncode == 3 and p.stderr.count("\n") == 1  # bad input
     assert p.stderr.startswith("pydelta: error: rdiff signature") and "Traceback" not in p.stderr
     (tmp_path / "bad.delta").write_bytes(DELTA_MAGIC + enc_copy(990, 20) + b"\x00")
     (tmp_path / "out").write_bytes(b"keep")
     p = cli("patch", tmp_path / "old", tmp_path / "bad.delta", tmp_path / "out")
-    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "reaches outside" in p.stderr
+    assert p.returncode == 3 and p.stderr.count("\n") == 1 and "reaches outside" in p.stderr
     assert (tmp_path / "out").read_bytes() == b"keep" and not tmp_leftovers(tmp_path)
     (tmp_path / "cut.delta").write_bytes(DELTA_MAGIC + b"\x05ab")
     p = cli("patch", tmp_path / "old", tmp_path / "cut.delta", tmp_path / "out")
-    assert p.returncode == 1 and "truncated" in p.stderr and p.stderr.count("\n") == 1
+    assert p.returncode == 3 and "truncated" in p.stderr and p.stderr.count("\n") == 1
     p = cli("signature", "-R", "rollsum", tmp_path / "old", tmp_path / "s")
     assert (
-        p.returncode == 1
+        p.returncode == 2  # usage
         and p.stderr == "pydelta: error: --rollsum and --hash apply to --format rdiff only\n"
     )
     p = cli("signature", "--format", "rdiff", "-S", "40", tmp_path / "old", tmp_path / "s")

@@ -688,12 +688,28 @@ def test_cli_remote_without_pydelta(fake_ssh, tmp_path):
     p = run_cli(
         "sync", "-e", fake_ssh, "--remote-cmd", "/nonexistent/bin/pydelta", str(src), "host:b.bin"
     )
-    assert p.returncode == 1
+    assert p.returncode == 6  # remote/connection
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(
         "pydelta: error: pydelta is not installed on host"
     )
     assert "--remote-cmd" in lines[0] and "Traceback" not in p.stderr
+
+
+def test_cli_json_report(fake_ssh, tmp_path):
+    old, new = model_pair(200_000, 31)
+    src = write(tmp_path / "new.bin", new)
+    dest = write(tmp_path / "remote" / "m.bin", old)
+    p = run_cli(
+        "sync", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, "--json", str(src), f"host:{dest}"
+    )
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout)
+    (f,) = report["files"]
+    assert f["path"] == "m.bin" and f["action"] == "updated" and f["size"] == len(new)
+    assert f["sent"] <= report["bytes_sent"] and f["message"] == ""
+    assert report["total_size"] == len(new) and report["speedup"] > 1 and not report["dry_run"]
+    assert dest.read_bytes() == new
 
 
 def test_cli_failures_are_one_line(fake_ssh, tmp_path):
@@ -702,9 +718,9 @@ def test_cli_failures_are_one_line(fake_ssh, tmp_path):
     )
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "no such file" in p.stderr
     p = run_cli("sync", str(tmp_path / "a"), str(tmp_path / "b"))
-    assert p.returncode == 1 and "exactly one of SRC and DEST must be remote" in p.stderr
+    assert p.returncode == 2 and "exactly one of SRC and DEST must be remote" in p.stderr
     p = run_cli("sync", "-e", "/nonexistent/ssh", str(tmp_path), "host:x")
-    assert p.returncode == 1 and "cannot run /nonexistent/ssh" in p.stderr
+    assert p.returncode == 6 and "cannot run /nonexistent/ssh" in p.stderr
 
 
 def test_cli_reports_skipped_and_failed_files(fake_ssh, tmp_path):
@@ -714,7 +730,7 @@ def test_cli_reports_skipped_and_failed_files(fake_ssh, tmp_path):
     dest = tmp_path / "dest"
     (dest / "shards" / "model-00001.bin").mkdir(parents=True)  # a folder where a file goes
     p = run_cli("sync", "-e", fake_ssh, "--remote-cmd", REMOTE_CMD, str(src), f"h:{dest}")
-    assert p.returncode == 1
+    assert p.returncode == 7  # some files not synced
     assert "pydelta: skipped etc-link: symbolic link" in p.stderr
     assert "pydelta: failed shards/model-00001.bin:" in p.stderr and "is a directory" in p.stderr
     assert "pydelta: error: 1 file not synced (they keep their old content)" in p.stderr
@@ -874,6 +890,7 @@ def test_dry_run_changes_nothing_and_says_what_would_happen(served, tmp_path):
         "stray.bin": "deleted",
     }
     assert str(r).startswith("dry run, nothing changed - would be: ")
+    assert "speedup" not in str(r)  # nothing moved: no speed-up to report
     r = s.client.pull(str(dest), str(tmp_path / "local"), dry_run=True)
     assert not (tmp_path / "local").exists() and r.count("created") == len(files) + 1
     s.close()
@@ -887,5 +904,5 @@ def test_broken_pipe_to_ssh_is_reported_not_silenced(tmp_path):
     script.chmod(0o755)
     for _ in range(3):
         p = run_cli("sync", "-e", str(script), str(src), "host:b.bin")
-        assert p.returncode == 1
+        assert p.returncode == 6  # remote/connection
         assert p.stderr.startswith("pydelta: error: pydelta is not installed on host"), p.stderr

@@ -18,9 +18,9 @@
 #   PYDELTA_ENDPOINT_URL, AWS_*   S3 endpoint and credentials
 #   PYDELTA_PULL_ARGS extra arguments for pydelta pull (e.g. --delete)
 #
-# Exit status when the pull fails (the server is not started): 3 store
-# unreachable, 4 version missing, 5 verification failed, 6 disk full,
-# 7 timed out, 8 access denied, 1 anything else. Several containers sharing
+# Exit status when the pull fails (the server is not started): 10 store
+# unreachable, 11 version missing, 5 verification failed, 12 disk full,
+# 13 timed out, 8 access denied, 1 anything else. Several containers sharing
 # PYDELTA_DEST wait for one another (a lock beside it); one downloads.
 set -eu
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, Union
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Union
 
 from .._threads import resolve_threads
 from .._version import __version__
@@ -446,8 +446,8 @@ class SyncClient(Session):
 
     def __init__(
         self,
-        rfile: BinaryIO,
-        wfile: BinaryIO,
+        rfile: IO[bytes],
+        wfile: IO[bytes],
         *,
         peer: str = "the remote side",
         progress: SyncProgress = None,

@@ -80,7 +80,9 @@ class SyncReport:
             + f"{nfiles} file{'s' if nfiles != 1 else ''}: {', '.join(parts)}\n"
             f"sent {self.bytes_sent:,} bytes  received {self.bytes_received:,} bytes  "
             f"{rate:,.2f} bytes/sec\n"
-            f"total size is {self.total_size:,}  speedup is {self.speedup:,.2f}"
+            f"total size is {self.total_size:,}"
+            # a dry run moves no data: no speed-up to speak of (rsync -n says "(DRY RUN)")
+             + ("" if self.dry_run else f"  speedup is {self.speedup:,.2f}")
         )
 
     def __str__(self) -> str:

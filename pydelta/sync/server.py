@@ -6,7 +6,7 @@ import os
 import signal
 import stat
 import sys
-from typing import Any, BinaryIO, Callable, Dict, Optional
+from typing import IO, Any, Callable, Dict, Optional
 
 from .._version import __version__
 from ..errors import ConnectionLostError, PydeltaError, RemoteError, message
@@ -159,7 +159,7 @@ class Server:
             fh.close()
 
 
-def serve(rfile: BinaryIO, wfile: BinaryIO, *, threads: Optional[int] = None) -> None:
+def serve(rfile: IO[bytes], wfile: IO[bytes], *, threads: Optional[int] = None) -> None:
     """Run the remote end of the sync protocol over a pair of binary streams.
 
     This is what ``pydelta serve`` runs on standard input and output when

@@ -89,11 +89,14 @@ class SSHChannel(Channel):
                 or "not found" in low
                 and self.remote_cmd.split()[0] in said
             ):
+                if self.remote_cmd.split()[0] == "pydelta":  # the default: suggest a path
+                    how = "give its path with --remote-cmd, e.g. --remote-cmd ~/venv/bin/pydelta"
+                else:
+                    how = "check the path given with --remote-cmd"
                 return RemoteCommandError(
                     f"pydelta is not installed on {self.host}, or not on the PATH of ssh "
                     f"commands there ('{self.remote_cmd}' not found{said_part}): install it "
-                    "there (pip install pydelta), or give its path with --remote-cmd, "
-                    "e.g. --remote-cmd ~/venv/bin/pydelta"
+                    f"there (pip install pydelta-sync), or {how}"
                 )
             if "no such command" in low and "serve" in low:
                 return RemoteCommandError(

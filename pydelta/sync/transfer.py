@@ -253,7 +253,7 @@ class Incoming:
         """
         p = self._patcher
         try:
-            if p is not None and p.result is None:
+            if p is not None and not p.done:
                 further = not self.have and p.produced > self.basis_size
                 p.abort(keep_as=self._partial if further else None)
             self.basis.close()
