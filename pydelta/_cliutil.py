@@ -7,7 +7,7 @@ import errno
 import os
 import stat
 import sys
-from typing import Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar
 
 import typer
 
@@ -308,6 +308,24 @@ def stderr_shape() -> tuple:
     return size.columns, size.lines
 
 
+def tqdm_bar(tqdm: Any, total: Optional[int], desc: str) -> Any:
+    """A byte-counting tqdm bar on stderr."""
+    # follow the terminal's width; but tqdm hides the bar of a terminal
+    # that reports a size of 0 (a bare pty, a serial console)
+    cols, lines = stderr_shape()
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        file=sys.stderr,
+        dynamic_ncols=bool(cols),
+        ncols=None if cols else 80,
+        nrows=lines or 24,
+        leave=True,
+    )
+
+
 class Bar:
     """A tqdm bar fed by the library's cumulative byte counts."""
 
@@ -317,20 +335,7 @@ class Bar:
         if enabled:
             from tqdm import tqdm
 
-            # follow the terminal's width; but tqdm hides the bar of a terminal
-            # that reports a size of 0 (a bare pty, a serial console)
-            cols, lines = stderr_shape()
-            self.bar = tqdm(
-                total=total,
-                desc=desc,
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                dynamic_ncols=bool(cols),
-                ncols=None if cols else 80,
-                nrows=lines or 24,
-                leave=True,
-            )
+            self.bar = tqdm_bar(tqdm, total, desc)
 
     @property
     def callback(self) -> Optional[Callable[[int], None]]:
@@ -456,18 +461,7 @@ class StoreBar:
             self.close()
             from tqdm import tqdm
 
-            cols, lines = stderr_shape()
-            self.bar = tqdm(
-                total=ev.bytes_total or None,
-                desc=self.NAMES.get(ev.phase, ev.phase),
-                unit="B",
-                unit_scale=True,
-                file=sys.stderr,
-                dynamic_ncols=bool(cols),
-                ncols=None if cols else 80,
-                nrows=lines or 24,
-                leave=True,
-            )
+            self.bar = tqdm_bar(tqdm, ev.bytes_total or None, self.NAMES.get(ev.phase, ev.phase))
             self.phase, self.last = ev.phase, 0
         if self.bar is not None and ev.bytes_done > self.last:
             self.bar.update(ev.bytes_done - self.last)
