@@ -765,9 +765,9 @@ def push_cmd(
     "\b\nEnvironment (used when the argument or option is not given):\n"
     "  PYDELTA_STORE PYDELTA_DEST PYDELTA_TAG PYDELTA_VERSION PYDELTA_JOBS\n"
     "  PYDELTA_NEAR (space-separated) PYDELTA_TIMEOUT PYDELTA_QUICK=1 PYDELTA_ENDPOINT_URL\n"
-    "\b\nExit status: 0 done, 1 other error, 2 bad usage, 3 store unreachable,\n"
-    "  4 version (or store) missing, 5 verification failed, 6 disk full,\n"
-    "  7 timed out, 8 access denied, 9 tag conflict, 130 interrupted.",
+    "\b\nExit status: 0 done, 1 other error, 2 bad usage, 5 verification failed,\n"
+    "  8 access denied, 10 store unreachable, 11 version (or store) missing,\n"
+    "  12 disk full, 13 timed out, 130 interrupted.",
 )
 def pull_cmd(
     store: Annotated[
@@ -872,7 +872,7 @@ def pull_cmd(
             metavar="SECONDS",
             envvar="PYDELTA_TIMEOUT",
             show_envvar=False,
-            help="Give up after this long (waiting for another pull included); exit status 7.",
+            help="Give up after this long (waiting for another pull included); exit status 13.",
         ),
     ] = None,
     lock: Annotated[

@@ -697,15 +697,15 @@ def test_gc_deletes_packs_of_interrupted_pushes(store, tmp_path):
 def test_cli_exit_statuses(tmp_path, served):
     from pydelta._cliutil import exit_code
 
-    assert exit_code(errors.DiskFullError("x")) == 6
+    assert exit_code(errors.DiskFullError("x")) == 12
     assert exit_code(errors.VerificationError("x")) == 5
     assert exit_code(errors.CorruptStoreError("x")) == 5
-    assert exit_code(errors.VersionNotFoundError("x")) == 4
-    assert exit_code(errors.StoreUnreachableError("x")) == 3
-    assert exit_code(errors.PullTimeoutError("x")) == 7
+    assert exit_code(errors.VersionNotFoundError("x")) == 11
+    assert exit_code(errors.StoreUnreachableError("x")) == 10
+    assert exit_code(errors.PullTimeoutError("x")) == 13
     assert exit_code(errors.StoreAccessError("x")) == 8
     assert exit_code(errors.TagConflictError("x")) == 9
-    assert exit_code(errors.UsageError("x")) == 1
+    assert exit_code(errors.UsageError("x")) == 2
     (tmp_path / "m.bin").write_bytes(rnd(200_000, 90))
     push(tmp_path / "m.bin", tmp_path / "store", tag="v1", **SMALL)
     srv = served(tmp_path / "store")
@@ -729,7 +729,7 @@ def test_cli_exit_statuses(tmp_path, served):
     assert (tmp_path / "o.bin").read_bytes() == (tmp_path / "m.bin").read_bytes()
     r = run("pull", PYDELTA_STORE=srv.url, PYDELTA_DEST=str(tmp_path / "o.bin"), PYDELTA_TAG="v9")
     assert r.returncode == 11 and r.stderr.count("\n") == 1
-    # a full disk at DEST (every write fails with ENOSPC): 6, DEST untouched
+    # a full disk at DEST (every write fails with ENOSPC): 12, DEST untouched
     (tmp_path / "full.bin").write_bytes(b"old")
     full = (
         "import errno, os, sys\n"

@@ -115,15 +115,15 @@ def test_entrypoint_new_version_fetches_only_the_difference(tmp_path, model_stor
 def test_entrypoint_failures_do_not_start_the_server(tmp_path, model_store):
     _, store = model_store
     dest = tmp_path / "volume" / "model"
-    # version missing: 4
+    # version missing: 11
     env = _env(tmp_path, PYDELTA_STORE=str(store), PYDELTA_DEST=str(dest), PYDELTA_TAG="nope")
     _, rc, out, err = _start(env, *SERVER)
-    assert rc == 4 and "server" not in out
+    assert rc == 11 and "server" not in out
     assert "tag 'nope' is not in store" in err and "not starting the server" in err
-    # store unreachable: 3
+    # store unreachable: 10
     env = _env(tmp_path, PYDELTA_STORE="http://127.0.0.1:9/models", PYDELTA_DEST=str(dest))
     _, rc, out, err = _start(env, *SERVER)
-    assert rc == 3 and "server" not in out
+    assert rc == 10 and "server" not in out
     # no store configured: the shell says so
     env = _env(tmp_path, PYDELTA_DEST=str(dest))
     _, rc, out, err = _start(env, *SERVER)
