@@ -3,7 +3,9 @@
 Generates a safetensors-shaped model and a fine-tuned version of it (3% of
 the tensors retrained, header one byte longer so all data shifts), then runs
 the three pydelta steps through the real command line, as a receiver and a
-sender would, verifies the result and prints what was shipped.
+sender would, verifies the result and prints what was shipped; then pushes
+both versions to a local model store and pulls them onto a "node" that holds
+the first, printing what the second push and pull moved.
 
 Usage: python bench/demo.py [--size-mib N] [--dir DIR]
 """
@@ -34,6 +36,15 @@ def run(args: list, label: str) -> float:
 
 def mib(n: int) -> str:
     return f"{n / (1 << 20):,.1f} MiB"
+
+
+def dir_size(path: str) -> int:
+    """Bytes of all files under path."""
+    return sum(
+        os.path.getsize(os.path.join(top, name))
+        for top, _, names in os.walk(path)
+        for name in names
+    )
 
 
 def main() -> None:
@@ -69,6 +80,25 @@ def main() -> None:
         print(f"delta            {mib(os.path.getsize(dlt))}")
         print(f"shipped in all   {mib(shipped)} = {100 * shipped / size:.2f}% of the file")
         print(f"result           {'identical to the new file' if same else 'DIFFERENT'}")
+        if not same:
+            sys.exit(1)
+
+        # The other half: a model store (a local directory, the default
+        # store; s3://bucket/prefix works the same way).
+        store = os.path.join(d, "store")
+        node = os.path.join(d, "node", "model.safetensors")
+        print("\n-- model store: push two versions, pull onto a node that has v1 --")
+        run(["push", "-q", old, store, "--tag", "v1"], "push v1 (everything is new)")
+        run(["pull", "-q", store, node, "--tag", "v1"], "pull v1 onto an empty node")
+        before = dir_size(store)
+        run(["push", new, store, "--tag", "v2"], "push v2 (only chunks the store lacks)")
+        uploaded = dir_size(store) - before
+        run(["pull", store, node, "--tag", "v2"], "pull v2 (only chunks the node lacks)")
+        run(["ls", store], "ls")
+        same = filecmp.cmp(node, new, shallow=False)
+        print()
+        print(f"store grew by    {mib(uploaded)} for v2 = {100 * uploaded / size:.2f}% of the file")
+        print(f"pulled v2        {'identical to the new file' if same else 'DIFFERENT'}")
         if not same:
             sys.exit(1)
 

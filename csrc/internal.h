@@ -313,16 +313,41 @@ static inline int pd_scan_pass(size_t out_room, size_t avail, size_t bl,
  * ended early). */
 int pd_read_basis(int fd, uint8_t *dst, size_t len, uint64_t off, int *err_no);
 
-/** One step of a COPY op in progress (patch.c, rs_job.c): up to room
- * bytes of the *rem left, read from the basis at *off into out, both
- * advanced. Returns PD_OK with *made set, PD_NEED_OUTPUT (room 0) or
- * PD_ERR_IO. */
-int pd_patch_copy(int fd, uint64_t *off, uint64_t *rem, uint8_t *out,
-                  size_t room, size_t *made, int *err_no);
-/** One step of a LITERAL op in progress: up to *rem bytes from in[0..avail)
- * to out[0..room). Returns PD_OK with *moved set, PD_NEED_INPUT (avail 0)
- * or PD_NEED_OUTPUT (room 0). */
-int pd_patch_literal(uint64_t *rem, const uint8_t *in, size_t avail,
-                     uint8_t *out, size_t room, size_t *moved);
+/** States of a patch job. */
+enum {
+    PD_ST_OP,      /* next: an op header */
+    PD_ST_COPY,    /* in a COPY: rem bytes from the basis at off */
+    PD_ST_LITERAL, /* in a LITERAL: rem bytes from the input */
+    PD_ST_DONE     /* END was read */
+};
+
+typedef struct pd_patcher pd_patcher;
+
+/** A format's op parser: read one op header at in[0..avail) into the
+ * patcher (state, off, rem). Returns the bytes used, 0 if the header is
+ * incomplete, or a negative pd_result. */
+typedef long (*pd_op_parser)(pd_patcher *p, const uint8_t *in, size_t avail);
+
+/** The patch job both formats share (patch.c): the first member of struct
+ * pd_patch and struct pd_rs_patch, so their parsers reach the rest. The op
+ * loop, the basis reads and the output hash are the same for both; only
+ * the op encoding differs. */
+struct pd_patcher {
+    pd_op_parser parse;
+    int fd;            /* the basis */
+    int counting;      /* only decode: COPYs read nothing, LITERALs skip */
+    uint64_t old_size; /* bytes of the basis a COPY may reach */
+    int state;         /* PD_ST_* */
+    uint64_t off, rem; /* COPY source / bytes left in the op */
+    pd_blake3 *hasher; /* of the output; NULL when counting */
+    uint64_t produced; /* output bytes so far */
+    int err_no;        /* errno of the last PD_ERR_IO */
+};
+
+/** Run the job over in[0..in_len) into out[0..out_cap): the calling
+ * convention of pd_patch_step. */
+int pd_patcher_step(pd_patcher *p, const uint8_t *in, size_t in_len,
+                    uint8_t *out, size_t out_cap, size_t *in_used,
+                    size_t *out_used);
 
 #endif

@@ -13,41 +13,34 @@
  * An op header split across input buffers is left unused (the job returns
  * PD_NEED_INPUT with *in_used at the op start) and re-read whole next time;
  * an op's payload, once its header is read, may span any number of calls.
+ *
+ * The job itself (pd_patcher: op loop, basis reads, output hash) serves the
+ * librsync patch of rs_job.c too, with that format's parser plugged in.
  */
 #include <errno.h>
 #include <unistd.h>
 
 #include "internal.h"
 
-enum {
-    ST_OP,
-    ST_COPY,
-    ST_LITERAL,
-    ST_DONE
-};
-
 struct pd_patch {
-    int fd;
-    uint64_t old_size;
-    int state;
-    uint64_t off, rem; /* current COPY source / bytes left in op */
-    pd_blake3 *hasher;
-    uint64_t produced;
+    pd_patcher c; /* first: the shared job */
     uint64_t expect_size;
     uint8_t expect_digest[PD_HASH_LEN];
-    int err_no;
 };
+
+static long parse_op(pd_patcher *c, const uint8_t *in, size_t avail);
 
 pd_patch *pd_patch_new(int old_fd, uint64_t old_size)
 {
     pd_patch *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->fd = old_fd;
-    p->old_size = old_size;
-    p->state = ST_OP;
-    p->hasher = pd_blake3_new();
-    if (!p->hasher) {
+    p->c.parse = parse_op;
+    p->c.fd = old_fd;
+    p->c.old_size = old_size;
+    p->c.state = PD_ST_OP;
+    p->c.hasher = pd_blake3_new();
+    if (!p->c.hasher) {
         free(p);
         return NULL;
     }
@@ -58,13 +51,13 @@ void pd_patch_free(pd_patch *p)
 {
     if (!p)
         return;
-    pd_blake3_free(p->hasher);
+    pd_blake3_free(p->c.hasher);
     free(p);
 }
 
 int pd_patch_errno(const pd_patch *p)
 {
-    return p->err_no;
+    return p->c.err_no;
 }
 
 void pd_patch_result(const pd_patch *p, uint64_t *expect_size,
@@ -73,14 +66,15 @@ void pd_patch_result(const pd_patch *p, uint64_t *expect_size,
 {
     *expect_size = p->expect_size;
     memcpy(expect_digest, p->expect_digest, PD_HASH_LEN);
-    *got_size = p->produced;
-    pd_blake3_final(p->hasher, got_digest, PD_HASH_LEN);
+    *got_size = p->c.produced;
+    pd_blake3_final(p->c.hasher, got_digest, PD_HASH_LEN);
 }
 
 /* Parse one op header at in[0..avail). Returns bytes used, 0 if incomplete,
  * or a negative pd_result. */
-static long parse_op(pd_patch *p, const uint8_t *in, size_t avail)
+static long parse_op(pd_patcher *c, const uint8_t *in, size_t avail)
 {
+    pd_patch *p = (pd_patch *)c;
     if (avail == 0)
         return 0;
     uint8_t op = in[0];
@@ -99,11 +93,11 @@ static long parse_op(pd_patch *p, const uint8_t *in, size_t avail)
         n += (size_t)k;
         if (b == 0)
             return PD_ERR_CORRUPT;
-        if (a > p->old_size || b > p->old_size - a)
+        if (a > c->old_size || b > c->old_size - a)
             return PD_ERR_BOUNDS;
-        p->off = a;
-        p->rem = b;
-        p->state = ST_COPY;
+        c->off = a;
+        c->rem = b;
+        c->state = PD_ST_COPY;
         return (long)n;
     case PD_OP_LITERAL:
         k = pd_get_varint(in + n, avail - n, &a);
@@ -112,15 +106,15 @@ static long parse_op(pd_patch *p, const uint8_t *in, size_t avail)
         n += (size_t)k;
         if (a == 0)
             return PD_ERR_CORRUPT;
-        p->rem = a;
-        p->state = ST_LITERAL;
+        c->rem = a;
+        c->state = PD_ST_LITERAL;
         return (long)n;
     case PD_OP_END:
         if (avail < 1 + PD_TRAILER_LEN)
             return 0;
         p->expect_size = pd_get_u64(in + 1);
         memcpy(p->expect_digest, in + 9, PD_HASH_LEN);
-        p->state = ST_DONE;
+        c->state = PD_ST_DONE;
         return 1 + PD_TRAILER_LEN;
     default:
         return PD_ERR_CORRUPT;
@@ -149,8 +143,8 @@ int pd_read_basis(int fd, uint8_t *dst, size_t len, uint64_t off, int *err_no)
     return PD_OK;
 }
 
-int pd_patch_copy(int fd, uint64_t *off, uint64_t *rem, uint8_t *out,
-                  size_t room, size_t *made, int *err_no)
+static int patch_copy(int fd, uint64_t *off, uint64_t *rem, uint8_t *out,
+                      size_t room, size_t *made, int *err_no)
 {
     if (!room)
         return PD_NEED_OUTPUT;
@@ -164,8 +158,8 @@ int pd_patch_copy(int fd, uint64_t *off, uint64_t *rem, uint8_t *out,
     return PD_OK;
 }
 
-int pd_patch_literal(uint64_t *rem, const uint8_t *in, size_t avail,
-                     uint8_t *out, size_t room, size_t *moved)
+static int patch_literal(uint64_t *rem, const uint8_t *in, size_t avail,
+                         uint8_t *out, size_t room, size_t *moved)
 {
     if (!avail)
         return PD_NEED_INPUT;
@@ -180,51 +174,66 @@ int pd_patch_literal(uint64_t *rem, const uint8_t *in, size_t avail,
     return PD_OK;
 }
 
-int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len, uint8_t *out,
-                  size_t out_cap, size_t *in_used, size_t *out_used)
+int pd_patcher_step(pd_patcher *p, const uint8_t *in, size_t in_len,
+                    uint8_t *out, size_t out_cap, size_t *in_used,
+                    size_t *out_used)
 {
     size_t ip = 0, o = 0;
     int rc = PD_OK;
 
     while (rc == PD_OK) {
+        size_t k = 0;
         switch (p->state) {
-        case ST_DONE:
+        case PD_ST_DONE:
             rc = PD_DONE;
             break;
-        case ST_OP: {
-            long k = parse_op(p, in + ip, in_len - ip);
-            if (k < 0)
-                rc = (int)k;
-            else if (k == 0)
+        case PD_ST_OP: {
+            long n = p->parse(p, in + ip, in_len - ip);
+            if (n < 0)
+                rc = (int)n;
+            else if (n == 0)
                 rc = PD_NEED_INPUT;
             else
-                ip += (size_t)k;
+                ip += (size_t)n;
             break;
         }
-        case ST_COPY: {
-            size_t k = 0;
-            rc = pd_patch_copy(p->fd, &p->off, &p->rem, out + o, out_cap - o,
-                               &k, &p->err_no);
+        case PD_ST_COPY:
+            if (p->counting)
+                p->rem = 0;
+            else
+                rc = patch_copy(p->fd, &p->off, &p->rem, out + o, out_cap - o,
+                                &k, &p->err_no);
             o += k;
             if (!p->rem)
-                p->state = ST_OP;
+                p->state = PD_ST_OP;
             break;
-        }
-        case ST_LITERAL: {
-            size_t k = 0;
-            rc = pd_patch_literal(&p->rem, in + ip, in_len - ip, out + o,
-                                  out_cap - o, &k);
-            ip += k;
-            o += k;
+        case PD_ST_LITERAL:
+            if (p->counting && in_len > ip) {
+                /* skip the bytes: nothing is produced */
+                k = p->rem < in_len - ip ? (size_t)p->rem : in_len - ip;
+                p->rem -= k;
+                ip += k;
+            } else {
+                rc = patch_literal(&p->rem, in + ip, in_len - ip, out + o,
+                                   out_cap - o, &k);
+                ip += k;
+                o += k;
+            }
             if (!p->rem)
-                p->state = ST_OP;
+                p->state = PD_ST_OP;
             break;
-        }
         }
     }
-    pd_blake3_update(p->hasher, out, o);
+    if (p->hasher && o)
+        pd_blake3_update(p->hasher, out, o);
     p->produced += o;
     *in_used = ip;
     *out_used = o;
     return rc;
+}
+
+int pd_patch_step(pd_patch *p, const uint8_t *in, size_t in_len, uint8_t *out,
+                  size_t out_cap, size_t *in_used, size_t *out_used)
+{
+    return pd_patcher_step(&p->c, in, in_len, out, out_cap, in_used, out_used);
 }

@@ -30,8 +30,8 @@
  *
  * Patch: decodes every command form librsync defines and checks each one
  * before acting on it (zero lengths, reserved opcodes, copies outside the
- * basis, all without overflow); the COPY and LITERAL steps, reading the
- * basis with pread(), are patch.c's.
+ * basis, all without overflow); the job around the parser (op loop,
+ * basis reads with pread(), output hash) is patch.c's pd_patcher.
  */
 #include <errno.h>
 #include <unistd.h>
@@ -575,35 +575,26 @@ suspend:
 
 /* ---- patch -------------------------------------------------------------- */
 
-enum {
-    ST_OP,
-    ST_COPY,
-    ST_LITERAL,
-    ST_DONE
+struct pd_rs_patch {
+    pd_patcher c; /* first: the shared job of patch.c */
+    uint64_t copies, copied, literals, literal;
 };
 
-struct pd_rs_patch {
-    int fd; /* basis, or < 0: only decode and count */
-    uint64_t old_size;
-    int state;
-    uint64_t off, rem;
-    pd_blake3 *hasher;
-    uint64_t produced;
-    uint64_t copies, copied, literals, literal;
-    int err_no;
-};
+static long parse_cmd(pd_patcher *c, const uint8_t *in, size_t avail);
 
 pd_rs_patch *pd_rs_patch_new(int old_fd, uint64_t old_size)
 {
     pd_rs_patch *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
-    p->fd = old_fd;
-    p->old_size = old_fd < 0 ? UINT64_MAX : old_size;
-    p->state = ST_OP;
+    p->c.parse = parse_cmd;
+    p->c.fd = old_fd;
+    p->c.counting = old_fd < 0;
+    p->c.old_size = old_fd < 0 ? UINT64_MAX : old_size;
+    p->c.state = PD_ST_OP;
     if (old_fd >= 0) {
-        p->hasher = pd_blake3_new();
-        if (!p->hasher) {
+        p->c.hasher = pd_blake3_new();
+        if (!p->c.hasher) {
             free(p);
             return NULL;
         }
@@ -615,14 +606,14 @@ void pd_rs_patch_free(pd_rs_patch *p)
 {
     if (!p)
         return;
-    if (p->hasher)
-        pd_blake3_free(p->hasher);
+    if (p->c.hasher)
+        pd_blake3_free(p->c.hasher);
     free(p);
 }
 
 int pd_rs_patch_errno(const pd_rs_patch *p)
 {
-    return p->err_no;
+    return p->c.err_no;
 }
 
 void pd_rs_patch_stats(const pd_rs_patch *p, uint64_t *result_size,
@@ -634,28 +625,29 @@ void pd_rs_patch_stats(const pd_rs_patch *p, uint64_t *result_size,
     *copied = p->copied;
     *literals = p->literals;
     *literal = p->literal;
-    if (p->hasher)
-        pd_blake3_final(p->hasher, digest, PD_HASH_LEN);
+    if (p->c.hasher)
+        pd_blake3_final(p->c.hasher, digest, PD_HASH_LEN);
     else
         memset(digest, 0, PD_HASH_LEN);
 }
 
 /* Parse one command header at in[0..avail): bytes used, 0 if incomplete,
  * or a negative pd_result. */
-static long parse_cmd(pd_rs_patch *p, const uint8_t *in, size_t avail)
+static long parse_cmd(pd_patcher *c, const uint8_t *in, size_t avail)
 {
+    pd_rs_patch *p = (pd_rs_patch *)c;
     if (avail == 0)
         return 0;
     uint8_t op = in[0];
     if (op == PD_RS_OP_END) {
-        p->state = ST_DONE;
+        c->state = PD_ST_DONE;
         return 1;
     }
     if (op <= 64) {
-        p->rem = op;
+        c->rem = op;
         p->literals++;
         p->literal += op;
-        p->state = ST_LITERAL;
+        c->state = PD_ST_LITERAL;
         return 1;
     }
     if (op < PD_RS_OP_COPY_BASE) {
@@ -665,10 +657,10 @@ static long parse_cmd(pd_rs_patch *p, const uint8_t *in, size_t avail)
         uint64_t len = pd_rs_get_be(in + 1, w);
         if (len == 0 || len > UINT64_MAX - p->literal)
             return PD_ERR_CORRUPT;
-        p->rem = len;
+        c->rem = len;
         p->literals++;
         p->literal += len;
-        p->state = ST_LITERAL;
+        c->state = PD_ST_LITERAL;
         return 1 + w;
     }
     if (op < PD_RS_OP_COPY_BASE + 16) {
@@ -680,13 +672,13 @@ static long parse_cmd(pd_rs_patch *p, const uint8_t *in, size_t avail)
         uint64_t len = pd_rs_get_be(in + 1 + wo, wl);
         if (len == 0 || len > UINT64_MAX - p->copied)
             return PD_ERR_CORRUPT;
-        if (off > p->old_size || len > p->old_size - off)
+        if (off > c->old_size || len > c->old_size - off)
             return PD_ERR_BOUNDS;
-        p->off = off;
-        p->rem = len;
+        c->off = off;
+        c->rem = len;
         p->copies++;
         p->copied += len;
-        p->state = ST_COPY;
+        c->state = PD_ST_COPY;
         return 1 + wo + wl;
     }
     return PD_ERR_CORRUPT;
@@ -696,60 +688,5 @@ int pd_rs_patch_step(pd_rs_patch *p, const uint8_t *in, size_t in_len,
                      uint8_t *out, size_t out_cap, size_t *in_used,
                      size_t *out_used)
 {
-    size_t ip = 0, o = 0;
-    int rc = PD_OK;
-    const int counting = p->fd < 0;
-
-    while (rc == PD_OK) {
-        switch (p->state) {
-        case ST_DONE:
-            rc = PD_DONE;
-            break;
-        case ST_OP: {
-            long k = parse_cmd(p, in + ip, in_len - ip);
-            if (k < 0)
-                rc = (int)k;
-            else if (k == 0)
-                rc = PD_NEED_INPUT;
-            else
-                ip += (size_t)k;
-            break;
-        }
-        case ST_COPY: {
-            size_t k = 0;
-            if (counting)
-                p->rem = 0;
-            else
-                rc = pd_patch_copy(p->fd, &p->off, &p->rem, out + o,
-                                   out_cap - o, &k, &p->err_no);
-            o += k;
-            if (!p->rem)
-                p->state = ST_OP;
-            break;
-        }
-        case ST_LITERAL: {
-            size_t avail = in_len - ip, k = 0;
-            if (counting && avail) {
-                /* skip the bytes: nothing is produced */
-                k = p->rem < avail ? (size_t)p->rem : avail;
-                p->rem -= k;
-                ip += k;
-            } else {
-                rc = pd_patch_literal(&p->rem, in + ip, avail, out + o,
-                                      out_cap - o, &k);
-                ip += k;
-                o += k;
-            }
-            if (!p->rem)
-                p->state = ST_OP;
-            break;
-        }
-        }
-    }
-    if (p->hasher && o)
-        pd_blake3_update(p->hasher, out, o);
-    p->produced += o;
-    *in_used = ip;
-    *out_used = o;
-    return rc;
+    return pd_patcher_step(&p->c, in, in_len, out, out_cap, in_used, out_used);
 }
