@@ -41,6 +41,12 @@ T = TypeVar("T")
 PROGRESS_THRESHOLD = 64 << 20
 
 
+def say(line: str) -> None:
+    """One line of information on stderr (-v summaries)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
 # -- errors ------------------------------------------------------------------
 
 
