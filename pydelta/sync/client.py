@@ -23,6 +23,7 @@ from ..formats.literals import DEFAULT_LEVEL
 from ..results import Progress
 from . import fs
 from .messages import (
+    FEATURES,
     PROTOCOL,
     Bye,
     Delete,
@@ -34,6 +35,7 @@ from .messages import (
     Request,
     Stat,
     Walk,
+    agree_features,
     check_entry,
     check_listing,
     encode,
@@ -131,12 +133,14 @@ class Session:
         self._closed = False
         self._bytes_done = 0  # bytes of the source's files dealt with, for progress
         ch.send_magic()
-        ch.send_json(encode(Hello(PROTOCOL, __version__)))
+        ch.send_json(encode(Hello(PROTOCOL, __version__, sorted(FEATURES))))
         ch.expect_magic()
         reply = ch.recv_json()
         #: the pydelta version of the serving end
         version = reply.get("version")
         self.remote_version: Optional[str] = version if isinstance(version, str) else None
+        #: the optional protocol features both ends speak (see messages.FEATURES)
+        self.features = agree_features(reply.get("features"))
         self._local = Local()
         self._remote = Remote(ch)
 

@@ -24,6 +24,20 @@ from ..formats.literals import DEFAULT_LEVEL
 #: The protocol version both ends must speak.
 PROTOCOL = 1
 
+#: Optional protocol features this end can do, named by short strings. The
+#: client lists its own in ``hello``; the server answers with the ones both ends
+#: know, and from then on both use exactly those (an older peer lists none, so
+#: the plain protocol-1 exchange stays the fallback). Add a name here when an
+#: extension lands, next to the code that speaks it.
+FEATURES: frozenset = frozenset()
+
+
+def agree_features(offered: Any) -> frozenset:
+    """The features both ends speak, from what a peer offered (junk is ignored)."""
+    if not isinstance(offered, list):
+        return frozenset()
+    return FEATURES.intersection(f for f in offered if isinstance(f, str))
+
 
 def _str(m: Dict[str, Any], key: str, default: Optional[str] = None) -> str:
     value = m[key] if default is None else (m.get(key) or default)
@@ -116,11 +130,12 @@ class Hello:
 
     proto: Any
     version: Optional[str] = None
+    features: Optional[list] = None
     op = "hello"
 
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Hello":
-        return cls(m.get("proto"), m.get("version"))
+        return cls(m.get("proto"), m.get("version"), m.get("features"))
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from .messages import (
     Stat,
     UnknownRequest,
     Walk,
+    agree_features,
     decode,
 )
 from .transfer import Incoming, receive, recv_signature, send_delta
@@ -55,7 +56,16 @@ class Server:
             )
             ch.flush()
             return
-        ch.send_json({"ok": True, "proto": PROTOCOL, "version": __version__})
+        #: the optional protocol features both ends speak (see messages.FEATURES)
+        self.features = agree_features(hello.get("features"))
+        ch.send_json(
+            {
+                "ok": True,
+                "proto": PROTOCOL,
+                "version": __version__,
+                "features": sorted(self.features),
+            }
+        )
         while True:
             try:
                 raw = ch.recv_json()
