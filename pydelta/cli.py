@@ -552,6 +552,14 @@ def sync(
     ] = None,
     level: LevelOpt = 3,
     fsync: SyncFsyncOpt = True,
+    refine: Annotated[
+        bool,
+        typer.Option(
+            "--refine/--no-refine",
+            help="After the first scan, ask for finer signatures of the old data around "
+            "what did not match (a small edit then costs a few hundred bytes, not a block).",
+        ),
+    ] = True,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -605,6 +613,7 @@ def sync(
                     compress=compress,
                     level=level,
                     fsync=fsync,
+                    refine=refine,
                 )
         except SyncError as e:
             if isinstance(e.report, SyncReport):

@@ -121,6 +121,7 @@ class Session:
         compress: Optional[bool] = None,
         level: int = DEFAULT_LEVEL,
         fsync: bool = True,
+        refine: bool = True,
     ) -> None:
         resolve_threads(threads)
         use_compression(compress, level)
@@ -133,14 +134,15 @@ class Session:
         self._closed = False
         self._bytes_done = 0  # bytes of the source's files dealt with, for progress
         ch.send_magic()
-        ch.send_json(encode(Hello(PROTOCOL, __version__, sorted(FEATURES))))
+        offer = FEATURES if refine else FEATURES - {"refine"}
+        ch.send_json(encode(Hello(PROTOCOL, __version__, sorted(offer))))
         ch.expect_magic()
         reply = ch.recv_json()
         #: the pydelta version of the serving end
         version = reply.get("version")
         self.remote_version: Optional[str] = version if isinstance(version, str) else None
         #: the optional protocol features both ends speak (see messages.FEATURES)
-        self.features = agree_features(reply.get("features"))
+        self.features = agree_features(reply.get("features")) & offer
         self._local = Local()
         self._remote = Remote(ch)
 
@@ -372,6 +374,7 @@ class Session:
                         threads=self._threads,
                         compress=self._compress,
                         level=self._level,
+                        refine="refine" in self.features,
                     )
                 if f.error is not None:
                     ch.send_fail(message(f.error))  # the server drops the file
@@ -415,7 +418,7 @@ class Session:
                 if f.error is not None:
                     ch.send_fail(message(f.error))  # the server sends no delta
                     raise f.error
-                entry.action = receive(ch, inc)
+                entry.action = receive(ch, inc, refine="refine" in self.features)
                 if progress is not None:
                     progress(entry.size)
             finally:
@@ -440,6 +443,7 @@ class SyncClient(Session):
             is slower than compressing, ``True`` always, ``False`` never.
         level: zstd level.
         fsync: make each written file durable before it replaces its target.
+        refine: refinement rounds for blocks that did not match (see :func:`sync`).
 
     Example:
         >>> import paramiko, pydelta  # doctest: +SKIP
@@ -459,6 +463,7 @@ class SyncClient(Session):
         compress: Optional[bool] = None,
         level: int = DEFAULT_LEVEL,
         fsync: bool = True,
+        refine: bool = True,
     ) -> None:
         super().__init__(
             Channel(rfile, wfile, peer),
@@ -467,6 +472,7 @@ class SyncClient(Session):
             compress=compress,
             level=level,
             fsync=fsync,
+            refine=refine,
         )
 
     def __enter__(self) -> "SyncClient":
@@ -487,6 +493,7 @@ def sync(
     compress: Optional[bool] = None,
     level: int = DEFAULT_LEVEL,
     fsync: bool = True,
+    refine: bool = True,
 ) -> SyncReport:
     """Make ``dest`` a copy of ``src`` where one of them is ``[user@]host:path``.
 
@@ -523,6 +530,9 @@ def sync(
             ``True`` always, ``False`` never.
         threads, level: as for :func:`pydelta.delta`.
         fsync: make each result durable before it replaces its target.
+        refine: where blocks did not match, ask for finer signatures of the
+            old data around them (rounds that stop when they do not pay;
+            used only if the far end speaks it).
 
     Returns:
         :class:`SyncReport`: per file, bytes sent and received, size of the
@@ -559,7 +569,13 @@ def sync(
     clean = False  # the far end was told goodbye: let ssh exit by itself
     try:
         session = Session(
-            ch, progress=progress, threads=threads, compress=compress, level=level, fsync=fsync
+            ch,
+            progress=progress,
+            threads=threads,
+            compress=compress,
+            level=level,
+            fsync=fsync,
+            refine=refine,
         )
         ch.started = True
         with Failed() as f:

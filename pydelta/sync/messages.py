@@ -29,7 +29,7 @@ PROTOCOL = 1
 #: know, and from then on both use exactly those (an older peer lists none, so
 #: the plain protocol-1 exchange stays the fallback). Add a name here when an
 #: extension lands, next to the code that speaks it.
-FEATURES: frozenset = frozenset()
+FEATURES: frozenset = frozenset({"refine"})  # refine: see sync/refine.py
 
 
 def agree_features(offered: Any) -> frozenset:

@@ -125,7 +125,7 @@ class Server:
                 return
             with Failed() as f:
                 try:
-                    action = receive(ch, inc)
+                    action = receive(ch, inc, refine="refine" in self.features)
                 except RemoteError:
                     return  # the client gave up on this file: no reply
             if f.error is not None:
@@ -162,6 +162,7 @@ class Server:
                     threads=self.threads,
                     compress=req.compress,
                     level=req.level,
+                    refine="refine" in self.features,
                 )
             if f.error is not None:
                 ch.send_fail(message(f.error))
