@@ -567,8 +567,8 @@ def sync(
         typer.Option(
             "--include",
             metavar="PATTERN",
-            help="Keep what matches even if an --exclude matches too (repeatable; includes "
-            "are tried before excludes, the first match decides).",
+            help="Keep what matches (repeatable; with --exclude the first rule that matches, "
+            "in command-line order, decides).",
         ),
     ] = None,
     links: Annotated[
@@ -621,8 +621,9 @@ def sync(
         typer.Option(
             "--json",
             help="Print the report as one JSON object on stdout instead of the summary "
-            "(src, dest, files with path/action/size/sent/received/message, bytes_sent, "
-            "bytes_received, total_size, seconds, dry_run, speedup).",
+            "(src, dest, files with path/action/size/sent/received/message/kind/target/"
+            "changes/literal/matched, bytes_sent, bytes_received, total_size, seconds, "
+            "dry_run, source_counts, bwlimit, bwlimit_seconds, speedup).",
         ),
     ] = False,
 ) -> None:
@@ -650,6 +651,11 @@ def sync(
         else:
             print_report(report, verbose, quiet, itemize=itemize, stats=stats)
 
+    # rsync tries the rules in command-line order: recover it from the raw arguments
+    from .sync.filters import order_from_argv
+
+    rules = order_from_argv(sys.argv[1:], exclude or [], include or []) if include else None
+
     def action() -> None:
         check_level(level)
         on = want_progress(progress, quiet, PROGRESS_THRESHOLD)
@@ -669,8 +675,9 @@ def sync(
                     compress=compress,
                     level=level,
                     fsync=fsync,
-                    exclude=exclude,
-                    include=include,
+                    exclude=None if rules else exclude,
+                    include=None if rules else include,
+                    filter_rules=rules,
                     links=links,
                     copy_links=copy_links,
                     bwlimit=bwlimit,

@@ -20,7 +20,7 @@ from test_sync import Served, write
 
 import pydelta
 from pydelta.sync.bwlimit import TokenBucket, parse_rate
-from pydelta.sync.filters import Filter, make_filter
+from pydelta.sync.filters import Filter, make_filter, order_from_argv
 from pydelta.sync.fs import make_link
 from pydelta.sync.links import unsafe_reason
 
@@ -443,3 +443,26 @@ def test_dry_run_with_links_and_filters(tmp_path):
         )
     finally:
         assert s.close() == 0
+
+
+def test_command_line_order_of_filters(sshd, tmp_path):
+    assert order_from_argv(["--include", "--exclude", "--exclude=b"], ["b"], ["--exclude"]) == [
+        ("include", "--exclude"),
+        ("exclude", "b"),
+    ]
+    assert order_from_argv(["--exclude", "a"], ["other"], []) is None
+    src = tmp_path / "m"
+    write(src / "d" / "x.json", b"{}")
+    write(src / "y.json", b"{}")
+    remote = tmp_path / "r"
+    p = subprocess.run(
+        [PY, "-m", "pydelta", "sync", "-e", sshd.ssh_cmd, "--remote-cmd", REMOTE_CMD, "-i"]
+        + ["--exclude", "d/", "--include", "*/", "--include", "*.json", "--exclude", "*"]
+        + [str(src), sshd.target(remote)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    # the first --exclude comes first: d/ is left out although '*/' would include it
+    assert p.stdout.splitlines()[0] == "<f+++++++++ y.json" and not (remote / "d").exists()

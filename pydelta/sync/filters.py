@@ -172,3 +172,38 @@ def make_filter(
     ordered += [("include", p) for p in include or ()]
     ordered += [("exclude", p) for p in exclude or ()]
     return Filter(ordered)
+
+
+def order_from_argv(
+    argv: Sequence[str], exclude: Sequence[str], include: Sequence[str]
+) -> Optional[List[Tuple[str, str]]]:
+    """The --exclude/--include rules in the order a command line gave them.
+
+    The option parser hands each kind over as its own list; this recovers
+    the interleaving from the raw arguments, and only if they hold exactly
+    those patterns (in each kind's order), else None (then includes go
+    first).
+
+    Example:
+        >>> order_from_argv(["--exclude", "a/*", "--include=a/k", "x"], ["a/*"], ["a/k"])
+        [('exclude', 'a/*'), ('include', 'a/k')]
+    """
+    out: List[Tuple[str, str]] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            break
+        for kind in ("exclude", "include"):
+            flag = f"--{kind}"
+            if arg == flag and i + 1 < len(argv):
+                out.append((kind, argv[i + 1]))
+                i += 1
+            elif arg.startswith(flag + "="):
+                out.append((kind, arg[len(flag) + 1 :]))
+        i += 1
+    got_ex = [p for k, p in out if k == "exclude"]
+    got_in = [p for k, p in out if k == "include"]
+    if got_ex != list(exclude) or got_in != list(include):
+        return None
+    return out
