@@ -424,12 +424,24 @@ class SyncBars:
                 bar.__exit__(exc_type, exc, tb)
 
 
-def print_report(report: "SyncReport", verbose: bool, quiet: bool) -> None:
+def print_report(
+    report: "SyncReport", verbose: bool, quiet: bool, itemize: int = 0, stats: bool = False
+) -> None:
+    """The sync's lines: skips and failures on stderr; per entry (-v, or -i in
+    rsync's itemized form, -ii for all); --stats totals; the summary."""
     for f in report.files:
         if f.action == "skipped" and not quiet:
             sys.stderr.write(f"pydelta: skipped {f.path}: {f.message}\n")
         elif f.action == "failed":
             sys.stderr.write(f"pydelta: failed {f.path}: {' '.join(f.message.split())}\n")
+        elif itemize:
+            from .sync.itemize import line as item_line
+
+            text = item_line(f, itemize > 1)  # rsync's YXcstpoguax code, then the path
+            if text and not quiet:
+                sys.stdout.write(text + "\n")
+        elif f.kind == "dir":
+            continue
         elif (verbose or report.dry_run) and not quiet:
             wire = (
                 f"  (sent {f.sent:,}, received {f.received:,})"
@@ -438,6 +450,8 @@ def print_report(report: "SyncReport", verbose: bool, quiet: bool) -> None:
             )
             sys.stdout.write(f"{f.action:<9} {f.path}{wire}\n")
     sys.stderr.flush()
+    if stats and not quiet:
+        sys.stdout.write(report.stats() + "\n\n")
     if not quiet:
         sys.stdout.write(report.summary() + "\n")
         sys.stdout.flush()

@@ -11,7 +11,7 @@ here only.
 
 import sys
 import warnings
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
@@ -546,6 +546,70 @@ def sync(
     ] = None,
     level: LevelOpt = 3,
     fsync: SyncFsyncOpt = True,
+    exclude: Annotated[
+        Optional[List[str]],
+        typer.Option(
+            "--exclude",
+            metavar="PATTERN",
+            help="Leave out what matches (repeatable; rsync-like: * ? [..] **, a trailing / "
+            "matches folders, a leading / anchors to the root; see docs/SYNC.md). Excluded "
+            "files in DEST are not deleted.",
+        ),
+    ] = None,
+    include: Annotated[
+        Optional[List[str]],
+        typer.Option(
+            "--include",
+            metavar="PATTERN",
+            help="Keep what matches even if an --exclude matches too (repeatable; includes "
+            "are tried before excludes, the first match decides).",
+        ),
+    ] = None,
+    links: Annotated[
+        bool,
+        typer.Option(
+            "--links",
+            "-l",
+            help="Recreate symbolic links as links (relative ones that stay inside the tree; "
+            "others are skipped and reported).",
+        ),
+    ] = False,
+    copy_links: Annotated[
+        bool,
+        typer.Option(
+            "--copy-links",
+            "-L",
+            help="Send what symbolic links point to as regular files and folders (if inside "
+            "the tree; dangling or escaping links are skipped and reported).",
+        ),
+    ] = False,
+    bwlimit: Annotated[
+        Optional[str],
+        typer.Option(
+            "--bwlimit",
+            metavar="RATE",
+            help="Limit what each end writes to RATE: KiB/s, or with a suffix "
+            "(B, K, M, G = 1024-based; KB, MB, GB = 1000-based), e.g. 10M. 0: no limit.",
+        ),
+    ] = None,
+    itemize: Annotated[
+        int,
+        typer.Option(
+            "--itemize-changes",
+            "-i",
+            count=True,
+            help="Print one line per changed entry in rsync's form (e.g. '<f.st...... path'); "
+            "twice (-ii) for every entry. See docs/SYNC.md.",
+        ),
+    ] = 0,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="Print rsync-like totals: files, created, deleted, transferred, literal and "
+            "matched data, bytes sent and received.",
+        ),
+    ] = False,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -564,8 +628,8 @@ def sync(
     only once its BLAKE3 digest matches; on any failure the old content
     stays and a rerun completes. A missing file is sent whole (compressed),
     an unchanged one costs only its signature. A folder is synced
-    recursively in one connection; symbolic links and special files are
-    reported and skipped. DEST names what SRC becomes (a trailing '/' on SRC
+    recursively in one connection; special files are reported and skipped,
+    and symbolic links too unless -l (recreate them) or -L (follow them). DEST names what SRC becomes (a trailing '/' on SRC
     makes no difference); a file synced to an existing folder, or to a DEST
     ending in '/', goes inside it. Prints an rsync-like summary: bytes sent
     and received, and the speed-up against copying whole files.
@@ -581,7 +645,7 @@ def sync(
             sys.stdout.write(json.dumps(obj) + "\n")
             sys.stdout.flush()
         else:
-            print_report(report, verbose, quiet)
+            print_report(report, verbose, quiet, itemize=itemize, stats=stats)
 
     def action() -> None:
         from .errors import SyncError
@@ -607,6 +671,11 @@ def sync(
                     compress=compress,
                     level=level,
                     fsync=fsync,
+                    exclude=exclude,
+                    include=include,
+                    links=links,
+                    copy_links=copy_links,
+                    bwlimit=bwlimit,
                 )
         except SyncError as e:
             if isinstance(e.report, SyncReport):
