@@ -229,6 +229,10 @@ def test_old_peer_skips_links_with_a_message(tmp_path):
         r = c.pull(str(root), str(tmp_path / "back"), links=True)
         assert {f.path for f in r.files if f.action == "skipped"} == set(skipped)
         assert r.files[0].literal is None  # no "stats" feature: not known
+        # -L on a push needs nothing from the far end: the links arrive as files
+        r = c.push(str(root), str(tmp_path / "flat"), copy_links=True)
+        assert r.count("created") == 4 + 3 and not r.count("skipped")
+        assert not os.path.islink(tmp_path / "flat" / "snapshots" / REV / "config.json")
         c.close()
     finally:
         old.stdin.close()
@@ -393,19 +397,49 @@ def test_cli_itemize_and_stats(sshd, tmp_path):
             timeout=120,
         )
         assert p.returncode == 0, p.stderr
-        return p.stdout
+        return p.stdout, p.stderr
 
-    out = run("-i", "--stats")
+    os.symlink("/etc/hostname", src / "abs")
+    os.symlink("a.bin", src / "d" / "..a")  # a name that only looks like a climb
+    out, err = run("-i", "--stats", "-l")
+    assert err == (
+        "pydelta: skipped abs: symbolic link to /etc/hostname: its target is an "
+        "absolute path, not copied\n"
+    )
     lines = out.splitlines()
-    assert lines[:3] == ["<f+++++++++ a.bin", "cd+++++++++ d/", "<f+++++++++ d/b.bin"]
-    assert "Number of files: 3 (reg: 2, dir: 1)" in out
+    assert lines[:4] == [
+        "<f+++++++++ a.bin",
+        "cd+++++++++ d/",
+        "cL+++++++++ d/..a -> a.bin",
+        "<f+++++++++ d/b.bin",
+    ]
+    assert "Number of files: 4 (reg: 2, dir: 1, link: 1)" in out
     assert "Number of regular files transferred: 2" in out
     assert "Literal data: 110,000 bytes" in out and "Matched data: 0 bytes" in out
     assert "speedup is" in out
     data = (src / "a.bin").read_bytes()
     (src / "a.bin").write_bytes(data[:50_000] + b"X" + data[50_001:])
     os.utime(src / "d" / "b.bin", ns=(0, 10**18))
-    out = run("-ii", "--stats")
+    out, _ = run("-ii", "--stats", "-l")
     assert "<fc.t...... a.bin" in out.splitlines()
     assert ".f..t...... d/b.bin" in out.splitlines()  # same bytes, new time
     assert "Matched data: " in out and "Matched data: 0 bytes" not in out
+
+
+def test_dry_run_with_links_and_filters(tmp_path):
+    root = tmp_path / "repo"
+    hub_cache(root)
+    s = Served(tmp_path)
+    try:
+        r = s.client.push(
+            str(root), str(tmp_path / "d"), links=True, dry_run=True, exclude=["/refs/"]
+        )
+        assert not (tmp_path / "d").exists()
+        made = {f.path for f in r.files if f.action == "created"}
+        assert f"snapshots/{REV}/config.json" in made and "refs/main" not in made
+        assert r.count("created") == 3 + 3  # blobs and links; folders are not counted
+        assert f"cL+++++++++ snapshots/{REV}/config.json -> ../../blobs/{'b2' * 20}" in (
+            r.itemized()
+        )
+    finally:
+        assert s.close() == 0

@@ -60,9 +60,9 @@ def listings(
     entries = s_ep.walk(src, s_mode)
     if opts.links != "skip" and not linkable:
         for e in entries:
-            if e["type"] == "link" or (
-                e["type"] == "other" and e.get("why", "").startswith("symbolic link")
-            ):
+            # a link we cannot make over there, or one the far end could not list
+            unlisted = s_mode == "skip" and e.get("why", "").startswith("symbolic link")
+            if e["type"] == "link" or (e["type"] == "other" and unlisted):
                 e.update(type="other", why=OLD_PEER)
                 e.pop("target", None)
     entries = opts.filter.apply(entries)
