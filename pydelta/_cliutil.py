@@ -7,11 +7,10 @@ import errno
 import os
 import stat
 import sys
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import typer
 
-from . import backends
 from .errors import (
     CorruptError,
     CorruptStoreError,
@@ -29,12 +28,11 @@ from .errors import (
     WrongBasisError,
 )
 from .errors import message as error_message
-from .formats import DELTA, sniff
-from .formats import native as fmt
-from .results import DeltaStats
-from .store import Progress
-from .sync import SyncReport, SyncStatus
-from .sync.itemize import line as item_line
+
+if TYPE_CHECKING:  # imported where used: start-up stays short (issue 13.4)
+    from .results import DeltaStats
+    from .store import Progress
+    from .sync import SyncReport, SyncStatus
 
 T = TypeVar("T")
 
@@ -157,6 +155,8 @@ def silence_stdout() -> None:
 
 def run(action: Callable[[], T]) -> T:
     """Run one library call, translating every failure into one stderr line."""
+    from . import backends
+
     if backends.unavailable:  # no kernels: say why, whatever the command
         raise error(backends.unavailable, EXIT_USAGE if backends.requested else EXIT_ERROR)
     try:
@@ -271,6 +271,9 @@ def delta_result_size(arg: str) -> Optional[int]:
     """
     if arg == "-":
         return None
+    from .formats import DELTA, sniff
+    from .formats import native as fmt
+
     try:
         if not stat.S_ISREG(os.stat(arg).st_mode):
             return None  # a pipe (e.g. <(...)): reading its head would eat the delta
@@ -432,6 +435,8 @@ def print_report(
         elif f.action == "failed":
             sys.stderr.write(f"pydelta: failed {f.path}: {' '.join(f.message.split())}\n")
         elif itemize:
+            from .sync.itemize import line as item_line
+
             text = item_line(f, itemize > 1)  # rsync's YXcstpoguax code, then the path
             if text and not quiet:
                 sys.stdout.write(text + "\n")

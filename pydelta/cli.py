@@ -9,11 +9,9 @@ of failure (:data:`._cliutil.EXIT_CODES_HELP`). Progress bars (tqdm) live
 here only.
 """
 
-import dataclasses
-import json
 import sys
 import warnings
-from typing import Annotated, List, Optional
+from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
@@ -37,25 +35,21 @@ from ._cliutil import (
     summary,
     want_progress,
 )
-from ._version import __version__
-from .backends import backend as kernels
-from .backends import fallback, simd, unavailable
-from .delta import delta as make_delta
-from .errors import NotASignatureError, SyncError, UnverifiedWarning
-from .formats import SIGNATURE, sniff
-from .formats.literals import check_level
-from .info import info as describe_file
-from .patch import patch as apply_patch
-from .signature import signature as make_signature
-from .sync import SyncReport
-from .sync.client import sync as run_sync
-from .sync.server import serve_main
+from ._version import version_line
 
-__all__ = ["app", "main"]
+# The library is imported inside each command, not here: a command loads
+# only what it runs, and --help/--version none of it (issue 13.4).
+
+if TYPE_CHECKING:
+    from .sync import SyncReport
+
+__all__ = ["app", "main", "version_line"]
 
 
 def _is_signature(path: str) -> bool:
     """True if the file at path starts like a pydelta signature."""
+    from .formats import SIGNATURE, sniff
+
     try:
         with open(path, "rb") as fh:
             return sniff(fh.read(16)) == SIGNATURE
@@ -139,19 +133,6 @@ LevelOpt = Annotated[
     int,
     typer.Option("--level", help="zstd compression level (1..22).", show_default=True),
 ]
-
-
-def version_line() -> str:
-    """``pydelta X.Y.Z (backend c: blake3 avx2, blake2b avx2)``: the version,
-    the kernels in use and their SIMD level (or why there are none)."""
-    name = getattr(kernels, "NAME", "none")
-    if unavailable:
-        detail = unavailable
-    elif name == "c":
-        detail = f"backend c: {simd()}"
-    else:
-        detail = f"backend {name}" + (f": {fallback}" if fallback else "")
-    return f"pydelta {__version__} ({detail})"
 
 
 def _version_callback(value: bool) -> None:
@@ -256,6 +237,8 @@ def signature(
     """
 
     def action() -> None:
+        from .signature import signature as make_signature
+
         refuse_terminal(sig, "signature")
         if sig_format not in ("native", "rdiff"):
             raise Failure(f"unknown --format {sig_format!r}: use native or rdiff")
@@ -336,6 +319,10 @@ def delta(
     """
 
     def action() -> None:
+        from .delta import delta as make_delta
+        from .errors import NotASignatureError
+        from .formats.literals import check_level
+
         one_stdin(sig, "SIG", new, "NEW")
         refuse_terminal(delta_out, "delta")
         check_level(level)
@@ -407,6 +394,9 @@ def patch(
     """
 
     def action() -> None:
+        from .errors import UnverifiedWarning
+        from .patch import patch as apply_patch
+
         one_stdin(old, "OLD", delta_in, "DELTA")
         refuse_terminal(out, "result")
         # the bar counts result bytes; "large" goes by the bigger of result and OLD
@@ -462,6 +452,10 @@ def info(
     """Describe what a signature or delta holds (block size, sizes, digests)."""
 
     def action() -> None:
+        import json
+
+        from .info import info as describe_file
+
         found = describe_file(file)
         if as_json:
             obj = {"format": found.format, "kind": found.kind}
@@ -642,8 +636,11 @@ def sync(
     and received, and the speed-up against copying whole files.
     """
 
-    def show(report: SyncReport) -> None:
+    def show(report: "SyncReport") -> None:
         if as_json:
+            import dataclasses
+            import json
+
             obj = dataclasses.asdict(report)
             obj["speedup"] = None if report.dry_run else round(report.speedup, 2)
             sys.stdout.write(json.dumps(obj) + "\n")
@@ -657,6 +654,11 @@ def sync(
     rules = order_from_argv(sys.argv[1:], exclude or [], include or []) if include else None
 
     def action() -> None:
+        from .errors import SyncError
+        from .formats.literals import check_level
+        from .sync import SyncReport
+        from .sync.client import sync as run_sync
+
         check_level(level)
         on = want_progress(progress, quiet, PROGRESS_THRESHOLD)
         report = None
@@ -699,6 +701,8 @@ def sync(
 @app.command(hidden=True)
 def serve() -> None:
     """Serve the sync protocol on standard input and output (run by 'pydelta sync' over ssh)."""
+    from .sync.server import serve_main
+
     code = serve_main()
     if code:
         raise typer.Exit(code)
