@@ -286,6 +286,7 @@ def make_link(root: str, rel: str, target: str) -> str:
         FileAccessError: the target is unsafe, a directory is in the way, or
             the file system refused.
     """
+    _parts(rel)  # a bad path is refused as such first
     why = unsafe_reason(rel, target)
     if why is not None:
         raise FileAccessError(f"refusing symbolic link {rel} -> {target!r}: {why}")

@@ -58,6 +58,11 @@ def listings(
     """
     s_mode = opts.links if (linkable or not s_ep.remote) else "skip"
     entries = s_ep.walk(src, s_mode)
+    if s_mode != "keep":  # links only when asked for (a peer may send them anyway)
+        for e in entries:
+            if e["type"] == "link":
+                e.update(type="other", why="symbolic link (not followed)")
+                e.pop("target", None)
     if opts.links != "skip" and not linkable:
         for e in entries:
             # a link we cannot make over there, or one the far end could not list
