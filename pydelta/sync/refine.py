@@ -314,14 +314,18 @@ class Refiner:
         npos = 0
         last_copy = False  # the previous op was a copy: a literal now has a left anchor
         copied = literal = 0
-        for op, raw in _ops(scan):
+        ended = False
+        for op, raw in _ops(scan):  # (read to its end: the scan then closes its threads)
+            if ended:
+                raise AssertionError("the delta scan wrote past its END")
             if op.code == fmt.OP_END:
                 if held:
                     c, lit = yield from self._refine_and_emit(held)
                     copied += c
                     literal += lit
                 yield bytes(raw)
-                break
+                ended = True
+                continue
             if op.code == fmt.OP_COPY:
                 length = op.b
                 rec: Rec = (npos, length, op.a)
@@ -347,7 +351,7 @@ class Refiner:
                     literal += length
             last_copy = rec[2] >= 0
             npos += length
-        else:  # pragma: no cover - the scan always ends with END
+        if not ended:  # pragma: no cover - the scan always ends with END
             raise AssertionError("the delta scan ended without END")
         st = self._stats
         st.new_size = scan_stats.new_size
@@ -424,7 +428,7 @@ class Refiner:
         vpos = 0
         for op, _ in _ops(_skip_header(self._subscan(sig, ranges))):
             if op.code == fmt.OP_END:
-                break
+                continue  # (read to the end, so the scan finishes)
             if op.code == fmt.OP_LITERAL:
                 found.append((vpos, op.a, -1))
                 vpos += op.a

@@ -141,9 +141,9 @@ class Incoming:
             st = None
         except OSError as e:
             raise FileAccessError(f"cannot access {target}: {os_reason(e)}") from None
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            st = None  # a link is replaced by the file (the rename), never written through
         if st is not None:
-            if stat.S_ISLNK(st.st_mode):
-                raise FileAccessError(f"{target} is a symbolic link: not replaced")
             if stat.S_ISDIR(st.st_mode):
                 raise FileAccessError(f"{target} is a directory: cannot replace it with a file")
             if not stat.S_ISREG(st.st_mode):

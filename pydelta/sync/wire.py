@@ -138,21 +138,26 @@ class Channel:
         #: seconds spent inside write() and flush(): when the link is the
         #: bottleneck, sent / write_seconds is about its speed
         self.write_seconds = 0.0
+        #: a --bwlimit token bucket (.bwlimit.TokenBucket) every write goes through
+        self.limiter: Optional[Any] = None
         self._dirty = False
         widen_pipes(rfile, wfile)
 
     # -- raw bytes -------------------------------------------------------
     def _write(self, data: Buffer) -> None:
         view = memoryview(data).cast("B")
+        lim = self.limiter
         t0 = time.perf_counter()
         try:
             while view:
-                n = self.wfile.write(view)
+                n = self.wfile.write(view if lim is None else view[: lim.burst])
                 if n is None:  # a non-blocking stream that is full
                     select.select([], [self.wfile], [])
                     continue
                 view = view[n:]
                 self.sent += n
+                if lim is not None:
+                    lim.take(n)  # (its wait counts as blocked: the link is that slow)
         except (OSError, ValueError) as e:
             raise self.lost(f"writing failed: {getattr(e, 'strerror', None) or e}") from None
         finally:
