@@ -19,6 +19,9 @@ from ._cffi import nbytes as _nbytes
 from ._cffi import ptr as _ptr
 
 NAME = "c"
+#: What only this backend has (the numba twin takes the plain paths, with
+#: the same results): direct patch output and the delta pre-scan.
+C_ONLY = ("C_ONLY", "Sink", "prescan", "prescan_hits", "move_hits")
 
 Buffer = Union[bytes, bytearray, memoryview]
 
