@@ -1,8 +1,9 @@
 """``python -m pydelta`` and the ``pydelta`` command.
 
 ``pydelta serve`` (the far end of ``pydelta sync``, started over ssh for
-every sync) runs without loading the command-line layer: that saves about
-0.2 s of start-up per sync. Everything else goes to :mod:`pydelta.cli`.
+every sync) and ``pydelta --version`` run without loading the command-line
+layer (typer, click): that saves most of the start-up. Everything else goes
+to :mod:`pydelta.cli`.
 
 The library reports through the ``pydelta`` logger (for instance the notice
 that the C core is missing and the numba backend stands in). It is set up
@@ -10,17 +11,25 @@ here, before the library is imported, so that ``-q``/``--quiet`` silences
 warnings from the start: one line each on stderr, ``pydelta: warning: ...``.
 """
 
-import logging
 import sys
-from typing import List
+from typing import TYPE_CHECKING, List
+
+if TYPE_CHECKING:
+    import logging
 
 
-class _Format(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        text = " ".join(record.getMessage().split())
-        if record.levelno >= logging.WARNING:
-            return f"pydelta: {record.levelname.lower()}: {text}"
-        return f"pydelta: {text}"
+def _formatter() -> "logging.Formatter":
+    """One line per record: ``pydelta: warning: ...``."""
+    import logging
+
+    class _Format(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            text = " ".join(record.getMessage().split())
+            if record.levelno >= logging.WARNING:
+                return f"pydelta: {record.levelname.lower()}: {text}"
+            return f"pydelta: {text}"
+
+    return _Format()
 
 
 def setup_logging(argv: List[str]) -> None:
@@ -31,11 +40,13 @@ def setup_logging(argv: List[str]) -> None:
         a == "--quiet" or (a[:1] == "-" and a[1:2] != "-" and a[1:].isalpha() and "q" in a)
         for a in args
     )
+    import logging
+
     logger = logging.getLogger("pydelta")
     if any(getattr(h, "_pydelta_cli", False) for h in logger.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Format())
+    handler.setFormatter(_formatter())
     handler._pydelta_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.ERROR if quiet else logging.WARNING)
@@ -44,8 +55,15 @@ def setup_logging(argv: List[str]) -> None:
 
 def main() -> None:
     """Entry point of the ``pydelta`` script."""
-    setup_logging(sys.argv[1:])
-    if sys.argv[1:] == ["serve"]:
+    args = sys.argv[1:]
+    if args in (["--version"], ["-V"]):  # without the command-line layer (typer)
+        from pydelta._version import version_line
+
+        sys.stdout.write(version_line() + "\n")
+        sys.stdout.flush()
+        sys.exit(0)
+    setup_logging(args)
+    if args == ["serve"]:
         from pydelta.sync.server import serve_main
 
         sys.exit(serve_main())

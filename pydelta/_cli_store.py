@@ -13,13 +13,6 @@ import typer
 
 from ._cliopts import ProgressOpt, QuietOpt
 from ._cliutil import Deadline, StoreBar, run, store_progress
-from .store import diff as diff_versions
-from .store import gc as collect
-from .store import ls as list_store
-from .store import mirror as copy_store
-from .store import pull as pull_version
-from .store import push as push_version
-from .store import tag as set_tag
 
 #: (name, typer.command keyword arguments, function), in the order they show.
 COMMANDS: "list[tuple[str, dict[str, Any], Callable[..., Any]]]" = []
@@ -102,6 +95,8 @@ def push_cmd(
     """
 
     def action() -> None:
+        from .store import push as push_version
+
         bar = StoreBar(store_progress(progress, quiet))
         try:
             r = push_version(
@@ -266,6 +261,8 @@ def pull_cmd(
     """
 
     def action() -> None:
+        from .store import pull as pull_version
+
         bar = StoreBar(store_progress(progress, quiet))
         try:
             with Deadline(timeout):
@@ -315,6 +312,8 @@ def ls_cmd(
     import time as _time
 
     def action() -> None:
+        from .store import ls as list_store
+
         listing = list_store(store, endpoint_url=endpoint_url)
         out = sys.stdout
         out.write(f"{'version':<16}  {'date (UTC)':<19}  {'files':>6}  {'bytes':>16}  tags\n")
@@ -398,6 +397,8 @@ def mirror_cmd(
     """
 
     def action() -> None:
+        from .store import mirror as copy_store
+
         r = copy_store(
             src,
             dst,
@@ -448,6 +449,8 @@ def tag_cmd(
     """
 
     def action() -> None:
+        from .store import tag as set_tag
+
         r = set_tag(store, version, tag, force=force, expect=expect, endpoint_url=endpoint_url)
         sys.stdout.write(r.summary() + "\n")
 
@@ -469,6 +472,8 @@ def diff_cmd(
     bytes of V2 in chunks V1 lacks (what a pull holding V1 downloads)."""
 
     def action() -> None:
+        from .store import diff as diff_versions
+
         sys.stdout.write(diff_versions(store, old, new, endpoint_url=endpoint_url).summary() + "\n")
 
     run(action)
@@ -521,6 +526,8 @@ def gc_cmd(
     """
 
     def action() -> None:
+        from .store import gc as collect
+
         r = collect(
             store,
             keep_last=keep_last,

@@ -7,11 +7,10 @@ import errno
 import os
 import stat
 import sys
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import typer
 
-from . import backends
 from .errors import (
     CorruptError,
     CorruptStoreError,
@@ -29,11 +28,11 @@ from .errors import (
     WrongBasisError,
 )
 from .errors import message as error_message
-from .formats import DELTA, sniff
-from .formats import native as fmt
-from .results import DeltaStats
-from .store import Progress
-from .sync import SyncReport, SyncStatus
+
+if TYPE_CHECKING:  # imported where used: start-up stays short (issue 13.4)
+    from .results import DeltaStats
+    from .store import Progress
+    from .sync import SyncReport, SyncStatus
 
 T = TypeVar("T")
 
@@ -156,6 +155,8 @@ def silence_stdout() -> None:
 
 def run(action: Callable[[], T]) -> T:
     """Run one library call, translating every failure into one stderr line."""
+    from . import backends
+
     if backends.unavailable:  # no kernels: say why, whatever the command
         raise error(backends.unavailable, EXIT_USAGE if backends.requested else EXIT_ERROR)
     try:
@@ -270,6 +271,9 @@ def delta_result_size(arg: str) -> Optional[int]:
     """
     if arg == "-":
         return None
+    from .formats import DELTA, sniff
+    from .formats import native as fmt
+
     try:
         if not stat.S_ISREG(os.stat(arg).st_mode):
             return None  # a pipe (e.g. <(...)): reading its head would eat the delta
@@ -420,12 +424,24 @@ class SyncBars:
                 bar.__exit__(exc_type, exc, tb)
 
 
-def print_report(report: "SyncReport", verbose: bool, quiet: bool) -> None:
+def print_report(
+    report: "SyncReport", verbose: bool, quiet: bool, itemize: int = 0, stats: bool = False
+) -> None:
+    """The sync's lines: skips and failures on stderr; per entry (-v, or -i in
+    rsync's itemized form, -ii for all); --stats totals; the summary."""
     for f in report.files:
         if f.action == "skipped" and not quiet:
             sys.stderr.write(f"pydelta: skipped {f.path}: {f.message}\n")
         elif f.action == "failed":
             sys.stderr.write(f"pydelta: failed {f.path}: {' '.join(f.message.split())}\n")
+        elif itemize:
+            from .sync.itemize import line as item_line
+
+            text = item_line(f, itemize > 1)  # rsync's YXcstpoguax code, then the path
+            if text and not quiet:
+                sys.stdout.write(text + "\n")
+        elif f.kind == "dir":
+            continue
         elif (verbose or report.dry_run) and not quiet:
             wire = (
                 f"  (sent {f.sent:,}, received {f.received:,})"
@@ -434,6 +450,8 @@ def print_report(report: "SyncReport", verbose: bool, quiet: bool) -> None:
             )
             sys.stdout.write(f"{f.action:<9} {f.path}{wire}\n")
     sys.stderr.flush()
+    if stats and not quiet:
+        sys.stdout.write(report.stats() + "\n\n")
     if not quiet:
         sys.stdout.write(report.summary() + "\n")
         sys.stdout.flush()

@@ -9,11 +9,9 @@ of failure (:data:`._cliutil.EXIT_CODES_HELP`). Progress bars (tqdm) live
 here only.
 """
 
-import dataclasses
-import json
 import sys
 import warnings
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
@@ -37,25 +35,21 @@ from ._cliutil import (
     summary,
     want_progress,
 )
-from ._version import __version__
-from .backends import backend as kernels
-from .backends import fallback, simd, unavailable
-from .delta import delta as make_delta
-from .errors import NotASignatureError, SyncError, UnverifiedWarning
-from .formats import SIGNATURE, sniff
-from .formats.literals import check_level
-from .info import info as describe_file
-from .patch import patch as apply_patch
-from .signature import signature as make_signature
-from .sync import SyncReport
-from .sync.client import sync as run_sync
-from .sync.server import serve_main
+from ._version import version_line
 
-__all__ = ["app", "main"]
+# The library is imported inside each command, not here: a command loads
+# only what it runs, and --help/--version none of it (issue 13.4).
+
+if TYPE_CHECKING:
+    from .sync import SyncReport
+
+__all__ = ["app", "main", "version_line"]
 
 
 def _is_signature(path: str) -> bool:
     """True if the file at path starts like a pydelta signature."""
+    from .formats import SIGNATURE, sniff
+
     try:
         with open(path, "rb") as fh:
             return sniff(fh.read(16)) == SIGNATURE
@@ -139,19 +133,6 @@ LevelOpt = Annotated[
     int,
     typer.Option("--level", help="zstd compression level (1..22).", show_default=True),
 ]
-
-
-def version_line() -> str:
-    """``pydelta X.Y.Z (backend c: blake3 avx2, blake2b avx2)``: the version,
-    the kernels in use and their SIMD level (or why there are none)."""
-    name = getattr(kernels, "NAME", "none")
-    if unavailable:
-        detail = unavailable
-    elif name == "c":
-        detail = f"backend c: {simd()}"
-    else:
-        detail = f"backend {name}" + (f": {fallback}" if fallback else "")
-    return f"pydelta {__version__} ({detail})"
 
 
 def _version_callback(value: bool) -> None:
@@ -256,6 +237,8 @@ def signature(
     """
 
     def action() -> None:
+        from .signature import signature as make_signature
+
         refuse_terminal(sig, "signature")
         if sig_format not in ("native", "rdiff"):
             raise Failure(f"unknown --format {sig_format!r}: use native or rdiff")
@@ -336,6 +319,10 @@ def delta(
     """
 
     def action() -> None:
+        from .delta import delta as make_delta
+        from .errors import NotASignatureError
+        from .formats.literals import check_level
+
         one_stdin(sig, "SIG", new, "NEW")
         refuse_terminal(delta_out, "delta")
         check_level(level)
@@ -407,6 +394,9 @@ def patch(
     """
 
     def action() -> None:
+        from .errors import UnverifiedWarning
+        from .patch import patch as apply_patch
+
         one_stdin(old, "OLD", delta_in, "DELTA")
         refuse_terminal(out, "result")
         # the bar counts result bytes; "large" goes by the bigger of result and OLD
@@ -462,6 +452,10 @@ def info(
     """Describe what a signature or delta holds (block size, sizes, digests)."""
 
     def action() -> None:
+        import json
+
+        from .info import info as describe_file
+
         found = describe_file(file)
         if as_json:
             obj = {"format": found.format, "kind": found.kind}
@@ -552,13 +546,86 @@ def sync(
     ] = None,
     level: LevelOpt = 3,
     fsync: SyncFsyncOpt = True,
+    exclude: Annotated[
+        Optional[List[str]],
+        typer.Option(
+            "--exclude",
+            metavar="PATTERN",
+            help="Leave out what matches (repeatable; rsync-like: * ? [..] **, a trailing / "
+            "matches folders, a leading / anchors to the root; see docs/SYNC.md). Excluded "
+            "files in DEST are not deleted.",
+        ),
+    ] = None,
+    include: Annotated[
+        Optional[List[str]],
+        typer.Option(
+            "--include",
+            metavar="PATTERN",
+            help="Keep what matches (repeatable; with --exclude the first rule that matches, "
+            "in command-line order, decides).",
+        ),
+    ] = None,
+    links: Annotated[
+        bool,
+        typer.Option(
+            "--links",
+            "-l",
+            help="Recreate symbolic links as links (relative ones that stay inside the tree; "
+            "others are skipped and reported).",
+        ),
+    ] = False,
+    copy_links: Annotated[
+        bool,
+        typer.Option(
+            "--copy-links",
+            "-L",
+            help="Send what symbolic links point to as regular files and folders (if inside "
+            "the tree; dangling or escaping links are skipped and reported).",
+        ),
+    ] = False,
+    bwlimit: Annotated[
+        Optional[str],
+        typer.Option(
+            "--bwlimit",
+            metavar="RATE",
+            help="Limit what each end writes to RATE: KiB/s, or with a suffix "
+            "(B, K, M, G = 1024-based; KB, MB, GB = 1000-based), e.g. 10M. 0: no limit.",
+        ),
+    ] = None,
+    itemize: Annotated[
+        int,
+        typer.Option(
+            "--itemize-changes",
+            "-i",
+            count=True,
+            help="Print one line per changed entry in rsync's form (e.g. '<f.st...... path'); "
+            "twice (-ii) for every entry. See docs/SYNC.md.",
+        ),
+    ] = 0,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="Print rsync-like totals: files, created, deleted, transferred, literal and "
+            "matched data, bytes sent and received.",
+        ),
+    ] = False,
+    refine: Annotated[
+        bool,
+        typer.Option(
+            "--refine/--no-refine",
+            help="After the first scan, ask for finer signatures of the old data around "
+            "what did not match (a small edit then costs a few hundred bytes, not a block).",
+        ),
+    ] = True,
     as_json: Annotated[
         bool,
         typer.Option(
             "--json",
             help="Print the report as one JSON object on stdout instead of the summary "
-            "(src, dest, files with path/action/size/sent/received/message, bytes_sent, "
-            "bytes_received, total_size, seconds, dry_run, speedup).",
+            "(src, dest, files with path/action/size/sent/received/message/kind/target/"
+            "changes/literal/matched, bytes_sent, bytes_received, total_size, seconds, "
+            "dry_run, source_counts, bwlimit, bwlimit_seconds, speedup).",
         ),
     ] = False,
 ) -> None:
@@ -570,23 +637,36 @@ def sync(
     only once its BLAKE3 digest matches; on any failure the old content
     stays and a rerun completes. A missing file is sent whole (compressed),
     an unchanged one costs only its signature. A folder is synced
-    recursively in one connection; symbolic links and special files are
-    reported and skipped. DEST names what SRC becomes (a trailing '/' on SRC
+    recursively in one connection; special files are reported and skipped,
+    and symbolic links too unless -l (recreate them) or -L (follow them). DEST names what SRC becomes (a trailing '/' on SRC
     makes no difference); a file synced to an existing folder, or to a DEST
     ending in '/', goes inside it. Prints an rsync-like summary: bytes sent
     and received, and the speed-up against copying whole files.
     """
 
-    def show(report: SyncReport) -> None:
+    def show(report: "SyncReport") -> None:
         if as_json:
+            import dataclasses
+            import json
+
             obj = dataclasses.asdict(report)
             obj["speedup"] = None if report.dry_run else round(report.speedup, 2)
             sys.stdout.write(json.dumps(obj) + "\n")
             sys.stdout.flush()
         else:
-            print_report(report, verbose, quiet)
+            print_report(report, verbose, quiet, itemize=itemize, stats=stats)
+
+    # rsync tries the rules in command-line order: recover it from the raw arguments
+    from .sync.filters import order_from_argv
+
+    rules = order_from_argv(sys.argv[1:], exclude or [], include or []) if include else None
 
     def action() -> None:
+        from .errors import SyncError
+        from .formats.literals import check_level
+        from .sync import SyncReport
+        from .sync.client import sync as run_sync
+
         check_level(level)
         on = want_progress(progress, quiet, PROGRESS_THRESHOLD)
         report = None
@@ -605,6 +685,13 @@ def sync(
                     compress=compress,
                     level=level,
                     fsync=fsync,
+                    exclude=None if rules else exclude,
+                    include=None if rules else include,
+                    filter_rules=rules,
+                    links=links,
+                    copy_links=copy_links,
+                    bwlimit=bwlimit,
+                    refine=refine,
                 )
         except SyncError as e:
             if isinstance(e.report, SyncReport):
@@ -623,6 +710,8 @@ def sync(
 @app.command(hidden=True)
 def serve() -> None:
     """Serve the sync protocol on standard input and output (run by 'pydelta sync' over ssh)."""
+    from .sync.server import serve_main
+
     code = serve_main()
     if code:
         raise typer.Exit(code)

@@ -21,11 +21,41 @@ By concern:
 * :mod:`.report` - the report and progress.
 """
 
-from .client import SyncClient, sync
-from .messages import PROTOCOL
-from .report import SyncedFile, SyncProgress, SyncReport, SyncStatus
-from .server import serve, serve_main
-from .ssh import parse_location
+from typing import TYPE_CHECKING, Any
+
+# Imported on first use (PEP 562): ``pydelta serve`` loads the serving end
+# only, not the client, ssh and report modules (start-up, issue 13.4).
+_WHERE = {
+    "SyncClient": "client",
+    "sync": "client",
+    "PROTOCOL": "messages",
+    "SyncedFile": "report",
+    "SyncProgress": "report",
+    "SyncReport": "report",
+    "SyncStatus": "report",
+    "serve": "server",
+    "serve_main": "server",
+    "parse_location": "ssh",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use and keep it."""
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .client import SyncClient, sync
+    from .messages import PROTOCOL
+    from .report import SyncedFile, SyncProgress, SyncReport, SyncStatus
+    from .server import serve, serve_main
+    from .ssh import parse_location
 
 __all__ = [
     "sync",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from .._threads import resolve_threads
 from .._version import __version__
@@ -22,6 +22,9 @@ from ..errors import FileAccessError, ProtocolError, RemoteError, SyncError, Usa
 from ..formats.literals import DEFAULT_LEVEL
 from ..results import Progress
 from . import fs
+from .bwlimit import TokenBucket, parse_rate
+from .fs import make_link
+from .itemize import annotate
 from .messages import (
     FEATURES,
     PROTOCOL,
@@ -34,12 +37,14 @@ from .messages import (
     Put,
     Request,
     Stat,
+    Symlink,
     Walk,
     agree_features,
     check_entry,
     check_listing,
     encode,
 )
+from .options import RunOptions, got_stats, listings, sync_link
 from .report import (
     QUICK,
     SyncedFile,
@@ -62,11 +67,14 @@ class Local:
     def stat(self, path: str) -> Dict[str, Any]:
         return fs.stat_entry(fs.expand(path))
 
-    def walk(self, root: str) -> List[Dict[str, Any]]:
-        return fs.walk(fs.expand(root))
+    def walk(self, root: str, links: str = "skip") -> List[Dict[str, Any]]:
+        return fs.walk(fs.expand(root), links)
 
     def mkdir(self, root: str, rel: str = "") -> None:
         fs.mkdir(fs.expand(root), rel)
+
+    def symlink(self, root: str, rel: str, target: str) -> str:
+        return make_link(fs.expand(root), rel, target)
 
     def delete(self, root: str, rel: str) -> None:
         fs.delete(fs.expand(root), rel)
@@ -90,11 +98,18 @@ class Remote:
     def stat(self, path: str) -> Dict[str, Any]:
         return check_entry(self._call(Stat(path)), self.ch.peer, listed=False)
 
-    def walk(self, root: str) -> List[Dict[str, Any]]:
-        return check_listing(self._call(Walk(root)).get("entries"), self.ch.peer)
+    def walk(self, root: str, links: str = "skip") -> List[Dict[str, Any]]:
+        req = Walk(root, None if links == "skip" else links)
+        return check_listing(self._call(req).get("entries"), self.ch.peer)
 
     def mkdir(self, root: str, rel: str = "") -> None:
         self._call(Mkdir(root, rel))
+
+    def symlink(self, root: str, rel: str, target: str) -> str:
+        action = self._call(Symlink(root, rel, target)).get("action")
+        if action not in ("created", "updated", "unchanged"):
+            raise ProtocolError(f"{self.ch.peer} answered a symlink with action {action!r}")
+        return str(action)
 
     def delete(self, root: str, rel: str) -> None:
         self._call(Delete(root, rel))
@@ -121,9 +136,19 @@ class Session:
         compress: Optional[bool] = None,
         level: int = DEFAULT_LEVEL,
         fsync: bool = True,
+        bwlimit: Union[None, int, str] = None,
+        refine: bool = True,
     ) -> None:
         resolve_threads(threads)
         use_compression(compress, level)
+        rate = parse_rate(bwlimit) if isinstance(bwlimit, str) else bwlimit
+        if rate is not None and (not isinstance(rate, int) or rate <= 0):
+            raise UsageError(f"bwlimit must be a positive number of bytes/s, not {bwlimit!r}")
+        #: bytes/s both ends' writes are held to (--bwlimit), or None
+        self.bwlimit = rate
+        if rate:
+            ch.limiter = TokenBucket(rate)
+        self._opts = RunOptions()
         self._ch = ch
         self._progress = progress
         self._threads = threads
@@ -133,14 +158,15 @@ class Session:
         self._closed = False
         self._bytes_done = 0  # bytes of the source's files dealt with, for progress
         ch.send_magic()
-        ch.send_json(encode(Hello(PROTOCOL, __version__, sorted(FEATURES))))
+        offer = FEATURES if refine else FEATURES - {"refine"}
+        ch.send_json(encode(Hello(PROTOCOL, __version__, sorted(offer), rate)))
         ch.expect_magic()
         reply = ch.recv_json()
         #: the pydelta version of the serving end
         version = reply.get("version")
         self.remote_version: Optional[str] = version if isinstance(version, str) else None
         #: the optional protocol features both ends speak (see messages.FEATURES)
-        self.features = agree_features(reply.get("features"))
+        self.features = agree_features(reply.get("features")) & offer
         self._local = Local()
         self._remote = Remote(ch)
 
@@ -153,11 +179,14 @@ class Session:
         delete: bool = False,
         quick: bool = False,
         dry_run: bool = False,
+        **options: Any,
     ) -> SyncReport:
         """Make ``dest`` on the far end a copy of the local ``src`` (file or folder).
 
-        ``delete``, ``quick`` and ``dry_run`` are as for :func:`sync`.
+        ``delete``, ``quick``, ``dry_run`` and ``exclude``, ``include``,
+        ``links``, ``copy_links`` are as for :func:`sync`.
         """
+        self._opts = RunOptions.make(**options)
         return self._run(self._local, self._remote, os.fspath(src), dest, delete, quick, dry_run)
 
     def pull(
@@ -168,11 +197,14 @@ class Session:
         delete: bool = False,
         quick: bool = False,
         dry_run: bool = False,
+        **options: Any,
     ) -> SyncReport:
         """Make the local ``dest`` a copy of ``src`` on the far end (file or folder).
 
-        ``delete``, ``quick`` and ``dry_run`` are as for :func:`sync`.
+        ``delete``, ``quick``, ``dry_run`` and ``exclude``, ``include``,
+        ``links``, ``copy_links`` are as for :func:`sync`.
         """
+        self._opts = RunOptions.make(**options)
         return self._run(self._remote, self._local, src, os.fspath(dest), delete, quick, dry_run)
 
     def close(self) -> None:
@@ -207,16 +239,22 @@ class Session:
             src=src if push else f"{peer}:{src}",
             dest=f"{peer}:{dest}" if push else dest,
             dry_run=dry_run,
+            bwlimit=self.bwlimit,
         )
         t0 = time.perf_counter()
         sent0, recv0 = self._ch.sent, self._ch.received
+        lim = self._ch.limiter
+        slept0 = lim.slept if lim is not None else 0.0
         self._bytes_done = 0
+        self._listed: tuple = ({}, {})  # (source, destination) entries, for annotate
         try:
             self._plan_and_go(s_ep, d_ep, src, dest, delete, quick, push, report)
         finally:
+            annotate(report, *self._listed, push)
             report.seconds = time.perf_counter() - t0
             report.bytes_sent = self._ch.sent - sent0
             report.bytes_received = self._ch.received - recv0
+            report.bwlimit_seconds = (lim.slept - slept0) if lim is not None else 0.0
         if report.failed and not report.dry_run:
             first = report.failed[0]
             more = f" (and {len(report.failed) - 1} more)" if len(report.failed) > 1 else ""
@@ -248,7 +286,11 @@ class Session:
                 root, name = dest, os.path.basename(src.rstrip("/"))
             else:
                 root, name = os.path.dirname(dest) or ".", os.path.basename(dest)
+            if not self._opts.filter.included(name, False):
+                return  # excluded: nothing to do (as rsync)
             report.total_size = s["size"]
+            t = d if d["type"] == "file" and not dest.endswith("/") else None
+            self._listed = ({name: s}, {name: t} if t else {})
             if report.dry_run:
                 t = (
                     d
@@ -270,26 +312,32 @@ class Session:
         # a folder
         if d["type"] not in ("dir", "missing"):
             raise FileAccessError(f"{dest} exists and is not a directory")
-        entries = s_ep.walk(src)
+        linkable = "links" in self.features
+        entries, have = listings(s_ep, d_ep, src, dest, d["type"] == "dir", self._opts, linkable)
+        self._listed = ({e["path"]: e for e in entries}, have)
         report.total_size = sum(e["size"] for e in entries if e["type"] == "file")
-        have = {e["path"]: e for e in d_ep.walk(dest)} if d["type"] == "dir" else {}
         if not report.dry_run:
             d_ep.mkdir(dest)
         for e in entries:
             rel = e["path"]
             if e["type"] == "other":
                 report.files.append(SyncedFile(rel, "skipped", message=e.get("why", "")))
+            elif e["type"] == "link":
+                report.files.append(sync_link(d_ep, dest, e, have.get(rel), report.dry_run))
             elif report.dry_run:
                 if e["type"] == "file":
                     report.files.append(planned(rel, e, have.get(rel), quick))
+                elif have.get(rel, {}).get("type") != "dir":
+                    report.files.append(SyncedFile(rel + "/", "created", kind="dir"))
             elif e["type"] == "dir":
                 if have.get(rel, {}).get("type") != "dir":
                     with Failed() as f:
                         d_ep.mkdir(dest, rel)
-                    if f.error is not None:
-                        report.files.append(
-                            SyncedFile(rel + "/", "failed", message=message(f.error))
-                        )
+                    report.files.append(
+                        SyncedFile(rel + "/", "created", kind="dir")
+                        if f.error is None
+                        else SyncedFile(rel + "/", "failed", message=message(f.error), kind="dir")
+                    )
             elif quick and same_size_and_time(e, have.get(rel)):
                 report.files.append(SyncedFile(rel, "unchanged", e["size"], message=QUICK))
                 self._bytes_done += e["size"]
@@ -353,7 +401,7 @@ class Session:
     ) -> None:
         ch = self._ch
         with self._entry(label, meta.get("size", 0), report) as entry:
-            with fs.open_source(fs.expand(local)) as fh:
+            with fs.open_source(fs.expand(local), follow=self._opts.links == "copy") as fh:
                 size = os.fstat(fh.fileno()).st_size
                 ch.send_json(
                     encode(
@@ -372,11 +420,13 @@ class Session:
                         threads=self._threads,
                         compress=self._compress,
                         level=self._level,
+                        refine="refine" in self.features,
                     )
                 if f.error is not None:
                     ch.send_fail(message(f.error))  # the server drops the file
                     raise f.error
                 entry.size = stats.new_size
+                entry.literal, entry.matched = stats.literal, stats.copied
                 action = ch.recv_json().get("action")
                 if action not in ("created", "updated", "unchanged"):
                     raise ProtocolError(f"{ch.peer} answered a put with action {action!r}")
@@ -403,7 +453,8 @@ class Session:
                 name=f"from {ch.peer}",
             )
             try:
-                ch.send_json(encode(Get(root, rel, self._compress, self._level)))
+                follow = self._opts.links == "copy" and "links" in self.features
+                ch.send_json(encode(Get(root, rel, self._compress, self._level, follow)))
                 got = FileMeta.parse(ch.recv_json(), ch.peer, repr(rel))
                 entry.size = got.size
                 inc.max_size = got.size  # the result may not be larger than announced
@@ -415,7 +466,13 @@ class Session:
                 if f.error is not None:
                     ch.send_fail(message(f.error))  # the server sends no delta
                     raise f.error
-                entry.action = receive(ch, inc)
+                with Failed() as f:
+                    entry.action = receive(ch, inc, refine="refine" in self.features)
+                if "stats" in self.features and not isinstance(f.error, RemoteError):
+                    got_stats(ch.recv_json(), entry)  # sent after the delta stream
+                if f.error is not None:
+                    entry.action = "failed"
+                    raise f.error
                 if progress is not None:
                     progress(entry.size)
             finally:
@@ -440,6 +497,8 @@ class SyncClient(Session):
             is slower than compressing, ``True`` always, ``False`` never.
         level: zstd level.
         fsync: make each written file durable before it replaces its target.
+        bwlimit: hold each end's writes to this many bytes/s (see :func:`sync`).
+        refine: refinement rounds for blocks that did not match (see :func:`sync`).
 
     Example:
         >>> import paramiko, pydelta  # doctest: +SKIP
@@ -459,6 +518,8 @@ class SyncClient(Session):
         compress: Optional[bool] = None,
         level: int = DEFAULT_LEVEL,
         fsync: bool = True,
+        bwlimit: Union[None, int, str] = None,
+        refine: bool = True,
     ) -> None:
         super().__init__(
             Channel(rfile, wfile, peer),
@@ -467,6 +528,8 @@ class SyncClient(Session):
             compress=compress,
             level=level,
             fsync=fsync,
+            bwlimit=bwlimit,
+            refine=refine,
         )
 
     def __enter__(self) -> "SyncClient":
@@ -487,6 +550,13 @@ def sync(
     compress: Optional[bool] = None,
     level: int = DEFAULT_LEVEL,
     fsync: bool = True,
+    exclude: Optional[Sequence[str]] = None,
+    include: Optional[Sequence[str]] = None,
+    links: bool = False,
+    copy_links: bool = False,
+    bwlimit: Union[None, int, str] = None,
+    filter_rules: Optional[Sequence[Tuple[str, str]]] = None,
+    refine: bool = True,
 ) -> SyncReport:
     """Make ``dest`` a copy of ``src`` where one of them is ``[user@]host:path``.
 
@@ -494,8 +564,8 @@ def sync(
     file only its signature and the delta cross the wire. A missing file is
     sent whole (compressed, verified), an unchanged one costs its signature.
     A folder is synced recursively: missing directories are created,
-    symbolic links and special files are skipped (and reported), never
-    followed. Each file replaces its target only once verified, with the
+    special files are skipped (and reported), and symbolic links too unless
+    ``links`` or ``copy_links``. Each file replaces its target only once verified, with the
     source's permission bits and modification time.
 
     ``dest`` names what the source becomes (``sync model/ host:models/model``
@@ -523,6 +593,21 @@ def sync(
             ``True`` always, ``False`` never.
         threads, level: as for :func:`pydelta.delta`.
         fsync: make each result durable before it replaces its target.
+        exclude, include: rsync-like patterns (see :mod:`pydelta.sync.filters`);
+            includes are tried before excludes, first match wins;
+            ``filter_rules`` gives a mixed order as ("include"|"exclude",
+            pattern) pairs, tried first. Excluded files at ``dest`` are not
+            deleted.
+        links: recreate symbolic links as links (rsync ``-l``), only relative
+            ones that stay inside the tree; others are skipped and reported.
+        copy_links: send what links point to as regular files and folders
+            (rsync ``-L``), when that is inside the tree.
+        bwlimit: hold what each end writes to this rate: an int in bytes/s,
+            or a string as rsync's ``--bwlimit`` (``"10M"``; a bare number is
+            KiB/s).
+        refine: where blocks did not match, ask for finer signatures of the
+            old data around them (rounds that stop when they do not pay;
+            used only if the far end speaks it).
 
     Returns:
         :class:`SyncReport`: per file, bytes sent and received, size of the
@@ -554,19 +639,40 @@ def sync(
     assert host is not None
     if not remote_cmd or not remote_cmd.strip():
         raise UsageError("the remote command is empty")
+    # bad patterns or rates are usage errors before anything connects
+    RunOptions.make(exclude, include, links, copy_links, filter_rules)
+    if isinstance(bwlimit, str):
+        bwlimit = parse_rate(bwlimit)
     argv = ssh_argv(ssh) + [host, f"{remote_cmd} serve"]
     ch = SSHChannel(argv, host, remote_cmd)
     clean = False  # the far end was told goodbye: let ssh exit by itself
     try:
         session = Session(
-            ch, progress=progress, threads=threads, compress=compress, level=level, fsync=fsync
+            ch,
+            progress=progress,
+            threads=threads,
+            compress=compress,
+            level=level,
+            fsync=fsync,
+            bwlimit=bwlimit,
+            refine=refine,
         )
         ch.started = True
+        opts: Dict[str, Any] = dict(
+            delete=delete,
+            quick=quick,
+            dry_run=dry_run,
+            exclude=exclude,
+            include=include,
+            links=links,
+            copy_links=copy_links,
+            rules=filter_rules,
+        )
         with Failed() as f:
             if s_host is None:
-                report = session.push(s_path, d_path, delete=delete, quick=quick, dry_run=dry_run)
+                report = session.push(s_path, d_path, **opts)
             else:
-                report = session.pull(s_path, d_path, delete=delete, quick=quick, dry_run=dry_run)
+                report = session.pull(s_path, d_path, **opts)
         if f.error is not None:
             session.close()  # the session is still in step: end it politely
             clean = True

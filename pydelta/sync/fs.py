@@ -8,12 +8,15 @@ followed out of it - whichever end sent the path.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import secrets
 import stat
-from typing import Any, BinaryIO, Dict, List, Tuple
+from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
 from ..errors import FileAccessError, UsageError, os_reason
+from .links import check_mode, followed_reason, link_entry, unsafe_reason
 
 
 def expand(path: str) -> str:
@@ -54,12 +57,32 @@ def stat_entry(path: str) -> Dict[str, Any]:
     return {"type": "other", "why": describe_mode(st.st_mode)}
 
 
-def walk(root: str) -> List[Dict[str, Any]]:
-    """Every entry under root, parents before children, links not followed."""
+def _file_entry(rel: str, st: os.stat_result) -> Dict[str, Any]:
+    return {
+        "path": rel,
+        "type": "file",
+        "size": st.st_size,
+        "mode": stat.S_IMODE(st.st_mode),
+        "mtime_ns": st.st_mtime_ns,
+    }
+
+
+def walk(root: str, links: str = "skip") -> List[Dict[str, Any]]:
+    """Every entry under root, parents before children.
+
+    Symbolic links are not followed: they are listed as skipped ("other"),
+    or with ``links="keep"`` as links (if safe, see :mod:`.links`), or with
+    ``links="copy"`` replaced by what they point to when that is inside the
+    tree (a linked directory is walked as a directory, loops refused).
+    """
+    links = check_mode(links)
     out: List[Dict[str, Any]] = []
-    stack = [("", root)]
+    root_real = os.path.realpath(root) if links == "copy" else ""
+    # (prefix of the paths below it, its path, the real paths of it and its
+    # ancestors when links are followed: a link back to one of them is a loop)
+    stack: List[Tuple[str, str, Tuple[str, ...]]] = [("", root, (root_real,))]
     while stack:
-        prefix, dirpath = stack.pop()
+        prefix, dirpath, seen = stack.pop()
         try:
             with os.scandir(dirpath) as it:
                 children = sorted(it, key=lambda e: e.name)
@@ -77,6 +100,19 @@ def walk(root: str) -> List[Dict[str, Any]]:
             rel = prefix + e.name
             try:
                 st = e.stat(follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode) and links == "keep":
+                    out.append(link_entry(rel, e.path))
+                    continue
+                if stat.S_ISLNK(st.st_mode) and links == "copy":
+                    why = followed_reason(root_real, e.path)
+                    if why is None:
+                        real = os.path.realpath(e.path)
+                        if real in seen:
+                            why = f"symbolic link to {os.readlink(e.path)}: a loop, not followed"
+                    if why is not None:
+                        out.append({"path": rel, "type": "other", "why": why})
+                        continue
+                    st = os.stat(e.path)
             except OSError as ex:
                 out.append(
                     {"path": rel, "type": "other", "why": f"cannot stat it: {os_reason(ex)}"}
@@ -84,30 +120,40 @@ def walk(root: str) -> List[Dict[str, Any]]:
                 continue
             if stat.S_ISDIR(st.st_mode):
                 out.append({"path": rel, "type": "dir"})
-                subdirs.append((rel + "/", e.path))
+                inner = seen + (os.path.realpath(e.path),) if links == "copy" else seen
+                subdirs.append((rel + "/", e.path, inner))
             elif stat.S_ISREG(st.st_mode):
-                out.append(
-                    {
-                        "path": rel,
-                        "type": "file",
-                        "size": st.st_size,
-                        "mode": stat.S_IMODE(st.st_mode),
-                        "mtime_ns": st.st_mtime_ns,
-                    }
-                )
+                out.append(_file_entry(rel, st))
             else:
                 out.append({"path": rel, "type": "other", "why": describe_mode(st.st_mode)})
         stack.extend(reversed(subdirs))
     return out
 
 
-def resolve(root: str, rel: Any) -> str:
-    """root/rel, refusing anything that could leave the tree."""
+def _parts(rel: Any) -> List[str]:
+    """The components of a '/'-separated path inside a tree (no '', '.', '..')."""
     if not isinstance(rel, str) or not rel or rel.startswith("/") or "\0" in rel:
         raise UsageError(f"refusing path {rel!r}: not a relative path inside the tree")
     parts = rel.split("/")
     if any(p in ("", ".", "..") for p in parts):
         raise UsageError(f"refusing path {rel!r}: not a relative path inside the tree")
+    return parts
+
+
+def resolve_followed(root: str, rel: Any) -> str:
+    """root/rel for reading with ``-L``: links on the way may be followed, but
+    the path, resolved, must stay inside the tree's real path."""
+    path = os.path.join(root, *_parts(rel))
+    base = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real != base and not real.startswith(base.rstrip("/") + "/"):
+        raise FileAccessError(f"{path} leads outside the tree: not followed")
+    return path
+
+
+def resolve(root: str, rel: Any) -> str:
+    """root/rel, refusing anything that could leave the tree."""
+    parts = _parts(rel)
     cur = root
     for p in parts[:-1]:
         cur = os.path.join(cur, p)
@@ -213,10 +259,11 @@ def delete(root: str, rel: str) -> None:
         raise FileAccessError(f"cannot delete {path}: {os_reason(e)}") from None
 
 
-def open_source(path: str) -> BinaryIO:
-    """Open a regular file to send, refusing a symbolic link in its place."""
+def open_source(path: str, follow: bool = False) -> BinaryIO:
+    """Open a regular file to send, refusing a symbolic link in its place
+    (unless ``follow``: ``-L`` sends what a link points to)."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | (0 if follow else getattr(os, "O_NOFOLLOW", 0)))
     except OSError as e:
         raise FileAccessError(f"cannot open {path}: {os_reason(e)}") from None
     fh = os.fdopen(fd, "rb")
@@ -224,3 +271,49 @@ def open_source(path: str) -> BinaryIO:
         fh.close()
         raise FileAccessError(f"{path} is not a regular file")
     return fh
+
+
+def make_link(root: str, rel: str, target: str) -> str:
+    """Make root/rel a symbolic link to ``target``; returns the action taken
+    ("created", "updated" or "unchanged").
+
+    The target is checked again here (:func:`unsafe_reason`); the link is
+    made beside the destination and renamed over it, through the directory
+    opened without following links, so an existing link or file there is
+    replaced rather than followed, and nothing outside the tree is touched.
+
+    Raises:
+        FileAccessError: the target is unsafe, a directory is in the way, or
+            the file system refused.
+    """
+    _parts(rel)  # a bad path is refused as such first
+    why = unsafe_reason(rel, target)
+    if why is not None:
+        raise FileAccessError(f"refusing symbolic link {rel} -> {target!r}: {why}")
+    dir_fd, name = open_parent(root, rel)
+    display = os.path.join(root, *rel.split("/"))
+    try:
+        try:
+            st: Optional[os.stat_result] = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise FileAccessError(f"cannot access {display}: {os_reason(e)}") from None
+        if st is not None:
+            if stat.S_ISDIR(st.st_mode):
+                raise FileAccessError(f"{display} is a directory: not replaced by a link")
+            if stat.S_ISLNK(st.st_mode):
+                with contextlib.suppress(OSError):
+                    if os.readlink(name, dir_fd=dir_fd) == target:
+                        return "unchanged"
+        tmp = f".{name}.pydelta-link-{secrets.token_hex(4)}"
+        try:
+            os.symlink(target, tmp, dir_fd=dir_fd)
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise FileAccessError(f"cannot make link {display}: {os_reason(e)}") from None
+        return "created" if st is None else "updated"
+    finally:
+        os.close(dir_fd)

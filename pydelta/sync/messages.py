@@ -29,7 +29,19 @@ PROTOCOL = 1
 #: know, and from then on both use exactly those (an older peer lists none, so
 #: the plain protocol-1 exchange stays the fallback). Add a name here when an
 #: extension lands, next to the code that speaks it.
-FEATURES: frozenset = frozenset()
+FEATURES: frozenset = frozenset(
+    {
+        # symbolic links: walk lists/follows them (Walk.links), get follows
+        # them (Get.follow), "symlink" makes one (see .links)
+        "links",
+        # the client's --bwlimit in hello also limits what the server writes
+        "bwlimit",
+        # after a get's delta stream the server sends {"literal", "matched"}
+        "stats",
+        # refinement rounds inside a delta stream (see .refine)
+        "refine",
+    }
+)
 
 
 def agree_features(offered: Any) -> frozenset:
@@ -90,8 +102,9 @@ class FileMeta:
             raise ProtocolError(f"{peer} described {what} malformedly ({why})") from None
 
 
-#: The kinds of entry a stat or walk reply may hold.
-ENTRY_TYPES = ("missing", "dir", "file", "other")
+#: The kinds of entry a stat or walk reply may hold ("link" only from a walk
+#: asked for links, with the "links" feature).
+ENTRY_TYPES = ("missing", "dir", "file", "other", "link")
 
 
 def check_entry(m: Any, peer: str, listed: bool) -> Dict[str, Any]:
@@ -114,6 +127,11 @@ def check_entry(m: Any, peer: str, listed: bool) -> Dict[str, Any]:
         out.update(size=meta.size, mode=meta.mode, mtime_ns=meta.mtime_ns)
     if kind == "other":
         out["why"] = str(m.get("why", "not a regular file or directory"))
+    if kind == "link":
+        target = m.get("target")
+        if not listed or not isinstance(target, str):
+            raise ProtocolError(f"{peer} sent a link entry without a target")
+        out["target"] = target
     return out
 
 
@@ -131,11 +149,16 @@ class Hello:
     proto: Any
     version: Optional[str] = None
     features: Optional[list] = None
+    #: bytes/s the server may write (feature "bwlimit"; None: no limit)
+    bwlimit: Optional[int] = None
     op = "hello"
 
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Hello":
-        return cls(m.get("proto"), m.get("version"), m.get("features"))
+        bw = m.get("bwlimit")
+        if not isinstance(bw, int) or isinstance(bw, bool) or not 0 < bw <= MAX_SIZE:
+            bw = None
+        return cls(m.get("proto"), m.get("version"), m.get("features"), bw)
 
 
 @dataclass(frozen=True)
@@ -155,11 +178,16 @@ class Walk:
     """Every entry under a tree."""
 
     root: str
+    #: symbolic links: "skip", "keep" (-l) or "copy" (-L) (feature "links")
+    links: Optional[str] = None
     op = "walk"
 
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Walk":
-        return cls(_str(m, "root"))
+        links = m.get("links")
+        if links is not None and links not in ("skip", "keep", "copy"):
+            raise ValueError(f"unknown link mode {links!r}")
+        return cls(_str(m, "root"), links)
 
 
 @dataclass(frozen=True)
@@ -221,6 +249,8 @@ class Get:
     path: str
     compress: Optional[bool] = None
     level: int = DEFAULT_LEVEL
+    #: follow symbolic links inside the tree (-L, feature "links")
+    follow: bool = False
     op = "get"
 
     @classmethod
@@ -231,7 +261,22 @@ class Get:
         level = m.get("level", DEFAULT_LEVEL)
         if not isinstance(level, int) or isinstance(level, bool):
             raise TypeError(f"level must be an integer, not {type(level).__name__}")
-        return cls(_str(m, "root"), _str(m, "path"), compress, level)
+        return cls(_str(m, "root"), _str(m, "path"), compress, level, m.get("follow") is True)
+
+
+@dataclass(frozen=True)
+class Symlink:
+    """Make ``path`` a symbolic link to ``target`` (feature "links"; the
+    server re-checks that the target stays inside the tree)."""
+
+    root: str
+    path: str
+    target: str
+    op = "symlink"
+
+    @classmethod
+    def parse(cls, m: Dict[str, Any]) -> "Symlink":
+        return cls(_str(m, "root"), _str(m, "path"), _str(m, "target"))
 
 
 @dataclass(frozen=True)
@@ -245,11 +290,11 @@ class Bye:
         return cls()
 
 
-Request = Union[Hello, Stat, Walk, Mkdir, Delete, Put, Get, Bye]
+Request = Union[Hello, Stat, Walk, Mkdir, Delete, Put, Get, Symlink, Bye]
 
 #: op name -> request class.
 REQUESTS: Dict[str, Type[Any]] = {
-    c.op: c for c in (Hello, Stat, Walk, Mkdir, Delete, Put, Get, Bye)
+    c.op: c for c in (Hello, Stat, Walk, Mkdir, Delete, Put, Get, Symlink, Bye)
 }
 
 

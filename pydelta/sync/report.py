@@ -35,6 +35,13 @@ class SyncedFile:
     sent: int = 0  #: bytes this side sent for it
     received: int = 0  #: bytes this side received for it
     message: str = ""  #: why it was skipped or failed
+    kind: str = "file"  #: "file", "dir" (a directory made) or "link" (a symbolic link)
+    target: str = ""  #: a link's target
+    #: what changed, in rsync's 11-character ``--itemize-changes`` form
+    #: (e.g. ``<f.st......``, see :mod:`.itemize`); "" when failed or skipped
+    changes: str = ""
+    literal: Optional[int] = None  #: bytes of it sent as literal data (None: not known)
+    matched: Optional[int] = None  #: bytes of it rebuilt from the old copy (None: not known)
 
 
 @dataclass
@@ -49,9 +56,34 @@ class SyncReport:
     total_size: int = 0  #: bytes of the source's regular files
     seconds: float = 0.0  #: wall time
     dry_run: bool = False  #: nothing was changed: ``files`` says what would be done
+    #: entries of the source considered (after --exclude/--include), by kind:
+    #: "file", "dir", "link" (as for rsync --stats' "Number of files")
+    source_counts: Dict[str, int] = field(default_factory=dict)
+    bwlimit: Optional[int] = None  #: bytes/s this side's writes were held to
+    bwlimit_seconds: float = 0.0  #: seconds this side waited for the limit
 
     def count(self, action: str) -> int:
-        return sum(1 for f in self.files if f.action == action)
+        """Entries with this action (directories made do not count as files)."""
+        return sum(
+            1
+            for f in self.files
+            if f.action == action and not (f.kind == "dir" and action == "created")
+        )
+
+    def itemized(self, all_entries: bool = False) -> List[str]:
+        """``--itemize-changes`` lines: what changed, then the path (see :mod:`.itemize`).
+
+        Only entries that changed, unless ``all_entries``.
+        """
+        from .itemize import lines
+
+        return lines(self, all_entries)
+
+    def stats(self) -> str:
+        """``--stats``: rsync-like totals (see :mod:`.itemize`)."""
+        from .itemize import stats_text
+
+        return stats_text(self)
 
     @property
     def failed(self) -> List[SyncedFile]:
@@ -73,7 +105,12 @@ class SyncReport:
         for a in ("skipped", "failed"):
             if self.count(a):
                 parts.append(f"{self.count(a)} {a}")
-        nfiles = sum(1 for f in self.files if f.action not in ("deleted", "skipped"))
+        nfiles = sum(
+            1
+            for f in self.files
+            if f.action not in ("deleted", "skipped")
+            and not (f.kind == "dir" and f.action == "created")
+        )
         rate = self.wire_bytes / self.seconds if self.seconds > 0 else 0.0
         return (
             ("dry run, nothing changed - would be: " if self.dry_run else "")

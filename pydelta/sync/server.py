@@ -11,6 +11,8 @@ from typing import IO, Any, Callable, Dict, Optional
 from .._version import __version__
 from ..errors import ConnectionLostError, PydeltaError, RemoteError, message
 from . import fs
+from .bwlimit import TokenBucket
+from .fs import make_link
 from .messages import (
     PROTOCOL,
     Bye,
@@ -21,6 +23,7 @@ from .messages import (
     Put,
     Request,
     Stat,
+    Symlink,
     UnknownRequest,
     Walk,
     agree_features,
@@ -43,7 +46,9 @@ class Server:
             Delete: self.delete,
             Put: self.put,
             Get: self.get,
+            Symlink: self.symlink,
         }
+        self.features: frozenset = frozenset()
 
     def run(self) -> None:
         ch = self.ch
@@ -58,6 +63,9 @@ class Server:
             return
         #: the optional protocol features both ends speak (see messages.FEATURES)
         self.features = agree_features(hello.get("features"))
+        bwlimit = Hello.parse(hello).bwlimit
+        if bwlimit and "bwlimit" in self.features:
+            ch.limiter = TokenBucket(bwlimit)  # the client's --bwlimit holds our writes too
         ch.send_json(
             {
                 "ok": True,
@@ -94,7 +102,9 @@ class Server:
         self.ch.send_json({"ok": True, **fs.stat_entry(fs.expand(req.path))})
 
     def walk(self, req: Walk) -> None:
-        self.ch.send_json({"ok": True, "entries": fs.walk(fs.expand(req.root))})
+        self.ch.send_json(
+            {"ok": True, "entries": fs.walk(fs.expand(req.root), req.links or "skip")}
+        )
 
     def mkdir(self, req: Mkdir) -> None:
         fs.mkdir(fs.expand(req.root), req.path)
@@ -103,6 +113,10 @@ class Server:
     def delete(self, req: Delete) -> None:
         fs.delete(fs.expand(req.root), req.path)
         self.ch.send_json({"ok": True})
+
+    def symlink(self, req: Symlink) -> None:
+        action = make_link(fs.expand(req.root), req.path, req.target)
+        self.ch.send_json({"ok": True, "action": action})
 
     def put(self, req: Put) -> None:
         ch = self.ch
@@ -125,7 +139,7 @@ class Server:
                 return
             with Failed() as f:
                 try:
-                    action = receive(ch, inc)
+                    action = receive(ch, inc, refine="refine" in self.features)
                 except RemoteError:
                     return  # the client gave up on this file: no reply
             if f.error is not None:
@@ -137,8 +151,9 @@ class Server:
 
     def get(self, req: Get) -> None:
         ch = self.ch
-        path = fs.resolve(fs.expand(req.root), req.path)
-        fh = fs.open_source(path)
+        root = fs.expand(req.root)
+        path = fs.resolve_followed(root, req.path) if req.follow else fs.resolve(root, req.path)
+        fh = fs.open_source(path, follow=req.follow)
         try:
             st = os.fstat(fh.fileno())
             ch.send_json(
@@ -154,7 +169,7 @@ class Server:
             except RemoteError:
                 return  # the client could not make its signature
             with Failed() as f:
-                send_delta(
+                stats = send_delta(
                     ch,
                     sig,
                     fh,
@@ -162,9 +177,12 @@ class Server:
                     threads=self.threads,
                     compress=req.compress,
                     level=req.level,
+                    refine="refine" in self.features,
                 )
             if f.error is not None:
                 ch.send_fail(message(f.error))
+            elif "stats" in self.features:  # after the stream: what it was made of
+                ch.send_json({"ok": True, "literal": stats.literal, "matched": stats.copied})
         finally:
             fh.close()
 

@@ -29,6 +29,7 @@ from ..patch import Patcher
 from ..results import DeltaStats, Progress
 from ..signature import Signature, iter_signature
 from .fs import open_in, open_parent
+from .refine import Answerer, can_refine, refined_pieces
 from .wire import END, Channel, DataWriter, Failed
 
 #: A delta no longer than this is held back to see whether it only says
@@ -140,9 +141,9 @@ class Incoming:
             st = None
         except OSError as e:
             raise FileAccessError(f"cannot access {target}: {os_reason(e)}") from None
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            st = None  # a link is replaced by the file (the rename), never written through
         if st is not None:
-            if stat.S_ISLNK(st.st_mode):
-                raise FileAccessError(f"{target} is a symbolic link: not replaced")
             if stat.S_ISDIR(st.st_mode):
                 raise FileAccessError(f"{target} is a directory: cannot replace it with a file")
             if not stat.S_ISREG(st.st_mode):
@@ -327,18 +328,21 @@ def delta_limit(size: int) -> int:
     return size + size // 16 + (16 << 20)
 
 
-def receive(ch: Channel, inc: Incoming) -> str:
+def receive(ch: Channel, inc: Incoming, refine: bool = False) -> str:
     """Feed the delta stream on ch into inc and finish it; reads the stream to its end.
 
     With an announced size (``inc.max_size``) a stream longer than
     :func:`delta_limit` of it ends the session (ProtocolError): after a
     failure the rest of the stream is read and dropped, but not forever.
+    ``refine`` (the feature agreed): answer the sender's refine requests
+    inside the stream (:class:`.refine.Answerer`).
     """
     failure: Optional[BaseException] = None
     limit = None if inc.max_size is None else delta_limit(inc.max_size)
     got = 0
+    answer = Answerer(ch, inc.basis, inc.basis_size) if refine else None
     try:
-        for piece in ch.recv_stream():
+        for piece in ch.recv_stream(answer):
             got += len(piece)
             if limit is not None and got > limit:
                 inc.close()
@@ -431,10 +435,13 @@ def send_delta(
     threads: Optional[int],
     compress: Optional[bool],
     level: int,
+    refine: bool = False,
 ) -> DeltaStats:
     """Make the delta of new against the received signature and stream it, then END.
 
     ``compress=None`` compresses literals adaptively (see :class:`LinkGate`).
+    ``refine`` (the feature agreed, ``new`` a regular file): with refinement
+    rounds (:mod:`.refine`).
     """
     name = f"signature from {ch.peer}"
     fmt.parse_sig_header(sig_data[: fmt.SIG_HEADER.size], name)
@@ -444,16 +451,17 @@ def send_delta(
     gate = LinkGate(ch, nthreads) if compress is None and zlit else None
     writer = DataWriter(ch)
     stats = DeltaStats()
-    for piece in delta_pieces(
-        sig,
-        new,
-        progress=progress,
-        stats=stats,
-        threads=nthreads,
-        compress=zlit,
-        level=level,
-        gate=gate,
-    ):
+    kw = dict(progress=progress, stats=stats, threads=nthreads, compress=zlit, level=level)
+    if refine and can_refine(new):
+
+        def flush() -> None:
+            writer.flush()
+            ch.flush()
+
+        pieces = refined_pieces(ch, sig, new, gate=gate, flush=flush, **kw)  # type: ignore[arg-type]
+    else:
+        pieces = delta_pieces(sig, new, gate=gate, **kw)  # type: ignore[arg-type]
+    for piece in pieces:
         writer.write(piece)
     writer.flush()
     ch.send(END)

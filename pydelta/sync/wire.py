@@ -26,7 +26,7 @@ import stat
 import struct
 import time
 from types import TracebackType
-from typing import Any, BinaryIO, Dict, Iterator, Optional, Tuple, Type, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterator, Optional, Tuple, Type, Union
 
 from .._io import read_exact
 from ..errors import (
@@ -138,21 +138,26 @@ class Channel:
         #: seconds spent inside write() and flush(): when the link is the
         #: bottleneck, sent / write_seconds is about its speed
         self.write_seconds = 0.0
+        #: a --bwlimit token bucket (.bwlimit.TokenBucket) every write goes through
+        self.limiter: Optional[Any] = None
         self._dirty = False
         widen_pipes(rfile, wfile)
 
     # -- raw bytes -------------------------------------------------------
     def _write(self, data: Buffer) -> None:
         view = memoryview(data).cast("B")
+        lim = self.limiter
         t0 = time.perf_counter()
         try:
             while view:
-                n = self.wfile.write(view)
+                n = self.wfile.write(view if lim is None else view[: lim.burst])
                 if n is None:  # a non-blocking stream that is full
                     select.select([], [self.wfile], [])
                     continue
                 view = view[n:]
                 self.sent += n
+                if lim is not None:
+                    lim.take(n)  # (its wait counts as blocked: the link is that slow)
         except (OSError, ValueError) as e:
             raise self.lost(f"writing failed: {getattr(e, 'strerror', None) or e}") from None
         finally:
@@ -250,6 +255,9 @@ class Channel:
             raise RemoteError(payload.decode("utf-8", "replace"))
         if kind != JSON:
             raise ProtocolError(f"{self.peer} sent a {kind!r} frame where a message was expected")
+        return self._json(payload)
+
+    def _json(self, payload: bytes) -> Dict[str, Any]:
         try:
             obj = json.loads(payload)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than we parse
@@ -258,8 +266,14 @@ class Channel:
             raise ProtocolError(f"{self.peer} sent a message that is not a JSON object")
         return obj
 
-    def recv_stream(self) -> Iterator[bytes]:
-        """Yield the payloads of a data stream up to its END; a FAIL raises RemoteError."""
+    def recv_stream(
+        self, on_json: Optional[Callable[[Dict[str, Any]], None]] = None
+    ) -> Iterator[bytes]:
+        """Yield the payloads of a data stream up to its END; a FAIL raises RemoteError.
+
+        A JSON frame inside the stream is a ProtocolError, unless ``on_json``
+        takes it (a request the sender makes while streaming, see refine.py).
+        """
         while True:
             kind, payload = self.recv()
             if kind == DATA:
@@ -268,6 +282,8 @@ class Channel:
                 return
             elif kind == FAIL:
                 raise RemoteError(payload.decode("utf-8", "replace"))
+            elif on_json is not None:
+                on_json(self._json(payload))
             else:
                 raise ProtocolError(f"{self.peer} sent a message inside a data stream")
 
