@@ -109,14 +109,15 @@ def test_rdiff_delta_direct(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("copy_range", [True, False])
 @pytest.mark.parametrize("thread", [True, False])
-def test_sink_job_digest_and_kernel_copies(pair, copy_range, thread):
+@pytest.mark.parametrize("mapped", [True, False])
+def test_sink_job_digest_and_kernel_copies(pair, copy_range, thread, mapped):
     tmp, new = pair
     delta = (tmp / "d").read_bytes()
     head = fmt.DELTA_HEADER.size
     assert not fmt.parse_delta_header(delta[:head], "d").flags
     with open(tmp / "old", "rb") as old, open(tmp / "out", "w+b") as out:
         job = C.PatchJob(old.fileno(), os.fstat(old.fileno()).st_size)
-        sink = C.Sink(out.fileno(), copy_range=copy_range, thread=thread)
+        sink = C.Sink(out.fileno(), copy_range=copy_range, thread=thread, mapped=mapped)
         job.attach(sink)
         rest, made = delta[head:], 0
         outbuf = bytearray(1 << 16)  # small: many calls, copies cut across them
