@@ -161,3 +161,16 @@ def test_max_size_refused_before_the_file_grows(pair, monkeypatch, mode):
         p.write((tmp / "d").read_bytes())
         p.close()
     assert not (tmp / "out").exists()
+
+
+def test_direct_output_starts_at_the_file_position(pair):
+    """An AtomicFile the caller already wrote to: the result follows it."""
+    from pydelta._io import AtomicFile
+
+    tmp, new = pair
+    out = AtomicFile(tmp / "out")
+    out.write(b"prefix")
+    with pydelta.Patcher(tmp / "old", out) as p:
+        p.write((tmp / "d").read_bytes())
+    assert p.result.digest == C.blake3_digest(new)
+    assert (tmp / "out").read_bytes() == b"prefix" + new
