@@ -16,7 +16,7 @@ import stat
 import tempfile
 import threading
 import time
-from typing import BinaryIO, Iterator, Optional, Tuple, Union
+from typing import BinaryIO, Callable, Iterator, Optional, Tuple, Union
 
 from .._io import AtomicFile, current_umask
 from .._threads import resolve_threads
@@ -29,6 +29,7 @@ from ..patch import Patcher
 from ..results import DeltaStats, Progress
 from ..signature import Signature, iter_signature
 from .fs import open_in, open_parent
+from .sigcache import SigCache
 from .wire import END, Channel, DataWriter, Failed
 
 #: A delta no longer than this is held back to see whether it only says
@@ -99,6 +100,7 @@ class Incoming:
         name: how messages name the delta.
         max_size: the size announced for the result; a delta that makes
             more is refused as soon as it does.
+        cache: the signature cache for an existing target (see .sigcache).
     """
 
     def __init__(
@@ -111,7 +113,11 @@ class Incoming:
         progress: Progress = None,
         name: str = "delta",
         max_size: Optional[int] = None,
+        cache: Optional[SigCache] = None,
     ) -> None:
+        self.cache = cache
+        self._sig: Optional[bytes] = None  # the signature sent, kept for the cache
+        self._ok = False  # finished: the result (or the old file) verified
         self.target = os.path.join(root, *str(rel).split("/"))
         self.mode: Optional[int] = None  #: the mode the sender sent (see applied_mode)
         self.mtime_ns: Optional[int] = None
@@ -162,11 +168,29 @@ class Incoming:
         self.basis_size = os.fstat(self.basis.fileno()).st_size
 
     def signature(self) -> Iterator[bytes]:
-        """The signature of the basis, as sent (its digest is kept to check the delta by)."""
+        """The signature of the basis, as sent (its digest is kept to check the delta by).
+
+        An existing target's comes from the signature cache when it holds one.
+        """
         self.basis.seek(0)
-        for piece in iter_signature(self.basis, threads=self._threads):
+        cache = self.cache if self.have else None
+        hit = before = None
+        if cache is not None:
+            hit = cache.get(self.basis.fileno())
+            if hit is None:
+                with contextlib.suppress(OSError):
+                    before = os.fstat(self.basis.fileno())
+        pieces = [hit] if hit is not None else iter_signature(self.basis, threads=self._threads)
+        kept = []
+        for piece in pieces:
             self._sig_tail = (self._sig_tail + bytes(piece[-36:]))[-36:]
+            if cache is not None:
+                kept.append(bytes(piece))
             yield piece
+        if cache is not None:
+            self._sig = b"".join(kept)
+            if before is not None:
+                cache.put(before, self.basis.fileno(), self._sig)
 
     def feed(self, data: bytes) -> None:
         if self._patcher is None:
@@ -203,10 +227,17 @@ class Incoming:
         """End of the delta: verify and publish; returns the action taken."""
         if self._patcher is None:
             if self.have and self._unchanged():
+                self._ok = True
+                if self.cache is not None and self._sig is not None:
+                    # the mode/time just set changed its ctime: same content, new key
+                    with contextlib.suppress(OSError):
+                        fd = self.basis.fileno()
+                        self.cache.put(os.fstat(fd), fd, self._sig)
                 return "unchanged"
             self._start_patch()
         assert self._patcher is not None
         self._patcher.close()
+        self._ok = True
         with contextlib.suppress(OSError):
             # done with (and a leftover beside an existing file is stale)
             os.unlink(self._partial, dir_fd=self._dir)
@@ -253,6 +284,10 @@ class Incoming:
         """
         p = self._patcher
         try:
+            if not self._ok and self.cache is not None and self._sig is not None:
+                # this sync failed: the cached signature may be the cause, drop it
+                with contextlib.suppress(OSError, ValueError):
+                    self.cache.forget(self.basis.fileno())
             if p is not None and not p.done:
                 further = not self.have and p.produced > self.basis_size
                 p.abort(keep_as=self._partial if further else None)
@@ -431,10 +466,12 @@ def send_delta(
     threads: Optional[int],
     compress: Optional[bool],
     level: int,
+    digest: Optional[Callable[[], bytes]] = None,
 ) -> DeltaStats:
     """Make the delta of new against the received signature and stream it, then END.
 
     ``compress=None`` compresses literals adaptively (see :class:`LinkGate`).
+    ``digest``: NEW's BLAKE3 computed meanwhile (:mod:`.pipeline`).
     """
     name = f"signature from {ch.peer}"
     fmt.parse_sig_header(sig_data[: fmt.SIG_HEADER.size], name)
@@ -453,6 +490,7 @@ def send_delta(
         compress=zlit,
         level=level,
         gate=gate,
+        digest=digest,
     ):
         writer.write(piece)
     writer.flush()
