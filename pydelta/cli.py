@@ -620,6 +620,14 @@ def sync(
             "$PYDELTA_SIG_CACHE; see docs/SYNC_SPEED.md.",
         ),
     ] = True,
+    refine: Annotated[
+        bool,
+        typer.Option(
+            "--refine/--no-refine",
+            help="After the first scan, ask for finer signatures of the old data around "
+            "what did not match (a small edit then costs a few hundred bytes, not a block).",
+        ),
+    ] = True,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -694,6 +702,7 @@ def sync(
                     copy_links=copy_links,
                     bwlimit=bwlimit,
                     sig_cache=sig_cache,
+                    refine=refine,
                 )
         except SyncError as e:
             if isinstance(e.report, SyncReport):

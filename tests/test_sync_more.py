@@ -466,3 +466,17 @@ def test_command_line_order_of_filters(sshd, tmp_path):
     assert p.returncode == 0, p.stderr
     # the first --exclude comes first: d/ is left out although '*/' would include it
     assert p.stdout.splitlines()[0] == "<f+++++++++ y.json" and not (remote / "d").exists()
+
+
+@pytest.mark.parametrize(
+    "args, why", [(["--bwlimit", "fast"], "bad --bwlimit"), (["--exclude", ""], "bad exclude")]
+)
+def test_bad_options_are_usage_errors_before_connecting(tmp_path, args, why):
+    p = subprocess.run(
+        [PY, "-m", "pydelta", "sync", "-e", "/nonexistent/ssh"] + args + ["a", "host:b"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and why in p.stderr, p.stderr

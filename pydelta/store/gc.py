@@ -173,7 +173,8 @@ def _clock(st: Store) -> float:
 @dataclass
 class _Snapshot:
     versions: Dict[str, float] = field(default_factory=dict)  # id -> time
-    tags: Dict[str, Tuple[str, float]] = field(default_factory=dict)  # name -> (version, mtime)
+    # name -> (version, mtime, the time the tag records: a finer tie-break for equal mtimes)
+    tags: Dict[str, Tuple[str, float, float]] = field(default_factory=dict)
     packs: Dict[bytes, ObjectInfo] = field(default_factory=dict)
     indexes: Dict[bytes, ObjectInfo] = field(default_factory=dict)
     moved: Dict[bytes, ObjectInfo] = field(default_factory=dict)
@@ -197,23 +198,20 @@ def _snapshot(st: Store, jobs: int) -> _Snapshot:
             s.versions[vid] = o.mtime
     tag_objs = list(st.list(TAGS))
 
-    def read_tag(o: ObjectInfo) -> Optional[Tuple[str, str, float]]:
+    def read_tag(o: ObjectInfo) -> Optional[Tuple[str, str, float, float]]:
         data, _ = st.get_token(o.key)
         if data is None:
             return None
         try:
-            return (
-                o.key[len(TAGS) :],
-                mf.decode_tag(data, f"{o.key} in store {st.url}").version,
-                o.mtime,
-            )
+            t = mf.decode_tag(data, f"{o.key} in store {st.url}")
         except CorruptStoreError:
             return None
+        return o.key[len(TAGS) :], t.version, o.mtime, t.time
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for got in pool.map(read_tag, tag_objs):
             if got is not None:
-                s.tags[got[0]] = (got[1], got[2])
+                s.tags[got[0]] = got[1:]
     for o in st.list(PACKS):
         name = o.key[len(PACKS) :]
         stem, _, ext = name.partition(".")
@@ -307,17 +305,21 @@ class _Gc:
 
     def policy(self, keep_last: Optional[int], keep_tagged: bool) -> Set[str]:
         s = self.snap
-        when = dict(s.versions)
-        for vid, mtime in s.tags.values():
+        # A version's age: the newest of its object's and its tags' store times.
+        # Listings give those to the second only (S3), so two pushes in one
+        # second tie; the time a tag records (the pushing client's clock, to the
+        # millisecond) orders them then.
+        when: Dict[str, Tuple[float, float]] = {v: (t, 0.0) for v, t in s.versions.items()}
+        for vid, mtime, recorded in s.tags.values():
             if vid in when:
-                when[vid] = max(when[vid], mtime)
+                when[vid] = max(when[vid], (mtime, recorded))
         if keep_last is None and not keep_tagged:
             return set(when)
-        keep = {v for v, t in when.items() if not self.old(t)}
+        keep = {v for v, t in when.items() if not self.old(t[0])}
         if keep_last:
             keep |= {v for v, _ in sorted(when.items(), key=lambda kv: (kv[1], kv[0]))[-keep_last:]}
         if keep_tagged:
-            keep |= {v for v, _ in s.tags.values() if v in when}
+            keep |= {v for v, *_ in s.tags.values() if v in when}
         return keep
 
     def delete_versions(self, keep: Set[str]) -> None:
@@ -326,7 +328,7 @@ class _Gc:
         r.versions_deleted = gone
         r.versions_kept = len(keep)
         gone_set = set(gone)
-        for name, (vid, _) in sorted(self.snap.tags.items()):
+        for name, (vid, *_) in sorted(self.snap.tags.items()):
             if vid not in gone_set:
                 continue
             if not self.dry_run:

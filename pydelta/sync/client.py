@@ -140,6 +140,7 @@ class Session:
         fsync: bool = True,
         bwlimit: Union[None, int, str] = None,
         sig_cache: bool = True,
+        refine: bool = True,
     ) -> None:
         resolve_threads(threads)
         use_compression(compress, level)
@@ -163,14 +164,15 @@ class Session:
         self._closed = False
         self._bytes_done = 0  # bytes of the source's files dealt with, for progress
         ch.send_magic()
-        ch.send_json(encode(Hello(PROTOCOL, __version__, sorted(FEATURES), rate)))
+        offer = FEATURES if refine else FEATURES - {"refine"}
+        ch.send_json(encode(Hello(PROTOCOL, __version__, sorted(offer), rate)))
         ch.expect_magic()
         reply = ch.recv_json()
         #: the pydelta version of the serving end
         version = reply.get("version")
         self.remote_version: Optional[str] = version if isinstance(version, str) else None
         #: the optional protocol features both ends speak (see messages.FEATURES)
-        self.features = agree_features(reply.get("features"))
+        self.features = agree_features(reply.get("features")) & offer
         self._local = Local()
         self._remote = Remote(ch)
 
@@ -438,6 +440,7 @@ class Session:
                         compress=self._compress,
                         level=self._level,
                         digest=digest,
+                        refine="refine" in self.features,
                     )
                 if f.error is not None:
                     ch.send_fail(message(f.error))  # the server drops the file
@@ -485,7 +488,7 @@ class Session:
                     ch.send_fail(message(f.error))  # the server sends no delta
                     raise f.error
                 with Failed() as f:
-                    entry.action = receive(ch, inc)
+                    entry.action = receive(ch, inc, refine="refine" in self.features)
                 if "stats" in self.features and not isinstance(f.error, RemoteError):
                     got_stats(ch.recv_json(), entry)  # sent after the delta stream
                 if f.error is not None:
@@ -517,6 +520,7 @@ class SyncClient(Session):
         fsync: make each written file durable before it replaces its target.
         bwlimit: hold each end's writes to this many bytes/s (see :func:`sync`).
         sig_cache: let the receiving end use its signature cache (see :func:`sync`).
+        refine: refinement rounds for blocks that did not match (see :func:`sync`).
 
     Example:
         >>> import paramiko, pydelta  # doctest: +SKIP
@@ -538,6 +542,7 @@ class SyncClient(Session):
         fsync: bool = True,
         bwlimit: Union[None, int, str] = None,
         sig_cache: bool = True,
+        refine: bool = True,
     ) -> None:
         super().__init__(
             Channel(rfile, wfile, peer),
@@ -548,6 +553,7 @@ class SyncClient(Session):
             fsync=fsync,
             bwlimit=bwlimit,
             sig_cache=sig_cache,
+            refine=refine,
         )
 
     def __enter__(self) -> "SyncClient":
@@ -575,6 +581,7 @@ def sync(
     bwlimit: Union[None, int, str] = None,
     filter_rules: Optional[Sequence[Tuple[str, str]]] = None,
     sig_cache: bool = True,
+    refine: bool = True,
 ) -> SyncReport:
     """Make ``dest`` a copy of ``src`` where one of them is ``[user@]host:path``.
 
@@ -628,6 +635,9 @@ def sync(
             size, mtime and ctime are unchanged (results are verified either
             way); ``False`` (``--no-sig-cache``) makes and keeps none. Where
             it lives: :mod:`pydelta.sync.sigcache`.
+        refine: where blocks did not match, ask for finer signatures of the
+            old data around them (rounds that stop when they do not pay;
+            used only if the far end speaks it).
 
     Returns:
         :class:`SyncReport`: per file, bytes sent and received, size of the
@@ -676,6 +686,7 @@ def sync(
             fsync=fsync,
             bwlimit=bwlimit,
             sig_cache=sig_cache,
+            refine=refine,
         )
         ch.started = True
         opts: Dict[str, Any] = dict(

@@ -148,7 +148,7 @@ def stats_text(report: SyncReport) -> str:
     moved = [f for f in report.files if f.kind == "file" and f.action in ("created", "updated")]
     literal: Optional[int] = 0
     matched: Optional[int] = 0
-    for f in moved:
+    for f in moved if not report.dry_run else ():  # a dry run moves nothing
         if f.literal is None or f.matched is None or literal is None or matched is None:
             literal = matched = None
         else:

@@ -38,6 +38,8 @@ FEATURES: frozenset = frozenset(
         "bwlimit",
         # after a get's delta stream the server sends {"literal", "matched"}
         "stats",
+        # refinement rounds inside a delta stream (see .refine)
+        "refine",
     }
 )
 

@@ -146,7 +146,7 @@ class Server:
                 return
             with Failed() as f:
                 try:
-                    action = receive(ch, inc)
+                    action = receive(ch, inc, refine="refine" in self.features)
                 except RemoteError:
                     return  # the client gave up on this file: no reply
             if f.error is not None:
@@ -188,6 +188,7 @@ class Server:
                         compress=req.compress,
                         level=req.level,
                         digest=digest,
+                        refine="refine" in self.features,
                     )
             if f.error is not None:
                 ch.send_fail(message(f.error))

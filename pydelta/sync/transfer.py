@@ -29,6 +29,7 @@ from ..patch import Patcher
 from ..results import DeltaStats, Progress
 from ..signature import Signature, iter_signature
 from .fs import open_in, open_parent
+from .refine import Answerer, can_refine, refined_pieces
 from .sigcache import SigCache
 from .wire import END, Channel, DataWriter, Failed
 
@@ -362,18 +363,21 @@ def delta_limit(size: int) -> int:
     return size + size // 16 + (16 << 20)
 
 
-def receive(ch: Channel, inc: Incoming) -> str:
+def receive(ch: Channel, inc: Incoming, refine: bool = False) -> str:
     """Feed the delta stream on ch into inc and finish it; reads the stream to its end.
 
     With an announced size (``inc.max_size``) a stream longer than
     :func:`delta_limit` of it ends the session (ProtocolError): after a
     failure the rest of the stream is read and dropped, but not forever.
+    ``refine`` (the feature agreed): answer the sender's refine requests
+    inside the stream (:class:`.refine.Answerer`).
     """
     failure: Optional[BaseException] = None
     limit = None if inc.max_size is None else delta_limit(inc.max_size)
     got = 0
+    answer = Answerer(ch, inc.basis, inc.basis_size) if refine else None
     try:
-        for piece in ch.recv_stream():
+        for piece in ch.recv_stream(answer):
             got += len(piece)
             if limit is not None and got > limit:
                 inc.close()
@@ -457,6 +461,14 @@ class LinkGate:
         return self.compress_rate() > self.link_rate()
 
 
+def _position(new: Union[str, BinaryIO]) -> Optional[int]:
+    """Where the scan of new starts (None: a path, opened at its start)."""
+    try:
+        return None if isinstance(new, str) else new.tell()
+    except (AttributeError, OSError, ValueError):
+        return -1
+
+
 def send_delta(
     ch: Channel,
     sig_data: bytes,
@@ -467,11 +479,14 @@ def send_delta(
     compress: Optional[bool],
     level: int,
     digest: Optional[Callable[[], bytes]] = None,
+    refine: bool = False,
 ) -> DeltaStats:
     """Make the delta of new against the received signature and stream it, then END.
 
     ``compress=None`` compresses literals adaptively (see :class:`LinkGate`).
     ``digest``: NEW's BLAKE3 computed meanwhile (:mod:`.pipeline`).
+    ``refine`` (the feature agreed, ``new`` a regular file): with refinement
+    rounds (:mod:`.refine`).
     """
     name = f"signature from {ch.peer}"
     fmt.parse_sig_header(sig_data[: fmt.SIG_HEADER.size], name)
@@ -481,17 +496,19 @@ def send_delta(
     gate = LinkGate(ch, nthreads) if compress is None and zlit else None
     writer = DataWriter(ch)
     stats = DeltaStats()
-    for piece in delta_pieces(
-        sig,
-        new,
-        progress=progress,
-        stats=stats,
-        threads=nthreads,
-        compress=zlit,
-        level=level,
-        gate=gate,
-        digest=digest,
-    ):
+    if digest is not None and _position(new) != 0:
+        digest = None  # the pre-hash covers NEW from its start; the scan starts elsewhere
+    kw = dict(progress=progress, stats=stats, threads=nthreads, compress=zlit, level=level)
+    if refine and can_refine(new):
+
+        def flush() -> None:
+            writer.flush()
+            ch.flush()
+
+        pieces = refined_pieces(ch, sig, new, gate=gate, flush=flush, digest=digest, **kw)  # type: ignore[arg-type]
+    else:
+        pieces = delta_pieces(sig, new, gate=gate, digest=digest, **kw)  # type: ignore[arg-type]
+    for piece in pieces:
         writer.write(piece)
     writer.flush()
     ch.send(END)

@@ -26,7 +26,7 @@ import stat
 import struct
 import time
 from types import TracebackType
-from typing import Any, BinaryIO, Dict, Iterator, Optional, Tuple, Type, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterator, Optional, Tuple, Type, Union
 
 from .._io import read_exact
 from ..errors import (
@@ -255,6 +255,9 @@ class Channel:
             raise RemoteError(payload.decode("utf-8", "replace"))
         if kind != JSON:
             raise ProtocolError(f"{self.peer} sent a {kind!r} frame where a message was expected")
+        return self._json(payload)
+
+    def _json(self, payload: bytes) -> Dict[str, Any]:
         try:
             obj = json.loads(payload)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than we parse
@@ -263,8 +266,14 @@ class Channel:
             raise ProtocolError(f"{self.peer} sent a message that is not a JSON object")
         return obj
 
-    def recv_stream(self) -> Iterator[bytes]:
-        """Yield the payloads of a data stream up to its END; a FAIL raises RemoteError."""
+    def recv_stream(
+        self, on_json: Optional[Callable[[Dict[str, Any]], None]] = None
+    ) -> Iterator[bytes]:
+        """Yield the payloads of a data stream up to its END; a FAIL raises RemoteError.
+
+        A JSON frame inside the stream is a ProtocolError, unless ``on_json``
+        takes it (a request the sender makes while streaming, see refine.py).
+        """
         while True:
             kind, payload = self.recv()
             if kind == DATA:
@@ -273,6 +282,8 @@ class Channel:
                 return
             elif kind == FAIL:
                 raise RemoteError(payload.decode("utf-8", "replace"))
+            elif on_json is not None:
+                on_json(self._json(payload))
             else:
                 raise ProtocolError(f"{self.peer} sent a message inside a data stream")
 
