@@ -3,6 +3,7 @@
 #   bash bench/run.sh                      # 256 MiB and 1 GiB pairs, all kinds
 #   bash bench/run.sh --sizes 64 --repeat 1 --kinds finetune   # quick look
 #   bash bench/run.sh --sizes 4096 --kinds finetune --repeat 1 --out bench/results/big
+#   bash bench/run.sh --sizes "" --big 10240 --out bench/results/10g   # 10 GiB finetune point
 # Creates ./.venv if needed, installs pydelta with numpy and matplotlib, and
 # (as root, with apt) the anchor tools rdiff, rsync, xdelta3, zstd and GNU
 # time; then runs bench/run_bench.py, which writes bench/results/results.md,

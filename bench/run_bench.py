@@ -11,6 +11,14 @@ Usage:
     python bench/run_bench.py                         # 256 MiB and 1 GiB, all kinds
     python bench/run_bench.py --sizes 64 --kinds finetune --repeat 1   # quick
     python bench/run_bench.py --big 4096              # adds a 4 GiB finetune point
+    python bench/run_bench.py --sizes '' --big 10240 --repeat 3   # the 10 GiB point only
+        (pydelta and rdiff, --big-tools; needs ~32 GiB free; the pair is
+        deleted afterwards unless --keep-big)
+
+Every pair times pydelta's patch twice: with --no-fsync against plain
+``rdiff patch`` (neither makes the result durable), and with its default
+fsync against ``rdiff patch ... && sync FILE`` (the same durability).
+Tools alternate within each repeat.
 
 Pairs are cached in --work (default bench/work/) between runs.
 """
@@ -18,6 +26,7 @@ Pairs are cached in --work (default bench/work/) between runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import filecmp
 import json
 import os
@@ -110,6 +119,11 @@ class Pydelta(Tool):
                 cli + ["patch", "--no-progress", "--no-fsync", p["old"], p["delta"], p["out"]],
                 None,
             ),
+            # the default: the result is fsynced before it replaces the target
+            "patch+fsync": lambda p: (
+                cli + ["patch", "--no-progress", p["old"], p["delta"], p["out"]],
+                None,
+            ),
         }
 
 
@@ -123,6 +137,19 @@ class Rdiff(Tool):
             "signature": lambda p: (["rdiff", "-f", "signature", p["old"], p["sig"]], None),
             "delta": lambda p: (["rdiff", "-f", "delta", p["sig"], p["new"], p["delta"]], None),
             "patch": lambda p: (["rdiff", "-f", "patch", p["old"], p["delta"], p["out"]], None),
+            # the same durability as pydelta's default: rdiff patch && sync FILE
+            "patch+fsync": lambda p: (
+                [
+                    "sh",
+                    "-c",
+                    'rdiff -f patch "$1" "$2" "$3" && sync "$3"',
+                    "rdiff",
+                    p["old"],
+                    p["delta"],
+                    p["out"],
+                ],
+                None,
+            ),
         }
 
 
@@ -230,14 +257,22 @@ def bench_pair(work: str, size: float, kind: str, tools: List[Tool], repeat: int
         "new_size": os.path.getsize(new),
         "tools": {},
     }
+    paths = {}
+    entries: Dict[str, dict] = {}
     for tool in tools:
         p = {k: os.path.join(work, f"{tag}.{tool.name}.{k}") for k in ("sig", "delta", "out")}
         p.update(old=old, new=new)
-        entry: dict = {"steps": {}}
-        try:
-            for _ in range(repeat):
+        paths[tool.name] = p
+        entries[tool.name] = {"steps": {}}
+    # tools alternate within each repeat, so a busy moment hits them alike
+    for _ in range(repeat):
+        for tool in tools:
+            p, entry = paths[tool.name], entries[tool.name]
+            if "error" in entry:
+                continue
+            try:
                 for step, fn in tool.steps.items():
-                    if step == "patch":
+                    if step.startswith("patch"):
                         tool.prepare(p)
                     elif step == "delta" and "signature" not in tool.steps:
                         tool.prepare(p)
@@ -246,15 +281,18 @@ def bench_pair(work: str, size: float, kind: str, tools: List[Tool], repeat: int
                     s = entry["steps"].setdefault(step, {"times": [], "rss": []})
                     s["times"].append(dt)
                     s["rss"].append(rss)
-                if not filecmp.cmp(p["out"], new, shallow=False):
-                    raise RuntimeError("output differs from the new file")
+                    if step.startswith("patch") and not filecmp.cmp(p["out"], new, shallow=False):
+                        raise RuntimeError(f"{step}: output differs from the new file")
+            except Exception as e:  # an anchor failing must not stop the run
+                entries[tool.name] = {"error": str(e)}
+    for tool in tools:
+        p, entry = paths[tool.name], entries[tool.name]
+        if "error" not in entry:
             for s in entry["steps"].values():
                 s["time"] = statistics.median(s["times"])
                 s["peak_rss"] = max(s["rss"])
             entry["shipped"] = sum(os.path.getsize(p[k]) for k in tool.shipped)
             entry["verified"] = True
-        except Exception as e:  # an anchor failing must not stop the run
-            entry = {"error": str(e)}
         for k in ("sig", "delta", "out"):
             if os.path.exists(p[k]):
                 os.unlink(p[k])
@@ -291,15 +329,15 @@ def write_markdown(results: List[dict], notes: List[str], path: str) -> None:
     if notes:
         lines.append("")
     lines.append(
-        "| pair | tool | signature s | delta s | patch s | peak RSS MiB (sig/delta/patch) | shipped MiB | % of file | delta time vs rdiff |"
+        "| pair | tool | signature s | delta s | patch s | patch+fsync s | peak RSS MiB (sig/delta/patch) | shipped MiB | % of file | delta time vs rdiff |"
     )
-    lines.append("|---|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         rd = r["tools"].get("rdiff", {}).get("steps", {})
         for name, e in r["tools"].items():
             pair = f"{r['kind']} {r['size_mib']:g} MiB"
             if "error" in e:
-                lines.append(f"| {pair} | {name} | error: {e['error'][:80]} | | | | | | |")
+                lines.append(f"| {pair} | {name} | error: {e['error'][:80]} | | | | | | | |")
                 continue
             st = e["steps"]
 
@@ -312,22 +350,26 @@ def write_markdown(results: List[dict], notes: List[str], path: str) -> None:
             )
             d_rd = fmt_ratio(st.get("delta", {}).get("time"), rd.get("delta", {}).get("time"))
             lines.append(
-                f"| {pair} | {name} | {t('signature')} | {t('delta')} | {t('patch')} | {rss} | "
+                f"| {pair} | {name} | {t('signature')} | {t('delta')} | {t('patch')} | "
+                f"{t('patch+fsync')} | {rss} | "
                 f"{e['shipped'] / 2**20:.2f} | {100 * e['shipped'] / r['new_size']:.2f}% | {d_rd} |"
             )
     lines.append("")
-    lines.append("Ratios pydelta / rdiff per step (lower is faster):")
+    lines.append(
+        "Ratios pydelta / rdiff per step (lower is faster; patch+fsync: pydelta's "
+        "default against `rdiff patch && sync FILE`):"
+    )
     lines.append("")
-    lines.append("| pair | signature | delta | patch | shipped |")
-    lines.append("|---|---|---|---|---|")
+    lines.append("| pair | signature | delta | patch | patch+fsync | shipped |")
+    lines.append("|---|---|---|---|---|---|")
     for r in results:
         pd = r["tools"].get("pydelta", {})
         rd = r["tools"].get("rdiff", {})
         if "steps" not in pd or "steps" not in rd:
             continue
         cells = [
-            fmt_ratio(pd["steps"][s]["time"], rd["steps"][s]["time"])
-            for s in ("signature", "delta", "patch")
+            fmt_ratio(pd["steps"].get(s, {}).get("time"), rd["steps"].get(s, {}).get("time"))
+            for s in ("signature", "delta", "patch", "patch+fsync")
         ]
         cells.append(fmt_ratio(pd["shipped"], rd["shipped"]))
         lines.append(f"| {r['kind']} {r['size_mib']:g} MiB | " + " | ".join(cells) + " |")
@@ -383,7 +425,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="256,1024", help="pair sizes in MiB, comma-separated")
     ap.add_argument("--kinds", default=",".join(KINDS))
-    ap.add_argument("--big", type=float, default=0, help="also a finetune pair of this many MiB")
+    ap.add_argument(
+        "--big",
+        type=float,
+        default=0,
+        help="also a finetune pair of this many MiB (e.g. 10240: check free space first)",
+    )
+    ap.add_argument(
+        "--big-tools",
+        default="pydelta,rdiff",
+        help="tools run on the --big pair (the others take minutes there)",
+    )
+    ap.add_argument(
+        "--keep-big", action="store_true", help="keep the --big pair in --work afterwards"
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--tools", default=",".join(t.name for t in TOOLS))
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
@@ -411,14 +466,26 @@ def main() -> None:
             notes.append(f"{t.name} skipped: `{t.binary}` is not installed")
     for n in notes:
         print(n, file=sys.stderr)
-    pairs = [(float(s), k) for s in a.sizes.split(",") for k in a.kinds.split(",")]
+    pairs = [(float(s), k) for s in a.sizes.split(",") if s for k in a.kinds.split(",")]
     if a.big:
         pairs.append((a.big, "finetune"))
+        need = 3.2 * a.big * 2**20
+        free = shutil.disk_usage(a.work).free
+        if free < need:
+            sys.exit(
+                f"--big {a.big:g}: needs ~{need / 2**30:.0f} GiB free in {a.work}, has {free / 2**30:.0f}"
+            )
     results = []
     for size, kind in pairs:
+        big = bool(a.big) and (size, kind) == (a.big, "finetune") and (size, kind) == pairs[-1]
+        use = [t for t in tools if t.name in a.big_tools.split(",")] if big else tools
         results.append(
-            bench_pair(a.work, size, kind, tools, a.repeat, lambda m: print(m, file=sys.stderr))
+            bench_pair(a.work, size, kind, use, a.repeat, lambda m: print(m, file=sys.stderr))
         )
+        if big and not a.keep_big:
+            for end in ("old", "new"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(a.work, f"{kind}-{size:g}M.{end}"))
         with open(os.path.join(a.out, "results.json"), "w") as f:
             json.dump({"notes": notes, "results": results}, f, indent=1)
         write_markdown(results, notes, os.path.join(a.out, "results.md"))

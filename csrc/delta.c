@@ -36,6 +36,11 @@ struct pd_delta {
     int external;    /* NEW is hashed by the caller */
     int have_digest; /* ... and has given the digest */
     uint8_t digest[PD_HASH_LEN];
+    /* pre-scan hint (prescan.c): windows starting in [hint_from, hint_to)
+     * of NEW have no index candidate except at hints[hint_cur..hint_n) */
+    uint64_t hint_from, hint_to;
+    uint64_t *hints;
+    size_t hint_n, hint_cap, hint_cur;
 };
 
 pd_delta *pd_delta_new(const pd_sigtable *t)
@@ -59,6 +64,7 @@ void pd_delta_free(pd_delta *d)
         return;
     pd_blake3_free(d->hasher);
     pd_ops_free(&d->w);
+    free(d->hints);
     free(d);
 }
 
@@ -79,6 +85,42 @@ void pd_delta_stats(const pd_delta *d, uint64_t *new_size, uint64_t *copied,
     *new_size = d->used;
     *copied = d->w.copied;
     *literal = d->w.literal;
+}
+
+int pd_delta_hint(pd_delta *d, uint64_t from, uint64_t to,
+                  const uint64_t *hits, size_t n)
+{
+    d->hint_from = d->hint_to = 0;
+    d->hint_n = d->hint_cur = 0;
+    if (from > to)
+        return PD_ERR_PARAM;
+    for (size_t i = 0; i < n; i++)
+        if (hits[i] < from || hits[i] >= to || (i && hits[i] <= hits[i - 1]))
+            return PD_ERR_PARAM;
+    if (n > d->hint_cap) {
+        uint64_t *p = realloc(d->hints, n * sizeof *p);
+        if (!p)
+            return PD_ERR_NOMEM;
+        d->hints = p;
+        d->hint_cap = n;
+    }
+    if (n)
+        memcpy(d->hints, hits, n * sizeof *hits);
+    d->hint_n = n;
+    d->hint_from = from;
+    d->hint_to = to;
+    return PD_OK;
+}
+
+/* In a literal run at absolute position a (no continuation pending): the
+ * first position >= a the hint does not certify as a miss, or a itself. */
+static uint64_t hint_skip(pd_delta *d, uint64_t a)
+{
+    if (a < d->hint_from || a >= d->hint_to)
+        return a;
+    while (d->hint_cur < d->hint_n && d->hints[d->hint_cur] < a)
+        d->hint_cur++;
+    return d->hint_cur < d->hint_n ? d->hints[d->hint_cur] : d->hint_to;
 }
 
 /* Try the continuation block at d->cont against data[0..avail). Returns the
@@ -209,8 +251,16 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
             const uint64_t *tab = t->out_tab;
             const uint64_t m1 = PD_WEAK_M, m2 = m1 * m1, m3 = m2 * m1,
                            m4 = m2 * m2;
-            h = pd_weak_roll(h, in[pos], in[pos + bl], tab);
-            pos++;
+            /* Windows the pre-scan certified as misses are skipped: the
+             * first one it did not certify is rolled to afresh. */
+            uint64_t next = hint_skip(d, d->used + pos + 1) - d->used;
+            if (next > pos + 1 + 64) {
+                pos = next < end ? (size_t)next : end;
+                h = pd_weak(in + pos, bl);
+            } else {
+                h = pd_weak_roll(h, in[pos], in[pos + bl], tab);
+                pos++;
+            }
             /* Four positions per step: the sums at pos+1..pos+4 all come
              * from h at pos, so the loop-carried chain is one multiply-add
              * per four bytes and the other multiplies run in parallel. */

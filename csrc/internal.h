@@ -342,10 +342,18 @@ struct pd_patcher {
     pd_blake3 *hasher; /* of the output; NULL when counting */
     uint64_t produced; /* output bytes so far */
     int err_no;        /* errno of the last PD_ERR_IO */
+    pd_sink *sink;     /* direct output (copy.c), or NULL: output to out */
 };
 
 /** Run the job over in[0..in_len) into out[0..out_cap): the calling
  * convention of pd_patch_step. */
+/** Direct output (copy.c): write len bytes / copy len bytes of the basis
+ * at off to the sink. PD_OK or PD_ERR_IO (a basis read error sets
+ * *err_no, a write error the sink's errno). */
+int pd_sink_write(pd_sink *s, const uint8_t *buf, size_t len);
+int pd_sink_copy(pd_sink *s, int basis_fd, uint64_t off, uint64_t len,
+                 int *err_no);
+
 int pd_patcher_step(pd_patcher *p, const uint8_t *in, size_t in_len,
                     uint8_t *out, size_t out_cap, size_t *in_used,
                     size_t *out_used);

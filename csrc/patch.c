@@ -55,6 +55,11 @@ void pd_patch_free(pd_patch *p)
     free(p);
 }
 
+void pd_patch_set_sink(pd_patch *p, pd_sink *s)
+{
+    p->c.sink = s;
+}
+
 int pd_patch_errno(const pd_patch *p)
 {
     return p->c.err_no;
@@ -174,12 +179,39 @@ static int patch_literal(uint64_t *rem, const uint8_t *in, size_t avail,
     return PD_OK;
 }
 
+/* Sink mode: write the staged literal bytes out[0..*staged). */
+static int flush_staged(pd_patcher *p, const uint8_t *out, size_t *staged)
+{
+    int rc = *staged ? pd_sink_write(p->sink, out, *staged) : PD_OK;
+    *staged = 0;
+    return rc;
+}
+
+/* Sink mode: copy up to room bytes of the current COPY op to the sink. */
+static int sink_copy(pd_patcher *p, size_t room, size_t *made)
+{
+    if (!room)
+        return PD_NEED_OUTPUT;
+    size_t k = p->rem < room ? (size_t)p->rem : room;
+    int r = pd_sink_copy(p->sink, p->fd, p->off, k, &p->err_no);
+    if (r != PD_OK)
+        return r;
+    *made = k;
+    p->off += k;
+    p->rem -= k;
+    return PD_OK;
+}
+
 int pd_patcher_step(pd_patcher *p, const uint8_t *in, size_t in_len,
                     uint8_t *out, size_t out_cap, size_t *in_used,
                     size_t *out_used)
 {
-    size_t ip = 0, o = 0;
+    /* o: bytes produced by this call. With a sink, literal bytes are
+     * staged at out[0..staged) (staged <= o, so the room left for them,
+     * out_cap - o, is always there) and written before each COPY. */
+    size_t ip = 0, o = 0, staged = 0;
     int rc = PD_OK;
+    pd_sink *sink = p->counting ? NULL : p->sink;
 
     while (rc == PD_OK) {
         size_t k = 0;
@@ -198,11 +230,16 @@ int pd_patcher_step(pd_patcher *p, const uint8_t *in, size_t in_len,
             break;
         }
         case PD_ST_COPY:
-            if (p->counting)
+            if (p->counting) {
                 p->rem = 0;
-            else
+            } else if (sink) {
+                rc = flush_staged(p, out, &staged);
+                if (rc == PD_OK)
+                    rc = sink_copy(p, out_cap - o, &k);
+            } else {
                 rc = patch_copy(p->fd, &p->off, &p->rem, out + o, out_cap - o,
                                 &k, &p->err_no);
+            }
             o += k;
             if (!p->rem)
                 p->state = PD_ST_OP;
@@ -214,18 +251,26 @@ int pd_patcher_step(pd_patcher *p, const uint8_t *in, size_t in_len,
                 p->rem -= k;
                 ip += k;
             } else {
-                rc = patch_literal(&p->rem, in + ip, in_len - ip, out + o,
+                size_t at = sink ? staged : o;
+                rc = patch_literal(&p->rem, in + ip, in_len - ip, out + at,
                                    out_cap - o, &k);
                 ip += k;
                 o += k;
+                if (sink)
+                    staged += k;
             }
             if (!p->rem)
                 p->state = PD_ST_OP;
             break;
         }
     }
-    if (p->hasher && o)
+    if (sink) {
+        int wr = flush_staged(p, out, &staged);
+        if (wr != PD_OK && rc >= 0)
+            rc = wr;
+    } else if (p->hasher && o) {
         pd_blake3_update(p->hasher, out, o);
+    }
     p->produced += o;
     *in_used = ip;
     *out_used = o;

@@ -119,6 +119,21 @@ int pd_delta_scan(pd_delta *d, const uint8_t *in, size_t in_len, int eof,
  * before the call that finishes the delta (eof set). */
 void pd_delta_hash_externally(pd_delta *d);
 void pd_delta_set_digest(pd_delta *d, const uint8_t *digest);
+/* The parallel pre-scan (prescan.c), for any thread: the windows of
+ * buf[0..len) (block_len bytes each, wholly inside buf) starting in
+ * [from, to) that have a candidate in the table's weak-sum index. Their
+ * positions, plus base (buf's offset in NEW), go to hits (at most cap);
+ * returns the count, and *done_to is the end (base-relative as hits) of
+ * the range checked: every window before it and not in hits has none. */
+size_t pd_delta_prescan(const pd_sigtable *t, const uint8_t *buf, size_t len,
+                        size_t from, size_t to, uint64_t base, uint64_t *hits,
+                        size_t cap, uint64_t *done_to);
+/* Hand the job a pre-scan result: windows of NEW starting in [from, to)
+ * have no candidate except at hits[0..n) (ascending, inside the range).
+ * The scan then skips the others in literal runs; its output is the same.
+ * Replaces the previous hint. PD_OK, PD_ERR_PARAM or PD_ERR_NOMEM. */
+int pd_delta_hint(pd_delta *d, uint64_t from, uint64_t to,
+                  const uint64_t *hits, size_t n);
 /* Statistics so far: NEW bytes read, bytes sent as COPY, as LITERAL. */
 void pd_delta_stats(const pd_delta *d, uint64_t *new_size, uint64_t *copied,
                     uint64_t *literal);
@@ -145,6 +160,36 @@ void pd_patch_result(const pd_patch *p, uint64_t *expect_size,
                      uint8_t *got_digest);
 /* errno of the last PD_ERR_IO. */
 int pd_patch_errno(const pd_patch *p);
+
+/* ---- direct patch output (copy.c) -------------------------------------- */
+
+/* A sink writes a patch job's result straight to a regular file: COPY ops
+ * through copy_file_range(2) (the read/write path where the kernel refuses
+ * it), LITERAL bytes with pwrite(), starting at file offset `start`, while
+ * a second thread hashes (BLAKE3) what was written, read back in order. */
+typedef struct pd_sink pd_sink;
+
+enum {
+    PD_SINK_NO_CFR = 1,    /* never use copy_file_range (the fallback path) */
+    PD_SINK_WRITEBACK = 2, /* start writeback as it goes (before an fsync) */
+    PD_SINK_NO_THREAD = 4  /* hash on the writing thread */
+};
+
+/* NULL on a bad descriptor or no memory. */
+pd_sink *pd_sink_new(int out_fd, uint64_t start, int flags);
+void pd_sink_free(pd_sink *s);
+/* Route a job's output to the sink (it must outlive the job's steps); the
+ * job's steps then report in *out_used the bytes written to the file, and
+ * `out` is only staging room for literal bytes. */
+void pd_patch_set_sink(pd_patch *p, pd_sink *s);
+/* After the last step: bytes written and their BLAKE3 (waits for the
+ * hasher). PD_OK, or PD_ERR_IO if a write or the read-back failed. */
+int pd_sink_finish(pd_sink *s, uint64_t *size, uint8_t *digest);
+/* errno of the failure; whether it was a write (else the read-back); and
+ * bytes the kernel copied (0 once on the fallback path from the start). */
+int pd_sink_errno(const pd_sink *s);
+int pd_sink_write_failed(const pd_sink *s);
+uint64_t pd_sink_kernel_copied(const pd_sink *s);
 
 /* ---- librsync (rdiff) interop (rs_hash.c, rs_sums.c, rs_job.c) -------- */
 
@@ -245,6 +290,8 @@ void pd_rs_patch_stats(const pd_rs_patch *p, uint64_t *result_size,
                        uint64_t *literal, uint8_t *digest);
 /* errno of the last PD_ERR_IO (0: the basis ended early). */
 int pd_rs_patch_errno(const pd_rs_patch *p);
+/* Direct output for a librsync patch (see pd_sink above). */
+void pd_rs_patch_set_sink(pd_rs_patch *p, pd_sink *s);
 
 /* ---- content-defined chunking for the model store (cdc.c) ------------- */
 

@@ -611,6 +611,12 @@ void pd_rs_patch_free(pd_rs_patch *p)
     free(p);
 }
 
+void pd_rs_patch_set_sink(pd_rs_patch *p, pd_sink *s)
+{
+    if (!p->c.counting)
+        p->c.sink = s;
+}
+
 int pd_rs_patch_errno(const pd_rs_patch *p)
 {
     return p->c.err_no;

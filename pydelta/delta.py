@@ -38,6 +38,16 @@ READ_SIZE = 8 << 20
 #: Output buffer of the scan.
 OUT_SIZE = 1 << 20
 
+#: Index candidates one pre-scan segment records at most (then it stops early).
+PRESCAN_CAP = 1 << 15
+#: The pre-scan runs on stretches of NEW at least this long, and looks at
+#: the share of literals every PRESCAN_CHECK bytes scanned.
+PRESCAN_MIN = 1 << 20
+PRESCAN_CHECK = 4 << 20
+#: The pre-scan runs while literals were at least this share of the NEW
+#: bytes scanned since the last check (little in common with the basis).
+PRESCAN_LITERAL_SHARE = 0.5
+
 SigSource = Union[Source, Signature, RdiffSignature, bytes]
 Gate = Optional[Callable[[], bool]]
 Piece = Union[bytes, memoryview]
@@ -86,6 +96,7 @@ def _scan(
     pending: List[Future] = []  # hashing jobs not yet finished, in order
     if hasher is not None or digest is not None:
         job.hash_externally()
+    pre = _Prescan(sig, job, threads) if threads > 1 and backend.NAME == "c" else None
 
     def settle() -> None:
         for f in pending:
@@ -111,6 +122,8 @@ def _scan(
                             job.set_digest(hasher.digest())
                         elif digest is not None:
                             job.set_digest(digest())
+                if pre is not None:
+                    pre.run(inbuf, have, done, start)
                 rc, used, produced = job.scan(inbuf, start, have - start, eof, outbuf)
                 if rc < 0:
                     raise_for_code(rc)
@@ -133,10 +146,73 @@ def _scan(
                 elif rc == NEED_INPUT and have == len(inbuf) and len(inbuf) < cap:
                     inbuf, view = _grown(inbuf, have, cap)  # (pending hashes keep the old one)
     finally:
+        if pre is not None:
+            pre.close()
         if executor is not None:
             _settle_quietly(pending)
             executor.shutdown(wait=True)
     stats.new_size, stats.copied, stats.literal = job.stats()
+
+
+class _Prescan:
+    """The parallel pre-scan of the all-different case (csrc/prescan.c).
+
+    Each new stretch of the input buffer is split into one segment per
+    thread; the threads record where a window has an index candidate, and
+    the scan is handed the result as a hint that lets it skip the certified
+    misses. The delta does not depend on it (the scan still decides every
+    window itself), so neither on the thread count nor the segments.
+    """
+
+    def __init__(self, sig: Signature, job: object, threads: int) -> None:
+        self._table = sig.table
+        self._job = job
+        self._threads = threads
+        self._pool = ThreadPoolExecutor(threads - 1, thread_name_prefix="pydelta-prescan")
+        self._cap = PRESCAN_CAP
+        self._hits = [backend.prescan_hits(self._cap) for _ in range(threads)]
+        self._all = backend.prescan_hits(self._cap * threads)
+        self._last = True
+        self._upto = 0  # NEW is pre-scanned (hinted) up to here
+        self._seen = (0, 0, 0)  # job stats at the last check
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _worth_it(self) -> bool:
+        now = self._job.stats()  # type: ignore[attr-defined]
+        new, lit = now[0] - self._seen[0], now[2] - self._seen[2]
+        if new >= PRESCAN_CHECK or not now[0]:
+            self._seen = now
+            self._last = not now[0] or lit >= PRESCAN_LITERAL_SHARE * new
+        return self._last
+
+    def run(self, buf: bytearray, have: int, base: int, start: int) -> None:
+        """Pre-scan buf[:have] (NEW offset base) from max(start, where it got)."""
+        lo = max(start, self._upto - base)
+        hi = have
+        if hi - lo < PRESCAN_MIN or not self._worth_it():
+            return
+        per = -(-(hi - lo) // self._threads)
+        segs = [(a, min(a + per, hi)) for a in range(lo, hi, per)]
+        table, hits = self._table, self._hits
+
+        def one(i: int) -> Tuple[int, int]:
+            a, b = segs[i]
+            return backend.prescan(table, buf, have, a, b, base, hits[i], self._cap)
+
+        futures = [self._pool.submit(one, i) for i in range(1, len(segs))]
+        results = [one(0)] + [f.result() for f in futures]
+        total, stop = 0, base + lo
+        for i, (n, done) in enumerate(results):
+            backend.move_hits(self._all, total, hits[i], n)
+            total += n
+            stop = done
+            if done != base + segs[i][1]:
+                break  # stopped early: nothing after it is certified
+        if stop > base + lo:
+            self._job.hint(base + lo, stop, self._all, total)  # type: ignore[attr-defined]
+            self._upto = stop
 
 
 def _grown(buf: bytearray, have: int, cap: int) -> Tuple[bytearray, memoryview]:

@@ -37,6 +37,15 @@ from .signature import iter_signature
 #: Bytes of delta read per step, and size of the output buffer.
 READ_SIZE = 4 << 20
 OUT_SIZE = 1 << 20
+#: Result bytes per step when the job writes the output file itself.
+DIRECT_OUT_SIZE = 8 << 20
+
+#: Environment switches: PYDELTA_PATCH_DIRECT=0 writes the result through
+#: Python as for a stream; PYDELTA_COPY_RANGE=0 keeps the direct output but
+#: copies with read/write instead of copy_file_range (both for tests, or a
+#: kernel whose copy_file_range misbehaves).
+DIRECT_ENV = "PYDELTA_PATCH_DIRECT"
+COPY_RANGE_ENV = "PYDELTA_COPY_RANGE"
 
 #: The wrong-basis diagnosis (after a result failed its digest) recomputes
 #: OLD's signature with the delta's block length, one read of OLD at a time.
@@ -168,9 +177,31 @@ class Patcher:
         self._produced = 0
         self._done = False
         self._closed = False
-        self._outbuf = bytearray(OUT_SIZE)
+        self._fsync = fsync
+        # direct output: the C job writes the temporary file itself (COPY by
+        # copy_file_range, the digest hashed beside the writing)
+        self._direct = None
+        self._outbuf = bytearray(DIRECT_OUT_SIZE if self._can_direct() else OUT_SIZE)
         self._outview = memoryview(self._outbuf)
         self._result: Optional[PatchResult] = None
+
+    def _can_direct(self) -> bool:
+        return (
+            isinstance(self._sink, AtomicFile)
+            and os.environ.get(DIRECT_ENV, "1") != "0"
+            and backend.NAME == "c"  # the numba twin writes through Python
+        )
+
+    def _attach(self, job) -> None:  # type: ignore[no-untyped-def]
+        """Make the job write the result file itself where it can."""
+        if not self._can_direct():
+            return
+        self._direct = backend.Sink(
+            self._sink.fh.fileno(),  # type: ignore[union-attr]
+            copy_range=os.environ.get(COPY_RANGE_ENV, "1") != "0",
+            writeback=self._fsync,
+        )
+        job.attach(self._direct)
 
     # -- feeding -------------------------------------------------------
     def write(self, data: Union[bytes, bytearray, memoryview]) -> int:
@@ -201,6 +232,7 @@ class Patcher:
                 self._head_len = 4
                 self._header = RDIFF_DELTA_HEADER
                 self._job = rdiff_kernels().PatchJob(self._old.fileno(), self._old_size)
+                self._attach(self._job)
             if not data:
                 return
         if self._header is None:
@@ -228,8 +260,14 @@ class Patcher:
             )
         buf = self._pend + bytes(data) if self._pend else data
         off, left = 0, len(buf)
+        out = self._outbuf
         while True:
-            rc, used, produced = self._job.step(buf, off, left, self._outbuf)
+            if self._direct is not None and self._max_size is not None:
+                # the job writes the file itself: never past one byte too many
+                out = self._outview[
+                    : max(1, min(len(self._outbuf), self._max_size - self._produced + 1))
+                ]
+            rc, used, produced = self._job.step(buf, off, left, out)
             off += used
             left -= used
             self._fed += used
@@ -239,7 +277,8 @@ class Patcher:
                         f"delta {self._delta_name} makes more than the {self._max_size} bytes "
                         "announced for its result: refused"
                     )
-                self._sink.write(self._outview[:produced])
+                if self._direct is None:
+                    self._sink.write(self._outview[:produced])
                 self._produced += produced
                 if self._progress is not None:
                     self._progress(self._produced)
@@ -273,6 +312,7 @@ class Patcher:
             )
         self._header = header
         self._job = backend.PatchJob(self._old.fileno(), self._old_size)
+        self._attach(self._job)
         if header.flags & fmt.FLAG_ZLITERALS:
             self._inflater = Inflater(self._delta_name, fmt.DELTA_HEADER.size)
 
@@ -293,6 +333,10 @@ class Patcher:
             )
 
         def io() -> FileAccessError:
+            if self._direct is not None and self._direct.write_failed:
+                return FileAccessError(
+                    f"cannot write {self._sink.name}: {os.strerror(self._direct.errno)}"
+                )
             err = self._job.errno
             why = os.strerror(err) if err else "it is shorter than it was (changed during patch?)"
             return FileAccessError(f"cannot read old file {self._old_name}: {why}")
@@ -366,11 +410,14 @@ class Patcher:
         if self._rdiff:
             # nothing to check against: say so (the CLI prints it as a warning)
             st = self._job.stats()
+            digest = st["digest"] if self._direct is None else self._finish_direct()[1]
             warnings.warn(
                 rfmt.unverified_message(self._delta_name), UnverifiedWarning, stacklevel=4
             )
-            return PatchResult(st["result_size"], st["digest"], verified=False)
+            return PatchResult(st["result_size"], digest, verified=False)
         want_size, want_digest, got_size, got_digest = self._job.result()
+        if self._direct is not None:
+            got_size, got_digest = self._finish_direct()
         if want_size == got_size and want_digest == got_digest:
             return PatchResult(got_size, got_digest)
         corrupt = (
@@ -395,6 +442,17 @@ class Patcher:
             f"old file {self._old_name} is not the file the signature was made from "
             "(its content differs): make a new signature of it and a new delta"
         )
+
+    def _finish_direct(self) -> tuple:
+        """(size, digest) of the result the job wrote, once the hasher is done."""
+        assert self._direct is not None
+        ok, size, digest = self._direct.finish()
+        if not ok:
+            err = self._direct.errno
+            why = os.strerror(err) if err else "it came up short when read back"
+            verb = "write" if self._direct.write_failed else "read back"
+            raise FileAccessError(f"cannot {verb} {self._sink.name}: {why}")
+        return size, digest
 
     def _basis_changed(self) -> bool:
         try:
@@ -436,6 +494,8 @@ class Patcher:
         """
         if not self._closed:
             self._closed = True
+            if self._direct is not None:
+                self._direct.finish()  # the hasher stops before the file closes
             if isinstance(self._sink, AtomicFile):
                 self._sink.abort(keep_as)
             else:

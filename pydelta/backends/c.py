@@ -11,7 +11,7 @@ functions they call.
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Optional, Tuple, Union
 
 from .._core import ffi, lib
 from . import _cffi
@@ -19,6 +19,9 @@ from ._cffi import nbytes as _nbytes
 from ._cffi import ptr as _ptr
 
 NAME = "c"
+#: What only this backend has (the numba twin takes the plain paths, with
+#: the same results): direct patch output and the delta pre-scan.
+C_ONLY = ("C_ONLY", "Sink", "prescan", "prescan_hits", "move_hits")
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -143,6 +146,17 @@ class DeltaJob(_cffi.Job):
         """Scan inbuf[in_off:in_off+in_len]; returns (code, input used, output made)."""
         return self._call(lib.pd_delta_scan, inbuf, in_off, in_len, outbuf, 1 if eof else 0)
 
+    def hint(self, start: int, stop: int, hits: Any, n: int) -> None:
+        """A pre-scan result (see :func:`prescan`): windows of NEW starting in
+        [start, stop) have no index candidate but at hits[:n] (ascending)."""
+        rc = lib.pd_delta_hint(self._h, start, stop, hits, n)
+        if rc != lib.PD_OK:
+            raise (
+                MemoryError("cannot keep the pre-scan result")
+                if rc == ERR_NOMEM
+                else ValueError("pre-scan hint out of order")
+            )
+
     def hash_externally(self) -> None:
         """The caller hashes NEW itself and gives the digest via set_digest()."""
         lib.pd_delta_hash_externally(self._h)
@@ -156,11 +170,96 @@ class DeltaJob(_cffi.Job):
         return _cffi.u64s(lib.pd_delta_stats, self._h, 3)
 
 
+class Sink:
+    """Direct output of a patch job to a regular file (csrc/copy.c).
+
+    COPY ops go through copy_file_range(2) (the read/write path where the
+    kernel refuses it); a second thread hashes the result as it is written.
+
+    Args:
+        fd: the output file (regular), written from offset ``start``.
+        copy_range: use copy_file_range (False forces the read/write path).
+        writeback: start writeback as it goes (an fsync follows).
+        thread: hash on a second thread (False: on the writing one).
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        start: int = 0,
+        *,
+        copy_range: bool = True,
+        writeback: bool = False,
+        thread: bool = True,
+    ) -> None:
+        flags = (0 if copy_range else lib.PD_SINK_NO_CFR) | (
+            lib.PD_SINK_WRITEBACK if writeback else 0
+        )
+        flags |= 0 if thread else lib.PD_SINK_NO_THREAD
+        s = lib.pd_sink_new(fd, start, flags)
+        if s == ffi.NULL:
+            raise MemoryError("cannot allocate the output sink")
+        self._s = ffi.gc(s, lib.pd_sink_free)
+        self._final: Optional[Tuple[bool, int, bytes]] = None
+
+    def finish(self) -> Tuple[bool, int, bytes]:
+        """Wait for the hasher: (all written and read back, size, digest)."""
+        if self._final is None:
+            size = ffi.new("uint64_t *")
+            dig = ffi.new("uint8_t[32]")
+            rc = lib.pd_sink_finish(self._s, size, dig)
+            self._final = (rc == lib.PD_OK, int(size[0]), bytes(ffi.buffer(dig, 32)))
+        return self._final
+
+    @property
+    def errno(self) -> int:
+        """errno of a failed write or read-back (0: none, or the file came up short)."""
+        return int(lib.pd_sink_errno(self._s))
+
+    @property
+    def write_failed(self) -> bool:
+        """True if writing the result failed (else the read-back did)."""
+        return bool(lib.pd_sink_write_failed(self._s))
+
+    @property
+    def kernel_copied(self) -> int:
+        """Result bytes copied by copy_file_range."""
+        return int(lib.pd_sink_kernel_copied(self._s))
+
+
+def prescan_hits(cap: int) -> Any:
+    """An array for :func:`prescan` results."""
+    return ffi.new("uint64_t[]", max(cap, 1))
+
+
+def prescan(
+    table: SigTable, buf: Buffer, length: int, start: int, stop: int, base: int, hits: Any, cap: int
+) -> Tuple[int, int]:
+    """Pre-scan windows of buf[:length] starting in [start, stop) (any thread):
+    (candidates written to hits, end of the range checked), both offsets in
+    NEW being base + the buffer offset."""
+    if not 0 <= length <= _nbytes(buf):
+        raise ValueError("pre-scan length outside the buffer")
+    done = ffi.new("uint64_t *")
+    n = lib.pd_delta_prescan(table._t, _ptr(buf), length, start, stop, base, hits, cap, done)
+    return int(n), int(done[0])
+
+
+def move_hits(dst: Any, at: int, src: Any, n: int) -> None:
+    """dst[at:at+n] = src[:n] (joining pre-scan segments)."""
+    ffi.memmove(dst + at, src, 8 * n)
+
+
 class PatchJob(_cffi.Job):
     """A resumable patch job reading the basis through a file descriptor."""
 
     def __init__(self, fd: int, old_size: int) -> None:
         self._adopt(lib.pd_patch_new(fd, old_size), lib.pd_patch_free, "patch job")
+
+    def attach(self, sink: Sink) -> None:
+        """Write the result through sink: steps then report bytes written."""
+        self._sink = sink  # the C job points to it
+        lib.pd_patch_set_sink(self._h, sink._s)
 
     def step(
         self, inbuf: Buffer, in_off: int, in_len: int, outbuf: bytearray

@@ -8,7 +8,7 @@ job wrappers are the generic ones of :mod:`._cffi`.
 
 from __future__ import annotations
 
-from typing import Dict, Tuple, Union
+from typing import Any, Dict, Tuple, Union
 
 from .._core import ffi, lib
 from ._cffi import Job, Table, nbytes, ptr, u64s
@@ -123,6 +123,11 @@ class PatchJob(Job):
 
     def __init__(self, fd: int, old_size: int) -> None:
         self._adopt(lib.pd_rs_patch_new(fd, old_size), lib.pd_rs_patch_free, "patch job")
+
+    def attach(self, sink: Any) -> None:
+        """Write the output through a :class:`pydelta.backends.c.Sink`."""
+        self._sink = sink  # the C job points to it
+        lib.pd_rs_patch_set_sink(self._h, sink._s)
 
     def step(
         self, inbuf: Buffer, in_off: int, in_len: int, outbuf: bytearray

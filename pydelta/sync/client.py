@@ -11,6 +11,7 @@ verify - leaves the destination as it was.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -55,6 +56,7 @@ from .report import (
     planned,
     same_size_and_time,
 )
+from .resume import after_prefix, answer_offer
 from .sigcache import SigCache
 from .ssh import SSHChannel, parse_location, ssh_argv
 from .transfer import Incoming, receive, recv_signature, send_delta
@@ -428,8 +430,11 @@ class Session:
                     )
                 )
                 progress = self._file_progress(label, entry.size, report)
-                ch.recv_json()
+                reply = ch.recv_json()
                 sig = recv_signature(ch)
+                skip = answer_offer(ch, fh, reply.get("resume"), size)  # (it offers: resume agreed)
+                if skip and progress is not None:
+                    progress = functools.partial(after_prefix, progress, skip)
                 with Failed() as f:
                     stats = send_delta(
                         ch,
@@ -445,8 +450,8 @@ class Session:
                 if f.error is not None:
                     ch.send_fail(message(f.error))  # the server drops the file
                     raise f.error
-                entry.size = stats.new_size
-                entry.literal, entry.matched = stats.literal, stats.copied
+                entry.size = skip + stats.new_size
+                entry.literal, entry.matched = stats.literal, stats.copied + skip
                 action = ch.recv_json().get("action")
                 if action not in ("created", "updated", "unchanged"):
                     raise ProtocolError(f"{ch.peer} answered a put with action {action!r}")
@@ -482,11 +487,16 @@ class Session:
                 inc.mode = got.mode
                 inc.mtime_ns = got.mtime_ns
                 inc.progress = progress = self._file_progress(local_rel, entry.size, report)
+                offer = inc.resume_offer() if "resume" in self.features else None
+                if offer is not None:
+                    ch.send_json({"op": "resume", **offer})
                 with Failed() as f:
                     ch.send_stream(inc.signature())
                 if f.error is not None:
                     ch.send_fail(message(f.error))  # the server sends no delta
                     raise f.error
+                if offer is not None:
+                    inc.resume_answer(ch.recv_json().get("resume") is True)
                 with Failed() as f:
                     entry.action = receive(ch, inc, refine="refine" in self.features)
                 if "stats" in self.features and not isinstance(f.error, RemoteError):

@@ -40,6 +40,8 @@ FEATURES: frozenset = frozenset(
         "stats",
         # refinement rounds inside a delta stream (see .refine)
         "refine",
+        # an interrupted update's prefix offered and reused (see .resume)
+        "resume",
     }
 )
 

@@ -30,6 +30,7 @@ from .messages import (
     decode,
 )
 from .pipeline import prehashing
+from .resume import OfferTaker, answer_offer
 from .sigcache import SigCache, sign_later
 from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
@@ -138,7 +139,8 @@ class Server:
         try:
             inc.mode = req.mode
             inc.mtime_ns = req.mtime_ns
-            ch.send_json({"ok": True, "have": inc.have})
+            offer = inc.resume_offer() if "resume" in self.features else None
+            ch.send_json({"ok": True, "have": inc.have, **({"resume": offer} if offer else {})})
             with Failed() as f:
                 ch.send_stream(inc.signature())
             if f.error is not None:
@@ -146,6 +148,8 @@ class Server:
                 return
             with Failed() as f:
                 try:
+                    if offer is not None:  # the client's answer comes before the delta
+                        inc.resume_answer(ch.recv_json().get("resume") is True)
                     action = receive(ch, inc, refine="refine" in self.features)
                 except RemoteError:
                     return  # the client gave up on this file: no reply
@@ -174,10 +178,12 @@ class Server:
                 }
             )
             with prehashing(fh, self.threads) as digest:  # while the client signs
+                taker = OfferTaker() if "resume" in self.features else None
                 try:
-                    sig = recv_signature(ch)
+                    sig = recv_signature(ch, taker)
                 except RemoteError:
                     return  # the client could not make its signature
+                skip = answer_offer(ch, fh, taker and taker.offer, st.st_size)
                 with Failed() as f:
                     stats = send_delta(
                         ch,
@@ -193,7 +199,7 @@ class Server:
             if f.error is not None:
                 ch.send_fail(message(f.error))
             elif "stats" in self.features:  # after the stream: what it was made of
-                ch.send_json({"ok": True, "literal": stats.literal, "matched": stats.copied})
+                ch.send_json({"ok": True, "literal": stats.literal, "matched": stats.copied + skip})
         finally:
             fh.close()
 

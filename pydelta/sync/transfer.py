@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import os
 import stat
 import tempfile
 import threading
 import time
-from typing import BinaryIO, Callable, Iterator, Optional, Tuple, Union
+from typing import Any, BinaryIO, Callable, Dict, Iterator, Optional, Tuple, Union
 
 from .._io import AtomicFile, current_umask
 from .._threads import resolve_threads
@@ -30,6 +31,7 @@ from ..results import DeltaStats, Progress
 from ..signature import Signature, iter_signature
 from .fs import open_in, open_parent
 from .refine import Answerer, can_refine, refined_pieces
+from .resume import UpdateResume, after_prefix
 from .sigcache import SigCache
 from .wire import END, Channel, DataWriter, Failed
 
@@ -123,6 +125,7 @@ class Incoming:
         self.mode: Optional[int] = None  #: the mode the sender sent (see applied_mode)
         self.mtime_ns: Optional[int] = None
         self.max_size = max_size
+        self.full_size: Optional[int] = None  #: the announced size, once a resume cut max_size
         self._fsync = fsync
         self._threads = threads
         self.progress = progress  #: called with the bytes of the result done
@@ -155,6 +158,8 @@ class Incoming:
             if not stat.S_ISREG(st.st_mode):
                 raise FileAccessError(f"{target} is not a regular file: not replaced")
         self.have = st is not None
+        #: an existing file's interrupted update (see .resume)
+        self.resume = UpdateResume(self._dir, self._base) if self.have else None
         self._partial = "." + self._base + ".pydelta-partial"
         self.partial = os.path.join(os.path.dirname(target), self._partial)
         self.resumed = False  #: the basis is what an earlier attempt left
@@ -167,6 +172,21 @@ class Incoming:
             except FileAccessError:  # none (or not a regular file): start from nothing
                 self.basis = tempfile.TemporaryFile()
         self.basis_size = os.fstat(self.basis.fileno()).st_size
+
+    def resume_offer(self) -> Optional[Dict[str, Any]]:
+        """What an interrupted update left to offer the sender (see .resume), or None."""
+        if self.resume is None:
+            return None
+        return self.resume.offer(self.max_size, self.mtime_ns)
+
+    def resume_answer(self, accepted: bool) -> None:
+        """The sender's answer: the delta then makes only the rest after the prefix."""
+        if self.resume is None:
+            return
+        self.full_size = self.max_size
+        self.resume.accepted(accepted)
+        if self.resume.offset and self.max_size is not None:
+            self.max_size -= self.resume.offset
 
     def signature(self) -> Iterator[bytes]:
         """The signature of the basis, as sent (its digest is kept to check the delta by).
@@ -202,7 +222,14 @@ class Incoming:
         self._patcher.write(data)
 
     def _start_patch(self) -> None:
-        out = AtomicFile(self.target, fsync=self._fsync, dir_fd=self._dir)
+        skip = self.resume.offset if self.resume is not None else 0
+        if skip:  # the delta makes the rest after the partial file's verified prefix
+            out = self.resume.output(self.target, self._fsync)  # type: ignore[union-attr]
+        else:
+            out = AtomicFile(self.target, fsync=self._fsync, dir_fd=self._dir)
+        progress = self.progress
+        if skip and progress is not None:
+            progress = functools.partial(after_prefix, progress, skip)
         out.mode = applied_mode(self.mode, new_file=not self.have)
         out.mtime_ns = self.mtime_ns
         sig_digest = self._sig_tail[:32] if len(self._sig_tail) == 36 else None
@@ -210,7 +237,7 @@ class Incoming:
             self._patcher = Patcher(
                 self.basis,
                 out,
-                progress=self.progress,
+                progress=progress,
                 delta_name=self._name,
                 fsync=self._fsync,
                 max_size=self.max_size,
@@ -227,7 +254,10 @@ class Incoming:
     def finish(self) -> str:
         """End of the delta: verify and publish; returns the action taken."""
         if self._patcher is None:
-            if self.have and self._unchanged():
+            resumed = self.resume is not None and self.resume.offset
+            if self.have and not resumed and self._unchanged():
+                if self.resume is not None:
+                    self.resume.drop()  # stale
                 self._ok = True
                 if self.cache is not None and self._sig is not None:
                     # the mode/time just set changed its ctime: same content, new key
@@ -242,6 +272,8 @@ class Incoming:
         with contextlib.suppress(OSError):
             # done with (and a leftover beside an existing file is stale)
             os.unlink(self._partial, dir_fd=self._dir)
+        if self.resume is not None:
+            self.resume.drop()
         return "updated" if self.have else "created"
 
     def _unchanged(self) -> bool:
@@ -281,7 +313,8 @@ class Incoming:
         """Drop any unfinished output (a published result stays) and the basis.
 
         An unfinished first copy is kept as the partial file if it got further
-        than the partial file it started from.
+        than the partial file it started from; an unfinished update, with a
+        sidecar that says what it is a prefix of (see .resume).
         """
         p = self._patcher
         try:
@@ -290,8 +323,14 @@ class Incoming:
                 with contextlib.suppress(OSError, ValueError):
                     self.cache.forget(self.basis.fileno())
             if p is not None and not p.done:
-                further = not self.have and p.produced > self.basis_size
-                p.abort(keep_as=self._partial if further else None)
+                if self.resume is not None:
+                    size = self.max_size if self.full_size is None else self.full_size
+                    keep = self.resume.keep(p.produced, size, self.mtime_ns)
+                else:
+                    keep = self._partial if p.produced > self.basis_size else None
+                p.abort(keep_as=keep)
+            if self.resume is not None:
+                self.resume.close()
             self.basis.close()
         finally:
             if self._dir >= 0:
@@ -318,19 +357,22 @@ def signature_limit(block_len: int, strong_len: int) -> int:
     return fmt.SIG_HEADER.size + (block_len + 3) * (8 + strong_len) + fmt.SIG_TRAILER.size
 
 
-def recv_signature(ch: Channel) -> bytes:
+def recv_signature(
+    ch: Channel, on_json: Optional[Callable[[Dict[str, Any]], None]] = None
+) -> bytes:
     """Receive a signature stream, checking it as it arrives.
 
     Its magic and header are checked as soon as they are in, and what is
     held never exceeds :func:`signature_limit` of its header: a peer that
     sends something else, or a signature without end, ends the session
-    (ProtocolError) instead of filling memory. A FAIL frame raises
+    (ProtocolError) instead of filling memory. ``on_json`` takes a JSON frame
+    inside the stream (a resume offer, see .resume). A FAIL frame raises
     RemoteError as for any stream.
     """
     buf = bytearray()
     limit: Optional[int] = None
     name = f"the signature from {ch.peer}"
-    for piece in ch.recv_stream():
+    for piece in ch.recv_stream(on_json):
         buf += piece
         if limit is None:
             if buf[:4] != fmt.SIG_MAGIC[: len(buf[:4])]:

@@ -1,0 +1,162 @@
+"""Direct patch output (csrc/copy.c): copy_file_range, its read/write
+fallback and the digest hashed beside the writing give the same file and
+the same result as the buffered path, for both delta formats and backends."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import pydelta
+from pydelta.backends import c as C
+from pydelta.errors import CorruptDeltaError, FileAccessError
+from pydelta.formats import native as fmt
+
+patch_mod = importlib.import_module("pydelta.patch")
+
+MODES = {
+    "copy_range": {},
+    "read_write": {patch_mod.COPY_RANGE_ENV: "0"},
+    "buffered": {patch_mod.DIRECT_ENV: "0"},
+}
+
+
+def _pair(seed: int = 3, size: int = 3_000_000) -> tuple:
+    r = random.Random(seed)
+    old = r.randbytes(size)
+    new = bytearray(old[:1000] + r.randbytes(77) + old[1000:])
+    for _ in range(30):
+        at = r.randrange(len(new))
+        new[at : at + 100] = r.randbytes(100)
+    new += old[5000:900_000]  # a long copy from far back
+    return old, bytes(new)
+
+
+@pytest.fixture
+def pair(tmp_path):
+    old, new = _pair()
+    (tmp_path / "old").write_bytes(old)
+    (tmp_path / "new").write_bytes(new)
+    sig = pydelta.signature(io.BytesIO(old), block_size=2048)
+    (tmp_path / "d").write_bytes(pydelta.delta(sig, io.BytesIO(new), compress=False))
+    return tmp_path, new
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_modes_give_the_same_file_and_digest(pair, monkeypatch, mode, fsync):
+    tmp, new = pair
+    for k, v in MODES[mode].items():
+        monkeypatch.setenv(k, v)
+    res = pydelta.patch(tmp / "old", tmp / "d", tmp / "out", fsync=fsync)
+    assert (tmp / "out").read_bytes() == new
+    assert res.size == len(new)
+    assert res.digest == C.blake3_digest(new)
+
+
+def test_in_place_and_stream_output(pair):
+    tmp, new = pair
+    shutil.copyfile(tmp / "old", tmp / "same")
+    pydelta.patch(tmp / "same", tmp / "d", tmp / "same")
+    assert (tmp / "same").read_bytes() == new
+    buf = io.BytesIO()
+    pydelta.patch(tmp / "old", tmp / "d", buf)  # a file object: the buffered path
+    assert buf.getvalue() == new
+
+
+@pytest.mark.parametrize(
+    "backend, mode", [("c", m) for m in sorted(MODES)] + [("numba", "copy_range")]
+)
+def test_cli_backends_modes_and_pipe(pair, mode, backend):
+    if backend == "numba":
+        pytest.importorskip("numba")
+    tmp, new = pair
+    env = dict(os.environ, PYDELTA_BACKEND=backend, **MODES[mode])
+    cmd = [sys.executable, "-m", "pydelta", "patch", "--no-progress"]
+    subprocess.run([*cmd, str(tmp / "old"), str(tmp / "d"), str(tmp / "o")], env=env, check=True)
+    assert (tmp / "o").read_bytes() == new
+    # standard output is a pipe here: never the direct path
+    got = subprocess.run(
+        [*cmd, str(tmp / "old"), str(tmp / "d"), "-"], env=env, check=True, capture_output=True
+    )
+    assert got.stdout == new
+
+
+def test_rdiff_delta_direct(tmp_path, monkeypatch):
+    old, new = _pair(5, 400_000)
+    (tmp_path / "old").write_bytes(old)
+    rsig = pydelta.signature(io.BytesIO(old), format="rdiff", block_size=1024)
+    rd = pydelta.delta(rsig, io.BytesIO(new))
+    digests = set()
+    for mode in sorted(MODES):
+        for k in (patch_mod.COPY_RANGE_ENV, patch_mod.DIRECT_ENV):
+            monkeypatch.delenv(k, raising=False)
+        for k, v in MODES[mode].items():
+            monkeypatch.setenv(k, v)
+        with pytest.warns(pydelta.UnverifiedWarning):
+            res = pydelta.patch(tmp_path / "old", io.BytesIO(rd), tmp_path / "out")
+        assert (tmp_path / "out").read_bytes() == new
+        digests.add(res.digest)
+    assert digests == {C.blake3_digest(new)}
+
+
+@pytest.mark.parametrize("copy_range", [True, False])
+@pytest.mark.parametrize("thread", [True, False])
+def test_sink_job_digest_and_kernel_copies(pair, copy_range, thread):
+    tmp, new = pair
+    delta = (tmp / "d").read_bytes()
+    head = fmt.DELTA_HEADER.size
+    assert not fmt.parse_delta_header(delta[:head], "d").flags
+    with open(tmp / "old", "rb") as old, open(tmp / "out", "w+b") as out:
+        job = C.PatchJob(old.fileno(), os.fstat(old.fileno()).st_size)
+        sink = C.Sink(out.fileno(), copy_range=copy_range, thread=thread)
+        job.attach(sink)
+        rest, made = delta[head:], 0
+        outbuf = bytearray(1 << 16)  # small: many calls, copies cut across them
+        while True:
+            rc, used, produced = job.step(rest, 0, len(rest), outbuf)
+            rest, made = rest[used:], made + produced
+            if rc == C.DONE:
+                break
+            assert rc == C.NEED_OUTPUT
+        ok, size, digest = sink.finish()
+        assert ok and size == made == len(new)
+        assert job.result()[:2] == (len(new), digest)
+        assert digest == C.blake3_digest(new)
+        if not copy_range:
+            assert sink.kernel_copied == 0
+    assert (tmp / "out").read_bytes() == new
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_basis_shrinking_during_patch_is_an_error(pair, monkeypatch, mode):
+    tmp, _ = pair
+    for k, v in MODES[mode].items():
+        monkeypatch.setenv(k, v)
+    delta = (tmp / "d").read_bytes()
+    p = pydelta.Patcher(tmp / "old", tmp / "out")
+    os.truncate(tmp / "old", 100_000)
+    with pytest.raises(FileAccessError, match="cannot read old file"):
+        p.write(delta)
+        p.close()
+    assert not (tmp / "out").exists()
+    assert not [n for n in os.listdir(tmp) if n.endswith(".pydelta-tmp")]
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_max_size_refused_before_the_file_grows(pair, monkeypatch, mode):
+    tmp, new = pair
+    for k, v in MODES[mode].items():
+        monkeypatch.setenv(k, v)
+    p = pydelta.Patcher(tmp / "old", tmp / "out", max_size=len(new) // 2)
+    with pytest.raises(CorruptDeltaError, match="makes more than"):
+        p.write((tmp / "d").read_bytes())
+        p.close()
+    assert not (tmp / "out").exists()
