@@ -196,8 +196,12 @@ class Patcher:
         """Make the job write the result file itself where it can."""
         if not self._can_direct():
             return
+        fd = self._sink.fh.fileno()  # type: ignore[union-attr]
+        # from the file's position on (a caller may have written before us)
+        self._direct_at = os.lseek(fd, 0, os.SEEK_CUR)
         self._direct = backend.Sink(
-            self._sink.fh.fileno(),  # type: ignore[union-attr]
+            fd,
+            self._direct_at,
             copy_range=os.environ.get(COPY_RANGE_ENV, "1") != "0",
             writeback=self._fsync,
         )
@@ -452,6 +456,8 @@ class Patcher:
             why = os.strerror(err) if err else "it came up short when read back"
             verb = "write" if self._direct.write_failed else "read back"
             raise FileAccessError(f"cannot {verb} {self._sink.name}: {why}")
+        # leave the file position after the result, as writing through it would
+        os.lseek(self._sink.fh.fileno(), self._direct_at + size, os.SEEK_SET)  # type: ignore[union-attr]
         return size, digest
 
     def _basis_changed(self) -> bool:
