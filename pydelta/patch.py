@@ -196,8 +196,12 @@ class Patcher:
         """Make the job write the result file itself where it can."""
         if not self._can_direct():
             return
+        fd = self._sink.fh.fileno()  # type: ignore[union-attr]
         self._direct = backend.Sink(
-            self._sink.fh.fileno(),  # type: ignore[union-attr]
+            fd,
+            os.lseek(
+                fd, 0, os.SEEK_CUR
+            ),  # from where the output stands (a resumed one: past its prefix)
             copy_range=os.environ.get(COPY_RANGE_ENV, "1") != "0",
             writeback=self._fsync,
         )
