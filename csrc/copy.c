@@ -12,8 +12,9 @@
  *
  * The result's BLAKE3 is computed beside the writing: a hashing thread
  * reads back, in order, each range of the output as soon as it is
- * written (from the page cache) and hashes it, while the writing goes
- * on. The digest is therefore of the bytes in the file, identical to
+ * written and hashes it, while the writing goes on. It reads through a
+ * read-only mapping of the page cache (no copy; pread() where mapping
+ * fails or PD_SINK_NO_MAP asks). The digest is therefore of the bytes in the file, identical to
  * hashing the produced stream. Without the thread (it could not be
  * started) each write is read back and hashed inline.
  *
@@ -25,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -32,6 +34,7 @@
 #define SINK_BUF (1u << 20)          /* fallback copy and read-back buffer */
 #define SINK_WB_CHUNK (64ull << 20)  /* writeback started every this many bytes */
 #define SINK_CFR_MAX (1ull << 30)    /* largest single copy_file_range call */
+#define SINK_MAP (16ull << 20)       /* bytes hashed per mapping */
 
 struct pd_sink {
     int fd, flags;
@@ -54,9 +57,40 @@ struct pd_sink {
     pthread_cond_t cv;
 };
 
+/* Hash out[*hashed, end) through a read-only mapping of the file (the
+ * page cache itself: no copy). Returns 0, or -2 if it cannot be mapped.
+ * The file is the caller's own new temporary file, never the basis, so
+ * nothing truncates it under the mapping. */
+static int hash_mapped(pd_sink *s, uint64_t *hashed, uint64_t end)
+{
+    static long page;
+    if (!page)
+        page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || (s->flags & PD_SINK_NO_MAP))
+        return -2;
+    while (*hashed < end) {
+        uint64_t at = s->start + *hashed;
+        uint64_t base = at - at % (uint64_t)page;
+        uint64_t want = end - *hashed;
+        if (want > SINK_MAP)
+            want = SINK_MAP;
+        size_t len = (size_t)(at - base + want);
+        void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, s->fd,
+                       (off_t)base);
+        if (m == MAP_FAILED)
+            return -2;
+        pd_blake3_update(s->h, (const uint8_t *)m + (at - base), (size_t)want);
+        munmap(m, len);
+        *hashed += want;
+    }
+    return 0;
+}
+
 /* Hash out[hashed, end) read back from the file. Returns 0 or an errno. */
 static int hash_back(pd_sink *s, uint64_t *hashed, uint64_t end)
 {
+    if (hash_mapped(s, hashed, end) == 0)
+        return 0;
     while (*hashed < end) {
         uint64_t want = end - *hashed;
         size_t n = want < SINK_BUF ? (size_t)want : SINK_BUF;

@@ -172,7 +172,8 @@ typedef struct pd_sink pd_sink;
 enum {
     PD_SINK_NO_CFR = 1,    /* never use copy_file_range (the fallback path) */
     PD_SINK_WRITEBACK = 2, /* start writeback as it goes (before an fsync) */
-    PD_SINK_NO_THREAD = 4  /* hash on the writing thread */
+    PD_SINK_NO_THREAD = 4, /* hash on the writing thread */
+    PD_SINK_NO_MAP = 8     /* read the output back with pread, not a mapping */
 };
 
 /* NULL on a bad descriptor or no memory. */

@@ -197,11 +197,11 @@ class Patcher:
         if not self._can_direct():
             return
         fd = self._sink.fh.fileno()  # type: ignore[union-attr]
+        # from the file's position on (a caller may have written before us)
+        self._direct_at = os.lseek(fd, 0, os.SEEK_CUR)
         self._direct = backend.Sink(
             fd,
-            os.lseek(
-                fd, 0, os.SEEK_CUR
-            ),  # from where the output stands (a resumed one: past its prefix)
+            self._direct_at,
             copy_range=os.environ.get(COPY_RANGE_ENV, "1") != "0",
             writeback=self._fsync,
         )
@@ -456,6 +456,8 @@ class Patcher:
             why = os.strerror(err) if err else "it came up short when read back"
             verb = "write" if self._direct.write_failed else "read back"
             raise FileAccessError(f"cannot {verb} {self._sink.name}: {why}")
+        # leave the file position after the result, as writing through it would
+        os.lseek(self._sink.fh.fileno(), self._direct_at + size, os.SEEK_SET)  # type: ignore[union-attr]
         return size, digest
 
     def _basis_changed(self) -> bool:

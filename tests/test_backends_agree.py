@@ -331,15 +331,19 @@ def test_constants_and_names():
         "DELTA_MIN_OUT",
     ):
         assert getattr(C, name) == getattr(N, name), name
-    public = {k for k in vars(C) if not k.startswith("_")} - {
-        "ffi",
-        "lib",
-        "annotations",
-        "Optional",
-        "Union",
-        "Any",
-        "Tuple",
-    } - set(C.C_ONLY)
+    public = (
+        {k for k in vars(C) if not k.startswith("_")}
+        - {
+            "ffi",
+            "lib",
+            "annotations",
+            "Optional",
+            "Union",
+            "Any",
+            "Tuple",
+        }
+        - set(C.C_ONLY)
+    )
     missing = {k for k in public if not hasattr(N, k)}
     assert not missing
     assert (C.NAME, N.NAME) == ("c", "numba")

@@ -109,14 +109,15 @@ def test_rdiff_delta_direct(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("copy_range", [True, False])
 @pytest.mark.parametrize("thread", [True, False])
-def test_sink_job_digest_and_kernel_copies(pair, copy_range, thread):
+@pytest.mark.parametrize("mapped", [True, False])
+def test_sink_job_digest_and_kernel_copies(pair, copy_range, thread, mapped):
     tmp, new = pair
     delta = (tmp / "d").read_bytes()
     head = fmt.DELTA_HEADER.size
     assert not fmt.parse_delta_header(delta[:head], "d").flags
     with open(tmp / "old", "rb") as old, open(tmp / "out", "w+b") as out:
         job = C.PatchJob(old.fileno(), os.fstat(old.fileno()).st_size)
-        sink = C.Sink(out.fileno(), copy_range=copy_range, thread=thread)
+        sink = C.Sink(out.fileno(), copy_range=copy_range, thread=thread, mapped=mapped)
         job.attach(sink)
         rest, made = delta[head:], 0
         outbuf = bytearray(1 << 16)  # small: many calls, copies cut across them
@@ -160,3 +161,16 @@ def test_max_size_refused_before_the_file_grows(pair, monkeypatch, mode):
         p.write((tmp / "d").read_bytes())
         p.close()
     assert not (tmp / "out").exists()
+
+
+def test_direct_output_starts_at_the_file_position(pair):
+    """An AtomicFile the caller already wrote to: the result follows it."""
+    from pydelta._io import AtomicFile
+
+    tmp, new = pair
+    out = AtomicFile(tmp / "out")
+    out.write(b"prefix")
+    with pydelta.Patcher(tmp / "old", out) as p:
+        p.write((tmp / "d").read_bytes())
+    assert p.result.digest == C.blake3_digest(new)
+    assert (tmp / "out").read_bytes() == b"prefix" + new

@@ -181,6 +181,7 @@ class Sink:
         copy_range: use copy_file_range (False forces the read/write path).
         writeback: start writeback as it goes (an fsync follows).
         thread: hash on a second thread (False: on the writing one).
+        mapped: read the output back through a mapping (False: pread).
     """
 
     def __init__(
@@ -191,11 +192,12 @@ class Sink:
         copy_range: bool = True,
         writeback: bool = False,
         thread: bool = True,
+        mapped: bool = True,
     ) -> None:
         flags = (0 if copy_range else lib.PD_SINK_NO_CFR) | (
             lib.PD_SINK_WRITEBACK if writeback else 0
         )
-        flags |= 0 if thread else lib.PD_SINK_NO_THREAD
+        flags |= (0 if thread else lib.PD_SINK_NO_THREAD) | (0 if mapped else lib.PD_SINK_NO_MAP)
         s = lib.pd_sink_new(fd, start, flags)
         if s == ffi.NULL:
             raise MemoryError("cannot allocate the output sink")
