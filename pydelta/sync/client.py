@@ -46,6 +46,7 @@ from .messages import (
     encode,
 )
 from .options import RunOptions, got_stats, listings, sync_link
+from .pipeline import prehashing
 from .report import (
     QUICK,
     SyncedFile,
@@ -56,6 +57,7 @@ from .report import (
     same_size_and_time,
 )
 from .resume import after_prefix, answer_offer
+from .sigcache import SigCache
 from .ssh import SSHChannel, parse_location, ssh_argv
 from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
@@ -139,6 +141,7 @@ class Session:
         level: int = DEFAULT_LEVEL,
         fsync: bool = True,
         bwlimit: Union[None, int, str] = None,
+        sig_cache: bool = True,
         refine: bool = True,
     ) -> None:
         resolve_threads(threads)
@@ -157,6 +160,9 @@ class Session:
         self._compress = compress
         self._level = level
         self._fsync = fsync
+        #: whether receiving ends may use their signature cache (.sigcache)
+        self._sig_cache = sig_cache
+        self._cache = SigCache.open(sig_cache)  # ours, when we receive (pull)
         self._closed = False
         self._bytes_done = 0  # bytes of the source's files dealt with, for progress
         ch.send_magic()
@@ -403,11 +409,24 @@ class Session:
     ) -> None:
         ch = self._ch
         with self._entry(label, meta.get("size", 0), report) as entry:
-            with fs.open_source(fs.expand(local), follow=self._opts.links == "copy") as fh:
+            follow = self._opts.links == "copy"
+            # NEW's digest is computed while the far end signs its copy (.pipeline)
+            with (
+                fs.open_source(fs.expand(local), follow=follow) as fh,
+                prehashing(fh, self._threads) as digest,
+            ):
                 size = os.fstat(fh.fileno()).st_size
                 ch.send_json(
                     encode(
-                        Put(root, rel, meta.get("mode"), meta.get("mtime_ns"), self._fsync, size)
+                        Put(
+                            root,
+                            rel,
+                            meta.get("mode"),
+                            meta.get("mtime_ns"),
+                            self._fsync,
+                            size,
+                            self._sig_cache,
+                        )
                     )
                 )
                 progress = self._file_progress(label, entry.size, report)
@@ -425,6 +444,7 @@ class Session:
                         threads=self._threads,
                         compress=self._compress,
                         level=self._level,
+                        digest=digest,
                         refine="refine" in self.features,
                     )
                 if f.error is not None:
@@ -456,6 +476,7 @@ class Session:
                 fsync=self._fsync,
                 threads=self._threads,
                 name=f"from {ch.peer}",
+                cache=self._cache,
             )
             try:
                 follow = self._opts.links == "copy" and "links" in self.features
@@ -508,6 +529,7 @@ class SyncClient(Session):
         level: zstd level.
         fsync: make each written file durable before it replaces its target.
         bwlimit: hold each end's writes to this many bytes/s (see :func:`sync`).
+        sig_cache: let the receiving end use its signature cache (see :func:`sync`).
         refine: refinement rounds for blocks that did not match (see :func:`sync`).
 
     Example:
@@ -529,6 +551,7 @@ class SyncClient(Session):
         level: int = DEFAULT_LEVEL,
         fsync: bool = True,
         bwlimit: Union[None, int, str] = None,
+        sig_cache: bool = True,
         refine: bool = True,
     ) -> None:
         super().__init__(
@@ -539,6 +562,7 @@ class SyncClient(Session):
             level=level,
             fsync=fsync,
             bwlimit=bwlimit,
+            sig_cache=sig_cache,
             refine=refine,
         )
 
@@ -566,6 +590,7 @@ def sync(
     copy_links: bool = False,
     bwlimit: Union[None, int, str] = None,
     filter_rules: Optional[Sequence[Tuple[str, str]]] = None,
+    sig_cache: bool = True,
     refine: bool = True,
 ) -> SyncReport:
     """Make ``dest`` a copy of ``src`` where one of them is ``[user@]host:path``.
@@ -615,6 +640,11 @@ def sync(
         bwlimit: hold what each end writes to this rate: an int in bytes/s,
             or a string as rsync's ``--bwlimit`` (``"10M"``; a bare number is
             KiB/s).
+        sig_cache: the receiving end keeps the signatures of large files it
+            signed or wrote and reuses one while the file's device, inode,
+            size, mtime and ctime are unchanged (results are verified either
+            way); ``False`` (``--no-sig-cache``) makes and keeps none. Where
+            it lives: :mod:`pydelta.sync.sigcache`.
         refine: where blocks did not match, ask for finer signatures of the
             old data around them (rounds that stop when they do not pay;
             used only if the far end speaks it).
@@ -665,6 +695,7 @@ def sync(
             level=level,
             fsync=fsync,
             bwlimit=bwlimit,
+            sig_cache=sig_cache,
             refine=refine,
         )
         ch.started = True

@@ -229,6 +229,8 @@ class Put:
     fsync: bool = True
     #: the size of the file being sent: the result may not be larger
     size: Optional[int] = None
+    #: the receiver may use its signature cache (false: --no-sig-cache)
+    cache: bool = True
     op = "put"
 
     @classmethod
@@ -240,6 +242,7 @@ class Put:
             _opt_int(m, "mtime_ns", MIN_MTIME_NS, MAX_MTIME_NS),
             bool(m.get("fsync", True)),
             _opt_int(m, "size"),
+            m.get("cache", True) is not False,
         )
 
 

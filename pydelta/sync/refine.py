@@ -273,7 +273,9 @@ class Refiner:
         threads: int,
         flags: int,
         flush: Callable[[], None],
+        digest: Optional[Callable[[], bytes]] = None,
     ) -> None:
+        self._digest = digest  # NEW's BLAKE3 from elsewhere (sync/pipeline.py), or None
         self._ch = ch
         self._flush = flush
         self._sig = sig
@@ -307,6 +309,7 @@ class Refiner:
             threads=self._threads,
             compress=False,
             level=literals.DEFAULT_LEVEL,
+            digest=self._digest,
         )
         next(scan)  # its own header (flags 0): ours replaces it
         held: List[Rec] = []
@@ -592,13 +595,22 @@ def refined_pieces(
     level: int,
     gate: Optional[Callable[[], bool]] = None,
     flush: Callable[[], None],
+    digest: Optional[Callable[[], bytes]] = None,
 ) -> Iterator[Any]:
     """The delta of ``new`` against ``sig`` with refinement rounds over ``ch``
     (as :func:`~pydelta.delta.delta_pieces`, literals compressed if asked).
     ``flush`` sends what the consumer has written so far (after a segment)."""
     flags = fmt.FLAG_ZLITERALS if compress else 0
     ops = Refiner(
-        ch, sig, new, progress=progress, stats=stats, threads=threads, flags=flags, flush=flush
+        ch,
+        sig,
+        new,
+        progress=progress,
+        stats=stats,
+        threads=threads,
+        flags=flags,
+        flush=flush,
+        digest=digest,
     ).pieces()
     if not compress:
         return ops
