@@ -496,7 +496,7 @@ class Session:
                     ch.send_fail(message(f.error))  # the server sends no delta
                     raise f.error
                 if offer is not None:
-                    inc.resume_answer(ch.recv_json().get("resume") is True)
+                    inc.resume_answer(ch.recv_json())
                 with Failed() as f:
                     entry.action = receive(ch, inc, refine="refine" in self.features)
                 if "stats" in self.features and not isinstance(f.error, RemoteError):

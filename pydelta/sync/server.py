@@ -149,7 +149,7 @@ class Server:
             with Failed() as f:
                 try:
                     if offer is not None:  # the client's answer comes before the delta
-                        inc.resume_answer(ch.recv_json().get("resume") is True)
+                        inc.resume_answer(ch.recv_json())
                     action = receive(ch, inc, refine="refine" in self.features)
                 except RemoteError:
                     return  # the client gave up on this file: no reply

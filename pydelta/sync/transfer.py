@@ -179,12 +179,12 @@ class Incoming:
             return None
         return self.resume.offer(self.max_size, self.mtime_ns)
 
-    def resume_answer(self, accepted: bool) -> None:
+    def resume_answer(self, answer: Any) -> None:
         """The sender's answer: the delta then makes only the rest after the prefix."""
         if self.resume is None:
             return
         self.full_size = self.max_size
-        self.resume.accepted(accepted)
+        self.resume.accepted(answer)
         if self.resume.offset and self.max_size is not None:
             self.max_size -= self.resume.offset
 
