@@ -22,7 +22,7 @@ from ..delta import use_compression
 from ..errors import FileAccessError, ProtocolError, RemoteError, SyncError, UsageError, message
 from ..formats.literals import DEFAULT_LEVEL
 from ..results import Progress
-from . import fs
+from . import compare, fs
 from .bwlimit import TokenBucket, parse_rate
 from .fs import make_link
 from .itemize import annotate
@@ -326,6 +326,10 @@ class Session:
         report.total_size = sum(e["size"] for e in entries if e["type"] == "file")
         if not report.dry_run:
             d_ep.mkdir(dest)
+        same: Dict[str, SyncedFile] = {}  # already the same by digest (feature "compare")
+        if push and not report.dry_run and not quick and compare.FEATURE in self.features:
+            follow = self._opts.links == "copy"
+            same = compare.same_files(self._call, src, dest, entries, have, self._threads, follow)
         for e in entries:
             rel = e["path"]
             if e["type"] == "other":
@@ -346,6 +350,9 @@ class Session:
                         if f.error is None
                         else SyncedFile(rel + "/", "failed", message=message(f.error), kind="dir")
                     )
+            elif rel in same:
+                report.files.append(same[rel])
+                self._bytes_done += e["size"]
             elif quick and same_size_and_time(e, have.get(rel)):
                 report.files.append(SyncedFile(rel, "unchanged", e["size"], message=QUICK))
                 self._bytes_done += e["size"]
@@ -371,6 +378,11 @@ class Session:
                     report.files.append(SyncedFile(rel, "deleted"))
                 if f.error is not None:
                     report.files.append(SyncedFile(rel, "failed", message=message(f.error)))
+
+    def _call(self, msg: Dict[str, Any]) -> Dict[str, Any]:
+        """One raw request and its reply (a FAIL raises RemoteError)."""
+        self._ch.send_json(msg)
+        return self._ch.recv_json()
 
     def _file_progress(self, label: str, size: int, report: SyncReport) -> Progress:
         """The file's progress callback (bytes of it done); says "signature" at once."""

@@ -42,6 +42,9 @@ FEATURES: frozenset = frozenset(
         "refine",
         # an interrupted update's prefix offered and reused (see .resume)
         "resume",
+        # a folder push asks for every file's digest first, "touch"es the same
+        # ones and sends only the others (see .compare)
+        "compare",
     }
 )
 

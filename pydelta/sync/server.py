@@ -10,7 +10,7 @@ from typing import IO, Any, Callable, Dict, List, Optional
 
 from .._version import __version__
 from ..errors import ConnectionLostError, PydeltaError, RemoteError, message
-from . import fs
+from . import compare, fs
 from .bwlimit import TokenBucket
 from .fs import make_link
 from .messages import (
@@ -35,6 +35,9 @@ from .sigcache import SigCache, sign_later
 from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
 
+#: The requests of feature "compare" (.compare): op -> handler.
+COMPARE_OPS = {"digests": compare.serve_digests, "touch": compare.serve_touch}
+
 
 class Server:
     """One session with a client over a channel."""
@@ -56,6 +59,7 @@ class Server:
         #: session wrote, to sign into it afterwards
         self.cache = SigCache.open()
         self.written: List[str] = []
+        self.digests = compare.Digests(threads)  # folder pushes (feature "compare")
 
     def run(self) -> None:
         ch = self.ch
@@ -89,6 +93,9 @@ class Server:
             op = raw.get("op")
             try:
                 with Failed() as f:  # the handlers fail this way only before their first reply
+                    if op in COMPARE_OPS and compare.FEATURE in self.features:
+                        ch.send_json(COMPARE_OPS[op](self.digests, raw))
+                        continue
                     req: Request = decode(raw)
                     if isinstance(req, Bye):
                         ch.send_json({"ok": True})
