@@ -281,8 +281,11 @@ def bench_pair(work: str, size: float, kind: str, tools: List[Tool], repeat: int
                     s = entry["steps"].setdefault(step, {"times": [], "rss": []})
                     s["times"].append(dt)
                     s["rss"].append(rss)
-                    if step.startswith("patch") and not filecmp.cmp(p["out"], new, shallow=False):
-                        raise RuntimeError(f"{step}: output differs from the new file")
+                    if step.startswith("patch"):
+                        same = filecmp.cmp(p["out"], new, shallow=False)
+                        os.unlink(p["out"])  # (one result on disk at a time)
+                        if not same:
+                            raise RuntimeError(f"{step}: output differs from the new file")
             except Exception as e:  # an anchor failing must not stop the run
                 entries[tool.name] = {"error": str(e)}
     for tool in tools:
