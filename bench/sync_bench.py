@@ -11,6 +11,13 @@ Cases (model-like pairs from modelgen.py, cached in --work):
     identical  push: the remote copy already has the same content
     missing    push: the remote file does not exist (first copy of finetune NEW)
     pull       (unless --no-pull) finetune the other way: remote NEW -> local OLD
+    repeat     push: the second sync of the same destination after a second small
+               change (the first, untimed, by the same tool; bench/sync_cases.py)
+    folder40   push: a folder of 40 shards, 3 fine-tuned, compared by content
+               (rsync -r -c; bench/sync_cases.py)
+
+The 10 GiB point: ``--size 10240 --kinds finetune,repeat --no-pull --repeat 1``
+(needs ~35 GiB free in --work; heavy: run it once).
 
 Tools, each run as its own command line:
     pydelta          ``pydelta sync -e SSH --remote-cmd <venv>/pydelta --no-progress``
@@ -71,6 +78,7 @@ Usage:
     python bench/sync_bench.py --size 64 --repeat 1     # quick look
     python bench/sync_bench.py --kinds finetune --no-pull --tools pydelta,rsync
     python bench/sync_bench.py --size 256 --link-mbit 200 --kinds finetune,missing --no-pull
+    python bench/sync_bench.py --kinds finetune,repeat,folder40 --no-pull --tools pydelta-nofsync,rsync
 """
 
 from __future__ import annotations
@@ -98,6 +106,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))  # tests/ is not a package
 
 import run_bench  # noqa: E402
+import sync_cases  # noqa: E402
 from modelgen import make_pair  # noqa: E402
 from run_bench import fmt_ratio, run_measured  # noqa: E402
 from sshd_server import LoopbackSSHD  # noqa: E402
@@ -105,7 +114,9 @@ from sshd_server import LoopbackSSHD  # noqa: E402
 #: The venv's pydelta script (sshd sessions get a minimal PATH: use it by path on both ends).
 PYDELTA = os.path.join(os.path.dirname(sys.executable), "pydelta")
 
-CASES = ("finetune", "identical", "missing")
+CASES = ("finetune", "identical", "missing", "repeat", "folder40")
+#: How the far end runs pydelta (main() points its signature cache into the scratch dir).
+REMOTE = [PYDELTA]
 DEFAULT_TOOLS = ("pydelta", "pydelta-nofsync", "rsync", "scp")
 ALL_TOOLS = ("pydelta", "pydelta-nofsync", "pydelta-nocompress", "rsync", "rsync-fsync", "scp")
 
@@ -323,7 +334,7 @@ class SyncTool:
 def make_tools(names: List[str]) -> List[SyncTool]:
     def pydelta(extra: List[str]) -> Callable[[Link, str, str], List[str]]:
         return lambda link, src, dest: [
-            PYDELTA, "sync", "-e", link.ssh_cmd, "--remote-cmd", PYDELTA, "--no-progress",
+            PYDELTA, "sync", "-e", link.ssh_cmd, "--remote-cmd", REMOTE[0], "--no-progress",
             *extra, src, dest,
         ]  # fmt: skip
 
@@ -370,6 +381,8 @@ class Case:
     new: str  #: the source content
     old: Optional[str]  #: what the destination holds before (None: missing)
     pull: bool = False  #: remote source -> local destination
+    prime: Optional[str] = None  #: synced first (untimed, same tool): the "repeat" case
+    folder: bool = False  #: new/old are folders (the "folder40" case)
 
 
 def ensure_pair(work: str, size: float, kind: str, log: Callable[[str], None]) -> Tuple[str, str]:
@@ -395,6 +408,13 @@ def build_cases(
         elif k == "finetune":
             old, new = ensure_pair(work, size, "finetune", log)
             cases.append(Case("finetune", "finetune", new, old))
+        elif k == "repeat":
+            old, new = ensure_pair(work, size, "finetune", log)
+            new2 = sync_cases.ensure_second_change(new, log)
+            cases.append(Case("repeat", "finetune", new2, old, prime=new))
+        elif k == "folder40":
+            old, new = sync_cases.ensure_folder_pair(work, size, log)
+            cases.append(Case("folder40", "folder", new, old, folder=True))
         else:  # missing: the first copy of finetune's new file
             _, new = ensure_pair(work, size, "finetune", log)
             cases.append(Case("missing", "finetune", new, None))
@@ -421,19 +441,42 @@ def prepare_dest(dest_dir: str, target: str, old: Optional[str]) -> None:
         else:
             os.unlink(p)
     if old is not None:
-        subprocess.run(["cp", old, target], check=True)
+        subprocess.run(["cp", "-r", old, target], check=True)
     os.sync()  # no writeback of the copy during the timed command
+
+
+def tree_size(path: str) -> int:
+    """Bytes of a file, or of the files in a folder."""
+    if not os.path.isdir(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(d, n)) for d, _, ns in os.walk(path) for n in ns)
+
+
+def case_argv(link: Link, tool: SyncTool, case: Case, new: str, target: str) -> List[str]:
+    """The tool's command for one transfer of this case (folders: rsync -r -c)."""
+    if case.pull:
+        return tool.argv(link, link.target(new), target)
+    if case.folder and tool.name.startswith("rsync"):
+        argv = tool.argv(link, new + "/", link.target(target) + "/")
+        return argv[:1] + ["-r", "-c"] + argv[1:]
+    return tool.argv(link, new, link.target(target))
 
 
 def run_one(link: Link, tool: SyncTool, case: Case, dest_dir: str, scratch: str) -> Dict[str, Any]:
     """Prepare, time, count and verify one transfer."""
-    target = os.path.join(dest_dir, "model.safetensors")
+    target = os.path.join(dest_dir, "model" if case.folder else "model.safetensors")
     prepare_dest(dest_dir, target, case.old)
-    if case.pull:
-        src, dest = link.target(case.new), target
-    else:
-        src, dest = case.new, link.target(target)
-    argv = tool.argv(link, src, dest)
+    waited = None
+    if case.prime is not None:  # the first sync, untimed; then the second small change
+        seconds, _ = run_measured(case_argv(link, tool, case, case.prime, target))
+        if not filecmp.cmp(target, case.prime, shallow=False):
+            raise RuntimeError(f"{tool.name}: the first sync left {target} wrong")
+        if tool.name.startswith("pydelta"):
+            waited = sync_cases.wait_signed(os.path.join(scratch, "sigcache"), target)
+            if waited < 0:
+                raise RuntimeError(f"{tool.name}: the far end never signed {target}")
+        os.sync()
+    argv = case_argv(link, tool, case, case.new, target)
     out_file = os.path.join(scratch, "stdout")
     link.reset()
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%H:%M:%S")
@@ -444,9 +487,13 @@ def run_one(link: Link, tool: SyncTool, case: Case, dest_dir: str, scratch: str)
         out = f.read()
     if not os.path.exists(target):
         raise RuntimeError(f"{tool.name}: {target} was not created")
-    if not filecmp.cmp(target, case.new, shallow=False):
+    if case.folder:
+        why = sync_cases.same_tree(target, case.new)
+        if why is not None:
+            raise RuntimeError(f"{tool.name}: {target} differs from {case.new}: {why}")
+    elif not filecmp.cmp(target, case.new, shallow=False):
         raise RuntimeError(f"{tool.name}: {target} differs from {case.new}")
-    extra = sorted(set(os.listdir(dest_dir)) - {"model.safetensors"})
+    extra = sorted(set(os.listdir(dest_dir)) - {os.path.basename(target)})
     if extra:
         raise RuntimeError(f"{tool.name}: left behind in the destination: {extra}")
     ssh = link.ssh_bytes()
@@ -468,6 +515,7 @@ def run_one(link: Link, tool: SyncTool, case: Case, dest_dir: str, scratch: str)
         else "",
         "argv": argv,
         "started_utc": started,
+        "waited_for_signing": waited,
     }
 
 
@@ -629,18 +677,26 @@ def bench_case(
         "case": case.name,
         "kind": case.kind,
         "direction": "pull" if case.pull else "push",
-        "file_size": os.path.getsize(case.new),
-        "old_size": os.path.getsize(case.old) if case.old else None,
+        "file_size": tree_size(case.new),
+        "old_size": tree_size(case.old) if case.old else None,
         "source": os.path.basename(case.new),
         "old": os.path.basename(case.old) if case.old else None,
         "tools": {},
     }
-    warm_cache([p for p in (case.new, case.old) if p])
+    warm_cache(
+        [
+            os.path.join(d, n)
+            for p in (case.new, case.old, case.prime)
+            if p
+            for d, _, ns in (os.walk(p) if os.path.isdir(p) else [("", None, [p])])
+            for n in ns
+        ]
+    )
     runs: Dict[str, List[Dict[str, Any]]] = {t.name: [] for t in tools}
     errors: Dict[str, str] = {}
     for i in range(repeat):
         for tool in tools:
-            if tool.name in errors:
+            if tool.name in errors or (case.folder and tool.name == "scp"):
                 continue
             try:
                 r = run_one(link, tool, case, dest_dir, scratch=root)
@@ -658,6 +714,8 @@ def bench_case(
     prepare_dest(dest_dir, os.path.join(dest_dir, "x"), None)
     os.rmdir(dest_dir)
     for tool in tools:
+        if case.folder and tool.name == "scp":
+            continue
         if tool.name in errors:
             res["tools"][tool.name] = {"error": errors[tool.name], "note": tool.note}
         else:
@@ -741,6 +799,10 @@ def write_markdown(
             "identical": "push, remote already has the same content",
             "missing": "push, remote file does not exist (first copy)",
             "finetune-pull": "pull, remote has NEW, local has OLD",
+            "repeat": "push, the second sync of the same destination after a second small "
+            "change (3 x 1 MiB); the first sync (finetune, untimed) by the same tool",
+            "folder40": "push, a folder of 40 shards, 3 fine-tuned, the rest identical; "
+            "every file compared by content (rsync -r -c)",
         }.get(r["case"], r["direction"])
         L.append(f"## {r['case']}: {what}")
         L.append("")
@@ -844,6 +906,8 @@ def main() -> int:
     # scratch on the same filesystem as the pairs (so the destination is a real
     # disk, like a remote's, not a tmpfs); the sshd lives in a temp dir
     root = tempfile.mkdtemp(prefix="sync-bench-", dir=a.work)
+    # the far end's signature cache (pydelta/sync/sigcache.py) in the scratch dir
+    REMOTE[0] = f"env PYDELTA_SIG_CACHE={shlex.quote(os.path.join(root, 'sigcache'))} {PYDELTA}"
     srv = LoopbackSSHD(os.path.join(tempfile.mkdtemp(prefix="pydelta-sync-bench-sshd-"), "sshd"))
     results: List[Dict[str, Any]] = []
     stem = os.path.join(
@@ -900,6 +964,11 @@ def main() -> int:
             "is logged during the transfer.",
             "Every destination was verified byte for byte against its source after every run, "
             "with no temporary file left beside it.",
+            "pydelta's far end keeps its signature cache (pydelta/sync/sigcache.py, on by "
+            "default) in the scratch dir. Every case except `repeat` starts from a fresh `cp` "
+            "(new inode, new ctime), so there it never holds the destination's signature: those "
+            "rows are cold-cache figures. `repeat` times the second sync of a destination "
+            "(the first, untimed, by the same tool), after the far end signed what it wrote.",
         ]
         if a.link_mbit:
             lc = info["link_check"]

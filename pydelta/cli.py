@@ -610,6 +610,16 @@ def sync(
             "matched data, bytes sent and received.",
         ),
     ] = False,
+    sig_cache: Annotated[
+        bool,
+        typer.Option(
+            "--sig-cache/--no-sig-cache",
+            help="Let the receiving end reuse the signature it kept of a large file that "
+            "has not changed since (same device, inode, size, mtime and ctime; results are "
+            "verified either way). Kept in $XDG_CACHE_HOME/pydelta/sigs (~/.cache/...) or "
+            "$PYDELTA_SIG_CACHE; see docs/SYNC_SPEED.md.",
+        ),
+    ] = True,
     refine: Annotated[
         bool,
         typer.Option(
@@ -691,6 +701,7 @@ def sync(
                     links=links,
                     copy_links=copy_links,
                     bwlimit=bwlimit,
+                    sig_cache=sig_cache,
                     refine=refine,
                 )
         except SyncError as e:

@@ -62,12 +62,15 @@ def _scan(
     stats: DeltaStats,
     threads: int,
     flags: int = 0,
+    digest: Optional[Callable[[], bytes]] = None,
 ) -> Iterator[memoryview]:
     """Yield the delta as views into a reused buffer (valid until the next one).
 
     With threads > 1 the digest of NEW is computed on a second thread while
     the scan runs: each region is handed to the hasher as soon as it is read
-    and waited for only before its bytes are overwritten.
+    and waited for only before its bytes are overwritten. ``digest``, if
+    given, supplies NEW's BLAKE3 instead (called at the end of NEW; sync
+    computes it while the far end signs its copy).
     """
     header = fmt.pack_delta_header(sig.info, flags)
     stats.delta_size = len(header)
@@ -84,10 +87,14 @@ def _scan(
     outbuf = bytearray(max(OUT_SIZE, backend.DELTA_MIN_OUT))
     out_view = memoryview(outbuf)
     # one hashing thread: updates must run one at a time, in order
-    executor = ThreadPoolExecutor(1, thread_name_prefix="pydelta-hash") if threads > 1 else None
+    executor = (
+        ThreadPoolExecutor(1, thread_name_prefix="pydelta-hash")
+        if threads > 1 and digest is None
+        else None
+    )
     hasher = backend.Blake3() if executor is not None else None
     pending: List[Future] = []  # hashing jobs not yet finished, in order
-    if hasher is not None:
+    if hasher is not None or digest is not None:
         job.hash_externally()
     pre = _Prescan(sig, job, threads) if threads > 1 and backend.NAME == "c" else None
 
@@ -113,6 +120,8 @@ def _scan(
                         if hasher is not None:
                             settle()
                             job.set_digest(hasher.digest())
+                        elif digest is not None:
+                            job.set_digest(digest())
                 if pre is not None:
                     pre.run(inbuf, have, done, start)
                 rc, used, produced = job.scan(inbuf, start, have - start, eof, outbuf)
@@ -241,13 +250,15 @@ def delta_pieces(
     compress: bool,
     level: int,
     gate: Gate = None,
+    digest: Optional[Callable[[], bytes]] = None,
 ) -> Iterator[Piece]:
     """A native delta in pieces (views valid until the next piece): the scan,
     with large literals compressed if ``compress`` (each one only if
-    ``gate()`` says so, when a gate is given). ``stats`` is filled in."""
+    ``gate()`` says so, when a gate is given). ``stats`` is filled in.
+    ``digest``: NEW's BLAKE3 from elsewhere (see :func:`_scan`)."""
     if not compress:
-        return _scan(sig, new, progress, stats, threads)
-    ops = _scan(sig, new, progress, stats, threads, fmt.FLAG_ZLITERALS)
+        return _scan(sig, new, progress, stats, threads, 0, digest)
+    ops = _scan(sig, new, progress, stats, threads, fmt.FLAG_ZLITERALS, digest)
     return literals.compress_ops(ops, stats, level, threads, gate)
 
 

@@ -341,6 +341,19 @@ def tmp_leftovers(directory) -> list:
     return sorted(p for p in os.listdir(directory) if p.endswith(".pydelta-tmp"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _sig_cache_dir(tmp_path_factory):
+    """Sync's signature cache (pydelta/sync/sigcache.py) in a scratch directory, not
+    ~/.cache, for this process and the `pydelta serve` it starts (not over sshd)."""
+    old = os.environ.get("PYDELTA_SIG_CACHE")
+    os.environ["PYDELTA_SIG_CACHE"] = str(tmp_path_factory.mktemp("sigcache"))
+    yield
+    if old is None:
+        os.environ.pop("PYDELTA_SIG_CACHE", None)
+    else:
+        os.environ["PYDELTA_SIG_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory):
     """One loopback OpenSSH server (tests/sshd_server.py) for the whole session.

@@ -124,3 +124,27 @@ def test_a_partial_that_is_a_link_is_not_followed(served, tmp_path):  # noqa: F8
     s.close()
     assert dst.read_bytes() == new and r.bytes_sent > len(new)
     assert elsewhere.read_bytes() == new[: 512 << 10]  # untouched
+
+
+def test_a_resumed_result_is_hashed_whole_before_it_replaces_the_target(tmp_path):
+    """The prefix and the rest each verified, but put together wrong: refused."""
+    from pydelta.sync.resume import UpdateResume
+
+    new = rand_bytes(1 << 20, 7)
+    dst = write(tmp_path / "f.bin", b"old")
+    _leave_partial(dst, new[: 256 << 10], len(new), 5)
+    d = os.open(tmp_path, os.O_RDONLY)
+    try:
+        res = UpdateResume(d, "f.bin")
+        offer = res.offer(len(new), 5)
+        assert offer["offset"] == 256 << 10
+        whole = pydelta.blake3(new).digest()
+        res.accepted({"resume": True, "digest": whole.hex()})
+        out = res.output(str(dst), fsync=False)
+        out.write(new[(256 << 10) + 1 :] + b"?")  # the rest, one byte off
+        with pytest.raises(pydelta.VerificationError, match="whole file"):
+            out.commit()
+    finally:
+        os.close(d)
+    assert dst.read_bytes() == b"old"
+    assert not (tmp_path / ".f.bin.pydelta-partial").exists()

@@ -22,7 +22,7 @@ from ..delta import use_compression
 from ..errors import FileAccessError, ProtocolError, RemoteError, SyncError, UsageError, message
 from ..formats.literals import DEFAULT_LEVEL
 from ..results import Progress
-from . import fs
+from . import compare, fs
 from .bwlimit import TokenBucket, parse_rate
 from .fs import make_link
 from .itemize import annotate
@@ -46,6 +46,7 @@ from .messages import (
     encode,
 )
 from .options import RunOptions, got_stats, listings, sync_link
+from .pipeline import prehashing
 from .report import (
     QUICK,
     SyncedFile,
@@ -56,6 +57,7 @@ from .report import (
     same_size_and_time,
 )
 from .resume import after_prefix, answer_offer
+from .sigcache import SigCache
 from .ssh import SSHChannel, parse_location, ssh_argv
 from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
@@ -139,6 +141,7 @@ class Session:
         level: int = DEFAULT_LEVEL,
         fsync: bool = True,
         bwlimit: Union[None, int, str] = None,
+        sig_cache: bool = True,
         refine: bool = True,
     ) -> None:
         resolve_threads(threads)
@@ -157,6 +160,9 @@ class Session:
         self._compress = compress
         self._level = level
         self._fsync = fsync
+        #: whether receiving ends may use their signature cache (.sigcache)
+        self._sig_cache = sig_cache
+        self._cache = SigCache.open(sig_cache)  # ours, when we receive (pull)
         self._closed = False
         self._bytes_done = 0  # bytes of the source's files dealt with, for progress
         ch.send_magic()
@@ -320,6 +326,10 @@ class Session:
         report.total_size = sum(e["size"] for e in entries if e["type"] == "file")
         if not report.dry_run:
             d_ep.mkdir(dest)
+        same: Dict[str, SyncedFile] = {}  # already the same by digest (feature "compare")
+        if push and not report.dry_run and not quick and compare.FEATURE in self.features:
+            follow = self._opts.links == "copy"
+            same = compare.same_files(self._call, src, dest, entries, have, self._threads, follow)
         for e in entries:
             rel = e["path"]
             if e["type"] == "other":
@@ -340,6 +350,9 @@ class Session:
                         if f.error is None
                         else SyncedFile(rel + "/", "failed", message=message(f.error), kind="dir")
                     )
+            elif rel in same:
+                report.files.append(same[rel])
+                self._bytes_done += e["size"]
             elif quick and same_size_and_time(e, have.get(rel)):
                 report.files.append(SyncedFile(rel, "unchanged", e["size"], message=QUICK))
                 self._bytes_done += e["size"]
@@ -365,6 +378,11 @@ class Session:
                     report.files.append(SyncedFile(rel, "deleted"))
                 if f.error is not None:
                     report.files.append(SyncedFile(rel, "failed", message=message(f.error)))
+
+    def _call(self, msg: Dict[str, Any]) -> Dict[str, Any]:
+        """One raw request and its reply (a FAIL raises RemoteError)."""
+        self._ch.send_json(msg)
+        return self._ch.recv_json()
 
     def _file_progress(self, label: str, size: int, report: SyncReport) -> Progress:
         """The file's progress callback (bytes of it done); says "signature" at once."""
@@ -403,11 +421,24 @@ class Session:
     ) -> None:
         ch = self._ch
         with self._entry(label, meta.get("size", 0), report) as entry:
-            with fs.open_source(fs.expand(local), follow=self._opts.links == "copy") as fh:
+            follow = self._opts.links == "copy"
+            # NEW's digest is computed while the far end signs its copy (.pipeline)
+            with (
+                fs.open_source(fs.expand(local), follow=follow) as fh,
+                prehashing(fh, self._threads) as digest,
+            ):
                 size = os.fstat(fh.fileno()).st_size
                 ch.send_json(
                     encode(
-                        Put(root, rel, meta.get("mode"), meta.get("mtime_ns"), self._fsync, size)
+                        Put(
+                            root,
+                            rel,
+                            meta.get("mode"),
+                            meta.get("mtime_ns"),
+                            self._fsync,
+                            size,
+                            self._sig_cache,
+                        )
                     )
                 )
                 progress = self._file_progress(label, entry.size, report)
@@ -425,6 +456,7 @@ class Session:
                         threads=self._threads,
                         compress=self._compress,
                         level=self._level,
+                        digest=digest,
                         refine="refine" in self.features,
                     )
                 if f.error is not None:
@@ -456,6 +488,7 @@ class Session:
                 fsync=self._fsync,
                 threads=self._threads,
                 name=f"from {ch.peer}",
+                cache=self._cache,
             )
             try:
                 follow = self._opts.links == "copy" and "links" in self.features
@@ -475,7 +508,7 @@ class Session:
                     ch.send_fail(message(f.error))  # the server sends no delta
                     raise f.error
                 if offer is not None:
-                    inc.resume_answer(ch.recv_json().get("resume") is True)
+                    inc.resume_answer(ch.recv_json())
                 with Failed() as f:
                     entry.action = receive(ch, inc, refine="refine" in self.features)
                 if "stats" in self.features and not isinstance(f.error, RemoteError):
@@ -508,6 +541,7 @@ class SyncClient(Session):
         level: zstd level.
         fsync: make each written file durable before it replaces its target.
         bwlimit: hold each end's writes to this many bytes/s (see :func:`sync`).
+        sig_cache: let the receiving end use its signature cache (see :func:`sync`).
         refine: refinement rounds for blocks that did not match (see :func:`sync`).
 
     Example:
@@ -529,6 +563,7 @@ class SyncClient(Session):
         level: int = DEFAULT_LEVEL,
         fsync: bool = True,
         bwlimit: Union[None, int, str] = None,
+        sig_cache: bool = True,
         refine: bool = True,
     ) -> None:
         super().__init__(
@@ -539,6 +574,7 @@ class SyncClient(Session):
             level=level,
             fsync=fsync,
             bwlimit=bwlimit,
+            sig_cache=sig_cache,
             refine=refine,
         )
 
@@ -566,6 +602,7 @@ def sync(
     copy_links: bool = False,
     bwlimit: Union[None, int, str] = None,
     filter_rules: Optional[Sequence[Tuple[str, str]]] = None,
+    sig_cache: bool = True,
     refine: bool = True,
 ) -> SyncReport:
     """Make ``dest`` a copy of ``src`` where one of them is ``[user@]host:path``.
@@ -615,6 +652,11 @@ def sync(
         bwlimit: hold what each end writes to this rate: an int in bytes/s,
             or a string as rsync's ``--bwlimit`` (``"10M"``; a bare number is
             KiB/s).
+        sig_cache: the receiving end keeps the signatures of large files it
+            signed or wrote and reuses one while the file's device, inode,
+            size, mtime and ctime are unchanged (results are verified either
+            way); ``False`` (``--no-sig-cache``) makes and keeps none. Where
+            it lives: :mod:`pydelta.sync.sigcache`.
         refine: where blocks did not match, ask for finer signatures of the
             old data around them (rounds that stop when they do not pay;
             used only if the far end speaks it).
@@ -665,6 +707,7 @@ def sync(
             level=level,
             fsync=fsync,
             bwlimit=bwlimit,
+            sig_cache=sig_cache,
             refine=refine,
         )
         ch.started = True

@@ -42,6 +42,9 @@ FEATURES: frozenset = frozenset(
         "refine",
         # an interrupted update's prefix offered and reused (see .resume)
         "resume",
+        # a folder push asks for every file's digest first, "touch"es the same
+        # ones and sends only the others (see .compare)
+        "compare",
     }
 )
 
@@ -229,6 +232,8 @@ class Put:
     fsync: bool = True
     #: the size of the file being sent: the result may not be larger
     size: Optional[int] = None
+    #: the receiver may use its signature cache (false: --no-sig-cache)
+    cache: bool = True
     op = "put"
 
     @classmethod
@@ -240,6 +245,7 @@ class Put:
             _opt_int(m, "mtime_ns", MIN_MTIME_NS, MAX_MTIME_NS),
             bool(m.get("fsync", True)),
             _opt_int(m, "size"),
+            m.get("cache", True) is not False,
         )
 
 

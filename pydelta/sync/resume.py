@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, Callable, Dict, Optional, Tuple
 
 from .._io import AtomicFile
 from ..backends import backend
-from ..errors import ProtocolError
+from ..errors import ProtocolError, VerificationError
 from .wire import Channel
 
 #: The feature name agreed in hello (messages.FEATURES).
@@ -45,10 +45,11 @@ HASH_STEP = 8 << 20
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def hash_prefix(fd: int, length: int) -> Optional[bytes]:
-    """BLAKE3 of the first ``length`` bytes of ``fd`` (None if it is shorter)."""
-    h = backend.Blake3()
-    pos = 0
+def hash_prefix(fd: int, length: int, h: Any = None, start: int = 0) -> Optional[bytes]:
+    """BLAKE3 of bytes ``start`` to ``length`` of ``fd`` (None if it is shorter),
+    continuing hasher ``h`` if given."""
+    h = backend.Blake3() if h is None else h
+    pos = start
     while pos < length:
         data = os.pread(fd, min(HASH_STEP, length - pos), pos)
         if not data:
@@ -60,14 +61,29 @@ def hash_prefix(fd: int, length: int) -> Optional[bytes]:
 
 class _Adopted(AtomicFile):
     """An AtomicFile whose temporary file is the partial file, already open
-    and positioned after its verified prefix."""
+    and positioned after its verified prefix. Before it replaces the target
+    the whole file is hashed against the digest the sender gave for all of
+    its file: the prefix and the rest were each verified, and this checks
+    they were put together right."""
 
-    def __init__(self, fd: int, name: str, target: str, fsync: bool, dir_fd: int) -> None:
+    def __init__(
+        self, fd: int, name: str, target: str, fsync: bool, dir_fd: int, whole: bytes
+    ) -> None:
         self._adopt = (fd, name)
+        self._whole = whole
         super().__init__(target, fsync=fsync, dir_fd=dir_fd)
 
     def _create(self, what: str) -> Tuple[int, str]:
         return self._adopt
+
+    def commit(self) -> None:
+        fd = self.fh.fileno()
+        if hash_prefix(fd, os.fstat(fd).st_size) != self._whole:
+            self.abort()  # (the partial file goes: it cannot be trusted)
+            raise VerificationError(
+                f"the resumed {self.name} does not match the digest of the whole file: dropped"
+            )
+        super().commit()
 
 
 class UpdateResume:
@@ -84,6 +100,7 @@ class UpdateResume:
         self.sidecar = self.partial + ".json"
         self._fd = -1
         self._offered = 0
+        self._whole = b""  # the sender's digest of all of its file
         self.offset = 0  #: bytes of the result taken from the partial file (0: none)
 
     # -- the next run --------------------------------------------------------------
@@ -136,10 +153,13 @@ class UpdateResume:
             return None
         return info
 
-    def accepted(self, yes: bool) -> None:
-        """The sender's answer to the offer: resume from it, or drop it."""
-        if yes and self._offered:
+    def accepted(self, answer: Any) -> None:
+        """The sender's answer to the offer (``{"resume": bool, "digest": hex
+        of its whole file}``): resume from it, or drop it."""
+        whole = answer.get("digest") if isinstance(answer, dict) else None
+        if answer.get("resume") is True and self._offered and _is_digest(whole):
             self.offset = self._offered
+            self._whole = bytes.fromhex(whole)
         else:
             self.drop()
 
@@ -150,7 +170,7 @@ class UpdateResume:
         os.lseek(fd, self.offset, os.SEEK_SET)
         with contextlib.suppress(OSError):
             os.unlink(self.sidecar, dir_fd=self._dir)  # rewritten if this run breaks off too
-        return _Adopted(fd, self.partial, target, fsync, self._dir)
+        return _Adopted(fd, self.partial, target, fsync, self._dir, self._whole)
 
     # -- this run broke off ----------------------------------------------------------
     def keep(self, produced: int, size: Optional[int], mtime_ns: Optional[int]) -> Optional[str]:
@@ -195,29 +215,37 @@ class UpdateResume:
             self._fd = -1
 
 
-def check_offer(new: BinaryIO, offer: Any, size: int) -> int:
-    """The sending end: the prefix length to skip if ``offer`` matches the
-    first bytes of ``new`` (which is then positioned there), else 0."""
-    if not isinstance(offer, dict):
-        return 0
-    k, digest = offer.get("offset"), offer.get("digest")
-    if (
-        not isinstance(k, int)
-        or isinstance(k, bool)
-        or not 0 < k <= size
-        or not isinstance(digest, str)
-        or len(digest) != 64
-    ):
-        return 0
+def _is_digest(text: Any) -> bool:
+    if not isinstance(text, str) or len(text) != 64:
+        return False
     try:
-        want = bytes.fromhex(digest)
-        mine = hash_prefix(new.fileno(), k)
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_offer(new: BinaryIO, offer: Any, size: int) -> Tuple[int, bytes]:
+    """The sending end: (prefix length to skip, BLAKE3 of all of ``new``) if
+    ``offer`` matches the first bytes of ``new`` (which is then positioned
+    after them), else (0, b"")."""
+    if not isinstance(offer, dict):
+        return 0, b""
+    k, digest = offer.get("offset"), offer.get("digest")
+    if not isinstance(k, int) or isinstance(k, bool) or not 0 < k <= size or not _is_digest(digest):
+        return 0, b""
+    try:
+        fd = new.fileno()
+        h = backend.Blake3()
+        if hash_prefix(fd, k, h) != bytes.fromhex(digest):
+            return 0, b""
+        whole = hash_prefix(fd, size, h, k)
     except (ValueError, OSError, AttributeError):
-        return 0
-    if mine != want:
-        return 0
+        return 0, b""
+    if whole is None:
+        return 0, b""
     new.seek(k)
-    return k
+    return k, whole
 
 
 def answer_offer(ch: Channel, new: BinaryIO, offer: Any, size: int) -> int:
@@ -226,8 +254,8 @@ def answer_offer(ch: Channel, new: BinaryIO, offer: Any, size: int) -> int:
     positioned there). Without an offer nothing is sent and 0 returned."""
     if offer is None:
         return 0
-    skip = check_offer(new, offer, size)
-    ch.send_json({"resume": bool(skip)})
+    skip, whole = check_offer(new, offer, size)
+    ch.send_json({"resume": True, "digest": whole.hex()} if skip else {"resume": False})
     return skip
 
 

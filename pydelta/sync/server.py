@@ -6,11 +6,11 @@ import os
 import signal
 import stat
 import sys
-from typing import IO, Any, Callable, Dict, Optional
+from typing import IO, Any, Callable, Dict, List, Optional
 
 from .._version import __version__
 from ..errors import ConnectionLostError, PydeltaError, RemoteError, message
-from . import fs
+from . import compare, fs
 from .bwlimit import TokenBucket
 from .fs import make_link
 from .messages import (
@@ -29,9 +29,14 @@ from .messages import (
     agree_features,
     decode,
 )
+from .pipeline import prehashing
 from .resume import OfferTaker, answer_offer
+from .sigcache import SigCache, sign_later
 from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
+
+#: The requests of feature "compare" (.compare): op -> handler.
+COMPARE_OPS = {"digests": compare.serve_digests, "touch": compare.serve_touch}
 
 
 class Server:
@@ -50,6 +55,11 @@ class Server:
             Symlink: self.symlink,
         }
         self.features: frozenset = frozenset()
+        #: the receiving end's signature cache (None: off) and the files this
+        #: session wrote, to sign into it afterwards
+        self.cache = SigCache.open()
+        self.written: List[str] = []
+        self.digests = compare.Digests(threads)  # folder pushes (feature "compare")
 
     def run(self) -> None:
         ch = self.ch
@@ -83,6 +93,9 @@ class Server:
             op = raw.get("op")
             try:
                 with Failed() as f:  # the handlers fail this way only before their first reply
+                    if op in COMPARE_OPS and compare.FEATURE in self.features:
+                        ch.send_json(COMPARE_OPS[op](self.digests, raw))
+                        continue
                     req: Request = decode(raw)
                     if isinstance(req, Bye):
                         ch.send_json({"ok": True})
@@ -128,6 +141,7 @@ class Server:
             threads=self.threads,
             name=f"from {ch.peer}",
             max_size=req.size,
+            cache=self.cache if req.cache else None,
         )
         try:
             inc.mode = req.mode
@@ -142,7 +156,7 @@ class Server:
             with Failed() as f:
                 try:
                     if offer is not None:  # the client's answer comes before the delta
-                        inc.resume_answer(ch.recv_json().get("resume") is True)
+                        inc.resume_answer(ch.recv_json())
                     action = receive(ch, inc, refine="refine" in self.features)
                 except RemoteError:
                     return  # the client gave up on this file: no reply
@@ -150,6 +164,8 @@ class Server:
                 ch.send_fail(message(f.error))
                 return
             ch.send_json({"ok": True, "action": action})
+            if req.cache and action != "unchanged":
+                self.written.append(inc.target)  # to sign for the next sync (.sigcache)
         finally:
             inc.close()
 
@@ -168,23 +184,25 @@ class Server:
                     "mtime_ns": st.st_mtime_ns,
                 }
             )
-            taker = OfferTaker() if "resume" in self.features else None
-            try:
-                sig = recv_signature(ch, taker)
-            except RemoteError:
-                return  # the client could not make its signature
-            skip = answer_offer(ch, fh, taker and taker.offer, st.st_size)
-            with Failed() as f:
-                stats = send_delta(
-                    ch,
-                    sig,
-                    fh,
-                    progress=None,
-                    threads=self.threads,
-                    compress=req.compress,
-                    level=req.level,
-                    refine="refine" in self.features,
-                )
+            with prehashing(fh, self.threads) as digest:  # while the client signs
+                taker = OfferTaker() if "resume" in self.features else None
+                try:
+                    sig = recv_signature(ch, taker)
+                except RemoteError:
+                    return  # the client could not make its signature
+                skip = answer_offer(ch, fh, taker and taker.offer, st.st_size)
+                with Failed() as f:
+                    stats = send_delta(
+                        ch,
+                        sig,
+                        fh,
+                        progress=None,
+                        threads=self.threads,
+                        compress=req.compress,
+                        level=req.level,
+                        digest=digest,
+                        refine="refine" in self.features,
+                    )
             if f.error is not None:
                 ch.send_fail(message(f.error))
             elif "stats" in self.features:  # after the stream: what it was made of
@@ -214,6 +232,16 @@ def serve(rfile: IO[bytes], wfile: IO[bytes], *, threads: Optional[int] = None) 
     Server(Channel(rfile, wfile, "the client"), threads).run()
 
 
+def _serve_stdio() -> None:
+    """Serve on standard input and output; then sign what was written (.sigcache)."""
+    server = Server(Channel(sys.stdin.buffer, sys.stdout.buffer, "the client"), None)
+    try:
+        server.run()
+    finally:
+        if server.cache is not None:
+            sign_later(server.written, server.cache)
+
+
 def serve_main() -> int:
     """``pydelta serve``: serve on standard input and output; returns the exit status.
 
@@ -227,7 +255,7 @@ def serve_main() -> int:
     for sig in (signal.SIGHUP, signal.SIGTERM):
         signal.signal(sig, stop)
     try:
-        serve(sys.stdin.buffer, sys.stdout.buffer)
+        _serve_stdio()
         return 0
     except KeyboardInterrupt:
         text, code = "interrupted", 130

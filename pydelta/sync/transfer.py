@@ -32,6 +32,7 @@ from ..signature import Signature, iter_signature
 from .fs import open_in, open_parent
 from .refine import Answerer, can_refine, refined_pieces
 from .resume import UpdateResume, after_prefix
+from .sigcache import SigCache
 from .wire import END, Channel, DataWriter, Failed
 
 #: A delta no longer than this is held back to see whether it only says
@@ -102,6 +103,7 @@ class Incoming:
         name: how messages name the delta.
         max_size: the size announced for the result; a delta that makes
             more is refused as soon as it does.
+        cache: the signature cache for an existing target (see .sigcache).
     """
 
     def __init__(
@@ -114,7 +116,11 @@ class Incoming:
         progress: Progress = None,
         name: str = "delta",
         max_size: Optional[int] = None,
+        cache: Optional[SigCache] = None,
     ) -> None:
+        self.cache = cache
+        self._sig: Optional[bytes] = None  # the signature sent, kept for the cache
+        self._ok = False  # finished: the result (or the old file) verified
         self.target = os.path.join(root, *str(rel).split("/"))
         self.mode: Optional[int] = None  #: the mode the sender sent (see applied_mode)
         self.mtime_ns: Optional[int] = None
@@ -173,21 +179,39 @@ class Incoming:
             return None
         return self.resume.offer(self.max_size, self.mtime_ns)
 
-    def resume_answer(self, accepted: bool) -> None:
+    def resume_answer(self, answer: Any) -> None:
         """The sender's answer: the delta then makes only the rest after the prefix."""
         if self.resume is None:
             return
         self.full_size = self.max_size
-        self.resume.accepted(accepted)
+        self.resume.accepted(answer)
         if self.resume.offset and self.max_size is not None:
             self.max_size -= self.resume.offset
 
     def signature(self) -> Iterator[bytes]:
-        """The signature of the basis, as sent (its digest is kept to check the delta by)."""
+        """The signature of the basis, as sent (its digest is kept to check the delta by).
+
+        An existing target's comes from the signature cache when it holds one.
+        """
         self.basis.seek(0)
-        for piece in iter_signature(self.basis, threads=self._threads):
+        cache = self.cache if self.have else None
+        hit = before = None
+        if cache is not None:
+            hit = cache.get(self.basis.fileno())
+            if hit is None:
+                with contextlib.suppress(OSError):
+                    before = os.fstat(self.basis.fileno())
+        pieces = [hit] if hit is not None else iter_signature(self.basis, threads=self._threads)
+        kept = []
+        for piece in pieces:
             self._sig_tail = (self._sig_tail + bytes(piece[-36:]))[-36:]
+            if cache is not None:
+                kept.append(bytes(piece))
             yield piece
+        if cache is not None:
+            self._sig = b"".join(kept)
+            if before is not None:
+                cache.put(before, self.basis.fileno(), self._sig)
 
     def feed(self, data: bytes) -> None:
         if self._patcher is None:
@@ -234,10 +258,17 @@ class Incoming:
             if self.have and not resumed and self._unchanged():
                 if self.resume is not None:
                     self.resume.drop()  # stale
+                self._ok = True
+                if self.cache is not None and self._sig is not None:
+                    # the mode/time just set changed its ctime: same content, new key
+                    with contextlib.suppress(OSError):
+                        fd = self.basis.fileno()
+                        self.cache.put(os.fstat(fd), fd, self._sig)
                 return "unchanged"
             self._start_patch()
         assert self._patcher is not None
         self._patcher.close()
+        self._ok = True
         with contextlib.suppress(OSError):
             # done with (and a leftover beside an existing file is stale)
             os.unlink(self._partial, dir_fd=self._dir)
@@ -287,6 +318,10 @@ class Incoming:
         """
         p = self._patcher
         try:
+            if not self._ok and self.cache is not None and self._sig is not None:
+                # this sync failed: the cached signature may be the cause, drop it
+                with contextlib.suppress(OSError, ValueError):
+                    self.cache.forget(self.basis.fileno())
             if p is not None and not p.done:
                 if self.resume is not None:
                     size = self.max_size if self.full_size is None else self.full_size
@@ -468,6 +503,14 @@ class LinkGate:
         return self.compress_rate() > self.link_rate()
 
 
+def _position(new: Union[str, BinaryIO]) -> Optional[int]:
+    """Where the scan of new starts (None: a path, opened at its start)."""
+    try:
+        return None if isinstance(new, str) else new.tell()
+    except (AttributeError, OSError, ValueError):
+        return -1
+
+
 def send_delta(
     ch: Channel,
     sig_data: bytes,
@@ -477,11 +520,13 @@ def send_delta(
     threads: Optional[int],
     compress: Optional[bool],
     level: int,
+    digest: Optional[Callable[[], bytes]] = None,
     refine: bool = False,
 ) -> DeltaStats:
     """Make the delta of new against the received signature and stream it, then END.
 
     ``compress=None`` compresses literals adaptively (see :class:`LinkGate`).
+    ``digest``: NEW's BLAKE3 computed meanwhile (:mod:`.pipeline`).
     ``refine`` (the feature agreed, ``new`` a regular file): with refinement
     rounds (:mod:`.refine`).
     """
@@ -493,6 +538,8 @@ def send_delta(
     gate = LinkGate(ch, nthreads) if compress is None and zlit else None
     writer = DataWriter(ch)
     stats = DeltaStats()
+    if digest is not None and _position(new) != 0:
+        digest = None  # the pre-hash covers NEW from its start; the scan starts elsewhere
     kw = dict(progress=progress, stats=stats, threads=nthreads, compress=zlit, level=level)
     if refine and can_refine(new):
 
@@ -500,9 +547,9 @@ def send_delta(
             writer.flush()
             ch.flush()
 
-        pieces = refined_pieces(ch, sig, new, gate=gate, flush=flush, **kw)  # type: ignore[arg-type]
+        pieces = refined_pieces(ch, sig, new, gate=gate, flush=flush, digest=digest, **kw)  # type: ignore[arg-type]
     else:
-        pieces = delta_pieces(sig, new, gate=gate, **kw)  # type: ignore[arg-type]
+        pieces = delta_pieces(sig, new, gate=gate, digest=digest, **kw)  # type: ignore[arg-type]
     for piece in pieces:
         writer.write(piece)
     writer.flush()

@@ -1,0 +1,93 @@
+"""Overlap on the sending end: hash NEW while the far end signs its copy.
+
+The sending end of one file has nothing to do between asking for the far
+end's signature and receiving it - the far end is reading and hashing its
+whole old copy meanwhile. The delta needs the whole-file BLAKE3 of NEW for
+its end record, which the scan otherwise computes on a second thread while
+it runs. :class:`PreHash` computes it in that idle time instead (reading
+with ``pread``, so the file's position stays where the scan starts), and
+the scan then only waits for it at the end of NEW (usually long done).
+
+The digest is of the bytes read here; should NEW change between this read
+and the scan's, the receiving end's check of the result against it fails and
+nothing is replaced, as for any file that changes while it is sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from typing import BinaryIO, Callable, Iterator, Optional
+
+from .._threads import resolve_threads
+from ..backends import backend
+
+#: Bytes read per step.
+STEP = 8 << 20
+
+
+class PreHash:
+    """The BLAKE3 of an open file from offset 0 to its end, on a thread.
+
+    Args:
+        fd: an open, readable file descriptor (not closed here).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._digest: Optional[bytes] = None
+        self._error: Optional[BaseException] = None
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="pydelta-prehash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            hasher = backend.Blake3()
+            buf = bytearray(STEP)
+            view = memoryview(buf)
+            off = 0
+            while not self._stop:
+                n = os.preadv(self._fd, [view], off)
+                if not n:
+                    self._digest = hasher.digest()
+                    return
+                hasher.update(view[:n])
+                off += n
+        except BaseException as e:  # handed to result()
+            self._error = e
+
+    def result(self) -> bytes:
+        """The digest (waits for it); re-raises what went wrong reading."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._digest is None:
+            raise RuntimeError("pre-hash stopped before the end of the file")
+        return self._digest
+
+    def close(self) -> None:
+        """Stop early (the file is not sent after all) and wait for the thread."""
+        self._stop = True
+        self._thread.join()
+
+
+def prehash(fd: int, threads: int) -> Optional[PreHash]:
+    """A :class:`PreHash` of fd when there is a second core to run it on, else None."""
+    if threads < 2 or not hasattr(os, "preadv"):
+        return None
+    return PreHash(fd)
+
+
+@contextlib.contextmanager
+def prehashing(fh: BinaryIO, threads: Optional[int]) -> Iterator[Optional[Callable[[], bytes]]]:
+    """``with prehashing(fh, threads) as digest:`` - hash the open file from its
+    start while the block runs; ``digest`` (None with one thread) waits for
+    and returns the result. The thread is stopped when the block ends."""
+    pre = prehash(fh.fileno(), resolve_threads(threads))
+    try:
+        yield pre.result if pre is not None else None
+    finally:
+        if pre is not None:
+            pre.close()
