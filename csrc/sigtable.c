@@ -149,7 +149,7 @@ int pd_windex_build(pd_windex *x, pd_witem *items, uint64_t n)
     x->nruns = nruns;
     uint64_t nb = pow2_at_least(nruns < 16 ? 16 : nruns);
     x->bucket_shift = 64 - log2_of(nb);
-    /* 64 bits per distinct weak sum: about 1.5% false hits, and at most
+    /* 64 bits per distinct weak sum: about 0.1% false hits, and at most
      * 16 MiB of bit set (2^27 bits) for signatures of millions of blocks. */
     uint64_t bits = 64 * nruns < 4096 ? 4096 : 64 * nruns;
     if (bits > (1ULL << 27))
@@ -182,8 +182,8 @@ int pd_windex_build(pd_windex *x, pd_witem *items, uint64_t n)
         r++;
         x->bucket[(pd_windex_mix(h, x->key0, x->key1) >> x->bucket_shift) +
                   1]++;
-        uint64_t bb = pd_bloom_bit(x, h);
-        x->bloom[bb >> 6] |= 1ULL << (bb & 63);
+        uint64_t m = pd_bloom_mix(h);
+        x->bloom[pd_bloom_word(x, m)] |= pd_bloom_mask(m);
     }
     /* Counting sort into buckets; taking the runs in weak order keeps every
      * bucket sorted by weak sum for the binary search. */

@@ -102,6 +102,8 @@ def __getattr__(name: str) -> Any:
         #: Name of the kernel backend in use: "c" or "numba" (PYDELTA_BACKEND),
         #: or "none" when neither can run (every call then raises UsageError).
         value = import_module(f"{__name__}.backends").backend.NAME
+    elif name == "_backend_module":  # the kernel module itself (tests read its limits)
+        value = import_module(f"{__name__}.backends").backend
     elif name == "format":  # compatibility alias: pydelta.format
         value = import_module(f"{__name__}.formats.native")
     else:

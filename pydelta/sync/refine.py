@@ -314,6 +314,9 @@ class Refiner:
         next(scan)  # its own header (flags 0): ours replaces it
         held: List[Rec] = []
         held_lit = 0
+        run = 0  # bytes of the literal run being held
+        prev_end = left = -1  # old end of the last copy; of the one before the held part
+        long_run = LONG_RUN * sig.info.block_len
         npos = 0
         last_copy = False  # the previous op was a copy: a literal now has a left anchor
         copied = literal = 0
@@ -323,7 +326,7 @@ class Refiner:
                 raise AssertionError("the delta scan wrote past its END")
             if op.code == fmt.OP_END:
                 if held:
-                    c, lit = yield from self._refine_and_emit(held)
+                    c, lit = yield from self._refine_and_emit(held, left)
                     copied += c
                     literal += lit
                 yield bytes(raw)
@@ -336,13 +339,20 @@ class Refiner:
                 length = op.a
                 rec = (npos, length, -1)
             if held or (rec[2] < 0 and last_copy and self._asking):
+                if not held:
+                    left = prev_end  # the copy just before: the segment's left anchor
                 held.append(rec)
                 if rec[2] < 0:
                     held_lit += length
-                if (rec[2] >= 0 and npos + length - held[0][0] >= SEGMENT) or (
-                    held_lit >= HOLD_LITERAL
+                    run = run + length if not last_copy else length
+                if (
+                    (rec[2] >= 0 and npos + length - held[0][0] >= SEGMENT)
+                    or held_lit >= HOLD_LITERAL
+                    # a long run (new data): refine its left edge now and let
+                    # the rest stream, rather than hold all of it for its right edge
+                    or (rec[2] < 0 and run > long_run)
                 ):
-                    c, lit = yield from self._refine_and_emit(held)
+                    c, lit = yield from self._refine_and_emit(held, left)
                     copied += c
                     literal += lit
                     held, held_lit = [], 0
@@ -353,6 +363,8 @@ class Refiner:
                 else:
                     literal += length
             last_copy = rec[2] >= 0
+            if last_copy:
+                prev_end = rec[2] + length
             npos += length
         if not ended:  # pragma: no cover - the scan always ends with END
             raise AssertionError("the delta scan ended without END")
@@ -361,8 +373,9 @@ class Refiner:
         st.copied, st.literal = copied, literal
 
     # -- one held segment ----------------------------------------------------------
-    def _refine_and_emit(self, recs: List[Rec]) -> Iterator[Any]:
+    def _refine_and_emit(self, recs: List[Rec], left: int) -> Iterator[Any]:
         """Refine the held records while it pays, then yield their ops.
+        ``left``: the old end of the copy just before them (-1: none).
         Returns (bytes copied, bytes literal) of the segment."""
         block = self._sig.info.block_len
         recs = _merge(recs)
@@ -371,7 +384,7 @@ class Refiner:
             sub = block // FACTOR
             if sub < MIN_BLOCK:
                 break
-            plan = _plan(recs, live_runs, block, sub, self._sig.info.basis_size)
+            plan = _plan(recs, live_runs, block, sub, self._sig.info.basis_size, left)
             if plan is None:
                 break
             runs, windows, nblocks, gain = plan
@@ -534,16 +547,20 @@ def _merge(recs: List[Rec]) -> List[Rec]:
 
 
 def _plan(
-    recs: List[Rec], live: set, block: int, sub: int, basis_size: int
+    recs: List[Rec], live: set, block: int, sub: int, basis_size: int, left: int = -1
 ) -> Optional[Tuple[List[int], List[Window], int, int]]:
-    """The next round: (indexes of the runs to rescan, old windows, blocks, literal bytes)."""
+    """The next round: (indexes of the runs to rescan, old windows, blocks, literal bytes).
+    ``left``: the old end of the copy before the first record (-1: none)."""
     runs: List[int] = []
     wins: List[Window] = []
     gain = 0
     for i, (start, length, old) in enumerate(recs):
         if old >= 0 or start not in live or length < sub:
             continue
-        p = recs[i - 1][2] + recs[i - 1][1] if i and recs[i - 1][2] >= 0 else None
+        if i:
+            p = recs[i - 1][2] + recs[i - 1][1] if recs[i - 1][2] >= 0 else None
+        else:
+            p = left if left >= 0 else None
         q = recs[i + 1][2] if i + 1 < len(recs) and recs[i + 1][2] >= 0 else None
         mine: List[Window] = []
         span = min(length, LONG_RUN * block)
