@@ -3,7 +3,8 @@
 A small average chunk size (``--chunk-avg``, default 1 KiB) on a generated
 file of a few hundred MiB gives the chunk count of a 100+ GB model at the
 store's default 256 KiB chunks, cheaply. Each operation runs in a child
-process; its peak RSS (``wait4``'s ru_maxrss) is reported beside the RSS of
+process; its peak RSS (VmHWM, read by the child: ru_maxrss would include the
+parent's RSS at fork) is reported beside the RSS of
 a child that only imports pydelta, and the difference per chunk.
 
 Operations, on a fresh local store for each size:
@@ -16,7 +17,7 @@ Operations, on a fresh local store for each size:
   (scan, local copies and a few downloads).
 
 Usage:
-  python bench/store_mem.py --mib 64 256 --chunk-avg 1024
+  python bench/store_mem.py --mib 32 128            # 115k and 460k chunks
   python bench/store_mem.py --mib 512 --chunk-avg 2048 --dir /tmp/x
 """
 
@@ -49,7 +50,9 @@ else:  # the baseline: everything a push and a pull import
     from pydelta.backends import backend
     backend.Blake3()
     n = 0
-print(json.dumps({"seconds": time.monotonic() - t, "chunks": n}))
+# VmHWM: this process's own peak (ru_maxrss would count the parent's at fork)
+hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+print(json.dumps({"seconds": time.monotonic() - t, "chunks": n, "hwm_kib": int(hwm.split()[1])}))
 """
 
 
@@ -61,12 +64,11 @@ def run_child(spec: Dict[str, Any]) -> Dict[str, Any]:
     )
     assert p.stdout is not None
     out = p.stdout.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
+    p.wait()
     if p.returncode:
         raise SystemExit(f"{spec['op']} failed with status {p.returncode}")
     res = json.loads(out.strip().splitlines()[-1])
-    res["rss_mib"] = ru.ru_maxrss / 1024
+    res["rss_mib"] = res["hwm_kib"] / 1024
     res["wall"] = time.monotonic() - t
     return res
 
@@ -87,7 +89,7 @@ def make_file(path: str, size: int) -> None:
 def main(argv: List[str] = None) -> int:  # type: ignore[assignment]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mib", type=int, nargs="+", default=[64, 256])
-    ap.add_argument("--chunk-avg", type=int, default=1024)
+    ap.add_argument("--chunk-avg", type=int, default=256)
     ap.add_argument(
         "--pack-kib",
         type=int,

@@ -1,5 +1,8 @@
 """The model store's objects, as bytes: manifests, pack indexes, tags, packs.
 
+Pack indexes, tags and the shared constants live in :mod:`.store_objects`
+and are re-exported here, so ``manifest`` stays the one namespace.
+
 Bytes only: nothing here does I/O or calls a kernel backend. The layout of
 each object is specified in docs/FORMAT.md ("Model store"); in short:
 
@@ -28,16 +31,40 @@ object (``what``).
 
 from __future__ import annotations
 
-import json
 import re
 import struct
 from array import array
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..errors import CorruptStoreError as ManifestError
 from ..errors import UsageError
 from .native import varint
+from .store_objects import (  # noqa: F401 - re-exported: the store's objects, one namespace
+    CODEC_RAW,
+    CODEC_ZSTD,
+    CODEC_ZSTD_GROUP16,
+    CODECS,
+    HASH_LEN,
+    INDEX_ENTRY,
+    INDEX_HEADER,
+    INDEX_MAGIC,
+    INDEX_VERSION,
+    PACK_HEADER,
+    PACK_MAGIC,
+    PACK_VERSION,
+    STORED_SLACK,
+    TAG_FORMAT,
+    TAG_VERSION,
+    PackEntry,
+    PackIndex,
+    Tag,
+    decode_pack_index,
+    decode_tag,
+    encode_pack_index,
+    encode_tag,
+    pack_header,
+)
 
 __all__ = [
     "CODEC_RAW",
@@ -67,32 +94,6 @@ __all__ = [
     "check_path",
 ]
 
-HASH_LEN = 32
-
-#: How a chunk is stored in its pack (the values of the delta literals'
-#: transforms, so one compressor serves both).
-CODEC_RAW = 0  #: the chunk's bytes as they are
-CODEC_ZSTD = 1  #: one zstd frame of the chunk's bytes
-CODEC_ZSTD_GROUP16 = 2  #: one zstd frame of the bytes at even offsets, then odd ones
-CODECS = (CODEC_RAW, CODEC_ZSTD, CODEC_ZSTD_GROUP16)
-
-#: A stored (compressed) payload may not be larger than this many bytes
-#: beyond its chunk: writers store raw whenever compression does not pay.
-STORED_SLACK = 0
-
-# ---------------------------------------------------------------- packs
-
-PACK_MAGIC = b"PDPK"
-PACK_VERSION = 1
-#: magic, u16 version, u16 flags (0)
-PACK_HEADER = struct.Struct("<4sHH")
-
-
-def pack_header() -> bytes:
-    """The 8 bytes every pack object starts with."""
-    return PACK_HEADER.pack(PACK_MAGIC, PACK_VERSION, 0)
-
-
 # ---------------------------------------------------------------- varints
 
 _varint = varint  # canonical unsigned LEB128, as in deltas
@@ -101,7 +102,7 @@ _varint = varint  # canonical unsigned LEB128, as in deltas
 class _Reader:
     """Bounds-checked reads from a bytes body."""
 
-    def __init__(self, data: bytes, what: str) -> None:
+    def __init__(self, data: "bytes | memoryview", what: str) -> None:
         self.data = data
         self.pos = 0
         self.what = what
@@ -112,7 +113,7 @@ class _Reader:
     def bytes(self, n: int) -> bytes:
         if n > self.left():
             raise ManifestError(f"{self.what} is truncated")
-        out = self.data[self.pos : self.pos + n]
+        out = bytes(self.data[self.pos : self.pos + n])
         self.pos += n
         return out
 
@@ -187,8 +188,8 @@ class ChunkList:
     """The chunks of one file, stored column by column.
 
     A 100 GB model has hundreds of thousands of chunks; as ChunkRef objects
-    they would take ~270 bytes each, in these columns ~60 (digest 32,
-    length 8, stored length 8, offset 8, pack number 4, codec 1). Reads
+    they would take ~270 bytes each, in these columns ~53 (digest 32,
+    length 4, stored length 4, offset 8, pack number 4, codec 1). Reads
     build a ChunkRef on the fly; pack ids are kept once per list.
     """
 
@@ -205,8 +206,8 @@ class ChunkList:
 
     def __init__(self, refs: Iterable[ChunkRef] = ()) -> None:
         self._digests = bytearray()
-        self._sizes = array("Q")
-        self._stored = array("Q")
+        self._sizes = array("I")  # chunks are at most 1 GiB (u32 in a manifest header)
+        self._stored = array("I")
         self._offsets = array("Q")
         self._packs = array("I")
         self._codecs = bytearray()
@@ -343,7 +344,7 @@ def encode_manifest(m: Manifest) -> bytes:
     """
     packs = m.packs()
     pack_no = {p: i for i, p in enumerate(packs)}
-    body = bytearray()
+    body = bytearray(MANIFEST_HEADER.size)  # the header goes in place at the end
     for p in packs:
         if len(p) != HASH_LEN:
             raise ValueError("pack ids are 32 bytes")
@@ -369,7 +370,9 @@ def encode_manifest(m: Manifest) -> bytes:
                 body += _varint(pack_no[c.pack] + 1) + _varint(c.offset)
             prev_pack, prev_end = c.pack, c.offset + c.stored
     lo, avg, hi = m.chunker
-    head = MANIFEST_HEADER.pack(
+    MANIFEST_HEADER.pack_into(
+        body,
+        0,
         MANIFEST_MAGIC,
         MANIFEST_VERSION,
         FLAG_SINGLE_FILE if m.single_file else 0,
@@ -380,9 +383,9 @@ def encode_manifest(m: Manifest) -> bytes:
         lo,
         avg,
         hi,
-        len(body),
+        len(body) - MANIFEST_HEADER.size,
     )
-    return head + bytes(body)
+    return bytes(body)
 
 
 def decode_manifest_header(data: bytes, what: str = "manifest") -> ManifestHeader:
@@ -409,7 +412,7 @@ def decode_manifest_header(data: bytes, what: str = "manifest") -> ManifestHeade
 def decode_manifest(data: bytes, what: str = "manifest") -> Manifest:
     """Parse and check a whole manifest."""
     h = decode_manifest_header(data, what)
-    body = data[MANIFEST_HEADER.size :]
+    body = memoryview(data)[MANIFEST_HEADER.size :]  # not a copy: a manifest is ~45 B a chunk
     if len(body) != h.body_len:
         raise ManifestError(
             f"{what} is truncated or has trailing bytes "
@@ -500,129 +503,6 @@ def decode_manifest(data: bytes, what: str = "manifest") -> Manifest:
             if "/".join(parts[:i]) in seen_paths:
                 raise ManifestError(f"{what} has {'/'.join(parts[:i])!r} as a file and a folder")
     return Manifest(files, h.single_file, h.chunker)
-
-
-# ---------------------------------------------------------------- pack index
-
-
-@dataclass(frozen=True)
-class PackEntry:
-    """One chunk in a pack."""
-
-    __slots__ = ("digest", "offset", "size", "stored", "codec")
-    digest: bytes
-    offset: int
-    size: int
-    stored: int
-    codec: int
-
-
-@dataclass
-class PackIndex:
-    """The chunks of one pack."""
-
-    pack: bytes  #: the pack's id (BLAKE3 of the pack object)
-    pack_size: int  #: length of the pack object
-    entries: List[PackEntry]
-
-
-INDEX_MAGIC = b"PDPI"
-INDEX_VERSION = 1
-#: magic, u16 version, u16 flags, u32 count, pack id, u64 pack length
-INDEX_HEADER = struct.Struct("<4sHHI32sQ")
-#: digest, u64 offset, u32 size, u32 stored, u8 codec
-INDEX_ENTRY = struct.Struct("<32sQIIB")
-
-
-def encode_pack_index(idx: PackIndex, hasher: Callable[[bytes], bytes]) -> bytes:
-    """The index object; ``hasher`` is BLAKE3 (32-byte digest of bytes)."""
-    out = bytearray(
-        INDEX_HEADER.pack(INDEX_MAGIC, INDEX_VERSION, 0, len(idx.entries), idx.pack, idx.pack_size)
-    )
-    for e in idx.entries:
-        out += INDEX_ENTRY.pack(e.digest, e.offset, e.size, e.stored, e.codec)
-    out += hasher(bytes(out))
-    return bytes(out)
-
-
-def decode_pack_index(
-    data: bytes, hasher: Callable[[bytes], bytes], what: str = "pack index"
-) -> PackIndex:
-    """Parse and check a pack index (its checksum, bounds and codecs)."""
-    if len(data) < INDEX_HEADER.size + HASH_LEN:
-        raise ManifestError(f"{what} is truncated")
-    magic, ver, flags, count, pack, pack_size = INDEX_HEADER.unpack_from(data, 0)
-    if magic != INDEX_MAGIC:
-        raise ManifestError(f"{what} is not a pydelta pack index")
-    if ver != INDEX_VERSION:
-        raise ManifestError(f"{what} has format version {ver}: upgrade pydelta")
-    if len(data) != INDEX_HEADER.size + count * INDEX_ENTRY.size + HASH_LEN:
-        raise ManifestError(f"{what} is truncated or has trailing bytes")
-    if hasher(data[:-HASH_LEN]) != data[-HASH_LEN:]:
-        raise ManifestError(f"{what} is damaged (checksum mismatch)")
-    entries = []
-    for i in range(count):
-        d, off, size, stored, codec = INDEX_ENTRY.unpack_from(
-            data, INDEX_HEADER.size + i * INDEX_ENTRY.size
-        )
-        if codec not in CODECS or size == 0 or stored == 0 or stored > size + STORED_SLACK:
-            raise ManifestError(f"{what} has an invalid entry {i}")
-        if codec == CODEC_RAW and stored != size:
-            raise ManifestError(f"{what} has an invalid entry {i}")
-        if off < PACK_HEADER.size or off + stored > pack_size:
-            raise ManifestError(f"{what} has an entry outside its pack ({i})")
-        entries.append(PackEntry(d, off, size, stored, codec))
-    return PackIndex(pack, pack_size, entries)
-
-
-# ---------------------------------------------------------------- tags
-
-TAG_FORMAT = "pydelta-tag"
-TAG_VERSION = 1
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class Tag:
-    """A tag: a name pointing at a version."""
-
-    version: str  #: the version id (64 lowercase hex digits)
-    time: float  #: when the tag was set (seconds since the epoch)
-
-
-def encode_tag(tag: Tag) -> bytes:
-    """The tag object (one line of JSON)."""
-    if not _HEX64.fullmatch(tag.version):
-        raise ValueError("a version id is 64 lowercase hex digits")
-    doc = {
-        "format": TAG_FORMAT,
-        "format_version": TAG_VERSION,
-        "version": tag.version,
-        "time": round(float(tag.time), 3),
-    }
-    return (json.dumps(doc, sort_keys=True) + "\n").encode("ascii")
-
-
-def decode_tag(data: bytes, what: str = "tag") -> Tag:
-    """Parse and check a tag object."""
-    if len(data) > 4096:
-        raise ManifestError(f"{what} is not a pydelta tag (too large)")
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ManifestError(f"{what} is not a pydelta tag (not JSON)") from None
-    if not isinstance(doc, dict) or doc.get("format") != TAG_FORMAT:
-        raise ManifestError(f"{what} is not a pydelta tag")
-    if doc.get("format_version") != TAG_VERSION:
-        raise ManifestError(
-            f"{what} has format version {doc.get('format_version')!r}: upgrade pydelta"
-        )
-    version, t = doc.get("version"), doc.get("time")
-    if not isinstance(version, str) or not _HEX64.fullmatch(version):
-        raise ManifestError(f"{what} names an invalid version")
-    if not isinstance(t, (int, float)) or isinstance(t, bool):
-        raise ManifestError(f"{what} has an invalid time")
-    return Tag(version, float(t))
 
 
 def check_version_id(text: str) -> str:

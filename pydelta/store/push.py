@@ -26,15 +26,17 @@ import os
 import stat
 import threading
 import time
+from array import array
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Deque, Dict, List, Optional, Tuple
+from typing import Callable, Deque, List, Optional, Tuple
 
 from ..errors import FileAccessError, StoreError, StoreNotFoundError, UsageError
 from ..formats import manifest as mf
 from .base import CREATE, SWAP, EmptyStore, Store
 from .chunker import ChunkParams, chunk_stream
-from .index import Location, load_index
+from .digests import HASH_LEN, ChunkTable
+from .index import load_index
 from .packs import (
     DEFAULT_LEVEL,
     DEFAULT_PACK_SIZE,
@@ -228,7 +230,9 @@ def push(
                 )
         else:
             params, _ = ensure_config(st, want_params)
-        known: Dict[bytes, Location] = load_index(st, jobs) if read_config(st) else {}
+        # every chunk of the store, and this push's new ones (placed as their
+        # packs are written): ~49 bytes a chunk (see .digests)
+        table = load_index(st, jobs) if read_config(st) else ChunkTable()
         report = PushReport(
             store=st.url,
             version="",
@@ -264,11 +268,11 @@ def push(
         if uploads is not None:
             uploads.on_done = on_sent
         comp_pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pydelta-zstd")
-        new_locs: Dict[bytes, Optional[Location]] = {}
         pending: Deque[Tuple[bytes, int, "Future[Tuple[int, bytes]]"]] = deque()
         writer: List[Optional[PackWriter]] = [None]
         entries: List[mf.FileEntry] = []
-        file_chunks: List[List[Tuple[bytes, int]]] = []
+        # each file's chunks: digests (32 bytes each) and lengths
+        file_chunks: List[Tuple[bytearray, "array[int]"]] = []
         spool = st.spool_dir() if not dry_run else None
 
         def place(item: Tuple[bytes, int, "Future[Tuple[int, bytes]]"]) -> None:
@@ -288,12 +292,14 @@ def push(
             writer[0] = None
             assert uploads is not None
             pack_id, idx = uploads.submit(w)
+            n = table.pack_number(pack_id)
             for e in idx.entries:
-                new_locs[e.digest] = Location(pack_id, e.offset, e.size, e.stored, e.codec)
+                table.place(e.digest, n, e.offset, e.stored, e.codec)
 
         try:
             for (rel, path), size in zip(files, sizes):
-                chunks: List[Tuple[bytes, int]] = []
+                digests = bytearray()
+                lengths = array("I")
                 try:
                     fh = open(path, "rb", buffering=0)
                 except OSError as e:
@@ -311,14 +317,14 @@ def push(
                             raise FileAccessError(
                                 f"cannot read {path}: {e.strerror or e}"
                             ) from None
-                        chunks.append((c.digest, c.size))
+                        digests += c.digest
+                        lengths.append(c.size)
                         state["chunks"] += 1
-                        if c.digest in known or c.digest in new_locs:
+                        if not table.add(c.digest):  # placed once its pack is finished
                             report.known_chunks += 1
                             continue
                         report.new_chunks += 1
                         report.new_bytes += c.size
-                        new_locs[c.digest] = None  # placed once its pack is finished
                         if dry_run:
                             continue
                         payload = bytes(data)  # type: ignore[arg-type]
@@ -326,7 +332,7 @@ def push(
                         while len(pending) > 2 * jobs:
                             place(pending.popleft())
                 entries.append(mf.FileEntry(rel, size, mode, digest, []))
-                file_chunks.append(chunks)
+                file_chunks.append((digests, lengths))
             while pending:
                 place(pending.popleft())
             if not dry_run:
@@ -345,13 +351,16 @@ def push(
             report.seconds = time.monotonic() - t0
             report.version = ""
             return report
-        for entry, chunks in zip(entries, file_chunks):
-            for digest, size in chunks:
-                loc = known.get(digest) or new_locs.get(digest)
+        for k, entry in enumerate(entries):
+            digests, lengths = file_chunks[k]
+            file_chunks[k] = (bytearray(), array("I"))  # freed as the manifest grows
+            for i, size in enumerate(lengths):
+                digest = bytes(digests[i * HASH_LEN : (i + 1) * HASH_LEN])
+                loc = table.get(digest)
                 assert loc is not None, "every chunk is stored before the manifest"
-                entry.chunks.append(
-                    mf.ChunkRef(digest, size, loc.codec, loc.stored, loc.pack, loc.offset)
-                )
+                pack, offset, stored, codec = loc
+                entry.chunks.append(mf.ChunkRef(digest, size, codec, stored, pack, offset))
+            del digests, lengths
         man = mf.Manifest(entries, single, params.as_tuple())
         data = mf.encode_manifest(man)
         version = blake3(data).hex()
