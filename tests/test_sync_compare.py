@@ -143,3 +143,17 @@ def test_over_ssh_a_failing_file_is_a_partial_sync(sshd, tmp_path):
     assert {k: v for k, v in got.items() if k != "s/03.bin"} == {
         k: v for k, v in files.items() if k != "s/03.bin"
     }
+
+
+def test_prehash_gives_the_scan_the_digest_of_new(tmp_path):
+    from pydelta.sync import pipeline
+
+    data = rand_bytes(3 << 20, 5)
+    f = write(tmp_path / "n.bin", data)
+    with open(f, "rb") as fh:
+        assert pipeline.prehash(fh.fileno(), 1) is None  # one thread: the scan hashes
+        pre = pipeline.PreHash(fh.fileno())
+        assert pre.result() == pydelta.blake3_digest(data)
+        take = pre.take()  # done: handed over
+        assert take is not None and take() == pydelta.blake3_digest(data)
+        assert fh.tell() == 0  # pread: the scan's position untouched

@@ -425,7 +425,7 @@ class Session:
             # NEW's digest is computed while the far end signs its copy (.pipeline)
             with (
                 fs.open_source(fs.expand(local), follow=follow) as fh,
-                prehashing(fh, self._threads) as digest,
+                prehashing(fh, self._threads) as take,
             ):
                 size = os.fstat(fh.fileno()).st_size
                 ch.send_json(
@@ -456,7 +456,7 @@ class Session:
                         threads=self._threads,
                         compress=self._compress,
                         level=self._level,
-                        digest=digest,
+                        digest=take(),
                         refine="refine" in self.features,
                     )
                 if f.error is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import BinaryIO, Callable, Iterator, Optional
+from typing import Any, BinaryIO, Callable, Iterator, Optional
 
 from .._threads import resolve_threads
 from ..backends import backend
@@ -36,6 +36,8 @@ class PreHash:
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self._size = max(1, os.fstat(fd).st_size)
+        self._done = 0  # bytes hashed so far
         self._digest: Optional[bytes] = None
         self._error: Optional[BaseException] = None
         self._stop = False
@@ -55,6 +57,7 @@ class PreHash:
                     return
                 hasher.update(view[:n])
                 off += n
+                self._done = off
         except BaseException as e:  # handed to result()
             self._error = e
 
@@ -66,6 +69,16 @@ class PreHash:
         if self._digest is None:
             raise RuntimeError("pre-hash stopped before the end of the file")
         return self._digest
+
+    def take(self) -> Optional[Callable[[], bytes]]:
+        """The digest to hand to the scan, when the signature has arrived: this
+        one if it is at least half done, else None (stopped: the scan then
+        hashes from its own buffer, which reads NEW no second time - what a
+        signature from the far end's cache, there at once, makes the better way)."""
+        if self._digest is not None or self._done * 2 >= self._size:
+            return self.result
+        self.close()
+        return None
 
     def close(self) -> None:
         """Stop early (the file is not sent after all) and wait for the thread."""
@@ -81,13 +94,14 @@ def prehash(fd: int, threads: int) -> Optional[PreHash]:
 
 
 @contextlib.contextmanager
-def prehashing(fh: BinaryIO, threads: Optional[int]) -> Iterator[Optional[Callable[[], bytes]]]:
-    """``with prehashing(fh, threads) as digest:`` - hash the open file from its
-    start while the block runs; ``digest`` (None with one thread) waits for
-    and returns the result. The thread is stopped when the block ends."""
+def prehashing(fh: BinaryIO, threads: Optional[int]) -> Iterator[Callable[[], Any]]:
+    """``with prehashing(fh, threads) as take:`` - hash the open file from its
+    start while the block runs; once the signature is in, ``take()`` gives
+    what to pass as the scan's ``digest`` (see :meth:`PreHash.take`; None
+    with one thread). The thread is stopped when the block ends."""
     pre = prehash(fh.fileno(), resolve_threads(threads))
     try:
-        yield pre.result if pre is not None else None
+        yield pre.take if pre is not None else (lambda: None)
     finally:
         if pre is not None:
             pre.close()

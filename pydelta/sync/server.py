@@ -184,7 +184,7 @@ class Server:
                     "mtime_ns": st.st_mtime_ns,
                 }
             )
-            with prehashing(fh, self.threads) as digest:  # while the client signs
+            with prehashing(fh, self.threads) as take:  # while the client signs
                 taker = OfferTaker() if "resume" in self.features else None
                 try:
                     sig = recv_signature(ch, taker)
@@ -200,7 +200,7 @@ class Server:
                         threads=self.threads,
                         compress=req.compress,
                         level=req.level,
-                        digest=digest,
+                        digest=take(),
                         refine="refine" in self.features,
                     )
             if f.error is not None:
