@@ -74,12 +74,19 @@ def _mixed(seed=11, size=700_000, block=512):
     return old, bytes(new)
 
 
+def _c_only() -> None:
+    """The pre-scan is a C kernel the numba twin does not have (backends.c.C_ONLY)."""
+    if pydelta.backend != "c":
+        pytest.skip("a C-only kernel: the pre-scan (the C pass runs this test)")
+
+
 @pytest.mark.parametrize("cap", [1, 3, 1 << 15])
 @pytest.mark.parametrize("read_size", [5000, 65536, 8 << 20])
 def test_prescan_keeps_the_delta_for_any_thread_count(monkeypatch, read_size, cap):
     """The parallel pre-scan of the all-different case: every thread count
     and segment boundary (odd read sizes, a pre-scan that stops early at
     `cap` candidates) gives the single-thread delta byte for byte."""
+    _c_only()
     old, new = _mixed()
     monkeypatch.setattr(delta_mod, "READ_SIZE", read_size)
     monkeypatch.setattr(delta_mod, "PRESCAN_MIN", 1)
@@ -107,6 +114,7 @@ def test_prescan_keeps_the_delta_for_any_thread_count(monkeypatch, read_size, ca
 def test_prescan_kernel_and_hint_checks():
     """The kernel finds every window with an index candidate (checked
     against a window-by-window lookup) and the job refuses a bad hint."""
+    _c_only()
     from pydelta.backends import c as C
 
     r = random.Random(5)
