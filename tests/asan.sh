@@ -47,7 +47,10 @@ san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-fram
     sed -i 's/"-O3"/"-O1"/' csrc/build_ffi.py
     CFLAGS="$san -g" LDFLAGS="$san" pipi -e ".[test]" numpy
 )
-if ! ldd "$WORK"/src/pydelta/_core*.so | grep -q libasan; then
+# (ldd's output read whole first: `ldd | grep -q` under pipefail fails at
+# random when grep exits before ldd has written everything - SIGPIPE)
+linked=$(ldd "$WORK"/src/pydelta/_core*.so)
+if ! grep -q libasan <<<"$linked"; then
     echo "asan.sh: the module was not built with AddressSanitizer" >&2
     exit 1
 fi
