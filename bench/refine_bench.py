@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -40,10 +41,10 @@ from sync_bench import PYDELTA, Case, Link, SyncTool, parse_pydelta, parse_rsync
 KINDS = ("scattered", "finetune", "retune")
 
 
-def tools() -> List[SyncTool]:
+def tools(remote: str = PYDELTA) -> List[SyncTool]:
     def pydelta(extra: List[str]):
         return lambda link, src, dest: [
-            PYDELTA, "sync", "-e", link.ssh_cmd, "--remote-cmd", PYDELTA, "--no-progress",
+            PYDELTA, "sync", "-e", link.ssh_cmd, "--remote-cmd", remote, "--no-progress",
             "--no-fsync", *extra, src, dest,
         ]  # fmt: skip
 
@@ -105,9 +106,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=args.work, prefix="refine-") as root:
         with LoopbackSSHD(os.path.join(root, "sshd")) as srv:
             link = Link.make(srv, root)
+            # the far end's signature cache in the scratch dir, where run_one waits
+            # for its entry (as sync_bench does)
+            cache = shlex.quote(os.path.join(root, "sigcache"))
+            remote = f"env PYDELTA_SIG_CACHE={cache} {PYDELTA}"
             dest_dir = os.path.join(root, "dest")
             os.makedirs(dest_dir)
-            ts = tools()
+            ts = tools(remote)
             for kind in args.kinds.split(","):
                 old, new = sync_bench.ensure_pair(args.work, args.size, kind, print)
                 case = Case(kind, kind, new, old)
