@@ -222,6 +222,11 @@ def test_over_ssh_the_written_file_is_signed_for_the_next_sync(sshd, tmp_path):
     write(src, bytes(new2))
     r = pydelta.sync(str(src), sshd.target(str(dest)), ssh=sshd.ssh_argv, remote_cmd=remote)
     assert r.files[0].action == "updated" and dest.read_bytes() == bytes(new2)
+    # the far end signs the second result after that session too: wait for
+    # its entry before taking the snapshot the third sync must leave alone
+    st = os.stat(dest)
+    entry = cache_dir / f"{st.st_dev:x}-{st.st_ino:x}.sig"
+    assert _wait_for(lambda: entry.exists() and entry.read_bytes().endswith(sig_of(dest)))
     # with --no-sig-cache the far end neither reads nor writes it
     entries = set(cache_dir.iterdir())
     write(src, new)
