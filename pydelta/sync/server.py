@@ -10,7 +10,7 @@ from typing import IO, Any, Callable, Dict, List, Optional
 
 from .._version import __version__
 from ..errors import ConnectionLostError, PydeltaError, RemoteError, message
-from . import compare, fs
+from . import compare, fs, shortsig
 from .bwlimit import TokenBucket
 from .fs import make_link
 from .messages import (
@@ -148,8 +148,9 @@ class Server:
             inc.mtime_ns = req.mtime_ns
             offer = inc.resume_offer() if "resume" in self.features else None
             ch.send_json({"ok": True, "have": inc.have, **({"resume": offer} if offer else {})})
+            short = req.strong_len if shortsig.FEATURE in self.features else None
             with Failed() as f:
-                ch.send_stream(inc.signature())
+                ch.send_stream(inc.signature(short))
             if f.error is not None:
                 ch.send_fail(message(f.error))  # ends the signature stream
                 return
@@ -161,7 +162,10 @@ class Server:
                 except RemoteError:
                     return  # the client gave up on this file: no reply
             if f.error is not None:
-                ch.send_fail(message(f.error))
+                if short is not None and shortsig.retryable(f.error):  # the client tries again
+                    ch.send_json(shortsig.retry_reply(message(f.error)))
+                else:
+                    ch.send_fail(message(f.error))
                 return
             ch.send_json({"ok": True, "action": action})
             if req.cache and action != "unchanged":

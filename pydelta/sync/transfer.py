@@ -32,6 +32,7 @@ from ..signature import Signature, iter_signature
 from .fs import open_in, open_parent
 from .refine import Answerer, can_refine, refined_pieces
 from .resume import UpdateResume, after_prefix
+from .shortsig import shorten
 from .sigcache import SigCache
 from .wire import END, Channel, DataWriter, Failed
 
@@ -188,11 +189,23 @@ class Incoming:
         if self.resume.offset and self.max_size is not None:
             self.max_size -= self.resume.offset
 
-    def signature(self) -> Iterator[bytes]:
+    def signature(self, strong_len: Optional[int] = None) -> Iterator[bytes]:
         """The signature of the basis, as sent (its digest is kept to check the delta by).
 
-        An existing target's comes from the signature cache when it holds one.
+        ``strong_len``: bytes of BLAKE3 per block on the wire (default 16); a
+        shorter signature is the full one with its sums cut (.shortsig), so
+        the cache serves and keeps full-length entries either way.
         """
+        pieces = self._signature()
+        if strong_len is not None and strong_len != fmt.DEFAULT_STRONG_LEN:
+            pieces = shorten(pieces, strong_len)
+        for piece in pieces:
+            self._sig_tail = (self._sig_tail + bytes(piece[-36:]))[-36:]
+            yield piece
+
+    def _signature(self) -> Iterator[bytes]:
+        """The basis's full-length signature: an existing target's comes from
+        the signature cache when it holds one."""
         self.basis.seek(0)
         cache = self.cache if self.have else None
         hit = before = None
@@ -204,7 +217,6 @@ class Incoming:
         pieces = [hit] if hit is not None else iter_signature(self.basis, threads=self._threads)
         kept = []
         for piece in pieces:
-            self._sig_tail = (self._sig_tail + bytes(piece[-36:]))[-36:]
             if cache is not None:
                 kept.append(bytes(piece))
             yield piece
