@@ -49,8 +49,10 @@ DIRECT_ENV = "PYDELTA_PATCH_DIRECT"
 COPY_RANGE_ENV = "PYDELTA_COPY_RANGE"
 
 #: Whether the result's signature (``Patcher(sign=...)``) is read back on a
-#: thread of its own (True) or on the digest's thread (False).
-SIGN_THREAD = False
+#: thread of its own (True) or on the digest's thread (False). Signing costs
+#: about as much CPU as the digest; on its own thread the two run side by side
+#: (bench/patch_sign_bench.py).
+SIGN_THREAD = True
 
 #: The wrong-basis diagnosis (after a result failed its digest) recomputes
 #: OLD's signature with the delta's block length, one read of OLD at a time.

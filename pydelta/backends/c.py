@@ -223,7 +223,9 @@ class Sink:
         if rc == lib.PD_ERR_NOMEM:
             raise MemoryError("cannot allocate the result's signer")
         if rc != lib.PD_OK:
-            raise ValueError(f"cannot sign with blocks of {block_len} and strong sums of {strong_len}")
+            raise ValueError(
+                f"cannot sign with blocks of {block_len} and strong sums of {strong_len}"
+            )
 
     def signature(self) -> Optional[bytes]:
         """After :meth:`finish`: the result's signature entries, or None (not
