@@ -317,31 +317,27 @@ pd_sink *pd_sink_new(int out_fd, uint64_t start, int flags)
     s->rd[0].s = s;
     s->rd[0].digest = 1;
     s->nrd = 1;
-    if (!s->cbuf || !s->rd[0].rbuf || pthread_mutex_init(&s->mu, NULL)) {
-        free(s->cbuf);
-        free(s->rd[0].rbuf);
-        free(s);
-        return NULL;
-    }
-    if (pthread_cond_init(&s->cv, NULL)) {
-        pthread_mutex_destroy(&s->mu);
-        free(s->cbuf);
-        free(s->rd[0].rbuf);
-        free(s);
-        return NULL;
-    }
-    s->h = pd_blake3_new(); /* last: a sink with h is fully made */
-    if (!s->h) {
-        pthread_cond_destroy(&s->cv);
-        pthread_mutex_destroy(&s->mu);
-        free(s->cbuf);
-        free(s->rd[0].rbuf);
-        free(s);
-        return NULL;
-    }
+    if (!s->cbuf || !s->rd[0].rbuf)
+        goto fail;
+    if (pthread_mutex_init(&s->mu, NULL))
+        goto fail;
+    if (pthread_cond_init(&s->cv, NULL))
+        goto fail_mutex;
+    s->h = pd_blake3_new();
+    if (!s->h)
+        goto fail_cond;
     if (!(flags & PD_SINK_NO_THREAD))
         reader_start(s, &s->rd[0]);
     return s;
+fail_cond:
+    pthread_cond_destroy(&s->cv);
+fail_mutex:
+    pthread_mutex_destroy(&s->mu);
+fail:
+    free(s->cbuf);
+    free(s->rd[0].rbuf);
+    free(s);
+    return NULL;
 }
 
 int pd_sink_sign(pd_sink *s, uint32_t block_len, uint32_t strong_len,

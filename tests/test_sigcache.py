@@ -134,18 +134,24 @@ def _pull(tmp_path, src, dest, **kw):
         s.close()
 
 
+def _pair_in_cache(tmp_path, monkeypatch, seed: int) -> tuple:
+    """A model pair (src NEW, dest OLD) and this process's cache directory."""
+    monkeypatch.setattr(sigcache, "MIN_FILE", SMALL)
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setenv("PYDELTA_SIG_CACHE", str(cache_dir))
+    old, new = model_pair(SMALL * 8, seed)
+    src = write(tmp_path / "src" / "m.bin", new)
+    dest = write(tmp_path / "dest" / "m.bin", old)
+    return cache_dir, old, new, src, dest
+
+
 def test_sync_result_signed_as_written_and_served_next(tmp_path, monkeypatch):
     """Pull (the local end receives, so the cache is this process's): the
     result's entry is there when the sync returns, keyed by the file as it
     stands and byte-identical to its signature; the next sync is served from
     it; a file changed since is a miss; a forged entry only makes one sync
     fail, and the entry goes."""
-    monkeypatch.setattr(sigcache, "MIN_FILE", SMALL)
-    cache_dir = tmp_path / "cache"
-    monkeypatch.setenv("PYDELTA_SIG_CACHE", str(cache_dir))
-    old, new = model_pair(SMALL * 8, 7)
-    src = write(tmp_path / "src" / "m.bin", new)
-    dest = write(tmp_path / "dest" / "m.bin", old)
+    cache_dir, old, new, src, dest = _pair_in_cache(tmp_path, monkeypatch, 7)
 
     r, cache = _pull(tmp_path, src, dest)
     assert r.files[0].action == "updated" and dest.read_bytes() == new
@@ -192,13 +198,8 @@ def test_sync_result_signed_as_written_and_served_next(tmp_path, monkeypatch):
 
 
 def test_results_written_without_the_direct_writer_get_no_entry(tmp_path, monkeypatch):
-    monkeypatch.setattr(sigcache, "MIN_FILE", SMALL)
     monkeypatch.setenv("PYDELTA_PATCH_DIRECT", "0")
-    cache_dir = tmp_path / "cache"
-    monkeypatch.setenv("PYDELTA_SIG_CACHE", str(cache_dir))
-    old, new = model_pair(SMALL * 8, 8)
-    src = write(tmp_path / "src" / "m.bin", new)
-    dest = write(tmp_path / "dest" / "m.bin", old)
+    cache_dir, old, new, src, dest = _pair_in_cache(tmp_path, monkeypatch, 8)
     r, _ = _pull(tmp_path, src, dest)
     assert r.files[0].action == "updated" and dest.read_bytes() == new
     assert cached(cache_dir, dest) is None
@@ -216,12 +217,7 @@ def test_unwritable_cache_dir_still_syncs(tmp_path, monkeypatch):
 
 
 def test_no_sig_cache_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(sigcache, "MIN_FILE", SMALL)
-    cache_dir = tmp_path / "cache"
-    monkeypatch.setenv("PYDELTA_SIG_CACHE", str(cache_dir))
-    old, new = model_pair(SMALL * 8, 11)
-    src = write(tmp_path / "src" / "m.bin", new)
-    dest = write(tmp_path / "dest" / "m.bin", old)
+    cache_dir, old, new, src, dest = _pair_in_cache(tmp_path, monkeypatch, 11)
     _pull(tmp_path, src, dest, sig_cache=False)
     assert dest.read_bytes() == new and not cache_dir.exists()
 
