@@ -339,3 +339,10 @@ int pd_cdc_scan(pd_cdc *c, const uint8_t *in, size_t in_len, int eof,
                 size_t *in_used, size_t *count);
 /* The 256 entries of the gear table (splitmix64 seeded with 0). */
 void pd_cdc_gear(uint64_t *out);
+
+/* ---- byte grouping of compressed literals (transform.c) --------------- */
+
+/* dst[0, n) = the bytes of src[0, n) at even offsets, then those at odd
+ * offsets; pd_ungroup16 undoes it. src and dst must not overlap. */
+void pd_group16(const uint8_t *src, size_t n, uint8_t *dst);
+void pd_ungroup16(const uint8_t *src, size_t n, uint8_t *dst);

@@ -185,6 +185,9 @@ def test_sync_result_signed_as_written_and_served_next(tmp_path, monkeypatch):
     )
     entry.write_bytes(head + pydelta.blake3_digest(head) + pydelta.blake3_digest(sig) + sig)
     write(tmp_path / "src" / "m.bin", new)
+    from pydelta.sync import messages  # without "shortsig"'s retry (test_sync_sig_retry.py)
+
+    monkeypatch.setattr(messages, "FEATURES", messages.FEATURES - {"shortsig"})
     s = Served(str(tmp_path))
     try:
         with pytest.raises(pydelta.SyncError):

@@ -305,6 +305,28 @@ class PatchJob(_cffi.Job):
         return int(lib.pd_patch_errno(self._h))
 
 
+# -- byte grouping of compressed literals (transform.c) ------------------------
+
+
+def group16(data: Buffer) -> bytearray:
+    """The bytes of ``data`` at even offsets, then those at odd offsets."""
+    n = _nbytes(data)
+    out = bytearray(n)
+    if n:
+        lib.pd_group16(_ptr(data), n, ffi.from_buffer("uint8_t[]", out))
+    return out
+
+
+def ungroup16(grouped: Buffer, out: Any, start: int = 0) -> None:
+    """Undo :func:`group16` into ``out[start:start + len(grouped)]``."""
+    n = _nbytes(grouped)
+    dst = ffi.from_buffer("uint8_t[]", out, require_writable=True)
+    if start < 0 or start + n > len(dst):
+        raise ValueError("ungroup16: the output buffer is too short")
+    if n:
+        lib.pd_ungroup16(_ptr(grouped), n, dst + start)
+
+
 # -- content-defined chunking (cdc.c) ------------------------------------------
 
 #: Chunks reported per scan call at most.

@@ -34,7 +34,7 @@ on a failed digest, asks again.
 from __future__ import annotations
 
 import struct
-from typing import Any, Dict, Iterable, Iterator, Optional
+from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
 from ..backends import backend
 from ..errors import (
@@ -60,6 +60,12 @@ _COUNTS = struct.Struct("<QQ")
 def first_strong_len(features: frozenset) -> Optional[int]:
     """The strong sum length of a file's first attempt (None: the default)."""
     return SHORT_STRONG_LEN if FEATURE in features else None
+
+
+def attempts(features: frozenset) -> Tuple[Optional[int], ...]:
+    """The strong sum lengths of a file's attempts: short then full length
+    with the feature agreed, else the default once (None)."""
+    return (SHORT_STRONG_LEN, None) if FEATURE in features else (None,)
 
 
 def retryable(error: Optional[BaseException]) -> bool:
