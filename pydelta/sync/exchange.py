@@ -128,10 +128,12 @@ class FileExchange:
                         raise f.error
                     entry.size = skip + stats.new_size
                     entry.literal, entry.matched = stats.literal, stats.copied + skip
-                    action = shortsig.put_action(ch.recv_json(), ch.peer, strong is not None)
+                    answer = ch.recv_json()
+                    action = shortsig.put_action(answer, ch.peer, strong is not None)
                     if action is not None:
                         entry.action = action
                         break
+                    entry.message = shortsig.retried(answer.get("error"))
                 if progress is not None:
                     progress(entry.size)
 
@@ -181,6 +183,7 @@ class FileExchange:
                     if f.error is not None:
                         entry.action = "failed"
                         if strong is not None and shortsig.retryable(f.error):
+                            entry.message = shortsig.retried(message(f.error))
                             continue  # once more, full-length (.shortsig)
                         raise f.error
                     if progress is not None:
