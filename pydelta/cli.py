@@ -310,7 +310,7 @@ def delta(
             show_default=False,
         ),
     ] = None,
-    level: LevelOpt = 3,
+    level: LevelOpt = 1,
 ) -> None:
     """Write the delta that turns the file SIG was made from into NEW.
 
@@ -544,7 +544,7 @@ def sync(
             show_default=False,
         ),
     ] = None,
-    level: LevelOpt = 3,
+    level: LevelOpt = 1,
     fsync: SyncFsyncOpt = True,
     exclude: Annotated[
         Optional[List[str]],

@@ -14,9 +14,9 @@ import functools
 import os
 from typing import Any, Dict, Iterator, List, Optional
 
-from ..errors import ProtocolError, RemoteError, message
+from ..errors import RemoteError, message
 from ..results import Progress
-from . import compare, fs
+from . import compare, fs, shortsig
 from .compare import Known
 from .messages import FileMeta, Get, Put, encode
 from .options import RunOptions, got_stats
@@ -94,46 +94,55 @@ class FileExchange:
                 prehashing(fh, self._threads, self._known.take(rel, fh.fileno())) as take,
             ):
                 size = os.fstat(fh.fileno()).st_size
-                ch.send_json(
-                    encode(
-                        Put(
-                            root,
-                            rel,
-                            meta.get("mode"),
-                            meta.get("mtime_ns"),
-                            self._fsync,
-                            size,
-                            self._sig_cache,
+                # short strong sums first; once more, full-length, if the result
+                # failed its digest (.shortsig)
+                for strong in shortsig.attempts(self.features):
+                    fh.seek(0)
+                    ch.send_json(
+                        encode(
+                            Put(
+                                root,
+                                rel,
+                                meta.get("mode"),
+                                meta.get("mtime_ns"),
+                                self._fsync,
+                                size,
+                                self._sig_cache,
+                                strong,
+                            )
                         )
                     )
-                )
-                progress = self._file_progress(label, entry.size, report)
-                reply = ch.recv_json()
-                sig = recv_signature(ch)
-                skip = answer_offer(ch, fh, reply.get("resume"), size)  # (it offers: resume agreed)
-                if skip and progress is not None:
-                    progress = functools.partial(after_prefix, progress, skip)
-                with Failed() as f:
-                    stats = send_delta(
-                        ch,
-                        sig,
-                        fh,
-                        progress=progress,
-                        threads=self._threads,
-                        compress=self._compress,
-                        level=self._level,
-                        digest=take(),
-                        refine="refine" in self.features,
-                    )
-                if f.error is not None:
-                    ch.send_fail(message(f.error))  # the server drops the file
-                    raise f.error
-                entry.size = skip + stats.new_size
-                entry.literal, entry.matched = stats.literal, stats.copied + skip
-                action = ch.recv_json().get("action")
-                if action not in ("created", "updated", "unchanged"):
-                    raise ProtocolError(f"{ch.peer} answered a put with action {action!r}")
-                entry.action = action
+                    progress = self._file_progress(label, entry.size, report)
+                    reply = ch.recv_json()
+                    sig = recv_signature(ch)
+                    skip = answer_offer(
+                        ch, fh, reply.get("resume"), size
+                    )  # (it offers: resume agreed)
+                    if skip and progress is not None:
+                        progress = functools.partial(after_prefix, progress, skip)
+                    with Failed() as f:
+                        stats = send_delta(
+                            ch,
+                            sig,
+                            fh,
+                            progress=progress,
+                            threads=self._threads,
+                            compress=self._compress,
+                            level=self._level,
+                            digest=take(),
+                            refine="refine" in self.features,
+                        )
+                    if f.error is not None:
+                        ch.send_fail(message(f.error))  # the server drops the file
+                        raise f.error
+                    entry.size = skip + stats.new_size
+                    entry.literal, entry.matched = stats.literal, stats.copied + skip
+                    answer = ch.recv_json()
+                    action = shortsig.put_action(answer, ch.peer, strong is not None)
+                    if action is not None:
+                        entry.action = action
+                        break
+                    entry.message = shortsig.retried(answer.get("error"))
                 if progress is not None:
                     progress(entry.size)
 
@@ -148,44 +157,49 @@ class FileExchange:
     ) -> None:
         ch = self._ch
         with self._entry(local_rel, meta.get("size", 0), report) as entry:
-            inc = Incoming(
-                fs.expand(local_root),
-                local_rel,
-                fsync=self._fsync,
-                threads=self._threads,
-                name=f"from {ch.peer}",
-                cache=self._cache,
-            )
-            try:
-                follow = self._opts.links == "copy" and "links" in self.features
-                ch.send_json(encode(Get(root, rel, self._compress, self._level, follow)))
-                got = FileMeta.parse(ch.recv_json(), ch.peer, repr(rel))
-                entry.size = got.size
-                inc.max_size = got.size  # the result may not be larger than announced
-                inc.mode = got.mode
-                inc.mtime_ns = got.mtime_ns
-                inc.progress = progress = self._file_progress(local_rel, entry.size, report)
-                offer = inc.resume_offer() if "resume" in self.features else None
-                if offer is not None:
-                    ch.send_json({"op": "resume", **offer})
-                with Failed() as f:
-                    ch.send_stream(inc.signature())
-                if f.error is not None:
-                    ch.send_fail(message(f.error))  # the server sends no delta
-                    raise f.error
-                if offer is not None:
-                    inc.resume_answer(ch.recv_json())
-                with Failed() as f:
-                    entry.action = receive(ch, inc, refine="refine" in self.features)
-                if "stats" in self.features and not isinstance(f.error, RemoteError):
-                    got_stats(ch.recv_json(), entry)  # sent after the delta stream
-                if f.error is not None:
-                    entry.action = "failed"
-                    raise f.error
-                if progress is not None:
-                    progress(entry.size)
-            finally:
-                inc.close()
+            for strong in shortsig.attempts(self.features):  # see _push_file
+                inc = Incoming(
+                    fs.expand(local_root),
+                    local_rel,
+                    fsync=self._fsync,
+                    threads=self._threads,
+                    name=f"from {ch.peer}",
+                    cache=self._cache,
+                )
+                try:
+                    follow = self._opts.links == "copy" and "links" in self.features
+                    ch.send_json(encode(Get(root, rel, self._compress, self._level, follow)))
+                    got = FileMeta.parse(ch.recv_json(), ch.peer, repr(rel))
+                    entry.size = got.size
+                    inc.max_size = got.size  # the result may not be larger than announced
+                    inc.mode = got.mode
+                    inc.mtime_ns = got.mtime_ns
+                    inc.progress = progress = self._file_progress(local_rel, entry.size, report)
+                    offer = inc.resume_offer() if "resume" in self.features else None
+                    if offer is not None:
+                        ch.send_json({"op": "resume", **offer})
+                    with Failed() as f:
+                        ch.send_stream(inc.signature(strong))
+                    if f.error is not None:
+                        ch.send_fail(message(f.error))  # the server sends no delta
+                        raise f.error
+                    if offer is not None:
+                        inc.resume_answer(ch.recv_json())
+                    with Failed() as f:
+                        entry.action = receive(ch, inc, refine="refine" in self.features)
+                    if "stats" in self.features and not isinstance(f.error, RemoteError):
+                        got_stats(ch.recv_json(), entry)  # sent after the delta stream
+                    if f.error is not None:
+                        entry.action = "failed"
+                        if strong is not None and shortsig.retryable(f.error):
+                            entry.message = shortsig.retried(message(f.error))
+                            continue  # once more, full-length (.shortsig)
+                        raise f.error
+                    if progress is not None:
+                        progress(entry.size)
+                    break
+                finally:
+                    inc.close()
 
     def _comparison(
         self,

@@ -6,7 +6,7 @@ import os
 import signal
 import stat
 import sys
-from typing import IO, Any, Callable, Dict, List, Optional
+from typing import IO, Any, Callable, Dict, Optional
 
 from .._version import __version__
 from ..errors import ConnectionLostError, PydeltaError, RemoteError, message
@@ -31,7 +31,7 @@ from .messages import (
 )
 from .pipeline import prehashing
 from .resume import OfferTaker, answer_offer
-from .sigcache import SigCache, sign_later
+from .sigcache import SigCache
 from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
 
@@ -60,10 +60,9 @@ class Server:
             Symlink: self.symlink,
         }
         self.features: frozenset = frozenset()
-        #: the receiving end's signature cache (None: off) and the files this
-        #: session wrote, to sign into it afterwards
+        #: the receiving end's signature cache (None: off); the results this
+        #: session writes are signed into it as they are written
         self.cache = SigCache.open()
-        self.written: List[str] = []
         self.digests = compare.Digests(threads)  # folder pushes (feature "compare")
 
     def run(self) -> None:
@@ -179,8 +178,6 @@ class Server:
                     ch.send_fail(message(f.error))
                 return
             ch.send_json({"ok": True, "action": action})
-            if req.cache and action != "unchanged":
-                self.written.append(inc.target)  # to sign for the next sync (.sigcache)
         finally:
             inc.close()
 
@@ -248,13 +245,8 @@ def serve(rfile: IO[bytes], wfile: IO[bytes], *, threads: Optional[int] = None) 
 
 
 def _serve_stdio() -> None:
-    """Serve on standard input and output; then sign what was written (.sigcache)."""
-    server = Server(Channel(sys.stdin.buffer, sys.stdout.buffer, "the client"), None)
-    try:
-        server.run()
-    finally:
-        if server.cache is not None:
-            sign_later(server.written, server.cache)
+    """Serve on standard input and output."""
+    Server(Channel(sys.stdin.buffer, sys.stdout.buffer, "the client"), None).run()
 
 
 def serve_main() -> int:

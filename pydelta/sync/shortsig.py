@@ -34,7 +34,7 @@ on a failed digest, asks again.
 from __future__ import annotations
 
 import struct
-from typing import Any, Dict, Iterable, Iterator, Optional
+from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
 from ..backends import backend
 from ..errors import (
@@ -62,6 +62,12 @@ def first_strong_len(features: frozenset) -> Optional[int]:
     return SHORT_STRONG_LEN if FEATURE in features else None
 
 
+def attempts(features: frozenset) -> Tuple[Optional[int], ...]:
+    """The strong sum lengths of a file's attempts: short then full length
+    with the feature agreed, else the default once (None)."""
+    return (SHORT_STRONG_LEN, None) if FEATURE in features else (None,)
+
+
 def retryable(error: Optional[BaseException]) -> bool:
     """Whether a receiving end's failure is a result that did not match its
     digest (what a false block match makes), worth one more attempt."""
@@ -71,6 +77,12 @@ def retryable(error: Optional[BaseException]) -> bool:
 def retry_reply(text: str) -> Dict[str, Any]:
     """A put's answer when its result failed its digest: send it again."""
     return {"ok": False, "retry": True, "error": text}
+
+
+def retried(why: Any) -> str:
+    """The report's note on a file that needed its second attempt."""
+    text = " ".join(str(why or "its result did not match its digest").split())
+    return f"tried again with full-length strong sums after: {text[:500]}"
 
 
 def put_action(reply: Dict[str, Any], peer: str, may_retry: bool) -> Optional[str]:

@@ -139,6 +139,7 @@ class Incoming:
             raise
         self._head = bytearray()
         self._patcher: Optional[Patcher] = None
+        self._out_fd = -1  # the result's inode, to key its signature by (.sigcache)
         self._sig_tail = b""  # the last bytes of the signature sent: its digest
 
     def _open_basis(self) -> None:
@@ -245,6 +246,8 @@ class Incoming:
         out.mode = applied_mode(self.mode, new_file=not self.have)
         out.mtime_ns = self.mtime_ns
         sig_digest = self._sig_tail[:32] if len(self._sig_tail) == 36 else None
+        # the patch signs the result as it writes it, for the next sync (.sigcache)
+        sign = self.cache.sign_params(self.max_size) if self.cache and not skip else None
         try:
             self._patcher = Patcher(
                 self.basis,
@@ -256,8 +259,13 @@ class Incoming:
                 native_only=True,
                 old_name=self.target,
                 sig_digest=sig_digest,
+                sign=sign,
             )
+            if sign is not None:
+                self._out_fd = os.dup(out.fh.fileno())  # type: ignore[union-attr]
         except BaseException:
+            if self._patcher is not None:
+                self._patcher.abort()
             out.abort()
             raise
         head, self._head = self._head, bytearray()
@@ -281,6 +289,9 @@ class Incoming:
         assert self._patcher is not None
         self._patcher.close()
         self._ok = True
+        if self._out_fd >= 0 and self.cache is not None and self._patcher.signature:
+            # keyed by the file as it stands now, renamed, its mode and time set
+            self.cache.put_written(self._out_fd, self._patcher.signature)
         with contextlib.suppress(OSError):
             # done with (and a leftover beside an existing file is stale)
             os.unlink(self._partial, dir_fd=self._dir)
@@ -345,6 +356,9 @@ class Incoming:
                 self.resume.close()
             self.basis.close()
         finally:
+            if self._out_fd >= 0:
+                os.close(self._out_fd)
+                self._out_fd = -1
             if self._dir >= 0:
                 os.close(self._dir)
                 self._dir = -1
