@@ -18,6 +18,18 @@
  * hashing the produced stream. Without the thread (it could not be
  * started) each write is read back and hashed inline.
  *
+ * On request (pd_sink_sign) the same read-back also makes the block
+ * signature of the result, entry for entry what pd_sig_blocks makes over
+ * the whole file (the weak sum and truncated BLAKE3 of every block_len
+ * bytes, the last block short): a sync's receiving end keeps it in its
+ * signature cache for the next sync, without reading the file again. A
+ * block split across two read-backs is carried over in a running weak sum
+ * (pd_weak_more) and a BLAKE3 state; whole blocks are hashed in place. The
+ * entries grow into a buffer bounded by the caller's limit; past it (or
+ * out of memory) signing stops and there is no signature - the patch goes
+ * on. It runs on the digest's thread, or on a reader thread of its own
+ * (two readers of the same ranges; each maps what it reads).
+ *
  * With PD_SINK_WRITEBACK the sink starts writeback of every
  * PD_SINK_WB_CHUNK bytes written (sync_file_range, asynchronous), so the
  * caller's final fsync has little left to wait for.
@@ -26,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -34,7 +47,34 @@
 #define SINK_BUF (1u << 20)          /* fallback copy and read-back buffer */
 #define SINK_WB_CHUNK (64ull << 20)  /* writeback started every this many bytes */
 #define SINK_CFR_MAX (1ull << 30)    /* largest single copy_file_range call */
-#define SINK_MAP (16ull << 20)       /* bytes hashed per mapping */
+#define SINK_MAP (16ull << 20)       /* bytes read back per mapping */
+#define SINK_PIECE (1u << 20)        /* read-back given to one job at a time */
+#define SIGN_FIRST (64u << 10)       /* first size of the entries buffer */
+#define SIGN_MAX_BLOCK (1u << 30)    /* longest block pd_sink_sign takes */
+
+/* The block signature of the result, made as it is read back. */
+typedef struct sink_signer {
+    uint32_t block_len, strong_len;
+    size_t entry;   /* bytes per entry: PD_WEAK_LEN + strong_len */
+    uint64_t fill;  /* bytes of the current block so far */
+    uint64_t weak;  /* their weak sum */
+    pd_blake3 *bh;  /* their BLAKE3 (a block split across read-backs) */
+    uint8_t *out;   /* the entries */
+    size_t len, cap, limit;
+    int failed;     /* past the limit, no memory or a read-back failed */
+} sink_signer;
+
+/* A reader of the output: reads back, in order, the ranges written and
+ * hands them to its jobs (the digest, the signature or both). */
+typedef struct sink_reader {
+    pd_sink *s;
+    int digest, sign; /* its jobs (set under the sink's mutex) */
+    uint64_t done;    /* bytes read back */
+    int err;          /* errno of a failed read-back (-1: came up short) */
+    int running;      /* on a thread of its own (else inline in publish) */
+    pthread_t th;
+    uint8_t *rbuf;    /* pread fallback buffer, SINK_BUF bytes */
+} sink_reader;
 
 struct pd_sink {
     int fd, flags;
@@ -45,33 +85,139 @@ struct pd_sink {
     uint64_t wb;      /* writeback started up to here */
     int werr;         /* errno of a failed write (0: none) */
     uint8_t *cbuf;    /* fallback copy buffer */
-    /* the hasher: reads back [hashed, avail) of the output */
-    pd_blake3 *h;
-    uint8_t *rbuf;
-    uint64_t hashed, avail;
-    int rerr;    /* errno of a failed read-back (-1: came up short) */
-    int closing; /* no more writes */
-    int threaded;
-    pthread_t th;
+    pd_blake3 *h;     /* the result's digest */
+    sink_signer *sg;  /* the result's signature (NULL: not asked) */
+    sink_reader rd[2]; /* rd[0]: the digest; rd[1]: the signature's own */
+    int nrd;
+    uint64_t avail;   /* bytes the readers may read back */
+    int closing;      /* no more writes */
+    int finished;     /* pd_sink_finish ran */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
 
-/* Hash out[*hashed, end) through a read-only mapping of the file (the
- * page cache itself: no copy). Returns 0, or -2 if it cannot be mapped.
- * The file is the caller's own new temporary file, never the basis, so
+/* ---- the signature ------------------------------------------------------ */
+
+static void sign_fail(sink_signer *g)
+{
+    free(g->out);
+    g->out = NULL;
+    g->len = g->cap = 0;
+    g->failed = 1;
+}
+
+/* Room for one more entry, or NULL (signing has stopped). */
+static uint8_t *sign_slot(sink_signer *g)
+{
+    if (g->failed)
+        return NULL;
+    if (g->entry > g->limit - g->len) { /* len <= limit always */
+        sign_fail(g);
+        return NULL;
+    }
+    if (g->entry > g->cap - g->len) {
+        size_t cap = g->cap ? g->cap : SIGN_FIRST;
+        while (cap - g->len < g->entry && cap < g->limit)
+            cap = cap > g->limit / 2 ? g->limit : cap * 2;
+        if (cap > g->limit)
+            cap = g->limit;
+        uint8_t *p = realloc(g->out, cap);
+        if (!p) {
+            sign_fail(g);
+            return NULL;
+        }
+        g->out = p;
+        g->cap = cap;
+    }
+    uint8_t *e = g->out + g->len;
+    g->len += g->entry;
+    return e;
+}
+
+/* The current block is complete (or the result ended): its entry. */
+static void sign_block_end(sink_signer *g)
+{
+    uint8_t *e = sign_slot(g);
+    if (e) {
+        pd_put_u64(e, g->weak);
+        pd_blake3_final(g->bh, e + PD_WEAK_LEN, g->strong_len);
+    }
+    g->fill = 0;
+    g->weak = 0;
+    pd_blake3_reset(g->bh);
+}
+
+/* The next n bytes of the result. */
+static void sign_feed(sink_signer *g, const uint8_t *p, size_t n)
+{
+    size_t bl = g->block_len;
+    while (n && !g->failed) {
+        if (g->fill == 0 && n >= bl) { /* a whole block in place */
+            uint8_t *e = sign_slot(g);
+            if (!e)
+                return;
+            pd_put_u64(e, pd_weak(p, bl));
+            pd_blake3_hash(p, bl, e + PD_WEAK_LEN, g->strong_len);
+            p += bl;
+            n -= bl;
+            continue;
+        }
+        size_t take = bl - (size_t)g->fill;
+        if (take > n)
+            take = n;
+        g->weak = pd_weak_more(g->weak, p, take);
+        pd_blake3_update(g->bh, p, take);
+        g->fill += take;
+        p += take;
+        n -= take;
+        if (g->fill == bl)
+            sign_block_end(g);
+    }
+}
+
+static void sign_free(sink_signer *g)
+{
+    if (!g)
+        return;
+    pd_blake3_free(g->bh);
+    free(g->out);
+    free(g);
+}
+
+/* ---- reading the output back -------------------------------------------- */
+
+/* Give out[..] read back to the reader's jobs, a piece at a time so the
+ * second job finds the piece still in the CPU's cache. */
+static void consume(pd_sink *s, const sink_reader *r, const uint8_t *p,
+                    size_t n)
+{
+    while (n) {
+        size_t k = n < SINK_PIECE ? n : SINK_PIECE;
+        if (r->digest)
+            pd_blake3_update(s->h, p, k);
+        if (r->sign)
+            sign_feed(s->sg, p, k);
+        p += k;
+        n -= k;
+    }
+}
+
+/* Read out[*done, end) through a read-only mapping of the file (the page
+ * cache itself: no copy). Returns 0, or -2 if it cannot be mapped. The
+ * file is the caller's own new temporary file, never the basis, so
  * nothing truncates it under the mapping. */
-static int hash_mapped(pd_sink *s, uint64_t *hashed, uint64_t end)
+static int read_mapped(pd_sink *s, sink_reader *r, uint64_t *done,
+                       uint64_t end)
 {
     static long page;
     if (!page)
         page = sysconf(_SC_PAGESIZE);
     if (page <= 0 || (s->flags & PD_SINK_NO_MAP))
         return -2;
-    while (*hashed < end) {
-        uint64_t at = s->start + *hashed;
+    while (*done < end) {
+        uint64_t at = s->start + *done;
         uint64_t base = at - at % (uint64_t)page;
-        uint64_t want = end - *hashed;
+        uint64_t want = end - *done;
         if (want > SINK_MAP)
             want = SINK_MAP;
         size_t len = (size_t)(at - base + want);
@@ -79,59 +225,80 @@ static int hash_mapped(pd_sink *s, uint64_t *hashed, uint64_t end)
                        (off_t)base);
         if (m == MAP_FAILED)
             return -2;
-        pd_blake3_update(s->h, (const uint8_t *)m + (at - base), (size_t)want);
+        consume(s, r, (const uint8_t *)m + (at - base), (size_t)want);
         munmap(m, len);
-        *hashed += want;
+        *done += want;
     }
     return 0;
 }
 
-/* Hash out[hashed, end) read back from the file. Returns 0 or an errno. */
-static int hash_back(pd_sink *s, uint64_t *hashed, uint64_t end)
+/* Read out[*done, end) back from the file. Returns 0 or an errno. */
+static int read_back(pd_sink *s, sink_reader *r, uint64_t *done, uint64_t end)
 {
-    if (hash_mapped(s, hashed, end) == 0)
+    if (read_mapped(s, r, done, end) == 0)
         return 0;
-    while (*hashed < end) {
-        uint64_t want = end - *hashed;
+    while (*done < end) {
+        uint64_t want = end - *done;
         size_t n = want < SINK_BUF ? (size_t)want : SINK_BUF;
-        ssize_t r = pread(s->fd, s->rbuf, n, (off_t)(s->start + *hashed));
-        if (r < 0) {
+        ssize_t got = pread(s->fd, r->rbuf, n, (off_t)(s->start + *done));
+        if (got < 0) {
             if (errno == EINTR)
                 continue;
             return errno ? errno : EIO;
         }
-        if (r == 0)
+        if (got == 0)
             return -1;
-        pd_blake3_update(s->h, s->rbuf, (size_t)r);
-        *hashed += (uint64_t)r;
+        consume(s, r, r->rbuf, (size_t)got);
+        *done += (uint64_t)got;
     }
     return 0;
 }
 
-static void *hasher_main(void *arg)
+static void *reader_main(void *arg)
 {
-    pd_sink *s = arg;
-    uint64_t hashed = 0;
+    sink_reader *r = arg;
+    pd_sink *s = r->s;
+    uint64_t done = 0;
     int err = 0;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (hashed == s->avail && !s->closing)
+        while (done == s->avail && !s->closing)
             pthread_cond_wait(&s->cv, &s->mu);
         uint64_t end = s->avail;
         int closing = s->closing;
         pthread_mutex_unlock(&s->mu);
-        if (hashed == end && closing)
+        if (done == end && closing)
             break;
         if (!err)
-            err = hash_back(s, &hashed, end);
+            err = read_back(s, r, &done, end);
         if (err)
-            hashed = end; /* keep draining so the writer never waits */
+            done = end; /* keep draining so the writer never waits */
     }
     pthread_mutex_lock(&s->mu);
-    s->hashed = hashed;
-    s->rerr = err;
+    r->done = done;
+    r->err = err;
     pthread_mutex_unlock(&s->mu);
     return NULL;
+}
+
+/* Start a reader's thread; 0 if it could not be started. */
+static int reader_start(pd_sink *s, sink_reader *r)
+{
+    r->s = s;
+    r->running = pthread_create(&r->th, NULL, reader_main, r) == 0;
+    return r->running;
+}
+
+/* Read [done, pos) back on the writing thread (a reader without a thread). */
+static void reader_inline(pd_sink *s, sink_reader *r)
+{
+    if (!r->err) {
+        int e = read_back(s, r, &r->done, s->pos);
+        if (e)
+            r->err = e;
+    }
+    if (r->err)
+        r->done = s->pos;
 }
 
 pd_sink *pd_sink_new(int out_fd, uint64_t start, int flags)
@@ -146,74 +313,117 @@ pd_sink *pd_sink_new(int out_fd, uint64_t start, int flags)
     s->start = start;
     s->cfr = !(flags & PD_SINK_NO_CFR);
     s->cbuf = malloc(SINK_BUF);
-    s->rbuf = malloc(SINK_BUF);
+    s->rd[0].rbuf = malloc(SINK_BUF);
+    s->rd[0].s = s;
+    s->rd[0].digest = 1;
+    s->nrd = 1;
+    if (!s->cbuf || !s->rd[0].rbuf)
+        goto fail;
+    if (pthread_mutex_init(&s->mu, NULL))
+        goto fail;
+    if (pthread_cond_init(&s->cv, NULL))
+        goto fail_mutex;
     s->h = pd_blake3_new();
-    if (!s->cbuf || !s->rbuf || !s->h) {
-        pd_sink_free(s);
-        return NULL;
-    }
-    if (pthread_mutex_init(&s->mu, NULL)) {
-        pd_sink_free(s);
-        return NULL;
-    }
-    if (pthread_cond_init(&s->cv, NULL)) {
-        pthread_mutex_destroy(&s->mu);
-        free(s->cbuf);
-        free(s->rbuf);
-        pd_blake3_free(s->h);
-        free(s);
-        return NULL;
-    }
-    s->threaded = !(flags & PD_SINK_NO_THREAD) &&
-                  pthread_create(&s->th, NULL, hasher_main, s) == 0;
+    if (!s->h)
+        goto fail_cond;
+    if (!(flags & PD_SINK_NO_THREAD))
+        reader_start(s, &s->rd[0]);
     return s;
+fail_cond:
+    pthread_cond_destroy(&s->cv);
+fail_mutex:
+    pthread_mutex_destroy(&s->mu);
+fail:
+    free(s->cbuf);
+    free(s->rd[0].rbuf);
+    free(s);
+    return NULL;
 }
 
-/* Stop the hasher (if running) and collect its result. */
+int pd_sink_sign(pd_sink *s, uint32_t block_len, uint32_t strong_len,
+                 size_t limit, int own_thread)
+{
+    if (s->sg || s->pos || s->closing || block_len == 0 ||
+        block_len > SIGN_MAX_BLOCK || strong_len < PD_MIN_STRONG ||
+        strong_len > PD_MAX_STRONG || limit > SIZE_MAX / 4)
+        return PD_ERR_PARAM;
+    sink_signer *g = calloc(1, sizeof *g);
+    if (!g)
+        return PD_ERR_NOMEM;
+    g->block_len = block_len;
+    g->strong_len = strong_len;
+    g->entry = PD_WEAK_LEN + strong_len;
+    g->limit = limit;
+    g->bh = pd_blake3_new();
+    if (!g->bh) {
+        free(g);
+        return PD_ERR_NOMEM;
+    }
+    s->sg = g;
+    sink_reader *r = &s->rd[1];
+    if (own_thread && s->rd[0].running) {
+        r->rbuf = malloc(SINK_BUF);
+        r->sign = 1;
+        if (r->rbuf && reader_start(s, r)) {
+            s->nrd = 2;
+            return PD_OK;
+        }
+        free(r->rbuf);
+        memset(r, 0, sizeof *r);
+    }
+    /* on the digest's reader (no own thread, or it could not start) */
+    pthread_mutex_lock(&s->mu);
+    s->rd[0].sign = 1;
+    pthread_mutex_unlock(&s->mu);
+    return PD_OK;
+}
+
+/* Stop the readers' threads and collect their results. */
 static void sink_join(pd_sink *s)
 {
-    if (!s->threaded)
-        return;
     pthread_mutex_lock(&s->mu);
     s->closing = 1;
-    pthread_cond_signal(&s->cv);
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->th, NULL);
-    s->threaded = 0;
+    for (int i = 0; i < s->nrd; i++) {
+        if (s->rd[i].running) {
+            pthread_join(s->rd[i].th, NULL);
+            s->rd[i].running = 0;
+        }
+    }
 }
 
 void pd_sink_free(pd_sink *s)
 {
     if (!s)
         return;
-    if (s->h) { /* fully made: the mutex and condition exist */
-        sink_join(s);
-        pthread_cond_destroy(&s->cv);
-        pthread_mutex_destroy(&s->mu);
-    }
+    sink_join(s);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
     pd_blake3_free(s->h);
+    sign_free(s->sg);
     free(s->cbuf);
-    free(s->rbuf);
+    for (int i = 0; i < 2; i++)
+        free(s->rd[i].rbuf);
     free(s);
 }
 
-/* n more bytes are in the file: hand them to the hasher, start writeback. */
+/* n more bytes are in the file: hand them to the readers, start writeback. */
 static int publish(pd_sink *s, uint64_t n)
 {
     s->pos += n;
-    if (s->threaded) {
+    int threads = 0;
+    for (int i = 0; i < s->nrd; i++) {
+        if (s->rd[i].running)
+            threads = 1;
+        else
+            reader_inline(s, &s->rd[i]);
+    }
+    if (threads) {
         pthread_mutex_lock(&s->mu);
         s->avail = s->pos;
-        pthread_cond_signal(&s->cv);
+        pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
-    } else if (!s->rerr) {
-        int e = hash_back(s, &s->hashed, s->pos);
-        if (e) {
-            s->rerr = e;
-            s->hashed = s->pos;
-        }
-    } else {
-        s->hashed = s->pos;
     }
     if ((s->flags & PD_SINK_WRITEBACK) && s->pos - s->wb >= SINK_WB_CHUNK) {
         /* advisory: an error here shows up again at fsync */
@@ -289,16 +499,36 @@ int pd_sink_finish(pd_sink *s, uint64_t *size, uint8_t *digest)
     sink_join(s);
     *size = s->pos;
     pd_blake3_final(s->h, digest, PD_HASH_LEN);
+    const sink_reader *d = &s->rd[0];
+    int ok = !s->werr && !d->err && d->done == s->pos;
+    if (s->sg && !s->finished) {
+        sink_signer *g = s->sg;
+        const sink_reader *r = s->nrd == 2 ? &s->rd[1] : d;
+        if (!ok || r->err || r->done != s->pos)
+            sign_fail(g);
+        else if (g->fill)
+            sign_block_end(g); /* the last, short block */
+    }
+    s->finished = 1;
     if (s->werr)
         return PD_ERR_IO;
-    return s->rerr || s->hashed != s->pos ? PD_ERR_IO : PD_OK;
+    return ok ? PD_OK : PD_ERR_IO;
+}
+
+const uint8_t *pd_sink_sig(const pd_sink *s, size_t *len)
+{
+    *len = 0;
+    if (!s->sg || !s->finished || s->sg->failed)
+        return NULL;
+    *len = s->sg->len;
+    return s->sg->out ? s->sg->out : (const uint8_t *)"";
 }
 
 int pd_sink_errno(const pd_sink *s)
 {
     if (s->werr)
         return s->werr;
-    return s->rerr > 0 ? s->rerr : 0;
+    return s->rd[0].err > 0 ? s->rd[0].err : 0;
 }
 
 int pd_sink_write_failed(const pd_sink *s)

@@ -79,6 +79,11 @@ static inline int pd_get_varint(const uint8_t *p, size_t avail, uint64_t *v)
     return -1;
 }
 
+/** Continue the weak sum h of a window's first bytes over its next len
+ * bytes (weaksum.c): pd_weak_more(pd_weak(a), b) == pd_weak(a || b), and
+ * pd_weak(x) == pd_weak_more(0, x). */
+uint64_t pd_weak_more(uint64_t h, const uint8_t *data, size_t len);
+
 /** M^k mod 2^64. */
 static inline uint64_t pd_weak_pow(uint64_t k)
 {

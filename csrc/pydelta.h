@@ -186,6 +186,19 @@ void pd_patch_set_sink(pd_patch *p, pd_sink *s);
 /* After the last step: bytes written and their BLAKE3 (waits for the
  * hasher). PD_OK, or PD_ERR_IO if a write or the read-back failed. */
 int pd_sink_finish(pd_sink *s, uint64_t *size, uint8_t *digest);
+/* Also make the block signature of the result from the same read-back:
+ * the entries pd_sig_blocks would make over the whole result (weak sum
+ * and BLAKE3 truncated to strong_len of every block_len bytes, the last
+ * block short), into a buffer grown as they come, at most limit bytes
+ * (past it signing stops: no signature; the patch goes on). own_thread:
+ * read back on a thread of its own (else on the digest's). Call before the
+ * first write. PD_OK, PD_ERR_PARAM or PD_ERR_NOMEM. */
+int pd_sink_sign(pd_sink *s, uint32_t block_len, uint32_t strong_len,
+                 size_t limit, int own_thread);
+/* After pd_sink_finish: the signature entries (*len bytes), or NULL when
+ * not asked, past the limit, or a write or read-back failed. Valid until
+ * pd_sink_free. */
+const uint8_t *pd_sink_sig(const pd_sink *s, size_t *len);
 /* errno of the failure; whether it was a write (else the read-back); and
  * bytes the kernel copied (0 once on the fallback path from the start). */
 int pd_sink_errno(const pd_sink *s);
@@ -326,3 +339,10 @@ int pd_cdc_scan(pd_cdc *c, const uint8_t *in, size_t in_len, int eof,
                 size_t *in_used, size_t *count);
 /* The 256 entries of the gear table (splitmix64 seeded with 0). */
 void pd_cdc_gear(uint64_t *out);
+
+/* ---- byte grouping of compressed literals (transform.c) --------------- */
+
+/* dst[0, n) = the bytes of src[0, n) at even offsets, then those at odd
+ * offsets; pd_ungroup16 undoes it. src and dst must not overlap. */
+void pd_group16(const uint8_t *src, size_t n, uint8_t *dst);
+void pd_ungroup16(const uint8_t *src, size_t n, uint8_t *dst);

@@ -3,7 +3,9 @@
  *
  * The hot rolling loop lives inline in delta.c (through internal.h); these
  * entry points compute the sum of one window (signature blocks, restarts
- * after a match) and exist for tests that hold rolling against direct.
+ * after a match; pd_weak_more continues a window fed in pieces, for the
+ * patch's signing of its result) and exist for tests that hold rolling
+ * against direct.
  */
 #include "internal.h"
 
@@ -34,10 +36,16 @@ __attribute__((constructor)) static void init_lanes(void)
 
 uint64_t pd_weak(const uint8_t *data, size_t len)
 {
-    /* Horner's rule over 8-byte groups: h = h*M^8 + sum_k lane[k][c_k]. */
+    return pd_weak_more(0, data, len);
+}
+
+uint64_t pd_weak_more(uint64_t h, const uint8_t *data, size_t len)
+{
+    /* Horner's rule over 8-byte groups: h = h*M^8 + sum_k lane[k][c_k].
+     * Horner's rule does not care where the groups fall, so a window fed
+     * in pieces sums the same as in one call. */
     if (!__atomic_load_n(&lanes_ready, __ATOMIC_ACQUIRE))
         build_lanes();
-    uint64_t h = 0;
     size_t i = 0;
     for (; i + 8 <= len; i += 8) {
         const uint8_t *p = data + i;

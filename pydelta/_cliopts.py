@@ -96,7 +96,7 @@ THREADS = Opt(
     min=0,
 )
 VERBOSE = Opt("verbose", ("--verbose", "-v"), "flag", False, "Print a one-line summary on stderr.")
-LEVEL = Opt("level", ("--level",), "int", 3, "zstd compression level (1..22).", show_default=True)
+LEVEL = Opt("level", ("--level",), "int", 1, "zstd compression level (1..22).", show_default=True)
 FSYNC = Opt(
     "fsync",
     ("--fsync/--no-fsync",),

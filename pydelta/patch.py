@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import sys
 import warnings
-from typing import BinaryIO, Optional, Union
+from typing import BinaryIO, Optional, Tuple, Union
 
 from ._io import AtomicFile, Source, StreamSink, is_path, open_input, open_output, readinto
 from .backends import backend, rdiff_kernels
@@ -46,6 +47,12 @@ DIRECT_OUT_SIZE = 8 << 20
 #: kernel whose copy_file_range misbehaves).
 DIRECT_ENV = "PYDELTA_PATCH_DIRECT"
 COPY_RANGE_ENV = "PYDELTA_COPY_RANGE"
+
+#: Whether the result's signature (``Patcher(sign=...)``) is read back on a
+#: thread of its own (True) or on the digest's thread (False). Signing costs
+#: about as much CPU as the digest; on its own thread the two run side by side
+#: (bench/patch_sign_bench.py).
+SIGN_THREAD = True
 
 #: The wrong-basis diagnosis (after a result failed its digest) recomputes
 #: OLD's signature with the delta's block length, one read of OLD at a time.
@@ -96,6 +103,13 @@ class Patcher:
             made from (e.g. the one this end sent): a delta for another
             signature is refused up front, and a result that fails its
             digest is then the delta's fault, with no diagnosis of OLD.
+        sign: ``(block_len, strong_len, limit)``: also make the result's
+            signature, byte for byte what :func:`~pydelta.signature` makes
+            of it with these parameters, from the same read-back as its
+            digest (no second read of the file); :attr:`signature` holds it
+            after :meth:`close`. Only where the job writes the result file
+            itself (C backend, output to a path, not PYDELTA_PATCH_DIRECT=0)
+            and while it stays within ``limit`` bytes; otherwise None.
 
     Example:
         >>> with Patcher("model.bin", "model.bin") as p:  # doctest: +SKIP
@@ -119,6 +133,7 @@ class Patcher:
         native_only: bool = False,
         old_name: Optional[str] = None,
         sig_digest: Optional[bytes] = None,
+        sign: Optional[Tuple[int, int, int]] = None,
     ) -> None:
         if is_path(old) and os.fsdecode(old) == "-":  # type: ignore[arg-type]
             old = sys.stdin.buffer
@@ -131,6 +146,9 @@ class Patcher:
         self._max_size = max_size
         self._native_only = native_only
         self._sig_digest = sig_digest
+        self._sign = sign
+        #: the result's signature once closed (see ``sign``), else None
+        self.signature: Optional[bytes] = None
         if self._own_old:
             try:
                 self._old: BinaryIO = open(old, "rb")  # type: ignore[arg-type, assignment]
@@ -205,6 +223,11 @@ class Patcher:
             copy_range=os.environ.get(COPY_RANGE_ENV, "1") != "0",
             writeback=self._fsync,
         )
+        if self._sign is not None:
+            block_len, strong_len, limit = self._sign
+            room = limit - fmt.SIG_HEADER.size - fmt.SIG_TRAILER.size
+            if room > 0:
+                self._direct.sign(block_len, strong_len, room, own_thread=SIGN_THREAD)
         job.attach(self._direct)
 
     # -- feeding -------------------------------------------------------
@@ -423,6 +446,7 @@ class Patcher:
         if self._direct is not None:
             got_size, got_digest = self._finish_direct()
         if want_size == got_size and want_digest == got_digest:
+            self._take_signature(got_size)
             return PatchResult(got_size, got_digest)
         corrupt = (
             f"delta {self._delta_name} is corrupted: the result does not match the digest "
@@ -459,6 +483,23 @@ class Patcher:
         # leave the file position after the result, as writing through it would
         os.lseek(self._sink.fh.fileno(), self._direct_at + size, os.SEEK_SET)  # type: ignore[union-attr]
         return size, digest
+
+    def _take_signature(self, size: int) -> None:
+        """The result's signature file from the entries the direct writer made."""
+        if self._sign is None or self._direct is None:
+            return
+        entries = self._direct.signature()
+        if entries is None:
+            return
+        block_len, strong_len, limit = self._sign
+        header = fmt.pack_sig_header(block_len, strong_len)
+        tail = struct.pack("<QQ", len(entries) // (8 + strong_len), size)
+        hasher = backend.Blake3(header)
+        hasher.update(entries)
+        hasher.update(tail)
+        sig = header + entries + tail + hasher.digest() + fmt.SIG_END_MAGIC
+        if len(sig) <= limit:
+            self.signature = sig
 
     def _basis_changed(self) -> bool:
         try:

@@ -758,3 +758,23 @@ def test_numba_not_imported_until_used(backend):
     proc = _run_child(code, backend=backend)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == backend
+
+
+# ---------------------------------------------------------------- literal byte grouping
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 15, 16, 17, 31, 32, 33, 1023, 1024, 1025, 262145])
+def test_group16_kernels_agree(n):
+    """Transform 2 of compressed literals: both kernels give the bytes at even
+    offsets then those at odd offsets, and undo it, at any length."""
+    data = bytes(random.Random(n).getrandbits(8) for _ in range(n))
+    want = data[0::2] + data[1::2]
+    for k in (C, N):
+        assert bytes(k.group16(data)) == want
+        assert bytes(k.group16(memoryview(data))) == want
+        out = bytearray(n + 7)
+        k.ungroup16(want, out, 5)
+        assert bytes(out[5 : 5 + n]) == data and out[:5] == bytes(5) and out[5 + n :] == b"\0\0"
+        if n:
+            with pytest.raises(ValueError):
+                k.ungroup16(want, bytearray(n + 4), 5)  # one byte short

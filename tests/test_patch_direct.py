@@ -174,3 +174,119 @@ def test_direct_output_starts_at_the_file_position(pair):
         p.write((tmp / "d").read_bytes())
     assert p.result.digest == C.blake3_digest(new)
     assert (tmp / "out").read_bytes() == b"prefix" + new
+
+
+# -- the result's signature, made from the same read-back (Patcher(sign=...)) --
+
+
+def _signature_of(path, block_len: int, strong_len: int = 16) -> bytes:
+    with open(path, "rb") as fh:
+        return b"".join(
+            bytes(p)
+            for p in pydelta.iter_signature(fh, block_size=block_len, strong_len=strong_len)
+        )
+
+
+@pytest.mark.parametrize("own_thread", [False, True])
+@pytest.mark.parametrize("mode", ["copy_range", "read_write"])
+def test_signature_of_the_result_is_byte_identical(pair, monkeypatch, mode, own_thread):
+    """Blocks cut across writes, copies and mappings: the same bytes as
+    `pydelta signature` of the result, for odd and even block lengths."""
+    tmp, new = pair
+    for k, v in MODES[mode].items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(patch_mod, "SIGN_THREAD", own_thread)
+    delta = (tmp / "d").read_bytes()
+    for block_len, strong_len in ((61, 8), (777, 16), (4096, 32), (1 << 20, 16), (8 << 20, 16)):
+        p = pydelta.Patcher(tmp / "old", tmp / "out", sign=(block_len, strong_len, 1 << 30))
+        for at in range(0, len(delta), 100_003):  # fed in pieces: many job steps
+            p.write(delta[at : at + 100_003])
+        p.close()
+        assert (tmp / "out").read_bytes() == new
+        assert p.signature == _signature_of(tmp / "out", block_len, strong_len)
+
+
+@pytest.mark.parametrize("size", [1, 1023, 1024, 1025, 4095, 4096, 4097, 65_537])
+def test_signature_of_small_results(tmp_path, size):
+    """Results shorter than, equal to and just past a block; all literal."""
+    new = random.Random(size).randbytes(size)
+    (tmp_path / "old").write_bytes(b"")
+    d = pydelta.delta(pydelta.signature(io.BytesIO(b"")), io.BytesIO(new), compress=False)
+    p = pydelta.Patcher(tmp_path / "old", tmp_path / "out", sign=(1024, 16, 1 << 20))
+    p.write(d)
+    p.close()
+    assert p.signature == _signature_of(tmp_path / "out", 1024)
+
+
+@pytest.mark.parametrize("thread", [True, False])
+@pytest.mark.parametrize("mapped", [True, False])
+def test_sink_signs_on_every_reader_path(pair, thread, mapped):
+    """Inline (no thread) and pread read-backs sign the same entries."""
+    tmp, new = pair
+    delta = (tmp / "d").read_bytes()
+    head = fmt.DELTA_HEADER.size
+    with open(tmp / "old", "rb") as old, open(tmp / "out", "w+b") as out:
+        job = C.PatchJob(old.fileno(), os.fstat(old.fileno()).st_size)
+        sink = C.Sink(out.fileno(), thread=thread, mapped=mapped)
+        sink.sign(3000, 16, 1 << 30, own_thread=True)
+        with pytest.raises(ValueError):
+            sink.sign(3000, 16, 1 << 30)  # once only
+        job.attach(sink)
+        rest = delta[head:]
+        outbuf = bytearray(1 << 16)
+        while True:
+            rc, used, _ = job.step(rest, 0, len(rest), outbuf)
+            rest = rest[used:]
+            if rc == C.DONE:
+                break
+        assert sink.finish()[0]
+    assert sink.signature() == C.sig_blocks(new, len(new), 3000, 16)
+
+
+def test_sign_parameters_are_checked(tmp_path):
+    with open(tmp_path / "o", "w+b") as out:
+        for bad in ((0, 16), (1024, 7), (1024, 33), ((1 << 30) + 1, 16)):
+            sink = C.Sink(out.fileno())
+            with pytest.raises(ValueError):
+                sink.sign(*bad, 1 << 20)
+            sink.finish()
+            assert sink.signature() is None  # not asked: none
+
+
+def test_signature_past_its_limit_is_none_and_the_patch_goes_on(pair):
+    tmp, new = pair
+    delta = (tmp / "d").read_bytes()
+    entries = -(-len(new) // 1024) * 24
+    fits = fmt.SIG_HEADER.size + entries + fmt.SIG_TRAILER.size
+    for limit, signed in ((fits - 1, False), (fits, True), (64, False)):
+        p = pydelta.Patcher(tmp / "old", tmp / "out", sign=(1024, 16, limit))
+        p.write(delta)
+        assert p.close().digest == C.blake3_digest(new)
+        assert (p.signature is not None) == signed
+    assert (tmp / "out").read_bytes() == new
+
+
+@pytest.mark.parametrize("how", ["buffered", "stream"])
+def test_no_signature_without_the_direct_writer(pair, monkeypatch, how):
+    """PYDELTA_PATCH_DIRECT=0 or a stream output: the result is not signed."""
+    tmp, new = pair
+    out = tmp / "out"
+    if how == "buffered":
+        monkeypatch.setenv(patch_mod.DIRECT_ENV, "0")
+    else:
+        out = io.BytesIO()
+    p = pydelta.Patcher(tmp / "old", out, sign=(1024, 16, 1 << 30))
+    p.write((tmp / "d").read_bytes())
+    p.close()
+    assert p.signature is None
+
+
+def test_failed_patch_has_no_signature(pair):
+    tmp, _ = pair
+    delta = bytearray((tmp / "d").read_bytes())
+    delta[-10] ^= 1  # the digest in the trailer
+    p = pydelta.Patcher(tmp / "old", tmp / "out", sign=(1024, 16, 1 << 30))
+    with pytest.raises(pydelta.PydeltaError):
+        p.write(bytes(delta))
+        p.close()
+    assert p.signature is None

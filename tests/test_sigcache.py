@@ -2,8 +2,11 @@
 
 Its key (device, inode, size, mtime, ctime) must miss whenever the file may
 differ; a damaged entry or an unusable cache directory must be a miss, never
-an error; and a sync that uses the cache gives the same result as one that
-does not - over the real loopback sshd as well as over local pipes.
+an error; a sync that uses the cache gives the same result as one that does
+not; and the result a sync writes is signed by the patch as it writes it
+(C backend, direct writer): its entry is there when the sync returns, byte
+for byte `pydelta signature` of the file as it stands, and the next sync is
+served from it - over the real loopback sshd as well as over local pipes.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from conftest import rand_bytes
 from test_sync import Served, model_pair, write
 
 import pydelta
+from pydelta.backends import backend
 from pydelta.signature import iter_signature
 from pydelta.sync import sigcache
 from pydelta.sync.sigcache import SigCache, sign_file
@@ -27,6 +31,10 @@ SMALL = 1 << 16
 @pytest.fixture
 def small_min(monkeypatch):
     monkeypatch.setattr(sigcache, "MIN_FILE", SMALL)
+
+
+#: This process's patches sign what they write (the direct writer is the C backend's).
+SIGNS = backend.NAME == "c"
 
 
 def sig_of(path) -> bytes:
@@ -51,6 +59,17 @@ def test_hit_then_miss_when_rewritten_with_restored_mtime(tmp_path, small_min):
     assert st2.st_ctime_ns != st.st_ctime_ns
     with open(f, "rb") as fh:
         assert cache.get(fh.fileno()) is None
+
+
+def entry_of(cache_dir, path):
+    st = os.stat(path)
+    return cache_dir / f"{st.st_dev:x}-{st.st_ino:x}.sig"
+
+
+def cached(cache_dir, path):
+    """What a fresh cache at cache_dir serves for the file at path (None: a miss)."""
+    with open(path, "rb") as fh:
+        return SigCache(str(cache_dir)).get(fh.fileno())
 
 
 def test_damaged_entry_is_a_miss_and_removed(tmp_path, small_min):
@@ -107,40 +126,54 @@ def _push(tmp_path, src, dest, **kw):
         s.close()
 
 
-def test_sync_uses_the_cache_and_stays_exact(tmp_path, monkeypatch):
-    """Pull (the local end receives, so the cache is this process's): the
-    second sync of an unchanged destination takes the cached signature; a
-    forged entry only makes one sync fail, and the entry goes."""
+def _pull(tmp_path, src, dest, **kw):
+    s = Served(str(tmp_path), **kw)
+    try:
+        return s.client.pull(str(src), str(dest)), s.client._cache
+    finally:
+        s.close()
+
+
+def _pair_in_cache(tmp_path, monkeypatch, seed: int) -> tuple:
+    """A model pair (src NEW, dest OLD) and this process's cache directory."""
     monkeypatch.setattr(sigcache, "MIN_FILE", SMALL)
     cache_dir = tmp_path / "cache"
     monkeypatch.setenv("PYDELTA_SIG_CACHE", str(cache_dir))
-    old, new = model_pair(SMALL * 8, 7)
+    old, new = model_pair(SMALL * 8, seed)
     src = write(tmp_path / "src" / "m.bin", new)
     dest = write(tmp_path / "dest" / "m.bin", old)
+    return cache_dir, old, new, src, dest
 
-    def pull():
-        s = Served(str(tmp_path))
-        try:
-            return s.client.pull(str(src), str(dest)), s.client._cache
-        finally:
-            s.close()
 
-    r, cache = pull()
+def test_sync_result_signed_as_written_and_served_next(tmp_path, monkeypatch):
+    """Pull (the local end receives, so the cache is this process's): the
+    result's entry is there when the sync returns, keyed by the file as it
+    stands and byte-identical to its signature; the next sync is served from
+    it; a file changed since is a miss; a forged entry only makes one sync
+    fail, and the entry goes."""
+    cache_dir, old, new, src, dest = _pair_in_cache(tmp_path, monkeypatch, 7)
+
+    r, cache = _pull(tmp_path, src, dest)
     assert r.files[0].action == "updated" and dest.read_bytes() == new
-    assert cache.misses == 1 and cache.hits == 0
-    # the destination changed after that (ctime): a new key, so a miss again
+    assert (cache.misses, cache.hits) == (1, 0)
+    # the result's entry, under the identity it has after the rename, mode and time
+    assert cached(cache_dir, dest) == (sig_of(dest) if SIGNS else None)
     write(tmp_path / "src" / "m.bin", old)
-    r, cache = pull()
-    assert dest.read_bytes() == old and cache.hits == 0
-    # unchanged: signed now (a miss), kept under its new ctime (the time set again)
-    r, cache = pull()
+    r, cache = _pull(tmp_path, src, dest)
+    assert r.files[0].action == "updated" and dest.read_bytes() == old
+    assert (cache.hits, cache.misses) == ((1, 0) if SIGNS else (0, 1))
+    # changed after its entry was written (a new ctime): a miss
+    assert cached(cache_dir, dest) == (sig_of(dest) if SIGNS else None)
+    os.chmod(dest, 0o640)
+    assert cached(cache_dir, dest) is None
+    r, cache = _pull(tmp_path, src, dest)
     assert r.files[0].action == "unchanged" and (cache.hits, cache.misses) == (0, 1)
-    # unchanged since: the cached signature serves
-    r, cache = pull()
+    # unchanged since (the entry kept under its new ctime): served
+    r, cache = _pull(tmp_path, src, dest)
     assert r.files[0].action == "unchanged" and (cache.hits, cache.misses) == (1, 0)
     # a forged entry (well-formed, but of other content) under the file's key
     st = os.stat(dest)
-    entry = cache_dir / f"{st.st_dev:x}-{st.st_ino:x}.sig"
+    entry = entry_of(cache_dir, dest)
     assert entry.exists()
     other = write(tmp_path / "other.bin", new)  # claims the blocks of NEW are there
     forged = SigCache(str(tmp_path / "forge"))
@@ -152,6 +185,9 @@ def test_sync_uses_the_cache_and_stays_exact(tmp_path, monkeypatch):
     )
     entry.write_bytes(head + pydelta.blake3_digest(head) + pydelta.blake3_digest(sig) + sig)
     write(tmp_path / "src" / "m.bin", new)
+    from pydelta.sync import messages  # without "shortsig"'s retry (test_sync_sig_retry.py)
+
+    monkeypatch.setattr(messages, "FEATURES", messages.FEATURES - {"shortsig"})
     s = Served(str(tmp_path))
     try:
         with pytest.raises(pydelta.SyncError):
@@ -160,8 +196,16 @@ def test_sync_uses_the_cache_and_stays_exact(tmp_path, monkeypatch):
         s.close()
     assert dest.read_bytes() == old  # never a wrong file
     assert not entry.exists()  # the entry that failed is gone
-    r, cache = pull()  # and the rerun completes
+    r, cache = _pull(tmp_path, src, dest)  # and the rerun completes
     assert dest.read_bytes() == new
+
+
+def test_results_written_without_the_direct_writer_get_no_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYDELTA_PATCH_DIRECT", "0")
+    cache_dir, old, new, src, dest = _pair_in_cache(tmp_path, monkeypatch, 8)
+    r, _ = _pull(tmp_path, src, dest)
+    assert r.files[0].action == "updated" and dest.read_bytes() == new
+    assert cached(cache_dir, dest) is None
 
 
 def test_unwritable_cache_dir_still_syncs(tmp_path, monkeypatch):
@@ -171,37 +215,27 @@ def test_unwritable_cache_dir_still_syncs(tmp_path, monkeypatch):
     old, new = model_pair(SMALL * 8, 9)
     src = write(tmp_path / "src" / "m.bin", new)
     dest = write(tmp_path / "dest" / "m.bin", old)
-    r = _push(tmp_path, src, dest)
+    r, _ = _pull(tmp_path, src, dest)
     assert r.files[0].action == "updated" and dest.read_bytes() == new
 
 
 def test_no_sig_cache_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(sigcache, "MIN_FILE", SMALL)
-    cache_dir = tmp_path / "cache"
-    monkeypatch.setenv("PYDELTA_SIG_CACHE", str(cache_dir))
-    old, new = model_pair(SMALL * 8, 11)
-    src = write(tmp_path / "src" / "m.bin", new)
-    dest = write(tmp_path / "dest" / "m.bin", old)
-    s = Served(str(tmp_path), sig_cache=False)
-    try:
-        s.client.pull(str(src), str(dest))
-    finally:
-        s.close()
+    cache_dir, old, new, src, dest = _pair_in_cache(tmp_path, monkeypatch, 11)
+    _pull(tmp_path, src, dest, sig_cache=False)
     assert dest.read_bytes() == new and not cache_dir.exists()
 
 
-def _wait_for(pred, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
+def _age(entries) -> dict:
+    """Date the entries back (their time says when they last served a sync)."""
+    for e in entries:
+        os.utime(e, ns=(10**9, 10**9))
+    return {e: e.stat().st_mtime_ns for e in entries}
 
 
 def test_over_ssh_the_written_file_is_signed_for_the_next_sync(sshd, tmp_path):
-    """A push over the loopback sshd: the far end signs what it wrote after
-    the session (detached), and the next sync of that destination uses it."""
+    """A push over the loopback sshd: the far end's entry for the result is
+    there when the sync returns, identical to `pydelta signature` of it, and
+    the next sync is served from it (a hit refreshes the entry's time)."""
     from test_sync_ssh import REMOTE_CMD
 
     cache_dir = tmp_path / "remote-cache"
@@ -210,29 +244,55 @@ def test_over_ssh_the_written_file_is_signed_for_the_next_sync(sshd, tmp_path):
     old, new = model_pair(size, 21)
     src = write(tmp_path / "src" / "m.bin", new)
     dest = write(tmp_path / "dest" / "m.bin", old)
-    r = pydelta.sync(str(src), sshd.target(str(dest)), ssh=sshd.ssh_argv, remote_cmd=remote)
+
+    def push(**kw):
+        return pydelta.sync(
+            str(src), sshd.target(str(dest)), ssh=sshd.ssh_argv, remote_cmd=remote, **kw
+        )
+
+    r = push()
     assert r.files[0].action == "updated" and dest.read_bytes() == new
-    st = os.stat(dest)
-    entry = cache_dir / f"{st.st_dev:x}-{st.st_ino:x}.sig"
-    assert _wait_for(entry.exists)
-    assert entry.read_bytes().endswith(sig_of(dest))
-    # a second small change: the far end's signature comes from the cache
+    assert cached(cache_dir, dest) == sig_of(dest)  # the far end runs the C backend
+    first = entry_of(cache_dir, dest)
+    aged = _age([first])
+    # a second small change: the far end's signature comes from that entry
     new2 = bytearray(new)
     new2[size // 2 : size // 2 + 64] = rand_bytes(64, 5)
     write(src, bytes(new2))
-    r = pydelta.sync(str(src), sshd.target(str(dest)), ssh=sshd.ssh_argv, remote_cmd=remote)
+    r = push()
     assert r.files[0].action == "updated" and dest.read_bytes() == bytes(new2)
-    # the far end signs the second result after that session too: wait for
-    # its entry before taking the snapshot the third sync must leave alone
-    st = os.stat(dest)
-    entry = cache_dir / f"{st.st_dev:x}-{st.st_ino:x}.sig"
-    assert _wait_for(lambda: entry.exists() and entry.read_bytes().endswith(sig_of(dest)))
+    assert first.stat().st_mtime_ns > aged[first]  # it served the sync
+    assert cached(cache_dir, dest) == sig_of(dest)  # and the new result has its own
     # with --no-sig-cache the far end neither reads nor writes it
-    entries = set(cache_dir.iterdir())
+    aged = _age(list(cache_dir.iterdir()))
     write(src, new)
-    r = pydelta.sync(
-        str(src), sshd.target(str(dest)), ssh=sshd.ssh_argv, remote_cmd=remote, sig_cache=False
-    )
+    r = push(sig_cache=False)
     assert dest.read_bytes() == new
-    time.sleep(1.0)
-    assert set(cache_dir.iterdir()) == entries
+    assert {e: e.stat().st_mtime_ns for e in cache_dir.iterdir()} == aged
+
+
+def test_over_ssh_a_pulled_file_is_signed_for_the_next_sync(sshd, tmp_path, monkeypatch):
+    """A pull over the loopback sshd: this end's entry for the result, then served."""
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setenv("PYDELTA_SIG_CACHE", str(cache_dir))
+    monkeypatch.setattr(sigcache, "MIN_FILE", SMALL)
+    from test_sync_ssh import REMOTE_CMD
+
+    old, new = model_pair(SMALL * 8, 31)
+    src = write(tmp_path / "src" / "m.bin", new)
+    dest = write(tmp_path / "dest" / "m.bin", old)
+
+    def pull():
+        return pydelta.sync(
+            sshd.target(str(src)), str(dest), ssh=sshd.ssh_argv, remote_cmd=REMOTE_CMD
+        )
+
+    assert pull().files[0].action == "updated" and dest.read_bytes() == new
+    assert cached(cache_dir, dest) == (sig_of(dest) if SIGNS else None)
+    if not SIGNS:
+        return
+    aged = _age([entry_of(cache_dir, dest)])
+    write(src, old)
+    assert pull().files[0].action == "updated" and dest.read_bytes() == old
+    (entry,) = aged
+    assert entry.stat().st_mtime_ns > aged[entry]

@@ -213,6 +213,27 @@ class Sink:
             self._final = (rc == lib.PD_OK, int(size[0]), bytes(ffi.buffer(dig, 32)))
         return self._final
 
+    def sign(self, block_len: int, strong_len: int, limit: int, own_thread: bool = False) -> None:
+        """Also make the result's signature entries from the read-back (before any write).
+
+        At most ``limit`` bytes of entries: past it there is no signature.
+        ``own_thread``: read back for it on a thread of its own.
+        """
+        rc = lib.pd_sink_sign(self._s, block_len, strong_len, limit, 1 if own_thread else 0)
+        if rc == lib.PD_ERR_NOMEM:
+            raise MemoryError("cannot allocate the result's signer")
+        if rc != lib.PD_OK:
+            raise ValueError(
+                f"cannot sign with blocks of {block_len} and strong sums of {strong_len}"
+            )
+
+    def signature(self) -> Optional[bytes]:
+        """After :meth:`finish`: the result's signature entries, or None (not
+        asked, past the limit, or the result failed)."""
+        n = ffi.new("size_t *")
+        p = lib.pd_sink_sig(self._s, n)
+        return None if p == ffi.NULL else bytes(ffi.buffer(p, n[0]))
+
     @property
     def errno(self) -> int:
         """errno of a failed write or read-back (0: none, or the file came up short)."""
@@ -282,6 +303,28 @@ class PatchJob(_cffi.Job):
     def errno(self) -> int:
         """errno of the last basis read failure (0: the basis ended early)."""
         return int(lib.pd_patch_errno(self._h))
+
+
+# -- byte grouping of compressed literals (transform.c) ------------------------
+
+
+def group16(data: Buffer) -> bytearray:
+    """The bytes of ``data`` at even offsets, then those at odd offsets."""
+    n = _nbytes(data)
+    out = bytearray(n)
+    if n:
+        lib.pd_group16(_ptr(data), n, ffi.from_buffer("uint8_t[]", out))
+    return out
+
+
+def ungroup16(grouped: Buffer, out: Any, start: int = 0) -> None:
+    """Undo :func:`group16` into ``out[start:start + len(grouped)]``."""
+    n = _nbytes(grouped)
+    dst = ffi.from_buffer("uint8_t[]", out, require_writable=True)
+    if start < 0 or start + n > len(dst):
+        raise ValueError("ungroup16: the output buffer is too short")
+    if n:
+        lib.pd_ungroup16(_ptr(grouped), n, dst + start)
 
 
 # -- content-defined chunking (cdc.c) ------------------------------------------

@@ -36,6 +36,7 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, List, Optional, Tuple, Union
 
+from ..backends import backend
 from ..errors import CorruptDeltaError, UnsupportedVersionError, UsageError
 from . import native as fmt
 from .native import BadInstruction, read_op, varint, zliteral_problem
@@ -51,8 +52,9 @@ Buffer = Union[bytes, bytearray, memoryview]
 THRESHOLD = 1024
 #: A compressed literal must be at least this fraction smaller to be kept.
 MIN_SAVING = 0.03
-#: Default zstd level.
-DEFAULT_LEVEL = 3
+#: Default zstd level: on model weights level 1 compresses as well as 3
+#: (the entropy is in the float bytes, not in repeats) at twice the speed.
+DEFAULT_LEVEL = 1
 MIN_LEVEL = 1
 MAX_LEVEL = 22
 #: The 4 bytes every zstd frame starts with.
@@ -77,19 +79,15 @@ def check_level(level: int) -> int:
     return level
 
 
-def group16(data: Buffer) -> bytes:
-    """Transform 2: the bytes at even offsets, then those at odd offsets."""
-    b = bytes(data)
-    return b[0::2] + b[1::2]
+def group16(data: Buffer) -> bytearray:
+    """Transform 2: the bytes at even offsets, then those at odd offsets
+    (a kernel of the backend: Python's stepped slices ran at ~150 MB/s)."""
+    return backend.group16(data)
 
 
 def ungroup16(grouped: Buffer, out: bytearray, start: int = 0) -> None:
     """Undo :func:`group16` into ``out[start:start + len(grouped)]``."""
-    n = len(grouped)
-    half = (n + 1) // 2
-    g = memoryview(grouped)
-    out[start : start + n : 2] = g[:half]
-    out[start + 1 : start + n : 2] = g[half:]
+    backend.ungroup16(grouped, out, start)
 
 
 # ---------------------------------------------------------------- writer

@@ -1,5 +1,6 @@
 """The driving end of a sync: the plan (what to create, update, skip, delete)
-and the per-file exchanges, over any channel; :func:`sync` runs it over ssh.
+over any channel; :func:`sync` runs it over ssh. The per-file exchanges are
+in :mod:`.exchange`, the two ends' file systems in :mod:`.endpoints`.
 
 One end runs :class:`SyncClient` (the ``pydelta sync`` command, or a script),
 the other runs :func:`~pydelta.serve` (``pydelta serve``, started over ssh).
@@ -10,120 +11,36 @@ verify - leaves the destination as it was.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import time
-from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Dict, Optional, Sequence, Tuple, Union
 
 from .._threads import resolve_threads
 from .._version import __version__
 from ..delta import use_compression
-from ..errors import FileAccessError, ProtocolError, RemoteError, SyncError, UsageError, message
+from ..errors import FileAccessError, SyncError, UsageError, message
 from ..formats.literals import DEFAULT_LEVEL
-from ..results import Progress
-from . import compare, fs
+from . import compare
 from .bwlimit import TokenBucket, parse_rate
-from .fs import make_link
+from .endpoints import Endpoint, Local, Remote
+from .exchange import FileExchange
 from .itemize import annotate
-from .messages import (
-    FEATURES,
-    PROTOCOL,
-    Bye,
-    Delete,
-    FileMeta,
-    Get,
-    Hello,
-    Mkdir,
-    Put,
-    Request,
-    Stat,
-    Symlink,
-    Walk,
-    agree_features,
-    check_entry,
-    check_listing,
-    encode,
-)
-from .options import RunOptions, got_stats, listings, sync_link
-from .pipeline import prehashing
+from .messages import FEATURES, PROTOCOL, Bye, Hello, agree_features, encode
+from .options import RunOptions, listings, sync_link
 from .report import (
     QUICK,
     SyncedFile,
     SyncProgress,
     SyncReport,
-    SyncStatus,
     planned,
     same_size_and_time,
 )
-from .resume import after_prefix, answer_offer
 from .sigcache import SigCache
 from .ssh import SSHChannel, parse_location, ssh_argv
-from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
 
 
-class Local:
-    """The local file system, with the same operations as the remote end."""
-
-    remote = False
-
-    def stat(self, path: str) -> Dict[str, Any]:
-        return fs.stat_entry(fs.expand(path))
-
-    def walk(self, root: str, links: str = "skip") -> List[Dict[str, Any]]:
-        return fs.walk(fs.expand(root), links)
-
-    def mkdir(self, root: str, rel: str = "") -> None:
-        fs.mkdir(fs.expand(root), rel)
-
-    def symlink(self, root: str, rel: str, target: str) -> str:
-        return make_link(fs.expand(root), rel, target)
-
-    def delete(self, root: str, rel: str) -> None:
-        fs.delete(fs.expand(root), rel)
-
-
-class Remote:
-    """The serving end, reached over the channel."""
-
-    remote = True
-
-    def __init__(self, ch: Channel) -> None:
-        self.ch = ch
-
-    def _call(self, req: Request) -> Dict[str, Any]:
-        self.ch.send_json(encode(req))
-        try:
-            return self.ch.recv_json()
-        except RemoteError as e:
-            raise RemoteError(f"{self.ch.peer}: {e}") from None
-
-    def stat(self, path: str) -> Dict[str, Any]:
-        return check_entry(self._call(Stat(path)), self.ch.peer, listed=False)
-
-    def walk(self, root: str, links: str = "skip") -> List[Dict[str, Any]]:
-        req = Walk(root, None if links == "skip" else links)
-        return check_listing(self._call(req).get("entries"), self.ch.peer)
-
-    def mkdir(self, root: str, rel: str = "") -> None:
-        self._call(Mkdir(root, rel))
-
-    def symlink(self, root: str, rel: str, target: str) -> str:
-        action = self._call(Symlink(root, rel, target)).get("action")
-        if action not in ("created", "updated", "unchanged"):
-            raise ProtocolError(f"{self.ch.peer} answered a symlink with action {action!r}")
-        return str(action)
-
-    def delete(self, root: str, rel: str) -> None:
-        self._call(Delete(root, rel))
-
-
-#: Either end's file system, as the plan sees it.
-Endpoint = Union[Local, Remote]
-
-
-class Session:
+class Session(FileExchange):
     """The driving end of a sync over a :class:`~pydelta.sync.wire.Channel`
     (a :class:`SyncClient` over a pair of streams, or :func:`sync` over ssh).
 
@@ -383,143 +300,6 @@ class Session:
         """One raw request and its reply (a FAIL raises RemoteError)."""
         self._ch.send_json(msg)
         return self._ch.recv_json()
-
-    def _file_progress(self, label: str, size: int, report: SyncReport) -> Progress:
-        """The file's progress callback (bytes of it done); says "signature" at once."""
-        cb = self._progress
-        if cb is None:
-            return None
-        before = self._bytes_done
-        total = report.total_size
-
-        def update(done: int) -> None:
-            cb(SyncStatus(label, done, size, before + min(done, size), total))
-
-        cb(SyncStatus(label, 0, size, before, total, "signature"))
-        return update
-
-    @contextlib.contextmanager
-    def _entry(self, label: str, size: int, report: SyncReport) -> Iterator[SyncedFile]:
-        """One file's line of the report: a failure of this file alone (the
-        session still in step) is recorded there; a broken session is raised."""
-        ch = self._ch
-        sent0, recv0 = ch.sent, ch.received
-        entry = SyncedFile(label, "failed", size=size)
-        report.files.append(entry)
-        try:
-            with Failed() as f:
-                yield entry
-        finally:
-            entry.sent, entry.received = ch.sent - sent0, ch.received - recv0
-        if isinstance(f.error, RemoteError):
-            entry.message = f"{ch.peer}: {f.error}"
-        elif f.error is not None:
-            entry.message = message(f.error)
-
-    def _push_file(
-        self, local: str, root: str, rel: str, label: str, meta: Dict[str, Any], report: SyncReport
-    ) -> None:
-        ch = self._ch
-        with self._entry(label, meta.get("size", 0), report) as entry:
-            follow = self._opts.links == "copy"
-            # NEW's digest is computed while the far end signs its copy (.pipeline)
-            with (
-                fs.open_source(fs.expand(local), follow=follow) as fh,
-                prehashing(fh, self._threads) as take,
-            ):
-                size = os.fstat(fh.fileno()).st_size
-                ch.send_json(
-                    encode(
-                        Put(
-                            root,
-                            rel,
-                            meta.get("mode"),
-                            meta.get("mtime_ns"),
-                            self._fsync,
-                            size,
-                            self._sig_cache,
-                        )
-                    )
-                )
-                progress = self._file_progress(label, entry.size, report)
-                reply = ch.recv_json()
-                sig = recv_signature(ch)
-                skip = answer_offer(ch, fh, reply.get("resume"), size)  # (it offers: resume agreed)
-                if skip and progress is not None:
-                    progress = functools.partial(after_prefix, progress, skip)
-                with Failed() as f:
-                    stats = send_delta(
-                        ch,
-                        sig,
-                        fh,
-                        progress=progress,
-                        threads=self._threads,
-                        compress=self._compress,
-                        level=self._level,
-                        digest=take(),
-                        refine="refine" in self.features,
-                    )
-                if f.error is not None:
-                    ch.send_fail(message(f.error))  # the server drops the file
-                    raise f.error
-                entry.size = skip + stats.new_size
-                entry.literal, entry.matched = stats.literal, stats.copied + skip
-                action = ch.recv_json().get("action")
-                if action not in ("created", "updated", "unchanged"):
-                    raise ProtocolError(f"{ch.peer} answered a put with action {action!r}")
-                entry.action = action
-                if progress is not None:
-                    progress(entry.size)
-
-    def _pull_file(
-        self,
-        root: str,
-        rel: str,
-        local_root: str,
-        local_rel: str,
-        meta: Dict[str, Any],
-        report: SyncReport,
-    ) -> None:
-        ch = self._ch
-        with self._entry(local_rel, meta.get("size", 0), report) as entry:
-            inc = Incoming(
-                fs.expand(local_root),
-                local_rel,
-                fsync=self._fsync,
-                threads=self._threads,
-                name=f"from {ch.peer}",
-                cache=self._cache,
-            )
-            try:
-                follow = self._opts.links == "copy" and "links" in self.features
-                ch.send_json(encode(Get(root, rel, self._compress, self._level, follow)))
-                got = FileMeta.parse(ch.recv_json(), ch.peer, repr(rel))
-                entry.size = got.size
-                inc.max_size = got.size  # the result may not be larger than announced
-                inc.mode = got.mode
-                inc.mtime_ns = got.mtime_ns
-                inc.progress = progress = self._file_progress(local_rel, entry.size, report)
-                offer = inc.resume_offer() if "resume" in self.features else None
-                if offer is not None:
-                    ch.send_json({"op": "resume", **offer})
-                with Failed() as f:
-                    ch.send_stream(inc.signature())
-                if f.error is not None:
-                    ch.send_fail(message(f.error))  # the server sends no delta
-                    raise f.error
-                if offer is not None:
-                    inc.resume_answer(ch.recv_json())
-                with Failed() as f:
-                    entry.action = receive(ch, inc, refine="refine" in self.features)
-                if "stats" in self.features and not isinstance(f.error, RemoteError):
-                    got_stats(ch.recv_json(), entry)  # sent after the delta stream
-                if f.error is not None:
-                    entry.action = "failed"
-                    raise f.error
-                if progress is not None:
-                    progress(entry.size)
-            finally:
-                inc.close()
 
 
 class SyncClient(Session):

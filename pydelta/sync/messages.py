@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Type, Union
 
 from ..errors import ProtocolError, UsageError
 from ..formats.literals import DEFAULT_LEVEL
+from ..formats.native import MAX_STRONG_LEN, MIN_STRONG_LEN
 
 #: The protocol version both ends must speak.
 PROTOCOL = 1
@@ -45,6 +46,10 @@ FEATURES: frozenset = frozenset(
         # a folder push asks for every file's digest first, "touch"es the same
         # ones and sends only the others (see .compare)
         "compare",
+        # the receiving end's signature carries 8-byte strong sums (Put.strong_len
+        # on a push); a result that fails its digest is tried once more with
+        # full-length ones (see .shortsig)
+        "shortsig",
     }
 )
 
@@ -234,6 +239,8 @@ class Put:
     size: Optional[int] = None
     #: the receiver may use its signature cache (false: --no-sig-cache)
     cache: bool = True
+    #: bytes of BLAKE3 per block in the receiver's signature (feature "shortsig")
+    strong_len: Optional[int] = None
     op = "put"
 
     @classmethod
@@ -246,6 +253,7 @@ class Put:
             bool(m.get("fsync", True)),
             _opt_int(m, "size"),
             m.get("cache", True) is not False,
+            _opt_int(m, "strong_len", MIN_STRONG_LEN, MAX_STRONG_LEN),
         )
 
 

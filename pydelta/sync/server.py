@@ -6,11 +6,11 @@ import os
 import signal
 import stat
 import sys
-from typing import IO, Any, Callable, Dict, List, Optional
+from typing import IO, Any, Callable, Dict, Optional
 
 from .._version import __version__
 from ..errors import ConnectionLostError, PydeltaError, RemoteError, message
-from . import compare, fs
+from . import compare, fs, shortsig
 from .bwlimit import TokenBucket
 from .fs import make_link
 from .messages import (
@@ -31,7 +31,7 @@ from .messages import (
 )
 from .pipeline import prehashing
 from .resume import OfferTaker, answer_offer
-from .sigcache import SigCache, sign_later
+from .sigcache import SigCache
 from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
 
@@ -55,10 +55,9 @@ class Server:
             Symlink: self.symlink,
         }
         self.features: frozenset = frozenset()
-        #: the receiving end's signature cache (None: off) and the files this
-        #: session wrote, to sign into it afterwards
+        #: the receiving end's signature cache (None: off); the results this
+        #: session writes are signed into it as they are written
         self.cache = SigCache.open()
-        self.written: List[str] = []
         self.digests = compare.Digests(threads)  # folder pushes (feature "compare")
 
     def run(self) -> None:
@@ -148,8 +147,9 @@ class Server:
             inc.mtime_ns = req.mtime_ns
             offer = inc.resume_offer() if "resume" in self.features else None
             ch.send_json({"ok": True, "have": inc.have, **({"resume": offer} if offer else {})})
+            short = req.strong_len if shortsig.FEATURE in self.features else None
             with Failed() as f:
-                ch.send_stream(inc.signature())
+                ch.send_stream(inc.signature(short))
             if f.error is not None:
                 ch.send_fail(message(f.error))  # ends the signature stream
                 return
@@ -161,11 +161,12 @@ class Server:
                 except RemoteError:
                     return  # the client gave up on this file: no reply
             if f.error is not None:
-                ch.send_fail(message(f.error))
+                if short is not None and shortsig.retryable(f.error):  # the client tries again
+                    ch.send_json(shortsig.retry_reply(message(f.error)))
+                else:
+                    ch.send_fail(message(f.error))
                 return
             ch.send_json({"ok": True, "action": action})
-            if req.cache and action != "unchanged":
-                self.written.append(inc.target)  # to sign for the next sync (.sigcache)
         finally:
             inc.close()
 
@@ -233,13 +234,8 @@ def serve(rfile: IO[bytes], wfile: IO[bytes], *, threads: Optional[int] = None) 
 
 
 def _serve_stdio() -> None:
-    """Serve on standard input and output; then sign what was written (.sigcache)."""
-    server = Server(Channel(sys.stdin.buffer, sys.stdout.buffer, "the client"), None)
-    try:
-        server.run()
-    finally:
-        if server.cache is not None:
-            sign_later(server.written, server.cache)
+    """Serve on standard input and output."""
+    Server(Channel(sys.stdin.buffer, sys.stdout.buffer, "the client"), None).run()
 
 
 def serve_main() -> int:

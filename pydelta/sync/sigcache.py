@@ -19,23 +19,33 @@ a stale or forged entry can only make one sync fail, never a wrong file
 Where: ``$PYDELTA_SIG_CACHE`` if set (a directory; ``0``/``off`` disables
 it), else ``$XDG_CACHE_HOME/pydelta/sigs``, else ``~/.cache/pydelta/sigs``.
 One entry per file (named by device and inode), at most :data:`MAX_ENTRY`
-bytes each, the directory pruned to :data:`MAX_TOTAL` bytes, oldest entries
-first. ``pydelta sync --no-sig-cache`` turns it off for both ends.
+bytes each, the directory pruned to :data:`MAX_TOTAL` bytes, least recently
+used entries first (a hit refreshes the entry's time). ``pydelta sync
+--no-sig-cache`` turns it off for both ends.
 
-Results written by a sync are signed too (so the next sync of the same
-destination finds its signature): after the session, by a detached child of
-``pydelta serve`` at the lowest CPU priority (:func:`sign_later`), so that
-no sync waits for it.
+Results written by a sync are signed too, so the next sync of the same
+destination finds their signature: the patch makes it from the same
+read-back of the written ranges that computes the result's digest (csrc/
+copy.c, ``Patcher(sign=...)``), no second read of the file, and the entry is
+written when the verified result is published, keyed by the file as it then
+stands (renamed, its mode and time set: each of these changes its ctime), so
+it is there when the sync returns. Only the patch's direct writer signs (the
+C backend writing a file); a result written another way (the numba backend,
+``PYDELTA_PATCH_DIRECT=0``, a resumed update) gets no entry, and its next
+sync signs it as for a miss.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import struct
-from typing import List, Optional
+from typing import Optional, Tuple
 
 from ..backends import backend
+from ..errors import PydeltaError
+from ..formats import native as fmt
 from ..signature import iter_signature
 
 #: First bytes of an entry.
@@ -117,6 +127,8 @@ class SigCache:
         except (OSError, ValueError):
             return self._miss()
         self.hits += 1
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recently used: pruned last
         return body
 
     def _miss(self) -> None:
@@ -154,6 +166,35 @@ class SigCache:
                 os.unlink(tmp)
             except (OSError, UnboundLocalError):
                 pass
+
+    @staticmethod
+    def sign_params(size: Optional[int]) -> Optional[Tuple[int, int, int]]:
+        """``(block_len, strong_len, limit)`` to sign a result of ``size`` bytes
+        with as it is written (``Patcher(sign=...)``), or None: too small to
+        keep, unknown, or its signature would be larger than :data:`MAX_ENTRY`.
+        The parameters are those a sync signs its basis with."""
+        if size is None or size < MIN_FILE:
+            return None
+        block_len = fmt.default_block_len(size)
+        strong_len = fmt.DEFAULT_STRONG_LEN
+        entries = -(-size // block_len)
+        if fmt.SIG_HEADER.size + entries * (8 + strong_len) + fmt.SIG_TRAILER.size > MAX_ENTRY:
+            return None
+        return block_len, strong_len, MAX_ENTRY
+
+    def put_written(self, fd: int, sig: bytes) -> None:
+        """Keep sig, made as the file ``fd`` was written, as its signature,
+        keyed by the file as it stands now, if sig is what the cache serves
+        for it: its size and the parameters :meth:`sign_params` gives."""
+        try:
+            st = os.fstat(fd)
+            block_len, strong_len = fmt.parse_sig_header(sig[: fmt.SIG_HEADER.size], "result")
+            _, total, _, _ = fmt.SIG_TRAILER.unpack_from(sig, len(sig) - fmt.SIG_TRAILER.size)
+        except (OSError, ValueError, struct.error, PydeltaError):
+            return
+        params = self.sign_params(st.st_size)
+        if total == st.st_size and params is not None and params[:2] == (block_len, strong_len):
+            self.put(st, fd, sig)
 
     def forget(self, fd: int) -> None:
         """Drop the entry of ``fd`` (a sync that used it failed)."""
@@ -200,39 +241,3 @@ def sign_file(path: str, cache: SigCache, threads: Optional[int] = None) -> None
             return
         sig = b"".join(bytes(p) for p in iter_signature(fh, threads=threads))
         cache.put(st, fd, sig)
-
-
-def sign_later(paths: List[str], cache: SigCache) -> None:
-    """Sign the files a session wrote, in a detached child at the lowest CPU
-    priority, so that neither end waits for it (POSIX; elsewhere: nothing).
-
-    The child leaves the session (setsid) and drops standard input and
-    output, so ssh and the client see this process end as usual.
-    """
-    if not paths or not hasattr(os, "fork"):
-        return
-    try:
-        pid = os.fork()
-    except OSError:
-        return
-    if pid:
-        try:
-            os.waitpid(pid, 0)  # the first child exits at once (the grandchild works)
-        except OSError:
-            pass
-        return
-    try:  # the child: detach, then fork again so that nothing waits on us
-        os.setsid()
-        if os.fork():
-            os._exit(0)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        try:
-            os.nice(19)
-        except OSError:
-            pass
-        for path in paths:
-            sign_file(path, cache, threads=1)
-    finally:
-        os._exit(0)

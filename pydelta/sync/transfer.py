@@ -32,6 +32,7 @@ from ..signature import Signature, iter_signature
 from .fs import open_in, open_parent
 from .refine import Answerer, can_refine, refined_pieces
 from .resume import UpdateResume, after_prefix
+from .shortsig import shorten
 from .sigcache import SigCache
 from .wire import END, Channel, DataWriter, Failed
 
@@ -138,6 +139,7 @@ class Incoming:
             raise
         self._head = bytearray()
         self._patcher: Optional[Patcher] = None
+        self._out_fd = -1  # the result's inode, to key its signature by (.sigcache)
         self._sig_tail = b""  # the last bytes of the signature sent: its digest
 
     def _open_basis(self) -> None:
@@ -188,11 +190,23 @@ class Incoming:
         if self.resume.offset and self.max_size is not None:
             self.max_size -= self.resume.offset
 
-    def signature(self) -> Iterator[bytes]:
+    def signature(self, strong_len: Optional[int] = None) -> Iterator[bytes]:
         """The signature of the basis, as sent (its digest is kept to check the delta by).
 
-        An existing target's comes from the signature cache when it holds one.
+        ``strong_len``: bytes of BLAKE3 per block on the wire (default 16); a
+        shorter signature is the full one with its sums cut (.shortsig), so
+        the cache serves and keeps full-length entries either way.
         """
+        pieces = self._signature()
+        if strong_len is not None and strong_len != fmt.DEFAULT_STRONG_LEN:
+            pieces = shorten(pieces, strong_len)
+        for piece in pieces:
+            self._sig_tail = (self._sig_tail + bytes(piece[-36:]))[-36:]
+            yield piece
+
+    def _signature(self) -> Iterator[bytes]:
+        """The basis's full-length signature: an existing target's comes from
+        the signature cache when it holds one."""
         self.basis.seek(0)
         cache = self.cache if self.have else None
         hit = before = None
@@ -204,7 +218,6 @@ class Incoming:
         pieces = [hit] if hit is not None else iter_signature(self.basis, threads=self._threads)
         kept = []
         for piece in pieces:
-            self._sig_tail = (self._sig_tail + bytes(piece[-36:]))[-36:]
             if cache is not None:
                 kept.append(bytes(piece))
             yield piece
@@ -233,6 +246,8 @@ class Incoming:
         out.mode = applied_mode(self.mode, new_file=not self.have)
         out.mtime_ns = self.mtime_ns
         sig_digest = self._sig_tail[:32] if len(self._sig_tail) == 36 else None
+        # the patch signs the result as it writes it, for the next sync (.sigcache)
+        sign = self.cache.sign_params(self.max_size) if self.cache and not skip else None
         try:
             self._patcher = Patcher(
                 self.basis,
@@ -244,8 +259,13 @@ class Incoming:
                 native_only=True,
                 old_name=self.target,
                 sig_digest=sig_digest,
+                sign=sign,
             )
+            if sign is not None:
+                self._out_fd = os.dup(out.fh.fileno())  # type: ignore[union-attr]
         except BaseException:
+            if self._patcher is not None:
+                self._patcher.abort()
             out.abort()
             raise
         head, self._head = self._head, bytearray()
@@ -269,6 +289,9 @@ class Incoming:
         assert self._patcher is not None
         self._patcher.close()
         self._ok = True
+        if self._out_fd >= 0 and self.cache is not None and self._patcher.signature:
+            # keyed by the file as it stands now, renamed, its mode and time set
+            self.cache.put_written(self._out_fd, self._patcher.signature)
         with contextlib.suppress(OSError):
             # done with (and a leftover beside an existing file is stale)
             os.unlink(self._partial, dir_fd=self._dir)
@@ -333,6 +356,9 @@ class Incoming:
                 self.resume.close()
             self.basis.close()
         finally:
+            if self._out_fd >= 0:
+                os.close(self._out_fd)
+                self._out_fd = -1
             if self._dir >= 0:
                 os.close(self._dir)
                 self._dir = -1

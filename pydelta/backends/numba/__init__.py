@@ -27,6 +27,7 @@ from .delta import DeltaJob
 from .patch import PatchJob
 from .signature import sig_blocks
 from .sigtable import SigTable, set_table_key
+from .transform import group16, ungroup16
 from .weaksum import weak, weak_rolling
 
 __all__ = [
@@ -57,4 +58,6 @@ __all__ = [
     "Chunker",
     "cdc_check",
     "cdc_gear",
+    "group16",
+    "ungroup16",
 ]
