@@ -117,7 +117,8 @@ def test_excluded_folder_takes_its_contents_and_bad_patterns():
         ("snapshots/r/sub/t.json", "../../../blobs/x", True),
         ("snapshots/r/m.bin", "../../../x", False),
         ("m.bin", "../x", False),
-        ("a/m", "b/../../x", True),
+        ("a/m", "b/../../x", False),  # '..' after a name: b may be a link
+        ("a/m", "../b/./c", True),
         ("a/m", "../../x/../a", False),  # climbs out on the way
         ("m", "/etc/passwd", False),
         ("m", "", False),

@@ -50,7 +50,13 @@ def unsafe_reason(rel: str, target: str) -> Optional[str]:
     recreated, or None if its target is relative and stays inside the tree.
 
     Lexical, as rsync's ``--safe-links``: from the link's directory, each
-    '..' climbs one level and the path may never climb above the root.
+    '..' climbs one level and the path may never climb above the root. And
+    every '..' comes before the first name: the kernel resolves a name that
+    is itself a link before the '..' after it, so ``sub/up/..`` with
+    ``sub/up -> ..`` would be the root's parent although, read as text, it
+    stays inside. With '..' only in front, a link leads to a directory
+    above it inside the tree, then down through names whose links (made
+    under the same rule) lead inside the tree too.
 
     Example:
         >>> unsafe_reason("snapshots/main/model.bin", "../../blobs/ab12") is None
@@ -65,15 +71,18 @@ def unsafe_reason(rel: str, target: str) -> Optional[str]:
     if target.startswith("/"):
         return "its target is an absolute path"
     depth = rel.count("/")  # directories between the root and the link
+    named = False  # a name came before: a '..' now climbs out of what it resolves to
     for part in target.split("/"):
         if part in ("", "."):
             continue
         if part == "..":
+            if named:
+                return "its target climbs back out of a name ('..' after it)"
             depth -= 1
             if depth < 0:
                 return "its target leaves the tree"
         else:
-            depth += 1
+            named = True
     return None
 
 

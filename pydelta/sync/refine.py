@@ -157,18 +157,24 @@ class Answerer:
         self._size = basis_size
         self._requests = 0
         self._budget = basis_size + EXTRA_BUDGET
+        self._declined = False  # an honest sender asks no more after a decline
 
     def __call__(self, msg: Dict[str, Any]) -> None:
         if msg.get("op") != "refine":
             raise ProtocolError(f"{self._ch.peer} sent a message inside a delta stream")
+        if self._declined:  # (requests are not data: no size limit would end them)
+            raise ProtocolError(f"{self._ch.peer} asked to refine again after it was declined")
         block = msg.get("block")
         if not isinstance(block, int) or isinstance(block, bool) or not 1 <= block <= (1 << 20):
             raise ProtocolError("malformed refine request (block length)")
         windows = unpack_windows(msg.get("windows"), self._size, block)
+        if not windows:  # (its empty answer would read as a decline)
+            raise ProtocolError("malformed refine request (no windows)")
         hashed = sum(e - s for s, e in windows)
         self._requests += 1
         if self._basis.closed or self._requests > MAX_REQUESTS or hashed > self._budget:
             self._ch.send(END)  # declined
+            self._declined = True
             return
         self._budget -= hashed
         self._ch.send_stream(self._entries(windows, block))

@@ -146,7 +146,7 @@ class UpdateResume:
             os.close(fd)
         try:
             info = json.loads(raw) if len(raw) <= MAX_SIDECAR else None
-        except ValueError:
+        except (ValueError, RecursionError):  # (nested deeper than the parser goes)
             info = None
         if not isinstance(info, dict) or info.get("format") != "pydelta-partial":
             self.drop()
