@@ -1,25 +1,34 @@
 """Start-up cost of the ``pydelta`` command and of the far end of a sync.
 
-Runs a few cheap commands many times and reports the best wall and CPU time
-of each, plus the import time of typer and of ``pydelta.cli``
-(``python -X importtime``):
+Measures what users get: a wheel of this tree is built and installed, with
+its dependencies, into a fresh venv (a regular install, as ``pip install
+pydelta-sync`` makes), and the ``pydelta`` script of that venv is timed;
+the interpreter running this harness (normally the dev venv, an *editable*
+install) is timed beside it, labelled: an editable install adds setuptools'
+import finder (pathlib, urllib, ...) to every Python start.
+
+Each case runs ``-n`` times, the two installs alternating within every
+round (so load changes hit both alike); the table gives the median wall and
+CPU time. Cases (tiny inputs, so the time is the start-up plus the start of
+the work):
 
 * ``--version`` (target < 60 ms: no typer, no library beyond the backend);
-* ``info /nonexistent`` and ``delta --help`` (the CLI parses, the work
-  begins; target < 100 ms);
-* ``sync -e false ...``: the client up to starting ssh (which fails at once);
+* ``info``, ``signature``, ``delta``, ``patch`` of a 64 KiB file (target
+  < 100 ms for the work to begin);
+* ``sync -e false``: the client up to starting ssh (which fails at once);
 * ``serve``: ``pydelta serve`` started as ssh starts it, timed until it has
-  answered the client's hello - the far end's share of every sync.
+  answered the client's hello - the far end's share of every sync;
+* ``delta --help`` (typer's path: help, errors, completion).
 
-Used to choose the typer range in ``pyproject.toml`` (see
-docs/PACKAGING.md); rerun it in a venv with the candidate typer before
-raising the upper bound::
+A second table splits each case's import time (``python -X importtime``,
+median of 5 runs, installed wheel) by who pays it: Python's own start
+(site), the command line layer (typer and its click, rich), pydelta's CLI
+modules, the library, and the standard library and other dependencies.
 
-    .venv/bin/pip install 'typer==X.Y' && .venv/bin/python bench/startup.py
+    .venv/bin/python bench/startup.py -n 21 --out bench/results/startup.md
 
-``--python`` times another interpreter (e.g. a venv with a regular, not
-editable, install: an editable install adds setuptools' import finder,
-~20-30 ms, to every Python start).
+``--no-wheel`` times only this interpreter. Also used to choose the typer
+range in ``pyproject.toml`` (docs/PACKAGING.md).
 """
 
 from __future__ import annotations
@@ -28,18 +37,30 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
-from typing import List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
-COMMANDS = (
-    ["--version"],
-    ["info", "/nonexistent"],
-    ["delta", "--help"],
-    ["sync", "-e", "false", "/nonexistent", "host:/x"],
-)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: (label, arguments, target ms); files are made in the work directory first.
+CASES: List[Tuple[str, List[str], Optional[int]]] = [
+    ("--version", ["--version"], 60),
+    ("info SIG", ["info", "small.sig"], 100),
+    ("signature (start of work)", ["signature", "small.bin", "out.sig"], 100),
+    ("delta", ["delta", "small.sig", "small.bin", "out.delta"], 100),
+    ("patch", ["patch", "small.bin", "small.delta", "out.bin", "--no-fsync"], 100),
+    ("sync client (-e false)", ["sync", "-e", "false", "small.bin", "host:/x"], 100),
+    ("serve (to its hello)", ["serve"], 100),
+    ("delta --help (typer)", ["delta", "--help"], None),
+]
+
+#: import-time categories, in the order shown
+GROUPS = ("site", "typer/click/rich", "pydelta CLI", "pydelta library", "stdlib + deps")
 
 
 def _cpu() -> float:
@@ -47,29 +68,39 @@ def _cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run_once(python: str, args: List[str]) -> Tuple[float, float]:
-    """(wall s, CPU s) of one ``python -m pydelta ARGS``."""
+def _env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYDELTA_BACKEND")}
+    env.update(extra or {})
+    return env
+
+
+def run_once(script: str, args: List[str], cwd: str) -> Tuple[float, float]:
+    """(wall s, CPU s) of one ``pydelta ARGS``."""
     before = _cpu()
     t0 = time.perf_counter()
     subprocess.run(
-        [python, "-m", "pydelta", *args],
+        [script, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        env=_env(),
         check=False,
     )
     return time.perf_counter() - t0, _cpu() - before
 
 
-def serve_once(python: str) -> Tuple[float, float]:
+def serve_once(script: str, args: List[str], cwd: str) -> Tuple[float, float]:
     """(wall s, CPU s) from starting ``pydelta serve`` to its answer to hello."""
     hello = json.dumps({"op": "hello", "proto": 1, "features": []}).encode()
     before = _cpu()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [python, "-m", "pydelta", "serve"],
+        [script, *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
+        cwd=cwd,
+        env=_env(),
     )
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(b"PDSYNC1\n" + struct.pack(">cI", b"J", len(hello)) + hello)
@@ -85,70 +116,185 @@ def serve_once(python: str) -> Tuple[float, float]:
     return wall, _cpu() - before
 
 
-def import_times(python: str, args: List[str]) -> dict:
-    """Cumulative import time (us) of typer and pydelta.cli for one run."""
+def _group(name: str, in_site: bool) -> str:
+    if in_site:
+        return "site"
+    top = name.split(".")[0]
+    if top in ("typer", "click", "rich", "shellingham", "pygments", "markdown_it", "mdurl"):
+        return "typer/click/rich"
+    if name == "pydelta.cli" or name.startswith(("pydelta._cli", "pydelta.__main__")):
+        return "pydelta CLI"
+    if top == "pydelta":
+        return "pydelta library"
+    return "stdlib + deps"
+
+
+def import_split(script: str, args: List[str], cwd: str) -> Dict[str, float]:
+    """Self import time (ms) per group for one ``pydelta ARGS`` (``-X importtime``)."""
     proc = subprocess.run(
-        [python, "-X", "importtime", "-m", "pydelta", *args],
+        [script, *args],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=_env({"PYTHONPROFILEIMPORTTIME": "1"}),
         text=True,
         check=False,
     )
-    found: dict = {}
+    split = dict.fromkeys(GROUPS, 0.0)
+    pending: List[Tuple[str, int]] = []  # a top-level import's subtree comes before it
     for line in proc.stderr.splitlines():
-        if not line.startswith("import time:"):
+        if not line.startswith("import time:") or "imported package" in line:
             continue
-        _, cumulative, name = (part.strip() for part in line[12:].split("|"))
-        if name in ("typer", "pydelta.cli") and cumulative.isdigit():
-            found[name] = int(cumulative)
-    return found
+        self_us, _, name = line[12:].split("|")
+        if not self_us.strip().isdigit():
+            continue
+        depth = (len(name) - len(name.lstrip())) // 2
+        pending.append((name.strip(), int(self_us)))
+        if depth <= 0:
+            in_site = name.strip() == "site"
+            for mod, us in pending:
+                split[_group(mod, in_site)] += us / 1000
+            pending = []
+    return split
 
 
-def typer_version(python: str) -> Optional[str]:
+def build_installed(work: str) -> str:
+    """Build a wheel of this tree and install it into a fresh venv; its ``pydelta`` script."""
+    script = os.path.join(work, "venv", "bin", "pydelta")
+    if os.path.exists(script):  # --venv: kept from an earlier run, only pydelta reinstalled
+        return reinstall(work, script)
+    wheels = os.path.join(work, "wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+         "-w", wheels, ROOT],
+        check=True,
+    )  # fmt: skip
+    (wheel,) = [os.path.join(wheels, f) for f in os.listdir(wheels) if f.endswith(".whl")]
+    venv = os.path.join(work, "venv")
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", wheel], check=True)
+    return os.path.join(venv, "bin", "pydelta")
+
+
+def reinstall(work: str, script: str) -> str:
+    """Rebuild the wheel and reinstall only pydelta into the kept venv."""
+    wheels = os.path.join(work, "wheel")
+    for f in os.listdir(wheels) if os.path.isdir(wheels) else []:
+        os.unlink(os.path.join(wheels, f))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, ROOT], check=True
+    )
+    (wheel,) = [os.path.join(wheels, f) for f in os.listdir(wheels) if f.endswith(".whl")]
+    pip = os.path.join(os.path.dirname(script), "pip")
+    subprocess.run([pip, "install", "-q", "--no-deps", "--force-reinstall", wheel], check=True)
+    return script
+
+
+def make_inputs(script: str, cwd: str) -> None:
+    with open(os.path.join(cwd, "small.bin"), "wb") as fh:
+        fh.write(os.urandom(64 << 10))
+    for args in (["signature", "small.bin", "small.sig"],
+                 ["delta", "small.sig", "small.bin", "small.delta"]):  # fmt: skip
+        subprocess.run([script, *args], cwd=cwd, check=True)
+
+
+def version_of(python: str, dist: str) -> str:
     out = subprocess.run(
-        [python, "-c", "from importlib.metadata import version; print(version('typer'))"],
+        [python, "-c", f"from importlib.metadata import version; print(version({dist!r}))"],
         capture_output=True,
         text=True,
         check=False,
     )
-    return out.stdout.strip() or None
+    return out.stdout.strip() or "-"
+
+
+def bare_python(python: str, cwd: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([python, "-c", "pass"], cwd=cwd, env=_env(), check=False)
+    return time.perf_counter() - t0
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--runs", type=int, default=21, help="runs per case (median kept)")
+    parser.add_argument("--no-wheel", action="store_true", help="time only this interpreter")
     parser.add_argument(
-        "-n", "--runs", type=int, default=10, help="runs per command (best is kept)"
+        "--venv", help="keep the installed venv here (reused, pydelta reinstalled, next time)"
     )
-    parser.add_argument("--python", default=sys.executable, help="the interpreter to time")
+    parser.add_argument("--out", help="also write the report (Markdown) to this file")
     opts = parser.parse_args()
-    os.environ.pop("PYDELTA_BACKEND", None)
-    py = opts.python
-    bare = []
-    for _ in range(opts.runs):
-        t0 = time.perf_counter()
-        subprocess.run([py, "-c", "pass"], check=False)
-        bare.append(time.perf_counter() - t0)
-    print(
-        f"python {sys.version.split()[0]} ({py}), typer {typer_version(py)}, best of "
-        f"{opts.runs}; load {os.getloadavg()[0]:.1f}; bare 'python -c pass' "
-        f"{min(bare) * 1000:.0f} ms"
-    )
-    # interleaved: every command once per round, so load changes hit all alike
-    rows: dict = {" ".join(a): [] for a in COMMANDS}
-    rows["serve (until hello answered)"] = []
-    for _ in range(opts.runs):
-        for args in COMMANDS:
-            rows[" ".join(args)].append(run_once(py, list(args)))
-        rows["serve (until hello answered)"].append(serve_once(py))
-    for label, runs in rows.items():
-        args = label.split() if not label.startswith("serve") else ["serve"]
-        imports = import_times(py, args) if not label.startswith("serve") else {}
-        print(
-            f"  pydelta {label:<36} wall {min(w for w, _ in runs) * 1000:5.0f} ms"
-            f"  CPU {min(c for _, c in runs) * 1000:5.0f} ms"
-            f"  import typer {imports.get('typer', 0) / 1000:5.1f} ms"
-            f"  pydelta.cli {imports.get('pydelta.cli', 0) / 1000:5.1f} ms"
+    dev = os.path.join(os.path.dirname(sys.executable), "pydelta")
+    with tempfile.TemporaryDirectory(prefix="pydelta-startup-") as work:
+        cwd = os.path.join(work, "run")  # not the source tree: the installed package is timed
+        os.mkdir(cwd)
+        scripts: Dict[str, str] = {}
+        if not opts.no_wheel:
+            scripts["installed wheel"] = build_installed(opts.venv or work)
+        scripts["editable (dev venv)"] = dev
+        make_inputs(dev, cwd)
+        load0 = os.getloadavg()
+        times: Dict[Tuple[str, str], List[Tuple[float, float]]] = {}
+        bare: Dict[str, List[float]] = {k: [] for k in scripts}
+        for _ in range(opts.runs):
+            for kind, script in scripts.items():
+                py = os.path.join(os.path.dirname(script), "python")
+                bare[kind].append(bare_python(py, cwd))
+                for label, args, _target in CASES:
+                    once: Callable = serve_once if args == ["serve"] else run_once
+                    times.setdefault((label, kind), []).append(once(script, args, cwd))
+        first = next(iter(scripts.values()))
+        splits: Dict[str, Dict[str, float]] = {}
+        for label, args, _t in CASES:
+            if args != ["serve"]:
+                runs = [import_split(first, args, cwd) for _ in range(5)]
+                splits[label] = {g: statistics.median(s[g] for s in runs) for g in GROUPS}
+        load1 = os.getloadavg()
+        typer_v = version_of(os.path.join(os.path.dirname(first), "python"), "typer")
+    kinds = list(scripts)
+    out = [
+        f"# CLI start-up ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})",
+        "",
+        f"python {sys.version.split()[0]}, typer {typer_v}; medians of "
+        f"{opts.runs} runs, the installs alternating; load {load0[0]:.2f} before, "
+        f"{load1[0]:.2f} after. Bare `python -c pass`: "
+        + ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in bare.items())
+        + ".",
+        "",
+        "Start-up (wall ms, CPU ms in brackets):",
+        "",
+        "| command | " + " | ".join(kinds) + " | target |",
+        "|---|" + "---|" * len(kinds) + "---|",
+    ]
+    for label, _args, target in CASES:
+        cells = []
+        for kind in kinds:
+            runs = times[(label, kind)]
+            wall = statistics.median(w for w, _ in runs) * 1000
+            cpu = statistics.median(c for _, c in runs) * 1000
+            cells.append(f"{wall:.0f} ({cpu:.0f})")
+        tgt = f"< {target} ms" if target else "-"
+        out.append(f"| pydelta {label} | " + " | ".join(cells) + f" | {tgt} |")
+    out += [
+        "",
+        f"Import time by group ({kinds[0]}, `python -X importtime`, self ms summed, "
+        "median of 5 runs; importtime's own overhead included):",
+        "",
+        "| command | " + " | ".join(GROUPS) + " | total |",
+        "|---|" + "---|" * (len(GROUPS) + 1),
+    ]
+    for label, split in splits.items():
+        total = sum(split.values())
+        out.append(
+            f"| pydelta {label} | "
+            + " | ".join(f"{split[g]:.1f}" for g in GROUPS)
+            + f" | {total:.1f} |"
         )
+    text = "\n".join(out) + "\n"
+    sys.stdout.write(text)
+    if opts.out:
+        with open(opts.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
 
 
 if __name__ == "__main__":

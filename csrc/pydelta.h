@@ -354,3 +354,16 @@ void pd_cdc_gear(uint64_t *out);
  * offsets; pd_ungroup16 undoes it. src and dst must not overlap. */
 void pd_group16(const uint8_t *src, size_t n, uint8_t *dst);
 void pd_ungroup16(const uint8_t *src, size_t n, uint8_t *dst);
+
+/* Order-0 entropy estimates of a sample of buf[0, n) for choosing a
+ * literal's transform, in bits * 2^16: costs[0] of the bytes as they are,
+ * costs[1] of the two streams of transform 2 (even offsets, odd offsets).
+ * The sample: the first PD_LIT_COSTS_LINE bytes of every
+ * PD_LIT_COSTS_STRIDE * PD_LIT_COSTS_LINE, within the first
+ * PD_LIT_COSTS_MAX bytes. Integer arithmetic only (the same everywhere). */
+enum {
+    PD_LIT_COSTS_MAX = 1073741824,
+    PD_LIT_COSTS_LINE = 64,
+    PD_LIT_COSTS_STRIDE = 4
+};
+void pd_lit_costs(const uint8_t *buf, size_t n, uint64_t costs[2]);

@@ -1,9 +1,11 @@
 """``python -m pydelta`` and the ``pydelta`` command.
 
 ``pydelta serve`` (the far end of ``pydelta sync``, started over ssh for
-every sync) and ``pydelta --version`` run without loading the command-line
-layer (typer, click): that saves most of the start-up. Everything else goes
-to :mod:`pydelta.cli`.
+every sync), ``pydelta --version`` and the common command lines of the file
+and sync verbs (those the fast parser, :mod:`pydelta._cliparse`, fully
+understands) run without loading the command-line layer (typer, click,
+rich): that saves most of the start-up. Everything else - help, errors,
+completion, the store's verbs - goes to :mod:`pydelta.cli` (typer).
 
 The library reports through the ``pydelta`` logger (for instance the notice
 that the C core is missing and the numba backend stands in). It is set up
@@ -67,9 +69,23 @@ def main() -> None:
         from pydelta.sync.server import serve_main
 
         sys.exit(serve_main())
-    from pydelta.cli import main as cli_main
+    from pydelta._cliparse import parse
 
-    cli_main()
+    parsed = parse(args)
+    if parsed is None:
+        from pydelta.cli import main as cli_main
+
+        cli_main()
+        return
+    from pydelta._cliopts import invoke
+
+    try:
+        invoke(*parsed)
+    except KeyboardInterrupt:
+        from pydelta._cliutil import error
+
+        raise error("interrupted", 130) from None
+    sys.exit(0)
 
 
 if __name__ == "__main__":

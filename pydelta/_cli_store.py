@@ -11,8 +11,12 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from ._cliopts import ProgressOpt, QuietOpt
+from ._cli_typer import annotated
+from ._cliopts import PROGRESS, QUIET
 from ._cliutil import Deadline, StoreBar, run, store_progress
+
+ProgressOpt = annotated(PROGRESS)
+QuietOpt = annotated(QUIET)
 
 #: (name, typer.command keyword arguments, function), in the order they show.
 COMMANDS: "list[tuple[str, dict[str, Any], Callable[..., Any]]]" = []

@@ -1,6 +1,10 @@
 """The command line's helpers: turning errors into one line, checks before
 the library runs, and the output (tqdm progress bars, summaries, sync
-reports). Only :mod:`pydelta.cli` imports this; the library never does.
+reports). Only the CLI modules import this; the library never does.
+
+No typer here: an error ends the command with :class:`SystemExit` (what
+typer's Exit comes to as well), so the fast path of the common verbs
+(:mod:`pydelta._cliparse`) runs them without loading typer.
 """
 
 import errno
@@ -8,8 +12,6 @@ import os
 import stat
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
-
-import typer
 
 from .errors import (
     CorruptError,
@@ -114,15 +116,15 @@ class Failure(Exception):
         self.code = code
 
 
-def error(message: str, code: int = 1) -> "typer.Exit":
-    """Print the one-line error message and return the Exit to raise."""
+def error(message: str, code: int = 1) -> SystemExit:
+    """Print the one-line error message and return the SystemExit to raise."""
     line = " ".join(str(message).split()) or "unknown error"
     try:
         sys.stderr.write(f"pydelta: error: {line}\n")
         sys.stderr.flush()
     except (OSError, ValueError, AttributeError):
         pass
-    return typer.Exit(code)
+    return SystemExit(code)
 
 
 def is_broken_pipe(exc: BaseException) -> bool:
@@ -168,12 +170,12 @@ def run(action: Callable[[], T]) -> T:
     except PydeltaError as e:
         if is_broken_pipe(e):
             silence_stdout()
-            raise typer.Exit(EXIT_PIPE) from None
+            raise SystemExit(EXIT_PIPE) from None
         raise error(str(e), exit_code(e)) from None
     except OSError as e:
         if is_broken_pipe(e):
             silence_stdout()
-            raise typer.Exit(EXIT_PIPE) from None
+            raise SystemExit(EXIT_PIPE) from None
         raise error(error_message(e)) from None
     except MemoryError as e:
         raise error(str(e) or "out of memory") from None

@@ -3,8 +3,9 @@
 Timing belongs in bench/startup.py; these check the cause instead, so they
 are fast and exact: ``import pydelta`` loads none of the library,
 ``pydelta --version`` no command-line layer, ``pydelta serve`` neither the
-command-line layer nor the client side of sync, and the public API still
-resolves every name.
+command-line layer nor the client side of sync, the common command lines of
+the file and sync verbs run without typer (click, rich) and load only the
+library their work uses, and the public API still resolves every name.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def test_version_skips_the_cli():
         "try:\n    m.main()\nexcept SystemExit:\n    pass"
     )
     mods = _modules_after(code)
-    assert not {"typer", "click", "pydelta.cli", "pydelta.sync", "pydelta.delta"} & mods
+    assert not (TYPER_SIDE | {"pydelta._cliparse", "pydelta.sync", "pydelta.delta"}) & mods
 
 
 def test_serve_loads_only_the_serving_end():
@@ -61,6 +62,90 @@ def test_serve_loads_only_the_serving_end():
         "tqdm",
     }
     assert not unwanted & mods
+
+
+#: The command-line layer: typer and what it brings, and pydelta's typer side.
+TYPER_SIDE = {
+    "typer",
+    "click",
+    "rich",
+    "shellingham",
+    "pydelta.cli",
+    "pydelta._cli_typer",
+    "pydelta._cli_store",
+}
+
+
+def _run_main(argv: list) -> str:
+    """Code running ``pydelta ARGV`` through the script's entry point, in process."""
+    return (
+        f"import sys\nsys.argv = ['pydelta'] + {argv!r}\nimport pydelta.__main__ as m\n"
+        "try:\n    m.main()\nexcept SystemExit as e:\n    assert not e.code, e.code"
+    )
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A small file, its signature and a delta (made by the library)."""
+    import pydelta
+
+    d = tmp_path_factory.mktemp("startup")
+    (d / "old").write_bytes(os.urandom(40_000))
+    (d / "new").write_bytes((d / "old").read_bytes()[:30_000] + os.urandom(5_000))
+    pydelta.signature(str(d / "old"), str(d / "old.sig"))
+    pydelta.delta(str(d / "old.sig"), str(d / "new"), str(d / "new.delta"))
+    return d
+
+
+#: verb -> (its command line, modules its work must not load)
+FAST_LINES = {
+    "signature": (
+        ["signature", "{d}/old", "{d}/out.sig", "-q"],
+        {"pydelta.delta", "pydelta.patch", "pydelta.sync", "pydelta.store", "pydelta.info"},
+    ),
+    "delta": (
+        ["delta", "{d}/old.sig", "{d}/new", "{d}/out.delta", "-j", "1"],
+        {"pydelta.patch", "pydelta.sync", "pydelta.store", "pydelta.info"},
+    ),
+    "patch": (
+        ["patch", "{d}/old", "{d}/new.delta", "{d}/out", "--no-fsync", "-v"],
+        {"pydelta.delta", "pydelta.sync", "pydelta.store", "pydelta.info"},
+    ),
+    "info": (
+        ["info", "--json", "{d}/new.delta"],
+        {"pydelta.delta", "pydelta.patch", "pydelta.sync", "pydelta.store"},
+    ),
+}
+
+
+@pytest.mark.parametrize("verb", sorted(FAST_LINES))
+def test_common_verbs_skip_typer(verb, made):
+    line, unwanted = FAST_LINES[verb]
+    mods = _modules_after(_run_main([a.format(d=made) for a in line]))
+    assert "pydelta._cli_verbs" in mods  # the verb ran
+    assert not (TYPER_SIDE | {"tqdm"} | unwanted) & mods
+
+
+def test_sync_client_skips_typer(made):
+    # ssh is 'false': the client starts, the connection fails (exit 6); what was loaded counts
+    code = _run_main(["sync", "-e", "false", "-q", f"{made}/old", "host:/x"]).replace(
+        "assert not e.code, e.code", "assert e.code == 6, e.code"
+    )
+    mods = _modules_after(code)
+    assert "pydelta.sync.client" in mods
+    assert not (TYPER_SIDE | {"tqdm", "pydelta.store", "pydelta._cli_verbs"}) & mods
+
+
+def test_what_the_fast_path_imports_has_no_typer():
+    mods = _modules_after("import pydelta._cliparse, pydelta._cli_verbs, pydelta._cliutil")
+    assert not TYPER_SIDE & mods
+
+
+def test_typer_takes_what_the_fast_path_does_not():
+    mods = _modules_after(
+        _run_main(["info", "--no-such-option", "x"]).replace("not e.code", "e.code == 2")
+    )
+    assert {"typer", "pydelta.cli"} <= mods
 
 
 def test_cli_help_loads_no_library():

@@ -71,6 +71,7 @@ def test_push_signs_short_and_retries_a_failed_digest(sshd, tmp_path, push_hook)
     assert dst.read_bytes() == new
     assert [f.action for f in r.files] == ["updated"]
     assert push_hook["strong"] == [8, fmt.DEFAULT_STRONG_LEN]  # short, then full length
+    assert "does not match the digest" in r.files[0].message  # the report says why
     assert os.listdir(dst.parent) == ["m.bin"]  # nothing of the failed attempt left
 
 
@@ -150,6 +151,7 @@ def test_pull_retries_a_failed_digest(sshd, tmp_path, pull_hook, twice):
         assert [f.action for f in r.files] == ["updated"]
         assert here.read_bytes() == new
         assert os.listdir(here.parent) == ["m.bin"]
+        assert r.files[0].message.startswith("tried again with full-length strong sums")
     assert pull_hook["strong"] == [8, fmt.DEFAULT_STRONG_LEN]
     assert not tmp_leftovers(here.parent)
 

@@ -335,6 +335,14 @@ def ungroup16(grouped: Buffer, out: Any, start: int = 0) -> None:
         lib.pd_ungroup16(_ptr(grouped), n, dst + start)
 
 
+def lit_costs(data: Buffer) -> Tuple[int, int]:
+    """Order-0 entropy estimates (bits * 2**16) of ``data`` as it is and
+    grouped as transform 2 does: how a literal's transform is chosen."""
+    out = ffi.new("uint64_t[2]")
+    lib.pd_lit_costs(_ptr(data), _nbytes(data), out)
+    return int(out[0]), int(out[1])
+
+
 # -- content-defined chunking (cdc.c) ------------------------------------------
 
 #: Chunks reported per scan call at most.

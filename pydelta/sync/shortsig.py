@@ -79,6 +79,12 @@ def retry_reply(text: str) -> Dict[str, Any]:
     return {"ok": False, "retry": True, "error": text}
 
 
+def retried(why: Any) -> str:
+    """The report's note on a file that needed its second attempt."""
+    text = " ".join(str(why or "its result did not match its digest").split())
+    return f"tried again with full-length strong sums after: {text[:500]}"
+
+
 def put_action(reply: Dict[str, Any], peer: str, may_retry: bool) -> Optional[str]:
     """The action of a put's answer, or None: try the file again (full sums).
 
