@@ -20,7 +20,7 @@ from .._version import __version__
 from ..delta import use_compression
 from ..errors import FileAccessError, SyncError, UsageError, message
 from ..formats.literals import DEFAULT_LEVEL
-from . import compare
+from . import compare, fs
 from .bwlimit import TokenBucket, parse_rate
 from .endpoints import Endpoint, Local, Remote
 from .exchange import FileExchange
@@ -82,6 +82,10 @@ class Session(FileExchange):
         self._cache = SigCache.open(sig_cache)  # ours, when we receive (pull)
         self._closed = False
         self._bytes_done = 0  # bytes of the source's files dealt with, for progress
+        self._known = compare.Known()
+        # the local source folder's digests, hashed while the session started
+        # (sync() sets it; used by the next push of that folder, then closed)
+        self._ahead: Optional[compare.SourceDigests] = None
         ch.send_magic()
         offer = FEATURES if refine else FEATURES - {"refine"}
         ch.send_json(encode(Hello(PROTOCOL, __version__, sorted(offer), rate)))
@@ -172,9 +176,18 @@ class Session(FileExchange):
         slept0 = lim.slept if lim is not None else 0.0
         self._bytes_done = 0
         self._listed: tuple = ({}, {})  # (source, destination) entries, for annotate
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and not (push and ahead.root == src):
+            ahead.close()
+            ahead = None
+        if push and ahead is None:  # this end's digests, hashed when asked for (.compare)
+            ahead = compare.SourceDigests(src, self._threads, self._opts.links, walk=False)
+        self._known = compare.Known(ahead)
         try:
-            self._plan_and_go(s_ep, d_ep, src, dest, delete, quick, push, report)
+            self._plan_and_go(s_ep, d_ep, src, dest, delete, quick, push, report, ahead)
         finally:
+            if ahead is not None:
+                ahead.close()
             annotate(report, *self._listed, push)
             report.seconds = time.perf_counter() - t0
             report.bytes_sent = self._ch.sent - sent0
@@ -196,6 +209,7 @@ class Session(FileExchange):
         quick: bool,
         push: bool,
         report: SyncReport,
+        ahead: Optional[compare.SourceDigests] = None,
     ) -> None:
         where = "" if push else f"{self._ch.peer}:"
         s = s_ep.stat(src)
@@ -244,9 +258,18 @@ class Session(FileExchange):
         if not report.dry_run:
             d_ep.mkdir(dest)
         same: Dict[str, SyncedFile] = {}  # already the same by digest (feature "compare")
+        cmp: Optional[compare.Comparison] = None  # ... or found so as we go ("compare-ahead")
         if push and not report.dry_run and not quick and compare.FEATURE in self.features:
-            follow = self._opts.links == "copy"
-            same = compare.same_files(self._call, src, dest, entries, have, self._threads, follow)
+            cmp = self._comparison(dest, entries, have, ahead)
+            if cmp is None:
+                follow = self._opts.links == "copy"
+                same = compare.same_files(
+                    self._call, src, dest, entries, have, self._threads, follow, ahead, self._known
+                )
+        if ahead is not None and cmp is None:
+            ahead.close()  # whatever it did not finish is not needed
+        later = {e["path"] for e in cmp.cands} if cmp is not None else set()
+        first = len(report.files)
         for e in entries:
             rel = e["path"]
             if e["type"] == "other":
@@ -270,6 +293,8 @@ class Session(FileExchange):
             elif rel in same:
                 report.files.append(same[rel])
                 self._bytes_done += e["size"]
+            elif rel in later:
+                continue  # compared as the far end's digests come, below
             elif quick and same_size_and_time(e, have.get(rel)):
                 report.files.append(SyncedFile(rel, "unchanged", e["size"], message=QUICK))
                 self._bytes_done += e["size"]
@@ -279,6 +304,12 @@ class Session(FileExchange):
                 else:
                     self._pull_file(src, rel, dest, rel, e, report)
                 self._bytes_done += e["size"]
+        if cmp is not None:
+            self._compare_ahead(cmp, src, dest, report)
+            order = {e["path"]: i for i, e in enumerate(entries)}
+            report.files[first:] = sorted(
+                report.files[first:], key=lambda x: order.get(x.path.rstrip("/"), len(order))
+            )
         if delete and not report.failed:
             keep = {e["path"]: e["type"] for e in entries}
             blocked = [p + "/" for p, t in keep.items() if t != "dir"]
@@ -295,11 +326,6 @@ class Session(FileExchange):
                     report.files.append(SyncedFile(rel, "deleted"))
                 if f.error is not None:
                     report.files.append(SyncedFile(rel, "failed", message=message(f.error)))
-
-    def _call(self, msg: Dict[str, Any]) -> Dict[str, Any]:
-        """One raw request and its reply (a FAIL raises RemoteError)."""
-        self._ch.send_json(msg)
-        return self._ch.recv_json()
 
 
 class SyncClient(Session):
@@ -472,10 +498,14 @@ def sync(
     if not remote_cmd or not remote_cmd.strip():
         raise UsageError("the remote command is empty")
     # bad patterns or rates are usage errors before anything connects
-    RunOptions.make(exclude, include, links, copy_links, filter_rules)
+    run_opts = RunOptions.make(exclude, include, links, copy_links, filter_rules)
     if isinstance(bwlimit, str):
         bwlimit = parse_rate(bwlimit)
     argv = ssh_argv(ssh) + [host, f"{remote_cmd} serve"]
+    ahead = None
+    if s_host is None and not quick and not dry_run and os.path.isdir(fs.expand(s_path)):
+        # a folder push compares by content: hash ours while ssh connects (.compare)
+        ahead = compare.SourceDigests(s_path, threads, run_opts.links)
     ch = SSHChannel(argv, host, remote_cmd)
     clean = False  # the far end was told goodbye: let ssh exit by itself
     try:
@@ -491,6 +521,7 @@ def sync(
             refine=refine,
         )
         ch.started = True
+        session._ahead, ahead = ahead, None
         opts: Dict[str, Any] = dict(
             delete=delete,
             quick=quick,
@@ -513,6 +544,8 @@ def sync(
         session.close()
         clean = True
     finally:
+        if ahead is not None:
+            ahead.close()
         if clean:
             ch.finish()
         else:

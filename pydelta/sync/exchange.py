@@ -1,6 +1,7 @@
 """One file's exchange on the driving end of a sync: push (we send the
 delta against the far end's signature) and pull (we send our signature and
-patch from its delta), each with its line of the report.
+patch from its delta), each with its line of the report; and a folder push's
+files sent as a comparison by digest finds them different (.compare).
 
 :class:`FileExchange` holds these steps; :class:`~pydelta.sync.client.Session`
 (the plan) inherits them.
@@ -11,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from ..errors import RemoteError, message
 from ..results import Progress
-from . import fs, shortsig
+from . import compare, fs, shortsig
+from .compare import Known
 from .messages import FileMeta, Get, Put, encode
 from .options import RunOptions, got_stats
 from .pipeline import prehashing
@@ -39,7 +41,13 @@ class FileExchange:
     _sig_cache: bool
     _cache: Optional[SigCache]
     _bytes_done: int
+    _known: Known  #: digests of NEW the comparison computed (feature "compare")
     features: frozenset
+
+    def _call(self, msg: Dict[str, Any]) -> Dict[str, Any]:
+        """One raw request and its reply (a FAIL raises RemoteError)."""
+        self._ch.send_json(msg)
+        return self._ch.recv_json()
 
     def _file_progress(self, label: str, size: int, report: SyncReport) -> Progress:
         """The file's progress callback (bytes of it done); says "signature" at once."""
@@ -79,10 +87,11 @@ class FileExchange:
         ch = self._ch
         with self._entry(label, meta.get("size", 0), report) as entry:
             follow = self._opts.links == "copy"
-            # NEW's digest is computed while the far end signs its copy (.pipeline)
+            # NEW's digest: the comparison's (.compare), else computed while the
+            # far end signs its copy (.pipeline)
             with (
                 fs.open_source(fs.expand(local), follow=follow) as fh,
-                prehashing(fh, self._threads) as take,
+                prehashing(fh, self._threads, self._known.take(rel, fh.fileno())) as take,
             ):
                 size = os.fstat(fh.fileno()).st_size
                 # short strong sums first; once more, full-length, if the result
@@ -191,3 +200,38 @@ class FileExchange:
                     break
                 finally:
                     inc.close()
+
+    def _comparison(
+        self,
+        dest: str,
+        entries: List[Dict[str, Any]],
+        have: Dict[str, Dict[str, Any]],
+        ahead: Optional[compare.SourceDigests],
+    ) -> Optional[compare.Comparison]:
+        """Start the far end hashing the candidates (feature "compare-ahead"),
+        or None (not spoken, nothing to compare, refused)."""
+        cands = compare.candidates(entries, have)
+        if compare.AHEAD not in self.features or ahead is None or not cands:
+            return None
+        ahead.keep({e["path"] for e in cands})
+        try:
+            return compare.Comparison(self._call, dest, cands, ahead, self._known)
+        except RemoteError:
+            return None
+
+    def _compare_ahead(
+        self, cmp: compare.Comparison, src: str, dest: str, report: SyncReport
+    ) -> None:
+        """Send each candidate found different as soon as both digests for it
+        are known (the far end hashes on meanwhile), then settle the same ones."""
+        for e in cmp.different():
+            self._push_file(os.path.join(src, e["path"]), dest, e["path"], e["path"], e, report)
+            self._bytes_done += e["size"]
+        lines, refused = cmp.touch()
+        for e in cmp.cands:
+            if e["path"] in lines:
+                report.files.append(lines[e["path"]])
+                self._bytes_done += e["size"]
+        for e in refused:  # changed there since hashed: the usual exchange
+            self._push_file(os.path.join(src, e["path"]), dest, e["path"], e["path"], e, report)
+            self._bytes_done += e["size"]

@@ -46,6 +46,9 @@ FEATURES: frozenset = frozenset(
         # a folder push asks for every file's digest first, "touch"es the same
         # ones and sends only the others (see .compare)
         "compare",
+        # ... with the far end hashing in the background ("hash", then "hashed"
+        # for the digests as they come) while the different files are sent
+        "compare-ahead",
         # the receiving end's signature carries 8-byte strong sums (Put.strong_len
         # on a push); a result that fails its digest is tried once more with
         # full-length ones (see .shortsig)

@@ -94,11 +94,18 @@ def prehash(fd: int, threads: int) -> Optional[PreHash]:
 
 
 @contextlib.contextmanager
-def prehashing(fh: BinaryIO, threads: Optional[int]) -> Iterator[Callable[[], Any]]:
+def prehashing(
+    fh: BinaryIO, threads: Optional[int], known: Optional[bytes] = None
+) -> Iterator[Callable[[], Any]]:
     """``with prehashing(fh, threads) as take:`` - hash the open file from its
     start while the block runs; once the signature is in, ``take()`` gives
     what to pass as the scan's ``digest`` (see :meth:`PreHash.take`; None
-    with one thread). The thread is stopped when the block ends."""
+    with one thread). The thread is stopped when the block ends. ``known``:
+    the file's digest, already computed (of this very file state): nothing
+    is hashed, ``take()`` hands it over."""
+    if known is not None:
+        yield lambda: lambda: known
+        return
     pre = prehash(fh.fileno(), resolve_threads(threads))
     try:
         yield pre.take if pre is not None else (lambda: None)

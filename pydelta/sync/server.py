@@ -35,8 +35,13 @@ from .sigcache import SigCache
 from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
 
-#: The requests of feature "compare" (.compare): op -> handler.
-COMPARE_OPS = {"digests": compare.serve_digests, "touch": compare.serve_touch}
+#: The requests of features "compare" and "compare-ahead" (.compare): op -> (feature, handler).
+COMPARE_OPS = {
+    "digests": (compare.FEATURE, compare.serve_digests),
+    "touch": (compare.FEATURE, compare.serve_touch),
+    "hash": (compare.AHEAD, compare.serve_hash),
+    "hashed": (compare.AHEAD, compare.serve_hashed),
+}
 
 
 class Server:
@@ -61,6 +66,12 @@ class Server:
         self.digests = compare.Digests(threads)  # folder pushes (feature "compare")
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.digests.close()  # background hashing (feature "compare-ahead")
+
+    def _run(self) -> None:
         ch = self.ch
         ch.send_magic()
         ch.expect_magic()
@@ -92,8 +103,8 @@ class Server:
             op = raw.get("op")
             try:
                 with Failed() as f:  # the handlers fail this way only before their first reply
-                    if op in COMPARE_OPS and compare.FEATURE in self.features:
-                        ch.send_json(COMPARE_OPS[op](self.digests, raw))
+                    if op in COMPARE_OPS and COMPARE_OPS[op][0] in self.features:
+                        ch.send_json(COMPARE_OPS[op][1](self.digests, raw))
                         continue
                     req: Request = decode(raw)
                     if isinstance(req, Bye):
