@@ -49,6 +49,11 @@ pd_blake3 *pd_blake3_copy(const pd_blake3 *h);
 void pd_blake3_free(pd_blake3 *h);
 void pd_blake3_reset(pd_blake3 *h);
 void pd_blake3_update(pd_blake3 *h, const uint8_t *data, size_t len);
+/* pd_blake3_update with the whole 1 MiB subtrees of data hashed on up to
+ * `threads` threads (the calling one among them): the same state, so the
+ * same digest, for any length and thread count. */
+void pd_blake3_update_par(pd_blake3 *h, const uint8_t *data, size_t len,
+                          unsigned threads);
 /* Extendable output: any out_len; does not change the state. */
 void pd_blake3_final(const pd_blake3 *h, uint8_t *out, size_t out_len);
 /* One-shot hash of data into out_len bytes. */
@@ -195,6 +200,9 @@ int pd_sink_finish(pd_sink *s, uint64_t *size, uint8_t *digest);
  * first write. PD_OK, PD_ERR_PARAM or PD_ERR_NOMEM. */
 int pd_sink_sign(pd_sink *s, uint32_t block_len, uint32_t strong_len,
                  size_t limit, int own_thread);
+/* Hash the digest on up to `threads` threads (tree-parallel, the same
+ * digest); default 1. Call before the first write. PD_OK or PD_ERR_PARAM. */
+int pd_sink_hash_threads(pd_sink *s, unsigned threads);
 /* After pd_sink_finish: the signature entries (*len bytes), or NULL when
  * not asked, past the limit, or a write or read-back failed. Valid until
  * pd_sink_free. */
