@@ -59,8 +59,10 @@ CASES: List[Tuple[str, List[str], Optional[int]]] = [
     ("delta --help (typer)", ["delta", "--help"], None),
 ]
 
+STDLIB = frozenset(getattr(sys, "stdlib_module_names", ()))
+
 #: import-time categories, in the order shown
-GROUPS = ("site", "typer/click/rich", "pydelta CLI", "pydelta library", "stdlib + deps")
+GROUPS = ("python start", "typer/click/rich", "pydelta CLI", "pydelta library", "stdlib", "deps")
 
 
 def _cpu() -> float:
@@ -116,9 +118,7 @@ def serve_once(script: str, args: List[str], cwd: str) -> Tuple[float, float]:
     return wall, _cpu() - before
 
 
-def _group(name: str, in_site: bool) -> str:
-    if in_site:
-        return "site"
+def _group(name: str) -> str:
     top = name.split(".")[0]
     if top in ("typer", "click", "rich", "shellingham", "pygments", "markdown_it", "mdurl"):
         return "typer/click/rich"
@@ -126,11 +126,17 @@ def _group(name: str, in_site: bool) -> str:
         return "pydelta CLI"
     if top == "pydelta":
         return "pydelta library"
-    return "stdlib + deps"
+    if top in STDLIB or (top.startswith("_") and top != "_cffi_backend"):
+        return "stdlib"
+    return "deps"
 
 
-def import_split(script: str, args: List[str], cwd: str) -> Dict[str, float]:
-    """Self import time (ms) per group for one ``pydelta ARGS`` (``-X importtime``)."""
+def import_split(
+    script: str, args: List[str], cwd: str
+) -> Tuple[Dict[str, float], Dict[str, float]]:
+    """Self import time (ms) per group for one ``pydelta ARGS`` (``-X importtime``),
+    and per module. "python start" is everything imported before pydelta's first
+    module (the interpreter's own start, site, an editable install's finder)."""
     proc = subprocess.run(
         [script, *args],
         stdin=subprocess.DEVNULL,
@@ -142,7 +148,9 @@ def import_split(script: str, args: List[str], cwd: str) -> Dict[str, float]:
         check=False,
     )
     split = dict.fromkeys(GROUPS, 0.0)
+    per_module: Dict[str, float] = {}
     pending: List[Tuple[str, int]] = []  # a top-level import's subtree comes before it
+    started = False
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "imported package" in line:
             continue
@@ -152,11 +160,13 @@ def import_split(script: str, args: List[str], cwd: str) -> Dict[str, float]:
         depth = (len(name) - len(name.lstrip())) // 2
         pending.append((name.strip(), int(self_us)))
         if depth <= 0:
-            in_site = name.strip() == "site"
+            started = started or name.strip().startswith("pydelta")
             for mod, us in pending:
-                split[_group(mod, in_site)] += us / 1000
+                split[_group(mod) if started else "python start"] += us / 1000
+                if started:
+                    per_module[mod] = per_module.get(mod, 0.0) + us / 1000
             pending = []
-    return split
+    return split, per_module
 
 
 def build_installed(work: str) -> str:
@@ -245,10 +255,14 @@ def main() -> None:
                     times.setdefault((label, kind), []).append(once(script, args, cwd))
         first = next(iter(scripts.values()))
         splits: Dict[str, Dict[str, float]] = {}
+        biggest: Dict[str, List[Tuple[str, float]]] = {}
         for label, args, _t in CASES:
             if args != ["serve"]:
                 runs = [import_split(first, args, cwd) for _ in range(5)]
-                splits[label] = {g: statistics.median(s[g] for s in runs) for g in GROUPS}
+                splits[label] = {g: statistics.median(s[g] for s, _ in runs) for g in GROUPS}
+                mods = {m for _, per in runs for m in per}
+                med = {m: statistics.median(per.get(m, 0.0) for _, per in runs) for m in mods}
+                biggest[label] = sorted(med.items(), key=lambda kv: -kv[1])[:6]
         load1 = os.getloadavg()
         typer_v = version_of(os.path.join(os.path.dirname(first), "python"), "typer")
     kinds = list(scripts)
@@ -278,7 +292,8 @@ def main() -> None:
     out += [
         "",
         f"Import time by group ({kinds[0]}, `python -X importtime`, self ms summed, "
-        "median of 5 runs; importtime's own overhead included):",
+        "median of 5 runs; importtime's own overhead included; 'python start' is what "
+        "Python imports before pydelta's first module):",
         "",
         "| command | " + " | ".join(GROUPS) + " | total |",
         "|---|" + "---|" * (len(GROUPS) + 1),
@@ -290,6 +305,9 @@ def main() -> None:
             + " | ".join(f"{split[g]:.1f}" for g in GROUPS)
             + f" | {total:.1f} |"
         )
+    out += ["", "Largest self import times after Python's start (ms, same runs):", ""]
+    for label, top in biggest.items():
+        out.append(f"- pydelta {label}: " + ", ".join(f"{m} {ms:.1f}" for m, ms in top))
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     if opts.out:

@@ -485,3 +485,151 @@ const char *pd_blake3_impl(void)
 {
     return b3_impl_names[b3_impl()];
 }
+
+/* ---- tree-parallel update ------------------------------------------------
+ *
+ * BLAKE3's tree lets aligned power-of-two subtrees be hashed independently:
+ * the CV of a subtree that is not the root depends only on its chunks and
+ * their numbers. pd_blake3_update_par cuts the middle of its input into
+ * subtrees of B3_PAR_CHUNKS chunks, aligned in the chunk numbering, has
+ * threads compute each subtree's two halves' CVs, and pushes those onto the
+ * stack in order, exactly as pd_blake3_update pushes the halves of the
+ * subtrees it hashes itself (the subtree's own node is merged lazily, so
+ * the last one may still be the root). The bytes before the first aligned
+ * subtree and after the last go through pd_blake3_update. The state after
+ * it is the one pd_blake3_update would leave, so the digest is the same
+ * for every length and any thread count.
+ */
+
+#include <pthread.h>
+
+enum {
+    B3_PAR_CHUNKS = 1024, /* chunks per parallel subtree (1 MiB) */
+    B3_PAR_BATCH = 64,    /* subtrees per round of threads */
+    B3_PAR_THREADS = 16   /* most threads used */
+};
+
+/* The CV of the n-chunk subtree at in (n a power of two, counter a
+ * multiple of n), which must not be the root. */
+static void subtree_cv(const uint8_t *in, size_t n, const uint32_t key[8],
+                       uint64_t counter, uint8_t flags, uint32_t cv[8])
+{
+    uint32_t halves[2][8];
+    if (n <= B3_MAX_SUBTREE) {
+        if (hash_subtree(in, n, key, counter, flags, halves) == 1) {
+            memcpy(cv, halves[0], sizeof halves[0]);
+            return;
+        }
+    } else {
+        size_t half = n / 2;
+        subtree_cv(in, half, key, counter, flags, halves[0]);
+        subtree_cv(in + half * B3_CHUNK_LEN, half, key, counter + half, flags,
+                   halves[1]);
+    }
+    b3_output o;
+    parent_output(halves[0], halves[1], key, flags, &o);
+    output_cv(&o, cv);
+}
+
+/* A batch of subtrees shared by threads: each takes the next one not yet
+ * taken, so a thread that gets less CPU (a loaded machine) does less of
+ * the batch instead of holding up the others. */
+typedef struct {
+    const uint8_t *in; /* the batch's first subtree */
+    const uint32_t *key;
+    uint64_t counter; /* chunk number of the batch's first subtree */
+    uint8_t flags;
+    size_t n;              /* subtrees in the batch */
+    size_t next;           /* the next one to take (atomic) */
+    uint32_t (*cvs)[2][8]; /* per subtree: its halves' CVs */
+} b3_par_batch;
+
+static void *par_batch_work(void *arg)
+{
+    b3_par_batch *b = arg;
+    const size_t half = B3_PAR_CHUNKS / 2;
+    for (;;) {
+        size_t i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED);
+        if (i >= b->n)
+            break;
+        const uint8_t *p = b->in + i * (size_t)B3_PAR_CHUNKS * B3_CHUNK_LEN;
+        uint64_t c = b->counter + (uint64_t)i * B3_PAR_CHUNKS;
+        subtree_cv(p, half, b->key, c, b->flags, b->cvs[i][0]);
+        subtree_cv(p + half * B3_CHUNK_LEN, half, b->key, c + half, b->flags,
+                   b->cvs[i][1]);
+    }
+    return NULL;
+}
+
+/* Hash n whole subtrees of B3_PAR_CHUNKS chunks at in (the hasher's chunk
+ * state empty, its counter a multiple of B3_PAR_CHUNKS) on up to threads
+ * threads (the caller one of them), and push their halves in order. */
+static void par_batch(pd_blake3 *h, const uint8_t *in, size_t n,
+                      unsigned threads)
+{
+    uint32_t cvs[B3_PAR_BATCH][2][8];
+    pthread_t th[B3_PAR_THREADS];
+    unsigned started = 0;
+    b3_par_batch b = {in, h->key, h->chunk.counter, h->chunk.flags, n, 0, cvs};
+    if (threads > n)
+        threads = (unsigned)n;
+    /* a helper that cannot be started leaves its share to the others */
+    while (started + 1 < threads &&
+           pthread_create(&th[started], NULL, par_batch_work, &b) == 0)
+        started++;
+    par_batch_work(&b);
+    for (unsigned t = 0; t < started; t++)
+        pthread_join(th[t], NULL);
+    uint64_t counter = h->chunk.counter;
+    for (size_t i = 0; i < n; i++) {
+        push_cv(h, cvs[i][0], counter);
+        push_cv(h, cvs[i][1], counter + B3_PAR_CHUNKS / 2);
+        counter += B3_PAR_CHUNKS;
+    }
+    h->chunk.counter = counter;
+}
+
+/* A chunk pd_blake3_update filled and kept (the input might have ended
+ * there) when more input follows: it is not the root, so finish it. */
+static void flush_full_chunk(pd_blake3 *h)
+{
+    if (chunk_len(&h->chunk) < B3_CHUNK_LEN)
+        return;
+    uint32_t cv[8];
+    b3_output o;
+    chunk_output(&h->chunk, &o);
+    output_cv(&o, cv);
+    push_cv(h, cv, h->chunk.counter);
+    chunk_init(&h->chunk, h->key, h->chunk.counter + 1, h->chunk.flags);
+}
+
+void pd_blake3_update_par(pd_blake3 *h, const uint8_t *data, size_t len,
+                          unsigned threads)
+{
+    const size_t sub = (size_t)B3_PAR_CHUNKS * B3_CHUNK_LEN;
+    if (threads > B3_PAR_THREADS)
+        threads = B3_PAR_THREADS;
+    if (threads < 2 || len < 2 * sub) {
+        pd_blake3_update(h, data, len);
+        return;
+    }
+    /* up to the next subtree boundary, one by one */
+    flush_full_chunk(h);
+    uint64_t done = h->chunk.counter * B3_CHUNK_LEN + chunk_len(&h->chunk);
+    size_t head = (size_t)((sub - done % sub) % sub);
+    if (head) {
+        pd_blake3_update(h, data, head);
+        data += head;
+        len -= head;
+        flush_full_chunk(h);
+    }
+    while (len >= sub) {
+        size_t n = len / sub;
+        if (n > B3_PAR_BATCH)
+            n = B3_PAR_BATCH;
+        par_batch(h, data, n, threads);
+        data += n * sub;
+        len -= n * sub;
+    }
+    pd_blake3_update(h, data, len);
+}

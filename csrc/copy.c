@@ -18,6 +18,10 @@
  * hashing the produced stream. Without the thread (it could not be
  * started) each write is read back and hashed inline.
  *
+ * With pd_sink_hash_threads the digest's whole 1 MiB subtrees are hashed
+ * on several threads (pd_blake3_update_par): the digest is one BLAKE3
+ * pass over the whole result, on the patch's critical path.
+ *
  * On request (pd_sink_sign) the same read-back also makes the block
  * signature of the result, entry for entry what pd_sig_blocks makes over
  * the whole file (the weak sum and truncated BLAKE3 of every block_len
@@ -89,6 +93,7 @@ struct pd_sink {
     sink_signer *sg;  /* the result's signature (NULL: not asked) */
     sink_reader rd[2]; /* rd[0]: the digest; rd[1]: the signature's own */
     int nrd;
+    unsigned hthreads; /* threads hashing the digest (tree-parallel) */
     uint64_t avail;   /* bytes the readers may read back */
     int closing;      /* no more writes */
     int finished;     /* pd_sink_finish ran */
@@ -186,11 +191,18 @@ static void sign_free(sink_signer *g)
 
 /* ---- reading the output back -------------------------------------------- */
 
-/* Give out[..] read back to the reader's jobs, a piece at a time so the
- * second job finds the piece still in the CPU's cache. */
+/* Give out[..] read back to the reader's jobs: the digest tree-parallel
+ * on the sink's hash threads, if it has more than one; otherwise a piece
+ * at a time, so the second job finds the piece still in the CPU's cache. */
 static void consume(pd_sink *s, const sink_reader *r, const uint8_t *p,
                     size_t n)
 {
+    if (r->digest && s->hthreads > 1) {
+        pd_blake3_update_par(s->h, p, n, s->hthreads);
+        if (r->sign)
+            sign_feed(s->sg, p, n);
+        return;
+    }
     while (n) {
         size_t k = n < SINK_PIECE ? n : SINK_PIECE;
         if (r->digest)
@@ -217,9 +229,11 @@ static int read_mapped(pd_sink *s, sink_reader *r, uint64_t *done,
     while (*done < end) {
         uint64_t at = s->start + *done;
         uint64_t base = at - at % (uint64_t)page;
+        /* mappings end on multiples of SINK_MAP in the result, so the
+         * digest's parallel subtrees are seldom cut */
         uint64_t want = end - *done;
-        if (want > SINK_MAP)
-            want = SINK_MAP;
+        if (want > SINK_MAP - *done % SINK_MAP)
+            want = SINK_MAP - *done % SINK_MAP;
         size_t len = (size_t)(at - base + want);
         void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, s->fd,
                        (off_t)base);
@@ -374,6 +388,16 @@ int pd_sink_sign(pd_sink *s, uint32_t block_len, uint32_t strong_len,
     /* on the digest's reader (no own thread, or it could not start) */
     pthread_mutex_lock(&s->mu);
     s->rd[0].sign = 1;
+    pthread_mutex_unlock(&s->mu);
+    return PD_OK;
+}
+
+int pd_sink_hash_threads(pd_sink *s, unsigned threads)
+{
+    if (s->pos || s->closing || threads == 0)
+        return PD_ERR_PARAM;
+    pthread_mutex_lock(&s->mu);
+    s->hthreads = threads;
     pthread_mutex_unlock(&s->mu);
     return PD_OK;
 }

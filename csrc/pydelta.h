@@ -49,6 +49,11 @@ pd_blake3 *pd_blake3_copy(const pd_blake3 *h);
 void pd_blake3_free(pd_blake3 *h);
 void pd_blake3_reset(pd_blake3 *h);
 void pd_blake3_update(pd_blake3 *h, const uint8_t *data, size_t len);
+/* pd_blake3_update with the whole 1 MiB subtrees of data hashed on up to
+ * `threads` threads (the calling one among them): the same state, so the
+ * same digest, for any length and thread count. */
+void pd_blake3_update_par(pd_blake3 *h, const uint8_t *data, size_t len,
+                          unsigned threads);
 /* Extendable output: any out_len; does not change the state. */
 void pd_blake3_final(const pd_blake3 *h, uint8_t *out, size_t out_len);
 /* One-shot hash of data into out_len bytes. */
@@ -195,6 +200,9 @@ int pd_sink_finish(pd_sink *s, uint64_t *size, uint8_t *digest);
  * first write. PD_OK, PD_ERR_PARAM or PD_ERR_NOMEM. */
 int pd_sink_sign(pd_sink *s, uint32_t block_len, uint32_t strong_len,
                  size_t limit, int own_thread);
+/* Hash the digest on up to `threads` threads (tree-parallel, the same
+ * digest); default 1. Call before the first write. PD_OK or PD_ERR_PARAM. */
+int pd_sink_hash_threads(pd_sink *s, unsigned threads);
 /* After pd_sink_finish: the signature entries (*len bytes), or NULL when
  * not asked, past the limit, or a write or read-back failed. Valid until
  * pd_sink_free. */
@@ -346,3 +354,16 @@ void pd_cdc_gear(uint64_t *out);
  * offsets; pd_ungroup16 undoes it. src and dst must not overlap. */
 void pd_group16(const uint8_t *src, size_t n, uint8_t *dst);
 void pd_ungroup16(const uint8_t *src, size_t n, uint8_t *dst);
+
+/* Order-0 entropy estimates of a sample of buf[0, n) for choosing a
+ * literal's transform, in bits * 2^16: costs[0] of the bytes as they are,
+ * costs[1] of the two streams of transform 2 (even offsets, odd offsets).
+ * The sample: the first PD_LIT_COSTS_LINE bytes of every
+ * PD_LIT_COSTS_STRIDE * PD_LIT_COSTS_LINE, within the first
+ * PD_LIT_COSTS_MAX bytes. Integer arithmetic only (the same everywhere). */
+enum {
+    PD_LIT_COSTS_MAX = 1073741824,
+    PD_LIT_COSTS_LINE = 64,
+    PD_LIT_COSTS_STRIDE = 4
+};
+void pd_lit_costs(const uint8_t *buf, size_t n, uint64_t costs[2]);

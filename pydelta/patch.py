@@ -16,6 +16,7 @@ import warnings
 from typing import BinaryIO, Optional, Tuple, Union
 
 from ._io import AtomicFile, Source, StreamSink, is_path, open_input, open_output, readinto
+from ._threads import resolve_threads
 from .backends import backend, rdiff_kernels
 from .errors import (
     DONE,
@@ -222,6 +223,7 @@ class Patcher:
             self._direct_at,
             copy_range=os.environ.get(COPY_RANGE_ENV, "1") != "0",
             writeback=self._fsync,
+            hash_threads=resolve_threads(None),  # the digest is on the critical path
         )
         if self._sign is not None:
             block_len, strong_len, limit = self._sign

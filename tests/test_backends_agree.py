@@ -778,3 +778,29 @@ def test_group16_kernels_agree(n):
         if n:
             with pytest.raises(ValueError):
                 k.ungroup16(want, bytearray(n + 4), 5)  # one byte short
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 63, 64, 65, 255, 256, 257, 321, 4097, 262145])
+def test_lit_costs_kernels_agree(n):
+    """The order-0 estimates that choose a literal's transform: identical
+    integers from both kernels, close to the entropy of the sample (the
+    first 64 bytes of every 256) as it is and split into even/odd bytes."""
+    import collections
+    import math
+
+    rng = random.Random(n)
+    # skewed high bytes, uniform low bytes: like float16 weights
+    data = bytes(rng.getrandbits(8) if i % 2 == 0 else 60 + rng.getrandbits(3) for i in range(n))
+    got = C.lit_costs(data)
+    assert N.lit_costs(data) == got
+    sample = b"".join(data[a : a + 64] for a in range(0, n, 256))
+
+    def bits(b: bytes) -> float:
+        return (
+            sum(-k * math.log2(k / len(b)) for k in collections.Counter(b).values()) if b else 0.0
+        )
+
+    want = (bits(sample), bits(sample[0::2]) + bits(sample[1::2]))
+    for g, w in zip(got, want):
+        assert abs(g / 65536 - w) <= len(sample) / 65536 + 1e-6
+    assert got[1] <= got[0]

@@ -788,3 +788,30 @@ def test_cli(small, tmp_path, capsys):
     assert "compressed literal instructions  2" in out
     assert run("info", str(d / "p")) in (0, None)
     assert "compressed" not in capsys.readouterr().out
+
+
+def test_transform_choice_by_estimate():
+    """Model-like bytes (skewed high bytes) are compressed grouped only;
+    bytes whose halves look alike (text, random) try both transforms."""
+    import random as _random
+
+    rng = _random.Random(5)
+    weights = bytes(
+        rng.getrandbits(8) if i % 2 == 0 else 60 + rng.getrandbits(3) for i in range(1 << 18)
+    )
+    text = (b"the quick brown fox jumps over the lazy dog %d\n" * 2000)[: 1 << 16]
+    noise = rand_bytes(1 << 16, 9)
+    comp = lits.Compressor()
+    both = tuple(lits.TRANSFORMS)
+    assert comp._candidates(weights) == (2,)
+    assert comp._candidates(text) == both and comp._candidates(noise) == both
+    assert comp._candidates(weights[: lits.PICK_MIN - 1]) == both
+    # on such data the grouping is the smaller frame (zstd gives each half
+    # its own entropy tables once they fill separate 128 KiB blocks)
+    t, frame = comp.best(weights)
+    assert t == 2 and len(frame) < 0.9 * len(_frame_of(weights, 1))
+
+
+def _frame_of(data: bytes, transform: int) -> bytes:
+    c = lits.Compressor()
+    return c._cctx().compress(data if transform == 1 else bytes(lits.group16(data)))

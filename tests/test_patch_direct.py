@@ -290,3 +290,62 @@ def test_failed_patch_has_no_signature(pair):
         p.write(bytes(delta))
         p.close()
     assert p.signature is None
+
+
+# -- the tree-parallel digest (pd_blake3_update_par, the sink's hash threads) --
+
+MIB = 1 << 20
+TREE_LENGTHS = [0, 1, 1023, 1024, 1025, 2047, MIB - 1, MIB, MIB + 1, 2 * MIB - 1, 2 * MIB]
+TREE_LENGTHS += [2 * MIB + 1, 3 * MIB + 517, 4 * MIB - 1024, 4 * MIB + 1023, 5 * MIB + 12345]
+
+
+@pytest.fixture(scope="module")
+def tree_data():
+    return random.Random(13).randbytes(TREE_LENGTHS[-1])
+
+
+@pytest.mark.parametrize("n", TREE_LENGTHS)
+def test_tree_parallel_digest_equals_one_thread(tree_data, n):
+    want = C.blake3_digest(tree_data[:n])
+    for threads in (2, 3, 16, 1000):  # (more than it uses: capped)
+        h = C.Blake3()
+        h.update(tree_data[:n], threads=threads)
+        assert h.digest() == want, threads
+    # after a first update that ends anywhere: a kept chunk, an unaligned start
+    for cut in (1, 1000, 1024, 3072, MIB - 1, MIB, MIB + 7):
+        if cut <= n:
+            h = C.Blake3()
+            h.update(tree_data[:cut])
+            h.update(tree_data[cut:n], threads=2)
+            assert h.digest() == want, cut
+
+
+def test_tree_parallel_digest_over_many_batches():
+    """More subtrees than one round of threads takes (64 MiB), odd length."""
+    data = random.Random(14).randbytes(65 * MIB + 3)
+    h = C.Blake3()
+    h.update(data, threads=2)
+    assert h.digest() == C.blake3_digest(data)
+
+
+@pytest.mark.parametrize("hash_threads", [2, 5])
+def test_sink_digest_on_several_threads(tmp_path, hash_threads):
+    """A result of many MiB through the sink, published in odd pieces."""
+    r = random.Random(hash_threads)
+    new = r.randbytes(9 * MIB + 333)
+    (tmp_path / "old").write_bytes(new[: 4 * MIB])
+    sig = pydelta.signature(io.BytesIO(new[: 4 * MIB]), block_size=4096)
+    delta = pydelta.delta(sig, io.BytesIO(new), compress=False)
+    head = fmt.DELTA_HEADER.size
+    with open(tmp_path / "old", "rb") as old, open(tmp_path / "out", "w+b") as out:
+        job = C.PatchJob(old.fileno(), 4 * MIB)
+        sink = C.Sink(out.fileno(), hash_threads=hash_threads)
+        job.attach(sink)
+        rest = delta[head:]
+        while True:
+            rc, used, _ = job.step(rest, 0, len(rest), bytearray(r.randrange(1000, 300_000)))
+            rest = rest[used:]
+            if rc == C.DONE:
+                break
+        ok, size, digest = sink.finish()
+    assert ok and size == len(new) and digest == C.blake3_digest(new)

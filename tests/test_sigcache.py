@@ -296,3 +296,18 @@ def test_over_ssh_a_pulled_file_is_signed_for_the_next_sync(sshd, tmp_path, monk
     assert pull().files[0].action == "updated" and dest.read_bytes() == old
     (entry,) = aged
     assert entry.stat().st_mtime_ns > aged[entry]
+
+
+def test_unchanged_file_verified_in_place_and_re_keyed(tmp_path, monkeypatch):
+    """An identical file of several MiB (its digest hashed tree-parallel): left
+    as it is, and its entry kept under the ctime the sync gave it."""
+    monkeypatch.setattr(sigcache, "MIN_FILE", SMALL)
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setenv("PYDELTA_SIG_CACHE", str(cache_dir))
+    data = rand_bytes((5 << 20) + 3, 41)
+    src = write(tmp_path / "src" / "m.bin", data)
+    dest = write(tmp_path / "dest" / "m.bin", data)
+    ino = os.stat(dest).st_ino
+    r, cache = _pull(tmp_path, src, dest)
+    assert r.files[0].action == "unchanged" and dest.read_bytes() == data
+    assert os.stat(dest).st_ino == ino and cached(cache_dir, dest) == sig_of(dest)

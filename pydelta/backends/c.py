@@ -54,9 +54,13 @@ class Blake3:
         if data:
             self.update(data)
 
-    def update(self, data: Buffer, /) -> None:
-        """Hash more bytes."""
-        lib.pd_blake3_update(self._h, _ptr(data), _nbytes(data))
+    def update(self, data: Buffer, /, *, threads: int = 1) -> None:
+        """Hash more bytes; ``threads`` > 1 hashes their whole 1 MiB subtrees
+        on that many threads (the same digest)."""
+        if threads > 1:
+            lib.pd_blake3_update_par(self._h, _ptr(data), _nbytes(data), threads)
+        else:
+            lib.pd_blake3_update(self._h, _ptr(data), _nbytes(data))
 
     def digest(self, length: int = 32) -> bytes:
         """The digest of everything so far (any length: BLAKE3 is an XOF)."""
@@ -182,6 +186,7 @@ class Sink:
         writeback: start writeback as it goes (an fsync follows).
         thread: hash on a second thread (False: on the writing one).
         mapped: read the output back through a mapping (False: pread).
+        hash_threads: threads hashing the digest (tree-parallel, same digest).
     """
 
     def __init__(
@@ -193,6 +198,7 @@ class Sink:
         writeback: bool = False,
         thread: bool = True,
         mapped: bool = True,
+        hash_threads: int = 1,
     ) -> None:
         flags = (0 if copy_range else lib.PD_SINK_NO_CFR) | (
             lib.PD_SINK_WRITEBACK if writeback else 0
@@ -202,6 +208,8 @@ class Sink:
         if s == ffi.NULL:
             raise MemoryError("cannot allocate the output sink")
         self._s = ffi.gc(s, lib.pd_sink_free)
+        if hash_threads > 1:
+            lib.pd_sink_hash_threads(self._s, hash_threads)
         self._final: Optional[Tuple[bool, int, bytes]] = None
 
     def finish(self) -> Tuple[bool, int, bytes]:
@@ -325,6 +333,14 @@ def ungroup16(grouped: Buffer, out: Any, start: int = 0) -> None:
         raise ValueError("ungroup16: the output buffer is too short")
     if n:
         lib.pd_ungroup16(_ptr(grouped), n, dst + start)
+
+
+def lit_costs(data: Buffer) -> Tuple[int, int]:
+    """Order-0 entropy estimates (bits * 2**16) of ``data`` as it is and
+    grouped as transform 2 does: how a literal's transform is chosen."""
+    out = ffi.new("uint64_t[2]")
+    lib.pd_lit_costs(_ptr(data), _nbytes(data), out)
+    return int(out[0]), int(out[1])
 
 
 # -- content-defined chunking (cdc.c) ------------------------------------------

@@ -57,6 +57,11 @@ MIN_SAVING = 0.03
 DEFAULT_LEVEL = 1
 MIN_LEVEL = 1
 MAX_LEVEL = 22
+#: Literals of at least this many bytes try only the grouping when its
+#: order-0 entropy estimate is lower by more than PICK_MARGIN_Q16 / 2**16
+#: bits a byte (Compressor._candidates).
+PICK_MIN = 16384
+PICK_MARGIN_Q16 = 6554  # 0.1 bit a byte
 #: The 4 bytes every zstd frame starts with.
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 #: Transforms the writer tries (bench/compress_bench.py narrows this to compare).
@@ -126,13 +131,29 @@ class Compressor:
             )
         return c
 
+    def _candidates(self, data: bytes) -> Tuple[int, ...]:
+        """The transforms worth trying on ``data``. Splitting bytes into two
+        streams never raises their order-0 entropy, so the grouping (2) is
+        tried alone when it lowers the estimate by more than PICK_MARGIN_Q16
+        (model weights: ~0.6 bit a byte, half the compression work), and
+        both are tried otherwise (text, random bytes: LZ matches decide). The
+        estimates are integer arithmetic: the choice, and so the delta, is
+        the same on every machine."""
+        ts = self.transforms
+        if len(data) < PICK_MIN or set(ts) != {fmt.Z_ZSTD, fmt.Z_ZSTD_GROUP16}:
+            return ts
+        plain, grouped = backend.lit_costs(data)
+        if grouped + len(data) * PICK_MARGIN_Q16 < plain:
+            return (fmt.Z_ZSTD_GROUP16,)
+        return ts
+
     def best(self, data: bytes) -> Tuple[int, bytes]:
         """(transform, frame): the smallest zstd frame of ``data`` over the
         transforms (a tie goes to the first). Also the model store's chunk
         codec (its codecs are these transforms' numbers)."""
         cctx = self._cctx()
         best, transform = b"", 0
-        for t in self.transforms:
+        for t in self._candidates(data):
             frame = cctx.compress(data if t == fmt.Z_ZSTD else group16(data))
             if not transform or len(frame) < len(best):
                 best, transform = frame, t

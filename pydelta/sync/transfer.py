@@ -305,6 +305,7 @@ class Incoming:
         if want is None:
             return False
         hasher = backend.Blake3()
+        nthreads = resolve_threads(self._threads)
         buf = bytearray(8 << 20)
         view = memoryview(buf)
         self.basis.seek(0)
@@ -313,7 +314,7 @@ class Incoming:
             n = self.basis.readinto(view)
             if not n:
                 return False
-            hasher.update(view[:n])
+            hasher.update(view[:n], threads=nthreads)  # tree-parallel: the same digest
             off += n
             if self.progress is not None:
                 self.progress(off)

@@ -27,7 +27,7 @@ from .delta import DeltaJob
 from .patch import PatchJob
 from .signature import sig_blocks
 from .sigtable import SigTable, set_table_key
-from .transform import group16, ungroup16
+from .transform import group16, lit_costs, ungroup16
 from .weaksum import weak, weak_rolling
 
 __all__ = [
@@ -60,4 +60,5 @@ __all__ = [
     "cdc_gear",
     "group16",
     "ungroup16",
+    "lit_costs",
 ]

@@ -471,8 +471,8 @@ class Blake3:
         if data:
             self.update(data)
 
-    def update(self, data: Buffer, /) -> None:
-        """Hash more bytes."""
+    def update(self, data: Buffer, /, *, threads: int = 1) -> None:
+        """Hash more bytes (``threads``: as the C backend's; here one thread)."""
         a = _ro(data)
         if a.size:
             _k_b3_update(self._hw, self._hb, self._hs, a, 0, a.size)
