@@ -50,10 +50,11 @@ DIRECT_ENV = "PYDELTA_PATCH_DIRECT"
 COPY_RANGE_ENV = "PYDELTA_COPY_RANGE"
 
 #: Whether the result's signature (``Patcher(sign=...)``) is read back on a
-#: thread of its own (True) or on the digest's thread (False). Signing costs
-#: about as much CPU as the digest; on its own thread the two run side by side
-#: (bench/patch_sign_bench.py).
-SIGN_THREAD = True
+#: thread of its own (True) or on the digest's reader (False). Signing costs
+#: about twice the digest's CPU (the weak sum and BLAKE3 of every block); on
+#: 2 cores the third reader (its own mapping of every range) came out slower:
+#: bench/results/patch_sign_bench.md.
+SIGN_THREAD = False
 #: Threads hashing the result's digest where the job writes the file itself
 #: (tree-parallel, the same digest; None: all cores).
 HASH_THREADS: Optional[int] = None
