@@ -48,6 +48,7 @@ def test_version_skips_the_cli():
     )
     mods = _modules_after(code)
     assert not (TYPER_SIDE | {"pydelta._cliparse", "pydelta.sync", "pydelta.delta"}) & mods
+    assert "logging" not in mods  # the backend logs only when it first falls back
 
 
 def test_serve_loads_only_the_serving_end():

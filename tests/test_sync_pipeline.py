@@ -11,6 +11,7 @@ import os
 import signal
 import stat
 import subprocess
+import threading
 
 import pytest
 from conftest import rand_bytes
@@ -306,3 +307,18 @@ def test_known_digest_only_for_the_same_file_state(tmp_path):
     finally:
         ahead.close()
     assert ahead.get("nothing/there") is None
+
+
+def test_hashing_ahead_runs_at_a_lower_priority(tmp_path):
+    """The threads that hash ahead yield the cores to the transfer they overlap."""
+    write(tmp_path / "s/a.bin", b"a")
+    ahead = compare.SourceDigests(str(tmp_path / "s"), 1)
+    try:
+        nice = ahead._pool.submit(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        ).result()
+    finally:
+        ahead.close()
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert nice == compare.BACKGROUND_NICE != here
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here

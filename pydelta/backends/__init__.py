@@ -26,7 +26,6 @@ work and every other command prints that line.
 
 from __future__ import annotations
 
-import logging
 import os
 from types import ModuleType
 from typing import Dict, FrozenSet, NoReturn, Optional, Protocol, Tuple, Union
@@ -42,8 +41,6 @@ features: Dict[str, FrozenSet[str]] = {
     "c": frozenset({"native", "rdiff", "threads", "cdc"}),
     "numba": frozenset({"native", "threads", "cdc"}),
 }
-
-log = logging.getLogger("pydelta")
 
 #: What the hashing functions accept.
 Buffer = Union[bytes, bytearray, memoryview]
@@ -89,7 +86,9 @@ class Announced(ModuleType):
             raise AttributeError(attr)
         real = self.__dict__["_real"]
         self.__dict__.update(vars(real))
-        log.warning(self.__dict__["notice"])
+        import logging  # here, not at import: ``pydelta --version`` skips logging's import
+
+        logging.getLogger("pydelta").warning(self.__dict__["notice"])
         return getattr(real, attr)
 
 
