@@ -435,8 +435,10 @@ class Comparison:
         cands: List[Dict[str, Any]],
         mine: SourceDigests,
         known: Known,
+        presign: Optional[Callable[[List[str]], None]] = None,
     ) -> None:
         self.cands = cands
+        self._presign = presign
         self._call = call
         self._dest = dest
         self._mine = mine
@@ -457,6 +459,7 @@ class Comparison:
                 return
             if not isinstance(theirs, list) or not 0 < len(theirs) <= len(self.cands) - i:
                 raise ProtocolError("the far end answered hashed malformedly")
+            differ = []
             for d in theirs:
                 e = self.cands[i]
                 i += 1
@@ -466,7 +469,10 @@ class Comparison:
                     continue
                 if got is not None:
                     self._known.add(e["path"], got)
-                yield e
+                differ.append(e)
+            if len(differ) > 1 and self._presign is not None:
+                self._presign([e["path"] for e in differ[1:]])  # signed while the first goes
+            yield from differ
 
     def touch(self) -> Tuple[Dict[str, SyncedFile], List[Dict[str, Any]]]:
         """Settle the files found the same: their report lines (by path), and
