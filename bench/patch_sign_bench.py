@@ -1,14 +1,17 @@
-"""What signing the result costs the patch (Patcher(sign=...), csrc/copy.c).
+"""What signing the result and the tree-parallel digest do to the patch (csrc/copy.c).
 
 A sync's receiving end asks its patch for the result's block signature (for
 its signature cache); the direct writer makes it from the read-back that
-computes the result's digest. This times the patch of one pair (--no-fsync)
-three ways, alternating within each repeat: without signing, signing on the
-digest's thread, signing on a reader thread of its own. Prints medians, the
-ratios to the unsigned patch and the load.
+computes the result's digest, which is hashed tree-parallel on all cores.
+This times the patch of one pair (--no-fsync, in this process) four ways,
+alternating within each repeat: the digest on one thread (as before the
+tree-parallel digest), on all cores (the default), and the default plus
+signing on the digest's reader or on a reader thread of its own. Prints
+medians of wall and CPU time, the ratios to the default and the load.
 
 Usage:
     python bench/patch_sign_bench.py [--work bench/work] [--size 1024] [--repeat 5]
+        [--scratch /dev/shm]  (old, delta and result in memory: no disk in the figures)
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ from pydelta.sync.sigcache import SigCache  # noqa: E402
 patch_mod = importlib.import_module("pydelta.patch")
 
 
-def timed_patch(old: str, delta: str, out: str, sign, own_thread: bool) -> tuple:
+def timed_patch(old: str, delta: str, out: str, sign, own_thread: bool, hash_threads) -> tuple:
     """(wall s, CPU s of all threads) to patch old + delta into out (no fsync)."""
     patch_mod.SIGN_THREAD = own_thread
+    patch_mod.HASH_THREADS = hash_threads
     with open(delta, "rb") as fh:
         data = fh.read()
     r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -57,12 +61,15 @@ def main() -> None:
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
     ap.add_argument("--size", type=int, default=1024, help="pair size in MiB (finetune)")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument(
+        "--scratch", default=None, help="directory for the delta and the result (e.g. a tmpfs)"
+    )
     a = ap.parse_args()
     stem = os.path.join(a.work, f"finetune-{a.size:g}M")
     if not os.path.exists(stem + ".new"):
         os.makedirs(a.work, exist_ok=True)
         make_pair("finetune", a.size, stem + ".old", stem + ".new")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=a.scratch) as tmp:
         sig = os.path.join(tmp, "sig")
         delta = os.path.join(tmp, "delta")
         pydelta.signature(stem + ".old", sig)
@@ -70,15 +77,16 @@ def main() -> None:
         sign = SigCache.sign_params(os.path.getsize(stem + ".new"))
         out = os.path.join(tmp, "out")
         cases = {
-            "plain": (None, False),
-            "signed": (sign, False),
-            "signed, own thread": (sign, True),
+            "digest on 1 thread": (None, False, 1),
+            "plain": (None, False, None),
+            "signed": (sign, False, None),
+            "signed, own thread": (sign, True, None),
         }
         times = {k: [] for k in cases}
         load0 = os.getloadavg()
         for _ in range(a.repeat):
-            for name, (s, own) in cases.items():
-                times[name].append(timed_patch(stem + ".old", delta, out, s, own))
+            for name, (s, own, hash_threads) in cases.items():
+                times[name].append(timed_patch(stem + ".old", delta, out, s, own, hash_threads))
         load1 = os.getloadavg()
     base = statistics.median(t for t, _ in times["plain"])
     cbase = statistics.median(c for _, c in times["plain"])

@@ -21,14 +21,19 @@ the work):
 * ``delta --help`` (typer's path: help, errors, completion).
 
 A second table splits each case's import time (``python -X importtime``,
-median of 5 runs, installed wheel) by who pays it: Python's own start
-(site), the command line layer (typer and its click, rich), pydelta's CLI
-modules, the library, and the standard library and other dependencies.
+median of 5 runs, installed wheels) by who pays it: what Python imports
+before pydelta's first module (its own start, site), the command line
+layer (typer and its click, rich), pydelta's CLI modules, the library, the
+standard library and other dependencies (cffi, zstandard, ...); then the
+largest modules.
 
-    .venv/bin/python bench/startup.py -n 21 --out bench/results/startup.md
+    .venv/bin/python bench/startup.py -n 21 --ref REV --out bench/results/startup.md
 
-``--no-wheel`` times only this interpreter. Also used to choose the typer
-range in ``pyproject.toml`` (docs/PACKAGING.md).
+``--ref REV`` also installs a wheel of git revision REV (e.g. before a
+change) and times it in the same rounds; ``--venv DIR`` keeps the venvs
+for the next run (only pydelta is reinstalled); ``--no-wheel`` times only
+this interpreter. Also used to choose the typer range in
+``pyproject.toml`` (docs/PACKAGING.md).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import struct
 import subprocess
@@ -70,8 +76,14 @@ def _cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+#: Left out of the commands' environment: a user's shell has none of these
+#: (PYTHONDONTWRITEBYTECODE would make the editable tree compile every module at
+#: every start).
+DROP = ("PYTHONPATH", "PYDELTA_BACKEND", "PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME")
+
+
 def _env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYDELTA_BACKEND")}
+    env = {k: v for k, v in os.environ.items() if k not in DROP}
     env.update(extra or {})
     return env
 
@@ -169,36 +181,39 @@ def import_split(
     return split, per_module
 
 
-def build_installed(work: str) -> str:
-    """Build a wheel of this tree and install it into a fresh venv; its ``pydelta`` script."""
-    script = os.path.join(work, "venv", "bin", "pydelta")
-    if os.path.exists(script):  # --venv: kept from an earlier run, only pydelta reinstalled
-        return reinstall(work, script)
-    wheels = os.path.join(work, "wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-         "-w", wheels, ROOT],
-        check=True,
-    )  # fmt: skip
-    (wheel,) = [os.path.join(wheels, f) for f in os.listdir(wheels) if f.endswith(".whl")]
-    venv = os.path.join(work, "venv")
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", wheel], check=True)
-    return os.path.join(venv, "bin", "pydelta")
-
-
-def reinstall(work: str, script: str) -> str:
-    """Rebuild the wheel and reinstall only pydelta into the kept venv."""
-    wheels = os.path.join(work, "wheel")
+def _wheel(src: str, wheels: str) -> str:
+    """Build the wheel of the tree at ``src`` into ``wheels`` (emptied first); its path."""
     for f in os.listdir(wheels) if os.path.isdir(wheels) else []:
         os.unlink(os.path.join(wheels, f))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, ROOT], check=True
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, src], check=True
     )
     (wheel,) = [os.path.join(wheels, f) for f in os.listdir(wheels) if f.endswith(".whl")]
-    pip = os.path.join(os.path.dirname(script), "pip")
-    subprocess.run([pip, "install", "-q", "--no-deps", "--force-reinstall", wheel], check=True)
-    return script
+    return wheel
+
+
+def build_installed(work: str, ref: Optional[str] = None) -> str:
+    """Build a wheel of this tree (or of git revision ``ref``) and install it into a
+    fresh venv under ``work``; its ``pydelta`` script. A venv kept from an earlier
+    run (``--venv``) is reused: only pydelta is reinstalled."""
+    src = ROOT
+    if ref is not None:
+        src = os.path.join(work, "src")
+        shutil.rmtree(src, ignore_errors=True)
+        os.makedirs(src)
+        archive = subprocess.run(
+            ["git", "-C", ROOT, "archive", ref], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", src], input=archive, check=True)
+    wheel = _wheel(src, os.path.join(work, "wheel"))
+    venv = os.path.join(work, "venv")
+    pip = os.path.join(venv, "bin", "pip")
+    if os.path.exists(pip):
+        subprocess.run([pip, "install", "-q", "--no-deps", "--force-reinstall", wheel], check=True)
+    else:
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+        subprocess.run([pip, "install", "-q", wheel], check=True)
+    return os.path.join(venv, "bin", "pydelta")
 
 
 def make_inputs(script: str, cwd: str) -> None:
@@ -232,6 +247,9 @@ def main() -> None:
     parser.add_argument(
         "--venv", help="keep the installed venv here (reused, pydelta reinstalled, next time)"
     )
+    parser.add_argument(
+        "--ref", help="also time a wheel of this git revision (e.g. the code before a change)"
+    )
     parser.add_argument("--out", help="also write the report (Markdown) to this file")
     opts = parser.parse_args()
     dev = os.path.join(os.path.dirname(sys.executable), "pydelta")
@@ -240,8 +258,17 @@ def main() -> None:
         os.mkdir(cwd)
         scripts: Dict[str, str] = {}
         if not opts.no_wheel:
+            if opts.ref:
+                base = os.path.join(opts.venv or work, "ref")
+                scripts[f"installed wheel @{opts.ref}"] = build_installed(base, opts.ref)
             scripts["installed wheel"] = build_installed(opts.venv or work)
         scripts["editable (dev venv)"] = dev
+        # byte-compiled, as a wheel's install is (the tree may have been run without)
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "pydelta")],
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
         make_inputs(dev, cwd)
         load0 = os.getloadavg()
         times: Dict[Tuple[str, str], List[Tuple[float, float]]] = {}
@@ -253,16 +280,22 @@ def main() -> None:
                 for label, args, _target in CASES:
                     once: Callable = serve_once if args == ["serve"] else run_once
                     times.setdefault((label, kind), []).append(once(script, args, cwd))
-        first = next(iter(scripts.values()))
-        splits: Dict[str, Dict[str, float]] = {}
+        split_kinds = [k for k in scripts if k.startswith("installed")] or list(scripts)
+        splits: Dict[Tuple[str, str], Dict[str, float]] = {}
         biggest: Dict[str, List[Tuple[str, float]]] = {}
-        for label, args, _t in CASES:
-            if args != ["serve"]:
-                runs = [import_split(first, args, cwd) for _ in range(5)]
-                splits[label] = {g: statistics.median(s[g] for s, _ in runs) for g in GROUPS}
-                mods = {m for _, per in runs for m in per}
-                med = {m: statistics.median(per.get(m, 0.0) for _, per in runs) for m in mods}
-                biggest[label] = sorted(med.items(), key=lambda kv: -kv[1])[:6]
+        for kind in split_kinds:
+            for label, args, _t in CASES:
+                if args == ["serve"]:
+                    continue
+                runs = [import_split(scripts[kind], args, cwd) for _ in range(5)]
+                splits[(kind, label)] = {
+                    g: statistics.median(s[g] for s, _ in runs) for g in GROUPS
+                }
+                if kind == split_kinds[-1]:
+                    mods = {m for _, per in runs for m in per}
+                    med = {m: statistics.median(per.get(m, 0.0) for _, per in runs) for m in mods}
+                    biggest[label] = sorted(med.items(), key=lambda kv: -kv[1])[:6]
+        first = scripts[split_kinds[-1]]
         load1 = os.getloadavg()
         typer_v = version_of(os.path.join(os.path.dirname(first), "python"), "typer")
     kinds = list(scripts)
@@ -291,21 +324,21 @@ def main() -> None:
         out.append(f"| pydelta {label} | " + " | ".join(cells) + f" | {tgt} |")
     out += [
         "",
-        f"Import time by group ({kinds[0]}, `python -X importtime`, self ms summed, "
-        "median of 5 runs; importtime's own overhead included; 'python start' is what "
-        "Python imports before pydelta's first module):",
+        "Import time by group (`python -X importtime`, self ms summed, median of 5 runs; "
+        "importtime's own overhead included; 'python start' is what Python imports before "
+        "pydelta's first module):",
         "",
-        "| command | " + " | ".join(GROUPS) + " | total |",
-        "|---|" + "---|" * (len(GROUPS) + 1),
+        "| command | install | " + " | ".join(GROUPS) + " | total |",
+        "|---|---|" + "---|" * (len(GROUPS) + 1),
     ]
-    for label, split in splits.items():
-        total = sum(split.values())
-        out.append(
-            f"| pydelta {label} | "
-            + " | ".join(f"{split[g]:.1f}" for g in GROUPS)
-            + f" | {total:.1f} |"
-        )
-    out += ["", "Largest self import times after Python's start (ms, same runs):", ""]
+    for label, _args, _t in CASES:
+        for kind in split_kinds:
+            split = splits.get((kind, label))
+            if split is None:
+                continue
+            cells = " | ".join(f"{split[g]:.1f}" for g in GROUPS)
+            out.append(f"| pydelta {label} | {kind} | {cells} | {sum(split.values()):.1f} |")
+    out += ["", f"Largest self import times after Python's start ({split_kinds[-1]}, ms):", ""]
     for label, top in biggest.items():
         out.append(f"- pydelta {label}: " + ", ".join(f"{m} {ms:.1f}" for m, ms in top))
     text = "\n".join(out) + "\n"

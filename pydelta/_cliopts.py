@@ -11,7 +11,7 @@ work needs.
 
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 #: The default of an argument that must be given.
 REQUIRED = ...
@@ -23,42 +23,91 @@ REQUIRED = ...
 KINDS = ("int", "str", "flag", "switch", "count", "multi")
 
 
-class Arg(NamedTuple):
-    """A positional argument."""
+class _Record:
+    """A plain record (not a NamedTuple: building those compiles code at import,
+    ~1 ms each, paid by every command)."""
 
-    dest: str
-    metavar: str
-    help: str
-    default: Any = REQUIRED
-    show_default: bool = True
+    __slots__: Tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__
+        )
+
+    def __hash__(self) -> int:
+        return hash(tuple(repr(getattr(self, k)) for k in self.__slots__))
 
 
-class Opt(NamedTuple):
+class Arg(_Record):
+    """A positional argument (``default``: :data:`REQUIRED`, or the value when omitted)."""
+
+    __slots__ = ("dest", "metavar", "help", "default", "show_default")
+
+    def __init__(
+        self, dest: str, metavar: str, help: str, default: Any = REQUIRED, show_default: bool = True
+    ) -> None:
+        self.dest = dest
+        self.metavar = metavar
+        self.help = help
+        self.default = default
+        self.show_default = show_default
+
+
+class Opt(_Record):
     """An option; ``names`` as typer takes them (``"--fsync/--no-fsync"``)."""
 
-    dest: str
-    names: Tuple[str, ...]
-    kind: str
-    default: Any
-    help: str
-    metavar: Optional[str] = None
-    min: Optional[int] = None
-    show_default: Optional[bool] = None
+    __slots__ = ("dest", "names", "kind", "default", "help", "metavar", "min", "show_default")
+
+    def __init__(
+        self,
+        dest: str,
+        names: Tuple[str, ...],
+        kind: str,
+        default: Any,
+        help: str,
+        metavar: Optional[str] = None,
+        min: Optional[int] = None,
+        show_default: Optional[bool] = None,
+    ) -> None:
+        assert kind in KINDS, kind
+        self.dest = dest
+        self.names = names
+        self.kind = kind
+        self.default = default
+        self.help = help
+        self.metavar = metavar
+        self.min = min
+        self.show_default = show_default
+
+    def replace(self, **changes: Any) -> "Opt":
+        """A copy with some fields changed (e.g. another help text)."""
+        fields = {k: getattr(self, k) for k in self.__slots__}
+        fields.update(changes)
+        return Opt(**fields)
 
 
 Param = Union[Arg, Opt]
 
 
-class Verb(NamedTuple):
+class Verb(_Record):
     """A command: its parameters in order, its help, and where it runs
     (``impl``: ``"module:function"`` inside pydelta, called with the
     parameters as keyword arguments)."""
 
-    name: str
-    params: Tuple[Param, ...]
-    impl: str
-    help: str
-    epilog: str = ""
+    __slots__ = ("name", "params", "impl", "help", "epilog")
+
+    def __init__(
+        self, name: str, params: Tuple[Param, ...], impl: str, help: str, epilog: str = ""
+    ) -> None:
+        self.name = name
+        self.params = params
+        self.impl = impl
+        self.help = help
+        self.epilog = epilog
 
 
 def invoke(verb: Verb, kwargs: Dict[str, Any]) -> None:
@@ -190,7 +239,7 @@ DELTA = Verb(
         PROGRESS,
         QUIET,
         THREADS,
-        VERBOSE._replace(
+        VERBOSE.replace(
             help="Print a one-line summary on stderr: new size, bytes copied and literal, "
             "delta size."
         ),

@@ -7,6 +7,8 @@ typer's Exit comes to as well), so the fast path of the common verbs
 (:mod:`pydelta._cliparse`) runs them without loading typer.
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import stat

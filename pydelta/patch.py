@@ -50,10 +50,14 @@ DIRECT_ENV = "PYDELTA_PATCH_DIRECT"
 COPY_RANGE_ENV = "PYDELTA_COPY_RANGE"
 
 #: Whether the result's signature (``Patcher(sign=...)``) is read back on a
-#: thread of its own (True) or on the digest's thread (False). Signing costs
-#: about as much CPU as the digest; on its own thread the two run side by side
-#: (bench/patch_sign_bench.py).
-SIGN_THREAD = True
+#: thread of its own (True) or on the digest's reader (False). Signing costs
+#: about twice the digest's CPU (the weak sum and BLAKE3 of every block); on
+#: 2 cores the third reader (its own mapping of every range) came out slower:
+#: bench/results/patch_sign_bench.md.
+SIGN_THREAD = False
+#: Threads hashing the result's digest where the job writes the file itself
+#: (tree-parallel, the same digest; None: all cores).
+HASH_THREADS: Optional[int] = None
 
 #: The wrong-basis diagnosis (after a result failed its digest) recomputes
 #: OLD's signature with the delta's block length, one read of OLD at a time.
@@ -223,7 +227,7 @@ class Patcher:
             self._direct_at,
             copy_range=os.environ.get(COPY_RANGE_ENV, "1") != "0",
             writeback=self._fsync,
-            hash_threads=resolve_threads(None),  # the digest is on the critical path
+            hash_threads=resolve_threads(HASH_THREADS),  # the digest is on the critical path
         )
         if self._sign is not None:
             block_len, strong_len, limit = self._sign

@@ -11,6 +11,7 @@ import os
 import signal
 import stat
 import subprocess
+import threading
 
 import pytest
 from conftest import rand_bytes
@@ -19,8 +20,10 @@ from test_sync_ssh import PY, REMOTE_CMD, sync
 
 import pydelta
 from pydelta.errors import ProtocolError, RemoteError
-from pydelta.sync import compare
+from pydelta.signature import iter_signature
+from pydelta.sync import compare, presign
 from pydelta.sync import fs as sync_fs
+from pydelta.sync.sigcache import SigCache
 
 
 def mixed_trees(src, dest):
@@ -306,3 +309,80 @@ def test_known_digest_only_for_the_same_file_state(tmp_path):
     finally:
         ahead.close()
     assert ahead.get("nothing/there") is None
+
+
+def test_hashing_ahead_runs_at_a_lower_priority(tmp_path):
+    """The threads that hash ahead yield the cores to the transfer they overlap."""
+    write(tmp_path / "s/a.bin", b"a")
+    ahead = compare.SourceDigests(str(tmp_path / "s"), 1)
+    try:
+        nice = ahead._pool.submit(
+            lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        ).result()
+    finally:
+        ahead.close()
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert nice == max(here, compare.BACKGROUND_NICE)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here
+
+
+# ---------------------------------------------------------------- presign
+
+BIG = presign.MIN_FILE + 4096  # large enough to be signed ahead
+
+
+def test_presigner_signs_into_the_cache_in_order(tmp_path):
+    root = tmp_path / "r"
+    a = write(root / "a.bin", rand_bytes(BIG, 1000))
+    b = write(root / "d/b.bin", rand_bytes(BIG, 1001))
+    write(root / "small.bin", b"x" * 1000)
+    cache = SigCache(str(tmp_path / "cache"))
+    p = presign.Presigner(cache)
+    try:
+        reply = presign.serve_presign(
+            p, {"op": "presign", "root": str(root), "files": ["a.bin", "d/b.bin", "small.bin"]}
+        )
+        assert reply == {"ok": True, "queued": 3}
+        assert presign.serve_presign(p, {"root": str(root), "files": ["../out", "a.bin"]}) == {
+            "ok": True,
+            "queued": 1,  # ../out (refused when its turn comes); a.bin was queued already
+        }
+        for rel in ("a.bin", "d/b.bin", "small.bin", "../out", "never-asked"):
+            p.wait(str(root), rel)
+    finally:
+        p.close()
+    for f in (a, b):
+        with open(f, "rb") as fh:
+            want = b"".join(bytes(x) for x in iter_signature(str(f)))
+            assert cache.get(fh.fileno()) == want
+    with open(root / "small.bin", "rb") as fh:
+        assert cache.get(fh.fileno()) is None
+    assert presign.Presigner(None).add(str(root), ["a.bin"]) == 0  # no cache: nothing
+    for bad in ({"root": 1, "files": []}, {"root": "x", "files": [1]}, {"root": "x"}):
+        with pytest.raises(ValueError):
+            presign.serve_presign(p, bad)
+
+
+def test_folder_push_with_files_signed_ahead(tmp_path):
+    """Grown large files (signed ahead while the first goes) and changed ones
+    of the same size (signed ahead as their digests come): all right."""
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    files = {}
+    for i in range(3):
+        old = rand_bytes(BIG, 1100 + i)
+        write(dest / f"g{i}.bin", old)
+        files[f"g{i}.bin"] = old[:5000] + b"grown" + old[5000:]
+        old = rand_bytes(BIG, 1200 + i)
+        write(dest / f"s{i}.bin", old)
+        files[f"s{i}.bin"] = old[:7000] + bytes(x ^ 3 for x in old[7000:9000]) + old[9000:]
+    for k, v in files.items():
+        write(src / k, v)
+    s = Served(str(tmp_path))
+    try:
+        assert presign.FEATURE in s.client.features
+        r = s.client.push(str(src), str(dest))
+    finally:
+        s.close()
+    assert tree_files(dest) == files
+    assert {f.action for f in r.files} == {"updated"}
+    assert [f.path for f in r.files] == sorted(files)

@@ -41,6 +41,22 @@ AHEAD = "compare-ahead"
 STEP = 8 << 20
 #: Files per request (a JSON frame stays far below wire.MAX_FRAME).
 BATCH = 20000
+#: Files a source walk queues for hashing ahead (others are hashed when asked for).
+MAX_AHEAD = 10000
+#: The nice value of the threads that hash ahead (on Linux, per thread): the
+#: transfer they overlap goes first, they take the cores it leaves idle.
+BACKGROUND_NICE = 10
+
+
+def lower_priority() -> None:
+    """Pool initializer: run this thread at :data:`BACKGROUND_NICE` or lower
+    priority (where a thread can have its own; elsewhere nothing changes)."""
+    try:
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < BACKGROUND_NICE:  # never raised
+            os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
+    except (AttributeError, OSError):
+        pass
 
 
 def file_digest(fh: Any, stop: Optional[threading.Event] = None) -> Optional[bytes]:
@@ -132,10 +148,12 @@ class SourceDigests:
         self._follow = links == "copy"
         self._links = links
         self._pool = ThreadPoolExecutor(
-            max(1, resolve_threads(threads)), thread_name_prefix="pydelta-digest"
+            max(1, resolve_threads(threads)),
+            thread_name_prefix="pydelta-digest",
+            initializer=lower_priority,
         )
         self._jobs: Dict[str, "Future[Optional[Tuple[Identity, bytes]]]"] = {}
-        self._stops: Dict[str, threading.Event] = {}
+        self._stop = threading.Event()
         self._lock = threading.Lock()
         self._closed = False
         if walk:  # else only what get() asks for
@@ -146,9 +164,9 @@ class SourceDigests:
             entries = fs.walk(fs.expand(self.root), self._links)
         except (PydeltaError, OSError):
             return
-        for e in entries:
-            if e.get("type") == "file":
-                self._job(e["path"])
+        files = [e["path"] for e in entries if e.get("type") == "file"]
+        for rel in files[:MAX_AHEAD]:  # the rest when asked for
+            self._job(rel)
 
     def _job(self, rel: str) -> Optional["Future[Optional[Tuple[Identity, bytes]]]"]:
         with self._lock:
@@ -156,9 +174,9 @@ class SourceDigests:
                 return None
             fut = self._jobs.get(rel)
             if fut is None:
-                stop = self._stops[rel] = threading.Event()
                 path = fs.expand(os.path.join(self.root, rel))
-                fut = self._jobs[rel] = self._pool.submit(hash_source, path, self._follow, stop)
+                fut = self._pool.submit(hash_source, path, self._follow, self._stop)
+                self._jobs[rel] = fut
             return fut
 
     def queue(self, rels: List[str]) -> None:
@@ -195,9 +213,9 @@ class SourceDigests:
         """Stop all hashing and the pool."""
         with self._lock:
             self._closed = True
-            for rel, fut in self._jobs.items():
+            self._stop.set()
+            for fut in self._jobs.values():
                 fut.cancel()
-                self._stops[rel].set()
         self._pool.shutdown(wait=True)
 
 
@@ -256,7 +274,9 @@ class Digests:
         earlier such run."""
         self.close()
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pydelta-digest")
+        self._pool = ThreadPoolExecutor(
+            self.threads, thread_name_prefix="pydelta-digest", initializer=lower_priority
+        )
         self._ahead = [self._pool.submit(self._safe_one, root, *f) for f in files]
         self._answered = 0
 
@@ -417,8 +437,10 @@ class Comparison:
         cands: List[Dict[str, Any]],
         mine: SourceDigests,
         known: Known,
+        presign: Optional[Callable[[List[str]], None]] = None,
     ) -> None:
         self.cands = cands
+        self._presign = presign
         self._call = call
         self._dest = dest
         self._mine = mine
@@ -439,6 +461,7 @@ class Comparison:
                 return
             if not isinstance(theirs, list) or not 0 < len(theirs) <= len(self.cands) - i:
                 raise ProtocolError("the far end answered hashed malformedly")
+            differ = []
             for d in theirs:
                 e = self.cands[i]
                 i += 1
@@ -448,7 +471,10 @@ class Comparison:
                     continue
                 if got is not None:
                     self._known.add(e["path"], got)
-                yield e
+                differ.append(e)
+            if len(differ) > 1 and self._presign is not None:
+                self._presign([e["path"] for e in differ[1:]])  # signed while the first goes
+            yield from differ
 
     def touch(self) -> Tuple[Dict[str, SyncedFile], List[Dict[str, Any]]]:
         """Settle the files found the same: their report lines (by path), and

@@ -16,14 +16,14 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from ..errors import RemoteError, message
 from ..results import Progress
-from . import compare, fs, shortsig
+from . import compare, fs, presign, shortsig
 from .compare import Known
 from .messages import FileMeta, Get, Put, encode
 from .options import RunOptions, got_stats
 from .pipeline import prehashing
 from .report import SyncedFile, SyncProgress, SyncReport, SyncStatus
 from .resume import after_prefix, answer_offer
-from .sigcache import SigCache
+from .sigcache import MIN_FILE, SigCache
 from .transfer import Incoming, receive, recv_signature, send_delta
 from .wire import Channel, Failed
 
@@ -214,8 +214,29 @@ class FileExchange:
         if compare.AHEAD not in self.features or ahead is None or not cands:
             return None
         ahead.keep({e["path"] for e in cands})
+        sign = None
+        if presign.FEATURE in self.features and self._sig_cache:
+
+            def sign(rels: List[str]) -> None:
+                with contextlib.suppress(RemoteError):
+                    self._call({"op": "presign", "root": dest, "files": rels})
+
+            # the files of another size go first, while the far end hashes:
+            # it signs those it has, in that order, ahead of their turn (all
+            # but the first, whose put comes at once)
+            later = {e["path"] for e in cands}
+            updates = [
+                e["path"]
+                for e in entries
+                if e["type"] == "file"
+                and e["path"] not in later
+                and have.get(e["path"], {}).get("type") == "file"
+                and have[e["path"]].get("size", 0) >= MIN_FILE
+            ]
+            if len(updates) > 1:
+                sign(updates[1:])
         try:
-            return compare.Comparison(self._call, dest, cands, ahead, self._known)
+            return compare.Comparison(self._call, dest, cands, ahead, self._known, sign)
         except RemoteError:
             return None
 

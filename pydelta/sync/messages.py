@@ -49,6 +49,9 @@ FEATURES: frozenset = frozenset(
         # ... with the far end hashing in the background ("hash", then "hashed"
         # for the digests as they come) while the different files are sent
         "compare-ahead",
+        # ... and the far end signs the files about to be updated ahead, into
+        # its signature cache (see .presign)
+        "presign",
         # the receiving end's signature carries 8-byte strong sums (Put.strong_len
         # on a push); a result that fails its digest is tried once more with
         # full-length ones (see .shortsig)

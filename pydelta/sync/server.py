@@ -10,7 +10,7 @@ from typing import IO, Any, Callable, Dict, Optional
 
 from .._version import __version__
 from ..errors import ConnectionLostError, PydeltaError, RemoteError, message
-from . import compare, fs, shortsig
+from . import compare, fs, presign, shortsig
 from .bwlimit import TokenBucket
 from .fs import make_link
 from .messages import (
@@ -64,12 +64,14 @@ class Server:
         #: session writes are signed into it as they are written
         self.cache = SigCache.open()
         self.digests = compare.Digests(threads)  # folder pushes (feature "compare")
+        self.presigner = presign.Presigner(self.cache)  # ... and feature "presign"
 
     def run(self) -> None:
         try:
             self._run()
         finally:
             self.digests.close()  # background hashing (feature "compare-ahead")
+            self.presigner.close()
 
     def _run(self) -> None:
         ch = self.ch
@@ -103,6 +105,9 @@ class Server:
             op = raw.get("op")
             try:
                 with Failed() as f:  # the handlers fail this way only before their first reply
+                    if op == "presign" and presign.FEATURE in self.features:
+                        ch.send_json(presign.serve_presign(self.presigner, raw))
+                        continue
                     if op in COMPARE_OPS and COMPARE_OPS[op][0] in self.features:
                         ch.send_json(COMPARE_OPS[op][1](self.digests, raw))
                         continue
@@ -144,6 +149,7 @@ class Server:
 
     def put(self, req: Put) -> None:
         ch = self.ch
+        self.presigner.wait(fs.expand(req.root), req.path)  # signed ahead (.presign)
         inc = Incoming(
             fs.expand(req.root),
             req.path,
