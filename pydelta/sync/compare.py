@@ -49,10 +49,12 @@ BACKGROUND_NICE = 10
 
 
 def lower_priority() -> None:
-    """Pool initializer: run this thread at :data:`BACKGROUND_NICE` (where a
-    thread can have its own; elsewhere nothing changes)."""
+    """Pool initializer: run this thread at :data:`BACKGROUND_NICE` or lower
+    priority (where a thread can have its own; elsewhere nothing changes)."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+        tid = threading.get_native_id()
+        if os.getpriority(os.PRIO_PROCESS, tid) < BACKGROUND_NICE:  # never raised
+            os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
     except (AttributeError, OSError):
         pass
 
