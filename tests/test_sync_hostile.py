@@ -229,3 +229,26 @@ def test_a_refine_request_naming_no_window_is_refused():
     ans = Answerer(Channel(io.BytesIO(), io.BytesIO(), "evil"), io.BytesIO(b"x" * 80), 80)
     with pytest.raises(ProtocolError, match="no windows"):
         ans({"op": "refine", "block": 16, "windows": ""})
+
+
+# ---------------------------------------------------------------- the same elsewhere
+
+
+def test_store_json_nested_past_the_parser_is_a_corrupt_store_not_a_traceback(tmp_path):
+    """A tag, relocation record or store marker from a store is JSON from
+    outside: nested deeper than the parser goes it is corrupt like any other."""
+    from pydelta import errors
+    from pydelta.formats import store_objects as mf
+    from pydelta.store import relocate, stores
+    from pydelta.store.local import LocalStore
+
+    deep = b"[" * 4000
+    with pytest.raises(errors.CorruptStoreError):
+        mf.decode_tag(deep)
+    with pytest.raises(errors.CorruptStoreError):
+        relocate.decode_moved(deep, bytes(32), "record")
+    root = tmp_path / "store"
+    root.mkdir()
+    (root / stores.CONFIG_KEY).write_bytes(deep)
+    with pytest.raises(errors.CorruptStoreError, match="store marker"):
+        stores.read_config(LocalStore(str(root)))

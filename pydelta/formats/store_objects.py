@@ -151,7 +151,7 @@ def decode_tag(data: bytes, what: str = "tag") -> Tag:
         raise ManifestError(f"{what} is not a pydelta tag (too large)")
     try:
         doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # (nested past the parser)
         raise ManifestError(f"{what} is not a pydelta tag (not JSON)") from None
     if not isinstance(doc, dict) or doc.get("format") != TAG_FORMAT:
         raise ManifestError(f"{what} is not a pydelta tag")

@@ -49,7 +49,7 @@ def _load_state(path: str) -> Optional[dict]:
             doc = json.loads(fh.read().decode("utf-8"))
         if doc.get("format") == "pydelta-pull" and isinstance(doc.get("files"), dict):
             return doc
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         pass
     return None
 

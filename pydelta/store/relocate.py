@@ -62,7 +62,7 @@ def decode_moved(data: bytes, pack: bytes, what: str) -> List[bytes]:
         if not to or any(len(t) != mf.HASH_LEN for t in to):
             raise ValueError
         return to
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError, RecursionError):
         raise CorruptStoreError(f"{what} is not a valid relocation record") from None
 
 

@@ -91,7 +91,7 @@ def read_config(store: Store) -> Optional[ChunkParams]:
         return check_params(ChunkParams(lo, avg, hi))
     except CorruptStoreError:
         raise
-    except (ValueError, KeyError, TypeError, UsageError):
+    except (ValueError, KeyError, TypeError, UsageError, RecursionError):
         raise CorruptStoreError(
             f"{CONFIG_KEY} in store {store.url} is not a pydelta store marker"
         ) from None
