@@ -17,7 +17,7 @@ from conftest import rand_bytes
 from evil_peer import MAGIC, EvilServer, Frames
 
 import pydelta
-from pydelta.errors import ProtocolError
+from pydelta.errors import ConnectionLostError, ProtocolError
 from pydelta.sync.links import unsafe_reason
 from pydelta.sync.refine import pack_windows
 from pydelta.sync.server import Server
@@ -252,3 +252,56 @@ def test_store_json_nested_past_the_parser_is_a_corrupt_store_not_a_traceback(tm
     (root / stores.CONFIG_KEY).write_bytes(deep)
     with pytest.raises(errors.CorruptStoreError, match="store marker"):
         stores.read_config(LocalStore(str(root)))
+
+
+# ---------------------------------------------------------------- both ends fail
+
+
+def test_a_pull_failing_at_both_ends_does_not_wait_for_stats(tmp_path):
+    """The client fails on the delta (here: not a delta) and the server then
+    gives up too (FAIL): the server sends no stats after a FAIL, so the
+    client must not wait for them (it waited for ever; here the server then
+    hangs up, so the wait ends as a lost connection)."""
+    old = rand_bytes(1 << 16, 7)
+    dst = tmp_path / "x"
+    dst.write_bytes(old)
+
+    def run(p):
+        p.raw(MAGIC)
+        p.expect_magic()
+        p.recv_json()
+        p.send_json({"ok": True, "proto": 1, "version": "evil", "features": ["stats"]})
+        p.recv_json()  # stat
+        p.send_json({"ok": True, "type": "file", "size": len(old), "mode": 0o644})
+        p.recv_json()  # get
+        p.send_json({"ok": True, "size": len(old), "mode": 0o644, "mtime_ns": 0})
+        p.recv_stream()  # the signature
+        p.send_data(b"not a delta at all" * 200)
+        p.send_fail("the file went away here")  # no stats follow a FAIL
+
+    with EvilServer(run, handshake=False) as srv:
+        client = pydelta.SyncClient(srv.rfile, srv.wfile, peer="evil")
+        with pytest.raises(pydelta.SyncError, match="went away .*not a pydelta delta") as e:
+            client.pull("x", str(dst))
+    assert not isinstance(e.value, ConnectionLostError)
+    assert dst.read_bytes() == old
+
+
+def test_a_push_failing_at_both_ends_gets_no_reply(tmp_path):
+    """The server fails on the delta and the client then gives up (FAIL): the
+    client waits for no reply to that put, so the server sends none (it sent
+    a FAIL, which the client then took as the answer to its next request)."""
+    old = rand_bytes(1 << 16, 8)
+    root = tmp_path / "dst"
+    root.mkdir()
+    (root / "x").write_bytes(old)
+    with LyingClient([]) as c:
+        c.p.send_json({"op": "put", "root": str(root), "path": "x", "size": len(old)})
+        assert c.p.recv_json()["ok"] is True
+        c.p.recv_stream()  # the signature
+        c.p.send_data(b"not a delta at all" * 200)
+        c.p.send_fail("gave up")
+        kind, body = c.call({"op": "stat", "path": str(root / "x")})
+        assert kind == b"J", body
+        assert b'"type":"file"' in body
+    assert (root / "x").read_bytes() == old

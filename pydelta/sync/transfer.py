@@ -23,7 +23,7 @@ from .._io import AtomicFile, current_umask
 from .._threads import resolve_threads
 from ..backends import backend
 from ..delta import delta_pieces, use_compression
-from ..errors import FileAccessError, ProtocolError, PydeltaError, RemoteError, os_reason
+from ..errors import FileAccessError, ProtocolError, PydeltaError, RemoteError, message, os_reason
 from ..formats import native as fmt
 from ..formats.native import BadInstruction, read_op
 from ..patch import Patcher
@@ -460,9 +460,12 @@ def receive(ch: Channel, inc: Incoming, refine: bool = False) -> str:
                 if f.error is not None:
                     failure = f.error
                     inc.close()
-    except RemoteError:  # the sender gave up on this file
+    except RemoteError as e:  # the sender gave up on this file
         if failure is None:
             raise
+        # both ends failed: the sender's FAIL decides what follows (no reply
+        # to a put, no stats after a get), so it is what is raised
+        raise RemoteError(f"{e} (and here: {message(failure)})") from None
     if failure is not None:
         raise failure
     return inc.finish()
