@@ -305,3 +305,33 @@ def test_a_push_failing_at_both_ends_gets_no_reply(tmp_path):
         assert kind == b"J", body
         assert b'"type":"file"' in body
     assert (root / "x").read_bytes() == old
+
+
+# ---------------------------------------------------------------- nested values
+
+
+def _nested(depth: int = 960) -> list:
+    """A list nested nearly as deep as the JSON parser goes: its repr, made
+    deeper in the stack than the parse, recursed past Python's limit."""
+    out: list = []
+    for _ in range(depth):
+        out = [out]
+    return out
+
+
+def test_a_nested_value_in_a_listing_is_a_protocol_error_not_a_recursion(tmp_path):
+    from pydelta.sync.messages import check_entry
+    from pydelta.sync.shortsig import put_action, retried
+
+    def deep(n, f):
+        return deep(n - 1, f) if n else f()
+
+    e = deep(80, lambda: check_entry({"type": "other", "path": "a", "why": _nested()}, "p", True))
+    assert e["why"] == "not a regular file or directory"
+    with pytest.raises(ProtocolError, match="unknown type a JSON array"):
+        deep(80, lambda: check_entry({"type": _nested(), "path": "a"}, "p", True))
+    with pytest.raises(ProtocolError, match="action a JSON array"):
+        deep(80, lambda: put_action({"action": _nested()}, "p", False))
+    with pytest.raises(pydelta.RemoteError, match="did not match"):
+        deep(80, lambda: put_action({"ok": False, "retry": True, "error": _nested()}, "p", False))
+    assert "did not match" in deep(80, lambda: retried(_nested()))

@@ -20,6 +20,7 @@ from .messages import (
     check_entry,
     check_listing,
     encode,
+    shown,
 )
 from .wire import Channel
 
@@ -73,7 +74,7 @@ class Remote:
     def symlink(self, root: str, rel: str, target: str) -> str:
         action = self._call(Symlink(root, rel, target)).get("action")
         if action not in ("created", "updated", "unchanged"):
-            raise ProtocolError(f"{self.ch.peer} answered a symlink with action {action!r}")
+            raise ProtocolError(f"{self.ch.peer} answered a symlink with action {shown(action)}")
         return str(action)
 
     def delete(self, root: str, rel: str) -> None:

@@ -67,6 +67,21 @@ def agree_features(offered: Any) -> frozenset:
     return FEATURES.intersection(f for f in offered if isinstance(f, str))
 
 
+def shown(value: Any) -> str:
+    """A peer's value as a message shows it: the repr of a scalar (cut to 200
+    characters), else its kind (the repr of a deeply nested list or object
+    would recurse past Python's limit)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return repr(value)[:200]
+    return f"a JSON {'array' if isinstance(value, list) else 'object'}"
+
+
+def peer_text(value: Any, default: str) -> str:
+    """Free text from a peer (a reason, an error): a non-empty string, cut to
+    500 characters, else ``default``."""
+    return value[:500] if isinstance(value, str) and value else default
+
+
 def _str(m: Dict[str, Any], key: str, default: Optional[str] = None) -> str:
     value = m[key] if default is None else (m.get(key) or default)
     if not isinstance(value, str):
@@ -131,7 +146,7 @@ def check_entry(m: Any, peer: str, listed: bool) -> Dict[str, Any]:
         raise ProtocolError(f"{peer} sent a malformed listing entry ({type(m).__name__})")
     kind = m.get("type")
     if kind not in ENTRY_TYPES or (listed and kind == "missing"):
-        raise ProtocolError(f"{peer} sent an entry of unknown type {kind!r}")
+        raise ProtocolError(f"{peer} sent an entry of unknown type {shown(kind)}")
     out: Dict[str, Any] = {"type": kind}
     if listed:
         path = m.get("path")
@@ -142,7 +157,7 @@ def check_entry(m: Any, peer: str, listed: bool) -> Dict[str, Any]:
         meta = FileMeta.parse(m, peer, repr(out.get("path", "the file")))
         out.update(size=meta.size, mode=meta.mode, mtime_ns=meta.mtime_ns)
     if kind == "other":
-        out["why"] = str(m.get("why", "not a regular file or directory"))
+        out["why"] = peer_text(m.get("why"), "not a regular file or directory")
     if kind == "link":
         target = m.get("target")
         if not listed or not isinstance(target, str):

@@ -46,6 +46,7 @@ from ..errors import (
     WrongBasisError,
 )
 from ..formats import native as fmt
+from .messages import peer_text, shown
 
 #: The protocol feature (see messages.FEATURES).
 FEATURE = "shortsig"
@@ -81,7 +82,7 @@ def retry_reply(text: str) -> Dict[str, Any]:
 
 def retried(why: Any) -> str:
     """The report's note on a file that needed its second attempt."""
-    text = " ".join(str(why or "its result did not match its digest").split())
+    text = " ".join(peer_text(why, "its result did not match its digest").split())
     return f"tried again with full-length strong sums after: {text[:500]}"
 
 
@@ -96,10 +97,10 @@ def put_action(reply: Dict[str, Any], peer: str, may_retry: bool) -> Optional[st
     if reply.get("retry") is True and reply.get("ok") is False:
         if may_retry:
             return None
-        raise RemoteError(str(reply.get("error") or "the result did not match its digest"))
+        raise RemoteError(peer_text(reply.get("error"), "the result did not match its digest"))
     action = reply.get("action")
     if action not in ("created", "updated", "unchanged"):
-        raise ProtocolError(f"{peer} answered a put with action {action!r}")
+        raise ProtocolError(f"{peer} answered a put with action {shown(action)}")
     return str(action)
 
 
