@@ -335,3 +335,35 @@ def test_a_nested_value_in_a_listing_is_a_protocol_error_not_a_recursion(tmp_pat
     with pytest.raises(pydelta.RemoteError, match="did not match"):
         deep(80, lambda: put_action({"ok": False, "retry": True, "error": _nested()}, "p", False))
     assert "did not match" in deep(80, lambda: retried(_nested()))
+
+
+# ---------------------------------------------------------------- -L
+
+
+def test_a_ladder_of_folder_links_is_walked_a_bounded_number_of_times(tmp_path):
+    """Folders d0..d11, each with two links to the next: followed (-L), the
+    walk listed 2 + 4 + ... + 4096 folders; each folder is now walked at most
+    MAX_FOLLOWED_COPIES times through links, the rest reported."""
+    from pydelta.sync import fs
+
+    root = tmp_path / "t"
+    depth = 12
+    for k in range(depth):
+        (root / f"d{k}").mkdir(parents=True)
+    (root / f"d{depth}").mkdir()
+    (root / f"d{depth}" / "f").write_bytes(b"x")
+    for k in range(depth):
+        for name in ("a", "b"):
+            os.symlink(f"../d{k + 1}", root / f"d{k}" / name)
+    entries = fs.walk(str(root), "copy")
+    assert len(entries) < 2 * fs.MAX_FOLLOWED_COPIES * (depth + 1) * 2
+    skipped = [e for e in entries if e["type"] == "other"]
+    assert skipped and all("copied 16 times already" in e["why"] for e in skipped)
+    # a folder linked from a few places is copied each time
+    small = tmp_path / "s"
+    (small / "blobs").mkdir(parents=True)
+    (small / "blobs" / "f").write_bytes(b"x")
+    for k in range(3):
+        os.symlink("blobs", small / f"l{k}")
+    files = sorted(e["path"] for e in fs.walk(str(small), "copy") if e["type"] == "file")
+    assert files == ["blobs/f", "l0/f", "l1/f", "l2/f"]

@@ -18,6 +18,11 @@ from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 from ..errors import FileAccessError, UsageError, os_reason
 from .links import check_mode, followed_reason, link_entry, unsafe_reason
 
+#: With links followed (-L), how many times one folder may be walked through
+#: links: a few links to one folder are copies of it, but a ladder of folders
+#: each linking twice to the next one would list 2^depth paths.
+MAX_FOLLOWED_COPIES = 16
+
 
 def expand(path: str) -> str:
     return os.path.expanduser(path) if path else "."
@@ -81,6 +86,7 @@ def walk(root: str, links: str = "skip") -> List[Dict[str, Any]]:
     # (prefix of the paths below it, its path, the real paths of it and its
     # ancestors when links are followed: a link back to one of them is a loop)
     stack: List[Tuple[str, str, Tuple[str, ...]]] = [("", root, (root_real,))]
+    copies: Dict[str, int] = {}  # real path of a folder reached through a link: times walked
     while stack:
         prefix, dirpath, seen = stack.pop()
         try:
@@ -109,6 +115,13 @@ def walk(root: str, links: str = "skip") -> List[Dict[str, Any]]:
                         real = os.path.realpath(e.path)
                         if real in seen:
                             why = f"symbolic link to {os.readlink(e.path)}: a loop, not followed"
+                        elif os.path.isdir(real):
+                            copies[real] = copies.get(real, 0) + 1
+                            if copies[real] > MAX_FOLLOWED_COPIES:
+                                why = (
+                                    f"symbolic link to {os.readlink(e.path)}: that folder is "
+                                    f"copied {MAX_FOLLOWED_COPIES} times already, not again"
+                                )
                     if why is not None:
                         out.append({"path": rel, "type": "other", "why": why})
                         continue
