@@ -552,6 +552,9 @@ def test_keyboard_interrupt(files):
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # a runner started in the background (nohup, `&`) ignores SIGINT, and
+        # Python keeps an ignored SIGINT ignored: the child would never see it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     proc.stdin.write(b"x" * 100_000)
     proc.stdin.flush()
