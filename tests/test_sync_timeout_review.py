@@ -102,6 +102,8 @@ class ServedOnPipes:
             except BaseException as e:  # kept for the test
                 self.error = e
             finally:
+                for f in self.srv:  # the test's reads then end instead of waiting
+                    f.close()
                 self.done.set()
 
         self.thread = threading.Thread(target=run, daemon=True)
@@ -116,8 +118,6 @@ class ServedOnPipes:
         for f in (self.p.wfile, self.p.rfile):
             f.close()
         self.thread.join(10)
-        for f in self.srv:
-            f.close()
 
 
 def test_a_client_silent_inside_a_put_times_out_and_leaves_nothing(tmp_path):
