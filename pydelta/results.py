@@ -21,6 +21,7 @@ class SignatureInfo:
     block_count: int
     basis_size: int
     digest: bytes  #: identifies the signature, and so the basis, exactly
+    strong_hash: str = "blake3"  #: the per-block strong sum: "xxh3" or "blake3"
 
 
 @dataclass

@@ -215,7 +215,11 @@ class Incoming:
             if hit is None:
                 with contextlib.suppress(OSError):
                     before = os.fstat(self.basis.fileno())
-        pieces = [hit] if hit is not None else iter_signature(self.basis, threads=self._threads)
+        pieces = (
+            [hit]
+            if hit is not None
+            else iter_signature(self.basis, threads=self._threads, strong_hash="blake3")
+        )
         kept = []
         for piece in pieces:
             if cache is not None:
