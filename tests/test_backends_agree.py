@@ -341,6 +341,7 @@ def test_constants_and_names():
             "Union",
             "Any",
             "Tuple",
+            "os",
         }
         - set(C.C_ONLY)
     )
