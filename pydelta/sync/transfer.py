@@ -14,7 +14,6 @@ import contextlib
 import functools
 import os
 import stat
-import tempfile
 import threading
 import time
 from typing import Any, BinaryIO, Callable, Dict, Iterator, Optional, Tuple, Union
@@ -172,6 +171,8 @@ class Incoming:
                 self.basis = open_in(self._dir, self._partial, self.partial)
                 self.resumed = True
             except FileAccessError:  # none (or not a regular file): start from nothing
+                import tempfile  # here: it loads shutil and random (start-up)
+
                 self.basis = tempfile.TemporaryFile()
         self.basis_size = os.fstat(self.basis.fileno()).st_size
 
