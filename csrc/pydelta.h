@@ -82,6 +82,19 @@ size_t pd_weak_rolling(const uint8_t *data, size_t len, size_t window,
 size_t pd_sig_blocks(const uint8_t *buf, size_t len, uint32_t block_len,
                      uint32_t strong_len, uint8_t *out);
 
+/* ---- signature of a file range, read in small pieces (sigread.c) ------ */
+
+/* The entries pd_sig_blocks makes over bytes [offset, offset + len) of the
+ * regular file fd, read with pread in pieces of buf_cap bytes into buf
+ * (the caller's, a whole number of blocks: small enough to stay in the CPU
+ * cache), each piece hashed as soon as it is read. out has room for
+ * ceil(len / block_len) entries; *got is the bytes read and hashed: fewer
+ * than len only at end of file. Returns PD_OK, PD_ERR_PARAM, or PD_ERR_IO
+ * with the errno in *err. */
+int pd_sig_fd(int fd, uint64_t offset, uint64_t len, uint32_t block_len,
+              uint32_t strong_len, uint8_t *buf, size_t buf_cap, uint8_t *out,
+              uint64_t *got, int *err);
+
 /* ---- signature table (sigtable.c) ------------------------------------- */
 
 typedef struct pd_sigtable pd_sigtable;

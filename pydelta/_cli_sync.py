@@ -238,10 +238,9 @@ def sync_cmd(
 
     def show(report: "SyncReport") -> None:
         if as_json:
-            import dataclasses
             import json
 
-            obj = dataclasses.asdict(report)
+            obj = report.as_dict()
             obj["speedup"] = None if report.dry_run else round(report.speedup, 2)
             sys.stdout.write(json.dumps(obj) + "\n")
             sys.stdout.flush()

@@ -252,10 +252,8 @@ class AtomicFile:
 
     def _create(self, what: str) -> Tuple[int, str]:
         """A new temporary file in the directory: (descriptor, its name there)."""
-        import secrets
-
-        for _ in range(100):
-            tmp = f".{self.base}.{secrets.token_hex(4)}.pydelta-tmp"
+        for _ in range(100):  # os.urandom, not secrets: that loads hashlib and random
+            tmp = f".{self.base}.{os.urandom(4).hex()}.pydelta-tmp"
             try:
                 return os.open(tmp, _O_TMP, 0o600, dir_fd=self._dir), tmp
             except FileExistsError:

@@ -7,12 +7,27 @@ thread count.
 
 from __future__ import annotations
 
+import io
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO, Callable, Iterator, Optional, Tuple
+import stat
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO, Callable, Deque, Iterator, Optional, Tuple
 
 from ._io import fill
 from .errors import UsageError
+
+#: A kernel over a file range: ``(buf, fd, offset, length) -> (entries,
+#: bytes read)``, reading with pread into ``buf`` (one per thread) in
+#: pieces of ``len(buf)`` bytes; fewer bytes than ``length`` only at EOF.
+FileKernel = Callable[[bytearray, int, int, int], Tuple[bytes, int]]
+
+#: Target size of a thread's read buffer when hashing a regular file: reads
+#: this small land in cache that the hashing then finds hot (bench/reads_bench.py).
+PIECE = 64 << 10
+#: Bytes of the file a thread takes at a time (whole blocks).
+FILE_PART = 2 << 20
 
 
 def resolve_threads(threads: Optional[int]) -> int:
@@ -72,3 +87,83 @@ def hash_blocks(
     finally:
         if executor is not None:
             executor.shutdown(wait=True)
+
+
+def file_range(fh: BinaryIO) -> Optional[Tuple[int, int]]:
+    """(descriptor, position) when fh reads a regular file directly, else None.
+
+    Only plain files qualify (``io.FileIO``, or a buffered reader over
+    one): a wrapper that decodes (gzip, ...) has a descriptor whose bytes
+    are not the ones it reads. Pipes and other non-regular files are None.
+    """
+    raw = fh.raw if isinstance(fh, (io.BufferedReader, io.BufferedRandom)) else fh
+    if not isinstance(raw, io.FileIO) or "r" not in raw.mode and "+" not in raw.mode:
+        return None
+    try:
+        fd = raw.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return fd, fh.tell()
+    except (OSError, ValueError):
+        return None
+
+
+def hash_file_blocks(
+    fh: BinaryIO,
+    where: Tuple[int, int],
+    block_len: int,
+    threads: int,
+    kernel: FileKernel,
+) -> Iterator[Tuple[bytes, int]]:
+    """Yield (entries, bytes read) per part of a regular file, as :func:`hash_blocks`.
+
+    The file is cut into parts of whole blocks (about FILE_PART bytes); the
+    threads take the parts as they come free, a few ahead of the one being
+    yielded, so a thread the machine holds back does not stall the others.
+    A thread reads its part in pieces into its own small buffer and hashes
+    each piece at once (``kernel``). The entries are those of the whole
+    blocks, so the same for any thread count. The file is read to its end
+    as it is then (a part coming up short ends it); fh is left positioned
+    after the bytes hashed.
+    """
+    fd, start = where
+    piece = max(1, PIECE // block_len) * block_len
+    part = max(piece, FILE_PART // piece * piece)
+    local = threading.local()
+
+    def run(offset: int) -> Tuple[bytes, int]:
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = bytearray(piece)
+        return kernel(buf, fd, offset, part)
+
+    pos = start
+    executor = pool(threads)
+    try:
+        if executor is None:
+            while True:
+                entries, n = run(pos)
+                pos += n
+                if n:
+                    yield entries, n
+                if n < part:
+                    return
+        ahead: Deque[Future] = deque()
+        queued = start
+        while True:
+            while len(ahead) < 4 * threads:
+                ahead.append(executor.submit(run, queued))
+                queued += part
+            entries, n = ahead.popleft().result()
+            pos += n
+            if n:
+                yield entries, n
+            if n < part:
+                return  # end of file: a later part read after a growth is not ours
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        try:
+            fh.seek(pos)
+        except (OSError, ValueError):
+            pass

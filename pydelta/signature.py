@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import BinaryIO, Iterator, List, Literal, Optional, Union, overload
+from typing import BinaryIO, Callable, Iterator, List, Literal, Optional, Tuple, Union, overload
 
 from ._io import Source, input_size, is_path, open_input, read_all, read_exact, write_all
-from ._threads import hash_blocks, resolve_threads
+from ._threads import file_range, hash_blocks, hash_file_blocks, resolve_threads
 from .backends import backend, rdiff_kernels
-from .errors import CorruptSignatureError, UsageError, raise_for_code
+from .errors import CorruptSignatureError, FileAccessError, UsageError, os_reason, raise_for_code
 from .formats import RDIFF_SIGNATURE, sniff
 from .formats import native as fmt
 from .formats import rdiff as rfmt
@@ -72,8 +72,8 @@ def _iter_signature(
         def kernel(view: memoryview, length: int) -> bytes:
             return backend.sig_blocks(view, length, block_len, strong_len)
 
-        for entries, n in hash_blocks(
-            fh, name, block_len, READ_SIZE, resolve_threads(threads), kernel
+        for entries, n in _hash_old(
+            fh, name, block_len, strong_len, resolve_threads(threads), kernel
         ):
             hasher.update(entries)
             total += n
@@ -84,6 +84,29 @@ def _iter_signature(
         tail = struct.pack("<QQ", count, total)
         hasher.update(tail)
         yield tail + hasher.digest() + fmt.SIG_END_MAGIC
+
+
+def _hash_old(
+    fh: BinaryIO,
+    name: str,
+    block_len: int,
+    strong_len: int,
+    threads: int,
+    kernel: Callable[[memoryview, int], bytes],
+) -> Iterator[Tuple[bytes, int]]:
+    """(entries, bytes) per chunk of OLD: a regular file read by the threads in
+    small pieces (C backend), anything else through the read buffer."""
+    where = file_range(fh) if hasattr(backend, "sig_fd") else None
+    if where is None:
+        return hash_blocks(fh, name, block_len, READ_SIZE, threads, kernel)
+
+    def file_kernel(buf: bytearray, fd: int, offset: int, length: int) -> Tuple[bytes, int]:
+        try:
+            return backend.sig_fd(buf, fd, offset, length, block_len, strong_len)
+        except OSError as e:
+            raise FileAccessError(f"cannot read {name}: {os_reason(e)}") from None
+
+    return hash_file_blocks(fh, where, block_len, threads, file_kernel)
 
 
 def iter_rdiff_signature(

@@ -705,7 +705,12 @@ def test_dev_null_is_the_empty_basis(files):
 
 
 def test_shell_completion_script():
-    p = run("--show-completion", "bash")
+    # The shell is named, not detected from the process tree: a runner
+    # started outside a shell (a service, setsid) has no shell to detect.
+    env = dict(_env(), _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1")
+    p = subprocess.run(
+        CMD + ["--show-completion", "bash"], capture_output=True, env=env, timeout=TIMEOUT
+    )
     assert p.returncode == 0 and b"_pydelta_completion" in p.stdout
 
 

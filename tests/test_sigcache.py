@@ -232,10 +232,19 @@ def _age(entries) -> dict:
     return {e: e.stat().st_mtime_ns for e in entries}
 
 
+def entry_with_blocks(cache_dir, path, block_size: int) -> None:
+    """Write path's entry as a signature of its content with blocks of
+    block_size (valid, but of another size than a sync makes): a sync served
+    from it receives a signature of that size, which shows the entry served."""
+    with open(path, "rb") as fh:
+        sig = b"".join(bytes(p) for p in iter_signature(fh, block_size=block_size))
+        SigCache(str(cache_dir)).put(os.fstat(fh.fileno()), fh.fileno(), sig)
+
+
 def test_over_ssh_the_written_file_is_signed_for_the_next_sync(sshd, tmp_path):
     """A push over the loopback sshd: the far end's entry for the result is
     there when the sync returns, identical to `pydelta signature` of it, and
-    the next sync is served from it (a hit refreshes the entry's time)."""
+    the next sync is served from it (then dropped: its file was replaced)."""
     from test_sync_ssh import REMOTE_CMD
 
     cache_dir = tmp_path / "remote-cache"
@@ -254,15 +263,18 @@ def test_over_ssh_the_written_file_is_signed_for_the_next_sync(sshd, tmp_path):
     assert r.files[0].action == "updated" and dest.read_bytes() == new
     assert cached(cache_dir, dest) == sig_of(dest)  # the far end runs the C backend
     first = entry_of(cache_dir, dest)
-    aged = _age([first])
-    # a second small change: the far end's signature comes from that entry
+    received = r.files[0].received
+    # a second small change: the far end's signature comes from its entry
+    # (rewritten with blocks 4x the size: a quarter of the signature arrives)
+    entry_with_blocks(cache_dir, dest, 4 * pydelta.default_block_len(size))
     new2 = bytearray(new)
     new2[size // 2 : size // 2 + 64] = rand_bytes(64, 5)
     write(src, bytes(new2))
     r = push()
     assert r.files[0].action == "updated" and dest.read_bytes() == bytes(new2)
-    assert first.stat().st_mtime_ns > aged[first]  # it served the sync
-    assert cached(cache_dir, dest) == sig_of(dest)  # and the new result has its own
+    assert r.files[0].received < received / 2  # it served the sync
+    assert not first.exists()  # and went with the file it was of
+    assert cached(cache_dir, dest) == sig_of(dest)  # the new result has its own
     # with --no-sig-cache the far end neither reads nor writes it
     aged = _age(list(cache_dir.iterdir()))
     write(src, new)
@@ -291,11 +303,13 @@ def test_over_ssh_a_pulled_file_is_signed_for_the_next_sync(sshd, tmp_path, monk
     assert cached(cache_dir, dest) == (sig_of(dest) if SIGNS else None)
     if not SIGNS:
         return
-    aged = _age([entry_of(cache_dir, dest)])
+    entry = entry_of(cache_dir, dest)
+    misses = []
+    monkeypatch.setattr(SigCache, "_miss", lambda self: misses.append(1))
     write(src, old)
     assert pull().files[0].action == "updated" and dest.read_bytes() == old
-    (entry,) = aged
-    assert entry.stat().st_mtime_ns > aged[entry]
+    assert misses == [] and not entry.exists()  # it served, and went with its file
+    assert cached(cache_dir, dest) == sig_of(dest)
 
 
 def test_unchanged_file_verified_in_place_and_re_keyed(tmp_path, monkeypatch):

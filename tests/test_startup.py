@@ -21,9 +21,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _modules_after(code: str) -> set:
+def _modules_after(code: str, **env_extra: str) -> set:
     """The modules loaded once ``code`` ran in a fresh interpreter."""
-    env = dict(os.environ)
+    env = dict(os.environ, **env_extra)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [env.get("PYTHONPATH", "")])
     out = subprocess.run(
         [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
@@ -194,3 +194,63 @@ def test_version_output(tmp_path):
     import pydelta
 
     assert out.stdout.startswith(f"pydelta {pydelta.__version__} (")
+
+
+def test_value_classes_keep_the_dataclass_behaviour():
+    from pydelta.formats.native import DeltaHeader
+    from pydelta.formats.rdiff import RdiffSignatureInfo
+    from pydelta.results import DeltaStats, FileInfo, PatchResult, SignatureInfo
+
+    info = SignatureInfo(block_len=1024, strong_len=16, block_count=3, basis_size=3000, digest=b"d")
+    assert info == SignatureInfo(1024, 16, 3, 3000, b"d") and hash(info) == hash(
+        SignatureInfo(1024, 16, 3, 3000, b"d")
+    )
+    assert info != SignatureInfo(1024, 16, 3, 3001, b"d")
+    assert repr(info) == (
+        "SignatureInfo(block_len=1024, strong_len=16, block_count=3, basis_size=3000, digest=b'd')"
+    )
+    with pytest.raises(AttributeError):
+        info.block_len = 1  # type: ignore[misc]
+    assert PatchResult(5, b"x") == PatchResult(size=5, digest=b"x", verified=True)
+    assert PatchResult(5, b"x") != (5, b"x", True)  # another type: never equal
+    stats = DeltaStats(new_size=10)
+    stats.copied += 4
+    assert stats == DeltaStats(10, 4) and stats.as_dict()["copied"] == 4
+    with pytest.raises(TypeError):
+        hash(stats)
+    a, b = FileInfo("delta"), FileInfo("delta")
+    a.fields["x"] = 1
+    assert b.fields == {} and a != b and str(a) == "pydelta delta\n  x  1"
+    assert DeltaHeader(1024, 16, 5, b"s").flags == 0
+    assert RdiffSignatureInfo(2048, 8, 1, "rabinkarp", "blake2").basis_size is None
+
+
+def test_requests_round_trip_by_field():
+    from pydelta.sync.messages import Bye, Get, Hello, Put, decode, encode
+
+    put = Put("r", "p", mode=0o644, size=9, strong_len=8)
+    assert encode(put) == {
+        "op": "put",
+        "root": "r",
+        "path": "p",
+        "mode": 0o644,
+        "mtime_ns": None,
+        "fsync": True,
+        "size": 9,
+        "cache": True,
+        "strong_len": 8,
+    }
+    for msg in (put, Hello(1, "v", ["links"]), Get("r", "p", follow=True), Bye()):
+        assert decode(encode(msg)) == msg
+    assert Bye() == Bye() and repr(Bye()) == "Bye()"
+    assert {Put("r", "p"), Put("r", "p")} == {Put("r", "p")}
+
+
+@pytest.mark.parametrize("verb", sorted(FAST_LINES))
+def test_common_verbs_skip_dataclasses(verb, made):
+    # dataclasses loads inspect (ast, dis, tokenize): ~10 ms before the work begins.
+    # On the C backend: numba itself loads both (the numba pass runs this one on C too)
+    line, _ = FAST_LINES[verb]
+    mods = _modules_after(_run_main([a.format(d=made) for a in line]), PYDELTA_BACKEND="c")
+    assert "pydelta._cli_verbs" in mods
+    assert not {"dataclasses", "inspect"} & mods

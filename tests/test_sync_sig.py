@@ -79,8 +79,10 @@ def test_incoming_serves_a_short_request_from_the_full_cache_entry(tmp_path, mon
             inc._ok = True  # not a failed sync: keep the entry
             inc.close()
 
-    short, tail = sign(8)  # a miss: signed at full length, kept, sent short
+    short, tail = sign(8)  # a miss: signed at full length, sent short
     assert (cache.hits, cache.misses) == (0, 1)
+    # an entry is written when the file is found unchanged (or signed ahead): full length
+    sigcache.sign_file(str(tmp_path / "d" / "m.bin"), cache)
     with open(tmp_path / "d" / "m.bin", "rb") as fh:
         full = b"".join(bytes(p) for p in iter_signature(fh))
         assert cache.get(fh.fileno()) == full  # the entry is the full-length one

@@ -11,6 +11,7 @@ functions they call.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Optional, Tuple, Union
 
 from .._core import ffi, lib
@@ -21,7 +22,7 @@ from ._cffi import ptr as _ptr
 NAME = "c"
 #: What only this backend has (the numba twin takes the plain paths, with
 #: the same results): direct patch output and the delta pre-scan.
-C_ONLY = ("C_ONLY", "Sink", "prescan", "prescan_hits", "move_hits")
+C_ONLY = ("C_ONLY", "Sink", "prescan", "prescan_hits", "move_hits", "sig_fd")
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -114,6 +115,28 @@ def sig_blocks(buf: Buffer, length: int, block_len: int, strong_len: int) -> byt
     out = ffi.new("uint8_t[]", max(count * entry, 1))
     got = lib.pd_sig_blocks(_ptr(buf), length, block_len, strong_len, out)
     return bytes(ffi.buffer(out, got * entry))
+
+
+def sig_fd(
+    buf: bytearray, fd: int, offset: int, length: int, block_len: int, strong_len: int
+) -> Tuple[bytes, int]:
+    """Signature entries of bytes [offset, offset + length) of the regular
+    file fd, read in pieces of len(buf) bytes (whole blocks) into buf and
+    hashed at once. Returns (entries, bytes read: fewer only at end of
+    file); a failed read raises OSError."""
+    entry = 8 + strong_len
+    out = ffi.new("uint8_t[]", max(-(-length // block_len) * entry, 1))
+    got = ffi.new("uint64_t *")
+    err = ffi.new("int *")
+    rc = lib.pd_sig_fd(
+        fd, offset, length, block_len, strong_len, _ptr(buf), len(buf), out, got, err
+    )
+    if rc == lib.PD_ERR_IO:
+        raise OSError(err[0], os.strerror(err[0]))
+    if rc != lib.PD_OK:
+        raise ValueError(f"bad parameters for pd_sig_fd (result {rc})")
+    n = int(got[0])
+    return bytes(ffi.buffer(out, -(-n // block_len) * entry)), n
 
 
 class SigTable(_cffi.Table):

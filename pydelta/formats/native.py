@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
 from typing import NamedTuple, Optional, Tuple, Type, Union
 
 from ..backends import backend
@@ -47,7 +46,7 @@ from ..errors import (
     UnsupportedVersionError,
     UsageError,
 )
-from ..results import SignatureInfo
+from ..results import Frozen, SignatureInfo
 from .magic import DELTA_MAGIC, SIG_END_MAGIC, SIG_MAGIC, describe_magic
 
 Buffer = Union[bytes, bytearray, memoryview]
@@ -197,15 +196,27 @@ def parse_sig_trailer(data: bytes, name: str) -> tuple:
     return info, memoryview(data)[SIG_HEADER.size : SIG_HEADER.size + body_len]
 
 
-@dataclass(frozen=True)
-class DeltaHeader:
-    """The fixed header of a delta."""
+class DeltaHeader(Frozen):
+    """The fixed header of a delta (``flags``: FLAG_ZLITERALS, the delta may
+    hold compressed literals)."""
 
     block_len: int
     strong_len: int
     basis_size: int
     sig_digest: bytes
-    flags: int = 0  #: FLAG_ZLITERALS: the delta may hold compressed literals
+    flags: int
+    _fields = ("block_len", "strong_len", "basis_size", "sig_digest", "flags")
+
+    def __init__(
+        self, block_len: int, strong_len: int, basis_size: int, sig_digest: bytes, flags: int = 0
+    ) -> None:
+        vars(self).update(
+            block_len=block_len,
+            strong_len=strong_len,
+            basis_size=basis_size,
+            sig_digest=sig_digest,
+            flags=flags,
+        )
 
 
 def _header_check(head: bytes) -> bytes:

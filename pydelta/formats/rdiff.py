@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from ..errors import CorruptSignatureError, UsageError
+from ..results import Frozen
 from . import native
 from .magic import RDIFF_DELTA_MAGIC as DELTA_MAGIC
 from .magic import RDIFF_SIG_MAGICS as SIG_MAGICS
@@ -122,17 +122,36 @@ def resolve_strong_len(
     return strong_len
 
 
-@dataclass(frozen=True)
-class RdiffSignatureInfo:
+class RdiffSignatureInfo(Frozen):
     """What a librsync signature says. It does not record the basis size:
-    ``basis_size`` is known only for a signature just made."""
+    ``basis_size`` is known only for a signature just made. ``weak`` is
+    "rabinkarp" or "rollsum", ``strong`` "blake2" or "md4"."""
 
     block_len: int
     strong_len: int
     block_count: int
-    weak: str  #: "rabinkarp" or "rollsum"
-    strong: str  #: "blake2" or "md4"
-    basis_size: Optional[int] = None
+    weak: str
+    strong: str
+    basis_size: Optional[int]
+    _fields = ("block_len", "strong_len", "block_count", "weak", "strong", "basis_size")
+
+    def __init__(
+        self,
+        block_len: int,
+        strong_len: int,
+        block_count: int,
+        weak: str,
+        strong: str,
+        basis_size: Optional[int] = None,
+    ) -> None:
+        vars(self).update(
+            block_len=block_len,
+            strong_len=strong_len,
+            block_count=block_count,
+            weak=weak,
+            strong=strong,
+            basis_size=basis_size,
+        )
 
     @property
     def magic(self) -> int:

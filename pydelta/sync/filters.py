@@ -25,10 +25,10 @@ Not implemented: rsync's ``- ``/``+ `` rule prefixes, merge files,
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import UsageError
+from ..results import Frozen
 
 
 def _translate(glob: str) -> str:
@@ -74,14 +74,19 @@ def _translate(glob: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Frozen):
     """One ``--exclude``/``--include`` pattern, compiled."""
 
     include: bool
     pattern: str
     dir_only: bool
     regex: "re.Pattern[str]"
+    _fields = ("include", "pattern", "dir_only", "regex")
+
+    def __init__(
+        self, include: bool, pattern: str, dir_only: bool, regex: "re.Pattern[str]"
+    ) -> None:
+        vars(self).update(include=include, pattern=pattern, dir_only=dir_only, regex=regex)
 
     @classmethod
     def parse(cls, include: bool, pattern: str) -> "Rule":

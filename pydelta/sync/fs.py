@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 from typing import Any, BinaryIO, Dict, List, Optional, Tuple
 
@@ -319,7 +318,7 @@ def make_link(root: str, rel: str, target: str) -> str:
                 with contextlib.suppress(OSError):
                     if os.readlink(name, dir_fd=dir_fd) == target:
                         return "unchanged"
-        tmp = f".{name}.pydelta-link-{secrets.token_hex(4)}"
+        tmp = f".{name}.pydelta-link-{os.urandom(4).hex()}"  # not secrets: start-up
         try:
             os.symlink(target, tmp, dir_fd=dir_fd)
             os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)

@@ -1,4 +1,4 @@
-"""The requests of the sync protocol, as typed dataclasses.
+"""The requests of the sync protocol, as typed value classes.
 
 On the wire each request is a JSON object whose ``op`` names it (see
 :mod:`.wire` for the framing); :func:`encode` and :func:`decode` turn one
@@ -11,16 +11,21 @@ directories, and the rest, which is skipped); ``mkdir``; ``delete``;
 ``put`` (push one file: the server answers with the signature of its copy
 and then receives the delta) and ``get`` (pull one file: the client sends
 the signature and receives the delta); ``bye``.
+
+The classes are written out (:class:`~pydelta.results.Frozen`: equality,
+``repr``, hash over the fields) rather than made by :mod:`dataclasses`, whose
+import and per-class code generation cost the far end of every sync ~10 ms
+before its hello (issue 13.4).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional, Type, Union
 
 from ..errors import ProtocolError, UsageError
 from ..formats.literals import DEFAULT_LEVEL
 from ..formats.native import MAX_STRONG_LEN, MIN_STRONG_LEN
+from ..results import Frozen
 
 #: The protocol version both ends must speak.
 PROTOCOL = 1
@@ -107,14 +112,19 @@ def _opt_int(m: Dict[str, Any], key: str, lo: int = 0, hi: int = MAX_SIZE) -> Op
     return value
 
 
-@dataclass(frozen=True)
-class FileMeta:
+class FileMeta(Frozen):
     """What a peer says about a regular file: checked, so nothing downstream
     meets a string for a size or a mode that chmod cannot take."""
 
     size: int
-    mode: Optional[int] = None
-    mtime_ns: Optional[int] = None
+    mode: Optional[int]
+    mtime_ns: Optional[int]
+    _fields = ("size", "mode", "mtime_ns")
+
+    def __init__(
+        self, size: int, mode: Optional[int] = None, mtime_ns: Optional[int] = None
+    ) -> None:
+        vars(self).update(size=size, mode=mode, mtime_ns=mtime_ns)
 
     @classmethod
     def parse(cls, m: Dict[str, Any], peer: str, what: str = "file") -> "FileMeta":
@@ -173,16 +183,25 @@ def check_listing(entries: Any, peer: str) -> list:
     return [check_entry(e, peer, listed=True) for e in entries]
 
 
-@dataclass(frozen=True)
-class Hello:
+class Hello(Frozen):
     """The client's first message."""
 
     proto: Any
-    version: Optional[str] = None
-    features: Optional[list] = None
+    version: Optional[str]
+    features: Optional[list]
     #: bytes/s the server may write (feature "bwlimit"; None: no limit)
-    bwlimit: Optional[int] = None
+    bwlimit: Optional[int]
+    _fields = ("proto", "version", "features", "bwlimit")
     op = "hello"
+
+    def __init__(
+        self,
+        proto: Any,
+        version: Optional[str] = None,
+        features: Optional[list] = None,
+        bwlimit: Optional[int] = None,
+    ) -> None:
+        vars(self).update(proto=proto, version=version, features=features, bwlimit=bwlimit)
 
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Hello":
@@ -192,26 +211,32 @@ class Hello:
         return cls(m.get("proto"), m.get("version"), m.get("features"), bw)
 
 
-@dataclass(frozen=True)
-class Stat:
+class Stat(Frozen):
     """What a top-level path is."""
 
     path: str
+    _fields = ("path",)
     op = "stat"
+
+    def __init__(self, path: str) -> None:
+        vars(self)["path"] = path
 
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Stat":
         return cls(_str(m, "path"))
 
 
-@dataclass(frozen=True)
-class Walk:
+class Walk(Frozen):
     """Every entry under a tree."""
 
     root: str
     #: symbolic links: "skip", "keep" (-l) or "copy" (-L) (feature "links")
-    links: Optional[str] = None
+    links: Optional[str]
+    _fields = ("root", "links")
     op = "walk"
+
+    def __init__(self, root: str, links: Optional[str] = None) -> None:
+        vars(self).update(root=root, links=links)
 
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Walk":
@@ -221,48 +246,76 @@ class Walk:
         return cls(_str(m, "root"), links)
 
 
-@dataclass(frozen=True)
-class Mkdir:
+class Mkdir(Frozen):
     """Create a tree's root (``path`` empty) or a directory inside it."""
 
     root: str
-    path: str = ""
+    path: str
+    _fields = ("root", "path")
     op = "mkdir"
+
+    def __init__(self, root: str, path: str = "") -> None:
+        vars(self).update(root=root, path=path)
 
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Mkdir":
         return cls(_str(m, "root"), _str(m, "path", ""))
 
 
-@dataclass(frozen=True)
-class Delete:
+class Delete(Frozen):
     """Remove one entry of a tree."""
 
     root: str
     path: str
+    _fields = ("root", "path")
     op = "delete"
+
+    def __init__(self, root: str, path: str) -> None:
+        vars(self).update(root=root, path=path)
 
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Delete":
         return cls(_str(m, "root"), _str(m, "path"))
 
 
-@dataclass(frozen=True)
-class Put:
+class Put(Frozen):
     """Receive one file (the server sends its signature, then takes the delta)."""
 
     root: str
     path: str
-    mode: Optional[int] = None
-    mtime_ns: Optional[int] = None
-    fsync: bool = True
+    mode: Optional[int]
+    mtime_ns: Optional[int]
+    fsync: bool
     #: the size of the file being sent: the result may not be larger
-    size: Optional[int] = None
+    size: Optional[int]
     #: the receiver may use its signature cache (false: --no-sig-cache)
-    cache: bool = True
+    cache: bool
     #: bytes of BLAKE3 per block in the receiver's signature (feature "shortsig")
-    strong_len: Optional[int] = None
+    strong_len: Optional[int]
+    _fields = ("root", "path", "mode", "mtime_ns", "fsync", "size", "cache", "strong_len")
     op = "put"
+
+    def __init__(
+        self,
+        root: str,
+        path: str,
+        mode: Optional[int] = None,
+        mtime_ns: Optional[int] = None,
+        fsync: bool = True,
+        size: Optional[int] = None,
+        cache: bool = True,
+        strong_len: Optional[int] = None,
+    ) -> None:
+        vars(self).update(
+            root=root,
+            path=path,
+            mode=mode,
+            mtime_ns=mtime_ns,
+            fsync=fsync,
+            size=size,
+            cache=cache,
+            strong_len=strong_len,
+        )
 
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Put":
@@ -278,17 +331,27 @@ class Put:
         )
 
 
-@dataclass(frozen=True)
-class Get:
+class Get(Frozen):
     """Send one file (the server takes the client's signature, sends the delta)."""
 
     root: str
     path: str
-    compress: Optional[bool] = None
-    level: int = DEFAULT_LEVEL
+    compress: Optional[bool]
+    level: int
     #: follow symbolic links inside the tree (-L, feature "links")
-    follow: bool = False
+    follow: bool
+    _fields = ("root", "path", "compress", "level", "follow")
     op = "get"
+
+    def __init__(
+        self,
+        root: str,
+        path: str,
+        compress: Optional[bool] = None,
+        level: int = DEFAULT_LEVEL,
+        follow: bool = False,
+    ) -> None:
+        vars(self).update(root=root, path=path, compress=compress, level=level, follow=follow)
 
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Get":
@@ -301,25 +364,28 @@ class Get:
         return cls(_str(m, "root"), _str(m, "path"), compress, level, m.get("follow") is True)
 
 
-@dataclass(frozen=True)
-class Symlink:
+class Symlink(Frozen):
     """Make ``path`` a symbolic link to ``target`` (feature "links"; the
     server re-checks that the target stays inside the tree)."""
 
     root: str
     path: str
     target: str
+    _fields = ("root", "path", "target")
     op = "symlink"
+
+    def __init__(self, root: str, path: str, target: str) -> None:
+        vars(self).update(root=root, path=path, target=target)
 
     @classmethod
     def parse(cls, m: Dict[str, Any]) -> "Symlink":
         return cls(_str(m, "root"), _str(m, "path"), _str(m, "target"))
 
 
-@dataclass(frozen=True)
-class Bye:
+class Bye(Frozen):
     """The end of the session."""
 
+    _fields = ()
     op = "bye"
 
     @classmethod
@@ -337,7 +403,7 @@ REQUESTS: Dict[str, Type[Any]] = {
 
 def encode(msg: Request) -> Dict[str, Any]:
     """The JSON object of a request."""
-    return {"op": msg.op, **asdict(msg)}
+    return {"op": msg.op, **msg.as_dict()}
 
 
 class UnknownRequest(ValueError):

@@ -7,7 +7,6 @@ for each symbolic link of the source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import message
@@ -19,12 +18,13 @@ from .wire import Failed
 OLD_PEER = "the far end's pydelta is too old for symbolic links (-l/-L): skipped"
 
 
-@dataclass
 class RunOptions:
-    """Filters and the link mode of a run."""
+    """Filters and the link mode of a run (``links``: "skip", "keep" (-l) or
+    "copy" (-L))."""
 
-    filter: Filter = field(default_factory=Filter)
-    links: str = "skip"  #: "skip", "keep" (-l) or "copy" (-L)
+    def __init__(self, filter: Optional[Filter] = None, links: str = "skip") -> None:
+        self.filter = Filter() if filter is None else filter
+        self.links = links
 
     @classmethod
     def make(

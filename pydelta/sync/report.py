@@ -2,65 +2,183 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
+from ..results import Frozen, Value
 
-@dataclass(frozen=True)
-class SyncStatus:
-    """Where a sync is, as given to its progress callback."""
 
-    path: str  #: the file being synced
-    file_done: int  #: bytes of it done
-    file_size: int  #: its size
-    done: int  #: bytes done over all files (those before this one count whole)
-    total: int  #: bytes of all the source's files
-    #: "signature" while the receiving end hashes its old copy (nothing moves
-    #: yet: about a second per GiB), then "delta" while the file moves
-    phase: str = "delta"
+class SyncStatus(Frozen):
+    """Where a sync is, as given to its progress callback.
+
+    Attributes:
+        path: the file being synced.
+        file_done: bytes of it done.
+        file_size: its size.
+        done: bytes done over all files (those before this one count whole).
+        total: bytes of all the source's files.
+        phase: "signature" while the receiving end hashes its old copy
+            (nothing moves yet: about a second per GiB), then "delta" while
+            the file moves.
+    """
+
+    path: str
+    file_done: int
+    file_size: int
+    done: int
+    total: int
+    phase: str
+    _fields = ("path", "file_done", "file_size", "done", "total", "phase")
+
+    def __init__(
+        self,
+        path: str,
+        file_done: int,
+        file_size: int,
+        done: int,
+        total: int,
+        phase: str = "delta",
+    ) -> None:
+        vars(self).update(
+            path=path,
+            file_done=file_done,
+            file_size=file_size,
+            done=done,
+            total=total,
+            phase=phase,
+        )
 
 
 #: Progress callback, called with a :class:`SyncStatus` as files move.
 SyncProgress = Optional[Callable[[SyncStatus], None]]
 
 
-@dataclass
-class SyncedFile:
-    """What happened to one entry of the source."""
+class SyncedFile(Value):
+    """What happened to one entry of the source.
 
-    path: str  #: path relative to the synced folder (the file name for a single file)
-    #: "created", "updated", "unchanged", "deleted", "skipped" or "failed"
-    action: str
-    size: int = 0  #: bytes of the file
-    sent: int = 0  #: bytes this side sent for it
-    received: int = 0  #: bytes this side received for it
-    message: str = ""  #: why it was skipped or failed
-    kind: str = "file"  #: "file", "dir" (a directory made) or "link" (a symbolic link)
-    target: str = ""  #: a link's target
-    #: what changed, in rsync's 11-character ``--itemize-changes`` form
-    #: (e.g. ``<f.st......``, see :mod:`.itemize`); "" when failed or skipped
-    changes: str = ""
-    literal: Optional[int] = None  #: bytes of it sent as literal data (None: not known)
-    matched: Optional[int] = None  #: bytes of it rebuilt from the old copy (None: not known)
+    Attributes:
+        path: path relative to the synced folder (the file name for a single file).
+        action: "created", "updated", "unchanged", "deleted", "skipped" or "failed".
+        size: bytes of the file.
+        sent: bytes this side sent for it.
+        received: bytes this side received for it.
+        message: why it was skipped or failed.
+        kind: "file", "dir" (a directory made) or "link" (a symbolic link).
+        target: a link's target.
+        changes: what changed, in rsync's 11-character ``--itemize-changes``
+            form (e.g. ``<f.st......``, see :mod:`.itemize`); "" when failed
+            or skipped.
+        literal: bytes of it sent as literal data (None: not known).
+        matched: bytes of it rebuilt from the old copy (None: not known).
+    """
+
+    _fields = (
+        "path",
+        "action",
+        "size",
+        "sent",
+        "received",
+        "message",
+        "kind",
+        "target",
+        "changes",
+        "literal",
+        "matched",
+    )
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __init__(
+        self,
+        path: str,
+        action: str,
+        size: int = 0,
+        sent: int = 0,
+        received: int = 0,
+        message: str = "",
+        kind: str = "file",
+        target: str = "",
+        changes: str = "",
+        literal: Optional[int] = None,
+        matched: Optional[int] = None,
+    ) -> None:
+        self.path = path
+        self.action = action
+        self.size = size
+        self.sent = sent
+        self.received = received
+        self.message = message
+        self.kind = kind
+        self.target = target
+        self.changes = changes
+        self.literal = literal
+        self.matched = matched
 
 
-@dataclass
-class SyncReport:
-    """The outcome of a sync: per file, and bytes on the wire against the files' size."""
+class SyncReport(Value):
+    """The outcome of a sync: per file, and bytes on the wire against the files' size.
 
-    src: str
-    dest: str
-    files: List[SyncedFile] = field(default_factory=list)
-    bytes_sent: int = 0  #: bytes this side wrote to the connection
-    bytes_received: int = 0  #: bytes this side read from it
-    total_size: int = 0  #: bytes of the source's regular files
-    seconds: float = 0.0  #: wall time
-    dry_run: bool = False  #: nothing was changed: ``files`` says what would be done
-    #: entries of the source considered (after --exclude/--include), by kind:
-    #: "file", "dir", "link" (as for rsync --stats' "Number of files")
-    source_counts: Dict[str, int] = field(default_factory=dict)
-    bwlimit: Optional[int] = None  #: bytes/s this side's writes were held to
-    bwlimit_seconds: float = 0.0  #: seconds this side waited for the limit
+    Attributes:
+        src: the source, as given.
+        dest: the destination, as given.
+        files: what happened to each entry.
+        bytes_sent: bytes this side wrote to the connection.
+        bytes_received: bytes this side read from it.
+        total_size: bytes of the source's regular files.
+        seconds: wall time.
+        dry_run: nothing was changed: ``files`` says what would be done.
+        source_counts: entries of the source considered (after
+            --exclude/--include), by kind: "file", "dir", "link" (as for
+            rsync --stats' "Number of files").
+        bwlimit: bytes/s this side's writes were held to.
+        bwlimit_seconds: seconds this side waited for the limit.
+    """
+
+    _fields = (
+        "src",
+        "dest",
+        "files",
+        "bytes_sent",
+        "bytes_received",
+        "total_size",
+        "seconds",
+        "dry_run",
+        "source_counts",
+        "bwlimit",
+        "bwlimit_seconds",
+    )
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __init__(
+        self,
+        src: str,
+        dest: str,
+        files: Optional[List[SyncedFile]] = None,
+        bytes_sent: int = 0,
+        bytes_received: int = 0,
+        total_size: int = 0,
+        seconds: float = 0.0,
+        dry_run: bool = False,
+        source_counts: Optional[Dict[str, int]] = None,
+        bwlimit: Optional[int] = None,
+        bwlimit_seconds: float = 0.0,
+    ) -> None:
+        self.src = src
+        self.dest = dest
+        self.files: List[SyncedFile] = [] if files is None else files
+        self.bytes_sent = bytes_sent
+        self.bytes_received = bytes_received
+        self.total_size = total_size
+        self.seconds = seconds
+        self.dry_run = dry_run
+        self.source_counts: Dict[str, int] = {} if source_counts is None else source_counts
+        self.bwlimit = bwlimit
+        self.bwlimit_seconds = bwlimit_seconds
+
+    def as_dict(self) -> Dict[str, Any]:
+        """The fields by name, each file's as a dict too (for ``--json``)."""
+        out = super().as_dict()
+        out["files"] = [f.as_dict() for f in self.files]
+        out["source_counts"] = dict(self.source_counts)
+        return out
 
     def count(self, action: str) -> int:
         """Entries with this action (directories made do not count as files)."""

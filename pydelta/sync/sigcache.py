@@ -32,7 +32,9 @@ stands (renamed, its mode and time set: each of these changes its ctime), so
 it is there when the sync returns. Only the patch's direct writer signs (the
 C backend writing a file); a result written another way (the numba backend,
 ``PYDELTA_PATCH_DIRECT=0``, a resumed update) gets no entry, and its next
-sync signs it as for a miss.
+sync signs it as for a miss. The entry of a file an update replaced (a hit,
+or signed ahead by .presign) is dropped when the result is published: it
+could never serve again.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import contextlib
 import os
 import stat
 import struct
+import threading
 from typing import Optional, Tuple
 
 from ..backends import backend
@@ -154,7 +157,9 @@ class SigCache:
             data = head + backend.blake3_digest(head) + backend.blake3_digest(sig)
             os.makedirs(self.root, mode=0o700, exist_ok=True)
             path = self._path(before)
-            tmp = f"{path}.{os.getpid()}.tmp"
+            # one name per writer: the process and its thread (presign's signer
+            # and a put can write one entry at once)
+            tmp = f"{path}.{os.getpid()}-{threading.get_ident():x}.tmp"
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.write(sig)
@@ -197,7 +202,7 @@ class SigCache:
             self.put(st, fd, sig)
 
     def forget(self, fd: int) -> None:
-        """Drop the entry of ``fd`` (a sync that used it failed)."""
+        """Drop the entry of ``fd`` (a sync that used it failed, or replaced the file)."""
         try:
             os.unlink(self._path(os.fstat(fd)))
         except OSError:

@@ -14,7 +14,6 @@ import contextlib
 import functools
 import os
 import stat
-import tempfile
 import threading
 import time
 from typing import Any, BinaryIO, Callable, Dict, Iterator, Optional, Tuple, Union
@@ -172,6 +171,8 @@ class Incoming:
                 self.basis = open_in(self._dir, self._partial, self.partial)
                 self.resumed = True
             except FileAccessError:  # none (or not a regular file): start from nothing
+                import tempfile  # here: it loads shutil and random (start-up)
+
                 self.basis = tempfile.TemporaryFile()
         self.basis_size = os.fstat(self.basis.fileno()).st_size
 
@@ -209,12 +210,7 @@ class Incoming:
         the signature cache when it holds one."""
         self.basis.seek(0)
         cache = self.cache if self.have else None
-        hit = before = None
-        if cache is not None:
-            hit = cache.get(self.basis.fileno())
-            if hit is None:
-                with contextlib.suppress(OSError):
-                    before = os.fstat(self.basis.fileno())
+        hit = cache.get(self.basis.fileno()) if cache is not None else None
         pieces = [hit] if hit is not None else iter_signature(self.basis, threads=self._threads)
         kept = []
         for piece in pieces:
@@ -222,9 +218,9 @@ class Incoming:
                 kept.append(bytes(piece))
             yield piece
         if cache is not None:
+            # kept, not yet written: an entry for this file only if finish()
+            # finds it unchanged (an update replaces it, its entry never serves)
             self._sig = b"".join(kept)
-            if before is not None:
-                cache.put(before, self.basis.fileno(), self._sig)
 
     def feed(self, data: bytes) -> None:
         if self._patcher is None:
@@ -289,6 +285,9 @@ class Incoming:
         assert self._patcher is not None
         self._patcher.close()
         self._ok = True
+        if self.cache is not None and self.have:
+            # the old file is replaced: its entry (a hit, or signed ahead) is stale
+            self.cache.forget(self.basis.fileno())
         if self._out_fd >= 0 and self.cache is not None and self._patcher.signature:
             # keyed by the file as it stands now, renamed, its mode and time set
             self.cache.put_written(self._out_fd, self._patcher.signature)
