@@ -152,6 +152,26 @@ size_t pd_delta_prescan(const pd_sigtable *t, const uint8_t *buf, size_t len,
  * Replaces the previous hint. PD_OK, PD_ERR_PARAM or PD_ERR_NOMEM. */
 int pd_delta_hint(pd_delta *d, uint64_t from, uint64_t to,
                   const uint64_t *hits, size_t n);
+
+/* ---- guarded kernels over a mapping that may shrink (mapguard.c) ------ */
+
+/* pd_delta_scan, pd_blake3_update and pd_delta_prescan over a read-only
+ * mapping of a file: a SIGBUS inside (the file was truncated under the
+ * mapping) makes the call return PD_ERR_IO instead of killing the process;
+ * the job or hasher is then unusable and must be freed. The first call
+ * installs the process's SIGBUS handler, which passes any other SIGBUS on
+ * to the handler that was there before. pd_map_guard installs it alone:
+ * PD_OK, or PD_ERR_PARAM if it could not be installed. */
+int pd_map_guard(void);
+int pd_delta_scan_mapped(pd_delta *d, const uint8_t *in, size_t in_len,
+                         int eof, uint8_t *out, size_t out_cap,
+                         size_t *in_used, size_t *out_used);
+int pd_blake3_update_mapped(pd_blake3 *h, const uint8_t *data, size_t len);
+/* As pd_delta_prescan; the count goes to *count. */
+int pd_delta_prescan_mapped(const pd_sigtable *t, const uint8_t *buf,
+                            size_t len, size_t from, size_t to, uint64_t base,
+                            uint64_t *hits, size_t cap, uint64_t *done_to,
+                            size_t *count);
 /* Statistics so far: NEW bytes read, bytes sent as COPY, as LITERAL. */
 void pd_delta_stats(const pd_delta *d, uint64_t *new_size, uint64_t *copied,
                     uint64_t *literal);

@@ -11,6 +11,7 @@ functions they call.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any, Optional, Tuple, Union
 
@@ -22,7 +23,17 @@ from ._cffi import ptr as _ptr
 NAME = "c"
 #: What only this backend has (the numba twin takes the plain paths, with
 #: the same results): direct patch output and the delta pre-scan.
-C_ONLY = ("C_ONLY", "Sink", "prescan", "prescan_hits", "move_hits", "sig_fd")
+C_ONLY = (
+    "C_ONLY",
+    "Sink",
+    "prescan",
+    "prescan_hits",
+    "move_hits",
+    "sig_fd",
+    "map_guard",
+    "blake3_update_mapped",
+    "prescan_mapped",
+)
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -173,6 +184,13 @@ class DeltaJob(_cffi.Job):
         """Scan inbuf[in_off:in_off+in_len]; returns (code, input used, output made)."""
         return self._call(lib.pd_delta_scan, inbuf, in_off, in_len, outbuf, 1 if eof else 0)
 
+    def scan_mapped(
+        self, inbuf: Buffer, in_off: int, in_len: int, eof: bool, outbuf: bytearray
+    ) -> tuple[int, int, int]:
+        """:meth:`scan` over a mapping of a file (csrc/mapguard.c): a file
+        truncated under it gives ERR_IO (the job is then unusable)."""
+        return self._call(lib.pd_delta_scan_mapped, inbuf, in_off, in_len, outbuf, 1 if eof else 0)
+
     def hint(self, start: int, stop: int, hits: Any, n: int) -> None:
         """A pre-scan result (see :func:`prescan`): windows of NEW starting in
         [start, stop) have no index candidate but at hits[:n] (ascending)."""
@@ -297,6 +315,33 @@ def prescan(
     done = ffi.new("uint64_t *")
     n = lib.pd_delta_prescan(table._t, _ptr(buf), length, start, stop, base, hits, cap, done)
     return int(n), int(done[0])
+
+
+def map_guard() -> bool:
+    """Install the SIGBUS guard of the mapped kernels; False if it cannot be."""
+    return bool(lib.pd_map_guard() == lib.PD_OK)
+
+
+def blake3_update_mapped(hasher: Blake3, data: Buffer) -> bool:
+    """hasher.update(data) over a mapping: False if the file was truncated
+    under it (the hasher is then unusable)."""
+    return bool(lib.pd_blake3_update_mapped(hasher._h, _ptr(data), _nbytes(data)) == lib.PD_OK)
+
+
+def prescan_mapped(
+    table: SigTable, buf: Buffer, length: int, start: int, stop: int, base: int, hits: Any, cap: int
+) -> Tuple[int, int]:
+    """:func:`prescan` over a mapping: OSError if the file was truncated under it."""
+    if not 0 <= length <= _nbytes(buf):
+        raise ValueError("pre-scan length outside the buffer")
+    done = ffi.new("uint64_t *")
+    count = ffi.new("size_t *")
+    rc = lib.pd_delta_prescan_mapped(
+        table._t, _ptr(buf), length, start, stop, base, hits, cap, done, count
+    )
+    if rc != lib.PD_OK:
+        raise OSError(errno.EIO, "the file was truncated while it was read")
+    return int(count[0]), int(done[0])
 
 
 def move_hits(dst: Any, at: int, src: Any, n: int) -> None:
