@@ -127,6 +127,7 @@ def _scan(
                 yield from _scan_windows(
                     win, name, job, pre, hasher, executor, digest, stats, progress
                 )
+                stats.new_size, stats.copied, stats.literal = job.stats()
                 return
             done = 0  # bytes of NEW dropped from the buffer
             start = have = 0  # unused input is inbuf[start:have]
