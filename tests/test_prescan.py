@@ -11,6 +11,7 @@ import random
 import pytest
 
 import pydelta
+
 delta_mod = importlib.import_module("pydelta.delta")
 
 BLOCK = 512
@@ -60,7 +61,9 @@ def test_streams_find_what_one_stream_finds(kernel):
     base = 12345
     want = _walk(C, table, new, base)
     quarter = len(new) // 4
-    assert all(any(base + k * quarter <= h < base + (k + 1) * quarter for h in want) for k in range(4))
+    assert all(
+        any(base + k * quarter <= h < base + (k + 1) * quarter for h in want) for k in range(4)
+    )
     hits = C.prescan_hits(1 << 16)
     for lo, hi in [(0, len(new)), (1, len(new) - 7), (70_001, 70_001 + SPLIT_MIN + 5)]:
         n, done = C.prescan(table, new, len(new), lo, hi, base, hits, 1 << 16)
