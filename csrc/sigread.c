@@ -43,14 +43,14 @@ static ssize_t read_piece(int fd, uint8_t *buf, size_t len, uint64_t off)
 }
 
 int pd_sig_fd(int fd, uint64_t offset, uint64_t len, uint32_t block_len,
-              uint32_t strong_len, uint8_t *buf, size_t buf_cap, uint8_t *out,
-              uint64_t *got, int *err)
+              uint32_t strong_len, int strong_kind, uint8_t *buf,
+              size_t buf_cap, uint8_t *out, uint64_t *got, int *err)
 {
     *got = 0;
     *err = 0;
     if (fd < 0 || block_len == 0 || buf_cap < block_len ||
-        buf_cap % block_len != 0 || strong_len < PD_MIN_STRONG ||
-        strong_len > PD_MAX_STRONG || offset > (uint64_t)INT64_MAX ||
+        buf_cap % block_len != 0 || !pd_strong_ok(strong_kind, strong_len) ||
+        offset > (uint64_t)INT64_MAX ||
         len > (uint64_t)INT64_MAX - offset)
         return PD_ERR_PARAM;
     size_t entry = PD_WEAK_LEN + strong_len;
@@ -65,8 +65,9 @@ int pd_sig_fd(int fd, uint64_t offset, uint64_t len, uint32_t block_len,
         }
         if (n > 0) {
             /* done is a whole number of blocks until the last piece */
-            size_t count = pd_sig_blocks(buf, (size_t)n, block_len, strong_len,
-                                         out + (done / block_len) * entry);
+            size_t count =
+                pd_sig_blocks(buf, (size_t)n, block_len, strong_len,
+                              strong_kind, out + (done / block_len) * entry);
             if (count == 0)
                 return PD_ERR_PARAM;
             done += (uint64_t)n;

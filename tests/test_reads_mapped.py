@@ -201,3 +201,17 @@ def test_a_bus_error_outside_the_guard_still_ends_the_process(tmp_path):
         [sys.executable, "-c", code, str(path)], capture_output=True, env=env, timeout=60
     )
     assert proc.returncode == -7  # SIGBUS
+
+
+def test_a_new_that_cannot_be_mapped_is_read(tmp_path, small_windows, monkeypatch):
+    old, new = _pair(6, 60_000, 20_000)
+    path = tmp_path / "new"
+    path.write_bytes(new)
+    sig = pydelta.signature(io.BytesIO(old), block_size=1000)
+    want = pydelta.delta(sig, io.BytesIO(new))
+
+    def refuse(*args, **kwargs):
+        raise OSError(19, "No such device")
+
+    monkeypatch.setattr(mmap, "mmap", refuse)
+    assert pydelta.delta(sig, path, threads=2) == want

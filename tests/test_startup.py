@@ -207,7 +207,8 @@ def test_value_classes_keep_the_dataclass_behaviour():
     )
     assert info != SignatureInfo(1024, 16, 3, 3001, b"d")
     assert repr(info) == (
-        "SignatureInfo(block_len=1024, strong_len=16, block_count=3, basis_size=3000, digest=b'd')"
+        "SignatureInfo(block_len=1024, strong_len=16, block_count=3, basis_size=3000, "
+        "digest=b'd', strong_hash='blake3')"
     )
     with pytest.raises(AttributeError):
         info.block_len = 1  # type: ignore[misc]

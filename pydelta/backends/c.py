@@ -48,6 +48,9 @@ ERR_PARAM = lib.PD_ERR_PARAM
 ERR_SIGNATURE = lib.PD_ERR_SIGNATURE
 
 HASH_LEN = lib.PD_HASH_LEN
+#: Kinds of per-block strong sum (a native signature's strong hash id).
+STRONG_BLAKE3 = lib.PD_STRONG_BLAKE3
+STRONG_XXH3 = lib.PD_STRONG_XXH3
 LIT_MAX = lib.PD_LIT_MAX
 DELTA_MIN_OUT = lib.PD_DELTA_MIN_OUT
 
@@ -119,28 +122,44 @@ def weak_rolling(data: Buffer, window: int) -> list:
     return [int(out[i]) for i in range(got)]
 
 
-def sig_blocks(buf: Buffer, length: int, block_len: int, strong_len: int) -> bytes:
-    """Signature entries of buf[:length], block by block."""
+def xxh3_128(data: Buffer) -> bytes:
+    """XXH3-128 of data (unseeded, default secret), canonical (big-endian) bytes."""
+    out = ffi.new("uint8_t[16]")
+    lib.pd_xxh3_128(_ptr(data), _nbytes(data), out)
+    return bytes(ffi.buffer(out, 16))
+
+
+def sig_blocks(
+    buf: Buffer, length: int, block_len: int, strong_len: int, strong: int = STRONG_BLAKE3
+) -> bytes:
+    """Signature entries of buf[:length], block by block; ``strong`` is the
+    kind of strong sum (a signature's strong hash id: 1 BLAKE3, 2 XXH3-128)."""
     entry = 8 + strong_len
     count = -(-length // block_len)
     out = ffi.new("uint8_t[]", max(count * entry, 1))
-    got = lib.pd_sig_blocks(_ptr(buf), length, block_len, strong_len, out)
+    got = lib.pd_sig_blocks(_ptr(buf), length, block_len, strong_len, strong, out)
     return bytes(ffi.buffer(out, got * entry))
 
 
 def sig_fd(
-    buf: bytearray, fd: int, offset: int, length: int, block_len: int, strong_len: int
+    buf: bytearray,
+    fd: int,
+    offset: int,
+    length: int,
+    block_len: int,
+    strong_len: int,
+    strong: int = STRONG_BLAKE3,
 ) -> Tuple[bytes, int]:
     """Signature entries of bytes [offset, offset + length) of the regular
     file fd, read in pieces of len(buf) bytes (whole blocks) into buf and
-    hashed at once. Returns (entries, bytes read: fewer only at end of
-    file); a failed read raises OSError."""
+    hashed at once (strong sums of kind ``strong``). Returns (entries,
+    bytes read: fewer only at end of file); a failed read raises OSError."""
     entry = 8 + strong_len
     out = ffi.new("uint8_t[]", max(-(-length // block_len) * entry, 1))
     got = ffi.new("uint64_t *")
     err = ffi.new("int *")
     rc = lib.pd_sig_fd(
-        fd, offset, length, block_len, strong_len, _ptr(buf), len(buf), out, got, err
+        fd, offset, length, block_len, strong_len, strong, _ptr(buf), len(buf), out, got, err
     )
     if rc == lib.PD_ERR_IO:
         raise OSError(err[0], os.strerror(err[0]))
@@ -157,10 +176,18 @@ class SigTable(_cffi.Table):
     _unique = lib.pd_sigtable_unique
 
     def __init__(
-        self, entries: Buffer, nblocks: int, block_len: int, strong_len: int, basis_size: int
+        self,
+        entries: Buffer,
+        nblocks: int,
+        block_len: int,
+        strong_len: int,
+        basis_size: int,
+        strong: int = STRONG_BLAKE3,
     ) -> None:
         err = ffi.new("int *")
-        t = lib.pd_sigtable_new(_ptr(entries), nblocks, block_len, strong_len, basis_size, err)
+        t = lib.pd_sigtable_new(
+            _ptr(entries), nblocks, block_len, strong_len, strong, basis_size, err
+        )
         self._adopt(t, err, lib.pd_sigtable_free)
 
 
@@ -262,13 +289,21 @@ class Sink:
             self._final = (rc == lib.PD_OK, int(size[0]), bytes(ffi.buffer(dig, 32)))
         return self._final
 
-    def sign(self, block_len: int, strong_len: int, limit: int, own_thread: bool = False) -> None:
+    def sign(
+        self,
+        block_len: int,
+        strong_len: int,
+        limit: int,
+        own_thread: bool = False,
+        strong: int = STRONG_BLAKE3,
+    ) -> None:
         """Also make the result's signature entries from the read-back (before any write).
 
         At most ``limit`` bytes of entries: past it there is no signature.
-        ``own_thread``: read back for it on a thread of its own.
+        ``own_thread``: read back for it on a thread of its own. ``strong``:
+        the kind of strong sum (1 BLAKE3, 2 XXH3-128).
         """
-        rc = lib.pd_sink_sign(self._s, block_len, strong_len, limit, 1 if own_thread else 0)
+        rc = lib.pd_sink_sign(self._s, block_len, strong_len, strong, limit, 1 if own_thread else 0)
         if rc == lib.PD_ERR_NOMEM:
             raise MemoryError("cannot allocate the result's signer")
         if rc != lib.PD_OK:

@@ -134,7 +134,7 @@ def shorten(pieces: Iterable[bytes], strong_len: int) -> Iterator[bytes]:
         yield bytes(buf)
         yield from it
         return
-    head_out = fmt.pack_sig_header(block_len, strong_len)
+    head_out = fmt.pack_sig_header(block_len, strong_len, fmt.sig_strong_kind(buf))
     h_in = backend.Blake3(bytes(buf[: fmt.SIG_HEADER.size]))
     h_out = backend.Blake3(head_out)
     yield head_out

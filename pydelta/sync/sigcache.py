@@ -244,5 +244,5 @@ def sign_file(path: str, cache: SigCache, threads: Optional[int] = None) -> None
             return
         if cache.get(fd) is not None:
             return
-        sig = b"".join(bytes(p) for p in iter_signature(fh, threads=threads))
+        sig = b"".join(bytes(p) for p in iter_signature(fh, threads=threads, strong_hash="blake3"))
         cache.put(st, fd, sig)

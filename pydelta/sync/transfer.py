@@ -211,7 +211,11 @@ class Incoming:
         self.basis.seek(0)
         cache = self.cache if self.have else None
         hit = cache.get(self.basis.fileno()) if cache is not None else None
-        pieces = [hit] if hit is not None else iter_signature(self.basis, threads=self._threads)
+        pieces = (
+            [hit]
+            if hit is not None
+            else iter_signature(self.basis, threads=self._threads, strong_hash="blake3")
+        )
         kept = []
         for piece in pieces:
             if cache is not None:
