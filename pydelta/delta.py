@@ -193,7 +193,13 @@ def _windows_of(fh: BinaryIO, block_len: int) -> Optional[MappedWindows]:
         return None
     if size <= 0 or not backend.map_guard():
         return None
-    return MappedWindows(fd, pos, size, max(MAP_WINDOW, 4 * block_len))
+    win = MappedWindows(fd, pos, size, max(MAP_WINDOW, 4 * block_len))
+    try:
+        win.window(0)
+    except (OSError, ValueError):  # a file system that cannot map it: read()
+        win.close()
+        return None
+    return win
 
 
 def _truncated(name: str, size: int) -> FileAccessError:
@@ -231,7 +237,8 @@ def _scan_windows(
             raise _truncated(name, win.size)
 
     done = start = hashed = 0  # window's NEW offset; scan position in it; NEW hashed
-    view = win.window(0)
+    view = win.view  # the first window, mapped by _windows_of
+    assert view is not None
     have, told = len(view), False
     try:
         while True:

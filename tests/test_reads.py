@@ -196,3 +196,31 @@ def test_the_buffered_path_is_kept_when_the_backend_has_no_file_kernel(tmp_path,
     monkeypatch.delattr(backend, "sig_fd", raising=False)
     assert pydelta.signature(path, block_size=1000, threads=2) == want
     assert sig_mod.READ_SIZE > 0
+
+
+@needs_sig_fd
+@pytest.mark.parametrize("kinds", [("rabinkarp", "blake2"), ("rollsum", "md4")])
+@pytest.mark.parametrize("block", [1, 1000, 4096, 70_000])
+def test_rdiff_signature_of_a_file_equals_the_stream_one(tmp_path, small_pieces, kinds, block):
+    weak, strong = kinds
+    data = _data(150_001)
+    path = tmp_path / "old"
+    path.write_bytes(data)
+    opts = dict(block_size=block, format="rdiff", rdiff_weak=weak, rdiff_hash=strong)
+    want = pydelta.signature(io.BytesIO(data), threads=1, **opts)
+    for threads in (1, 2, 3):
+        assert pydelta.signature(path, threads=threads, **opts) == want
+
+
+@needs_sig_fd
+def test_the_rdiff_kernel_reports_bad_parameters(tmp_path):
+    from pydelta.backends import rdiff_kernels
+
+    path = tmp_path / "f"
+    path.write_bytes(b"y" * 5000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(ValueError):
+            rdiff_kernels().sig_fd(0, bytearray(4096), fd, 0, 5000, 1024, 8)
+    finally:
+        os.close(fd)
