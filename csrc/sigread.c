@@ -121,3 +121,30 @@ int pd_rs_sig_fd(uint32_t magic, int fd, uint64_t offset, uint64_t len,
     return sig_fd(&h, 4 + (size_t)strong_len, fd, offset, len, buf, buf_cap,
                   out, got, err);
 }
+
+int pd_blake3_fd(pd_blake3 *h, int fd, uint64_t offset, uint64_t len,
+                 uint8_t *buf, size_t buf_cap, uint64_t *got, int *err)
+{
+    *got = 0;
+    *err = 0;
+    if (fd < 0 || buf_cap == 0 || offset > (uint64_t)INT64_MAX ||
+        len > (uint64_t)INT64_MAX - offset)
+        return PD_ERR_PARAM;
+    uint64_t done = 0;
+    while (done < len) {
+        uint64_t left = len - done;
+        size_t want = left < buf_cap ? (size_t)left : buf_cap;
+        ssize_t n = read_piece(fd, buf, want, offset + done);
+        if (n < 0) {
+            *err = errno ? errno : EIO;
+            *got = done;
+            return PD_ERR_IO;
+        }
+        pd_blake3_update(h, buf, (size_t)n);
+        done += (uint64_t)n;
+        if ((size_t)n < want)
+            break; /* end of file */
+    }
+    *got = done;
+    return PD_OK;
+}

@@ -224,3 +224,39 @@ def test_the_rdiff_kernel_reports_bad_parameters(tmp_path):
             rdiff_kernels().sig_fd(0, bytearray(4096), fd, 0, 5000, 1024, 8)
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_535, 65_536, 65_537, 300_001])
+def test_the_sending_ends_pre_hash_reads_in_small_pieces(tmp_path, monkeypatch, size):
+    from pydelta.sync import pipeline
+
+    monkeypatch.setattr(pipeline, "STEP", 100_000)
+    data = _data(size)
+    path = tmp_path / "new"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert pipeline.PreHash(fd).result() == backend.blake3_digest(data)
+    finally:
+        os.close(fd)
+
+
+@needs_sig_fd
+def test_the_file_hash_kernel_reports_errors(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"w" * 5000)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        with pytest.raises(OSError):
+            backend.blake3_update_fd(backend.Blake3(), bytearray(4096), fd, 0, 5000)
+    finally:
+        os.close(fd)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(ValueError):
+            backend.blake3_update_fd(backend.Blake3(), bytearray(0), fd, 0, 5000)
+        h = backend.Blake3()
+        assert backend.blake3_update_fd(h, bytearray(1000), fd, 1000, 10_000) == 4000
+        assert h.digest() == backend.blake3_digest(b"w" * 4000)
+    finally:
+        os.close(fd)
