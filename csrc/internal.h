@@ -214,6 +214,7 @@ typedef struct {
     uint64_t key0, key1;   /* the key of the bucket mix */
     uint64_t *bloom;       /* pre-filter bit set over the weak sums */
     unsigned bloom_shift;  /* 64 - log2(bloom bits) */
+    uint64_t *sieve;       /* as many bits, one a sum: its top bits (prescan.c) */
 } pd_windex;
 
 /** Build the index over items[0..n) (reordered). Returns PD_OK or
@@ -261,6 +262,16 @@ static inline int pd_bloom_test(const pd_windex *x, uint64_t h)
 {
     uint64_t m = pd_bloom_mix(h), k = pd_bloom_mask(m);
     return (x->bloom[pd_bloom_word(x, m)] & k) == k;
+}
+
+/** The cheaper first test of the pre-scan: one bit, from h's top bits
+ * unmixed (about 1.5% false hits at 64 bits a sum, against the bloom
+ * filter's 0.1%, for a third of the instructions): 0 means surely not in
+ * the index. */
+static inline uint64_t pd_sieve_test(const pd_windex *x, uint64_t h)
+{
+    uint64_t b = h >> x->bloom_shift;
+    return (x->sieve[b >> 6] >> (b & 63)) & 1;
 }
 
 /** The run of weak sum h, or NULL. */

@@ -109,6 +109,18 @@ size_t pd_sig_blocks(const uint8_t *buf, size_t len, uint32_t block_len,
 int pd_sig_fd(int fd, uint64_t offset, uint64_t len, uint32_t block_len,
               uint32_t strong_len, int strong_kind, uint8_t *buf,
               size_t buf_cap, uint8_t *out, uint64_t *got, int *err);
+/* The same for a librsync signature with that magic (pd_rs_sig_blocks'
+ * entries: 4 + strong_len bytes each). */
+int pd_rs_sig_fd(uint32_t magic, int fd, uint64_t offset, uint64_t len,
+                 uint32_t block_len, uint32_t strong_len, uint8_t *buf,
+                 size_t buf_cap, uint8_t *out, uint64_t *got, int *err);
+/* Hash bytes [offset, offset + len) of the regular file fd into h, read
+ * with pread in pieces of buf_cap bytes into buf (the caller's, small
+ * enough to stay in the CPU cache). *got is the bytes hashed: fewer than
+ * len only at end of file. PD_OK, PD_ERR_PARAM, or PD_ERR_IO with the
+ * errno in *err. */
+int pd_blake3_fd(pd_blake3 *h, int fd, uint64_t offset, uint64_t len,
+                 uint8_t *buf, size_t buf_cap, uint64_t *got, int *err);
 
 /* ---- signature table (sigtable.c) ------------------------------------- */
 

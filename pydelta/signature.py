@@ -11,7 +11,7 @@ import struct
 from typing import BinaryIO, Callable, Iterator, List, Literal, Optional, Tuple, Union, overload
 
 from ._io import Source, input_size, is_path, open_input, read_all, read_exact, write_all
-from ._threads import file_range, hash_blocks, hash_file_blocks, resolve_threads
+from ._threads import FileKernel, file_range, hash_blocks, hash_file_blocks, resolve_threads
 from .backends import backend, rdiff_kernels
 from .errors import CorruptSignatureError, FileAccessError, UsageError, os_reason, raise_for_code
 from .formats import RDIFF_SIGNATURE, sniff
@@ -78,8 +78,14 @@ def _iter_signature(
         def kernel(view: memoryview, length: int) -> bytes:
             return backend.sig_blocks(view, length, block_len, strong_len, strong)
 
+        file_call: Optional[FileKernel] = None
+        if hasattr(backend, "sig_fd"):
+
+            def file_call(buf: bytearray, fd: int, offset: int, length: int) -> Tuple[bytes, int]:
+                return backend.sig_fd(buf, fd, offset, length, block_len, strong_len, strong)
+
         for entries, n in _hash_old(
-            fh, name, block_len, strong_len, strong, resolve_threads(threads), kernel
+            fh, name, block_len, resolve_threads(threads), kernel, file_call
         ):
             hasher.update(entries)
             total += n
@@ -96,24 +102,26 @@ def _hash_old(
     fh: BinaryIO,
     name: str,
     block_len: int,
-    strong_len: int,
-    strong: int,
     threads: int,
     kernel: Callable[[memoryview, int], bytes],
+    file_call: Optional[FileKernel],
+    min_blocks: int = 1,
 ) -> Iterator[Tuple[bytes, int]]:
     """(entries, bytes) per chunk of OLD: a regular file read by the threads in
-    small pieces (C backend), anything else through the read buffer."""
-    where = file_range(fh) if hasattr(backend, "sig_fd") else None
-    if where is None:
+    small pieces (``file_call``, a C kernel), anything else through the read
+    buffer (``kernel``)."""
+    where = file_range(fh) if file_call is not None else None
+    if where is None or file_call is None:
         return hash_blocks(fh, name, block_len, READ_SIZE, threads, kernel)
+    call = file_call
 
     def file_kernel(buf: bytearray, fd: int, offset: int, length: int) -> Tuple[bytes, int]:
         try:
-            return backend.sig_fd(buf, fd, offset, length, block_len, strong_len, strong)
+            return call(buf, fd, offset, length)
         except OSError as e:
             raise FileAccessError(f"cannot read {name}: {os_reason(e)}") from None
 
-    return hash_file_blocks(fh, where, block_len, threads, file_kernel)
+    return hash_file_blocks(fh, where, block_len, threads, file_kernel, min_blocks)
 
 
 def iter_rdiff_signature(
@@ -165,7 +173,11 @@ def _iter_rdiff_signature(
         def kernel(view: memoryview, length: int) -> bytes:
             return kernels.sig_blocks(magic, view, length, block_len, slen)
 
-        for entries, n in hash_blocks(fh, name, block_len, READ_SIZE, nthreads, kernel):
+        def file_call(buf: bytearray, fd: int, offset: int, length: int) -> Tuple[bytes, int]:
+            return kernels.sig_fd(magic, buf, fd, offset, length, block_len, slen)
+
+        # librsync's strong sums are hashed up to 8 blocks side by side
+        for entries, n in _hash_old(fh, name, block_len, nthreads, kernel, file_call, 8):
             total += n
             count += -(-n // block_len)
             if progress is not None:

@@ -215,3 +215,18 @@ def test_a_new_that_cannot_be_mapped_is_read(tmp_path, small_windows, monkeypatc
 
     monkeypatch.setattr(mmap, "mmap", refuse)
     assert pydelta.delta(sig, path, threads=2) == want
+
+
+def test_a_mapped_new_reports_the_same_statistics(tmp_path, small_windows):
+    old, new = _pair(7, 200_000, 50_000)
+    (tmp_path / "new").write_bytes(new)
+    sig = pydelta.signature(io.BytesIO(old), block_size=1000)
+    mapped = pydelta.delta(sig, tmp_path / "new", tmp_path / "d1", threads=2)
+    read = pydelta.delta(sig, io.BytesIO(new), tmp_path / "d2", threads=2)
+    assert mapped.new_size == len(new)
+    assert (mapped.new_size, mapped.copied, mapped.literal, mapped.delta_size) == (
+        read.new_size,
+        read.copied,
+        read.literal,
+        read.delta_size,
+    )

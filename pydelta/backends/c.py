@@ -30,6 +30,7 @@ C_ONLY = (
     "prescan_hits",
     "move_hits",
     "sig_fd",
+    "blake3_update_fd",
     "map_guard",
     "blake3_update_mapped",
     "prescan_mapped",
@@ -350,6 +351,20 @@ def prescan(
     done = ffi.new("uint64_t *")
     n = lib.pd_delta_prescan(table._t, _ptr(buf), length, start, stop, base, hits, cap, done)
     return int(n), int(done[0])
+
+
+def blake3_update_fd(hasher: Blake3, buf: bytearray, fd: int, offset: int, length: int) -> int:
+    """hasher.update() with bytes [offset, offset + length) of the regular file
+    fd, read in pieces of len(buf) bytes into buf (csrc/sigread.c). Returns
+    the bytes hashed (fewer only at end of file); a failed read raises OSError."""
+    got = ffi.new("uint64_t *")
+    err = ffi.new("int *")
+    rc = lib.pd_blake3_fd(hasher._h, fd, offset, length, _ptr(buf), len(buf), got, err)
+    if rc == lib.PD_ERR_IO:
+        raise OSError(err[0], os.strerror(err[0]))
+    if rc != lib.PD_OK:
+        raise ValueError(f"bad parameters for pd_blake3_fd (result {rc})")
+    return int(got[0])
 
 
 def map_guard() -> bool:
