@@ -49,6 +49,7 @@ def main() -> None:
     args = ap.parse_args()
     exe = [sys.executable, "-m", "pydelta"]
     out = Path(args.out or tempfile.mkdtemp(prefix="strong-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
     _warm(args.old)
     _warm(args.new)
     res: Dict[str, List[Tuple[float, float, float]]] = {}

@@ -240,6 +240,7 @@ def test_requests_round_trip_by_field():
         "size": 9,
         "cache": True,
         "strong_len": 8,
+        "strong_hash": None,
     }
     for msg in (put, Hello(1, "v", ["links"]), Get("r", "p", follow=True), Bye()):
         assert decode(encode(msg)) == msg

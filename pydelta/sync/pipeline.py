@@ -82,8 +82,10 @@ class PreHash:
         """The digest to hand to the scan, when the signature has arrived: this
         one if it is at least half done, else None (stopped: the scan then
         hashes from its own buffer, which reads NEW no second time - what a
-        signature from the far end's cache, there at once, makes the better way)."""
-        if self._digest is not None or self._done * 2 >= self._size:
+        signature from the far end's cache, there at once, makes the better way).
+        Once stopped without a digest it stays None (a retried file's second
+        take: the thread may have read on past half before it saw the stop)."""
+        if self._digest is not None or (not self._stop and self._done * 2 >= self._size):
             return self.result
         self.close()
         return None
