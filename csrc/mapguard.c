@@ -119,3 +119,13 @@ int pd_delta_prescan_mapped(const pd_sigtable *t, const uint8_t *buf,
     *count = n;
     return PD_OK;
 }
+
+int pd_rs_delta_scan_mapped(pd_rs_delta *d, const uint8_t *in, size_t in_len,
+                            int eof, uint8_t *out, size_t out_cap,
+                            size_t *in_used, size_t *out_used)
+{
+    int rc = PD_ERR_IO;
+    GUARDED(PD_ERR_IO, rc = pd_rs_delta_scan(d, in, in_len, eof, out, out_cap,
+                                             in_used, out_used));
+    return rc;
+}

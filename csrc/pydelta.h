@@ -352,6 +352,11 @@ void pd_rs_delta_free(pd_rs_delta *d);
 int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len, int eof,
                      uint8_t *out, size_t out_cap, size_t *in_used,
                      size_t *out_used);
+/* pd_rs_delta_scan over a mapping that may shrink (mapguard.c): a SIGBUS
+ * inside returns PD_ERR_IO, as pd_delta_scan_mapped. */
+int pd_rs_delta_scan_mapped(pd_rs_delta *d, const uint8_t *in, size_t in_len,
+                            int eof, uint8_t *out, size_t out_cap,
+                            size_t *in_used, size_t *out_used);
 void pd_rs_delta_stats(const pd_rs_delta *d, uint64_t *new_size,
                        uint64_t *copied, uint64_t *literal);
 

@@ -405,7 +405,7 @@ def delta_pieces(
 # -- librsync deltas ----------------------------------------------------------------
 
 #: (buffer, start, end, eof) of NEW; the scan sends back how far it got.
-Chunks = Generator[Tuple[bytearray, int, int, bool], int, None]
+Chunks = Generator[Tuple[Union[bytearray, memoryview], int, int, bool], int, None]
 
 
 def _rdiff_scan(
@@ -426,13 +426,21 @@ def _rdiff_scan(
     with open_input(new, "new file") as (fh, name):
         # reading ahead keeps two buffers of several blocks: only for blocks
         # of ordinary size (the in-place reader grows with the data instead)
-        read = _read_ahead if threads > 1 and 4 * block_len <= READ_SIZE else _read_in_place
-        chunks: Chunks = read(fh, name, block_len)
+        win = _windows_of(fh, block_len)
+        scan = job.scan if win is None else job.scan_mapped
+        if win is not None:
+            chunks: Chunks = _read_mapped(win, name)
+        elif threads > 1 and 4 * block_len <= READ_SIZE:
+            chunks = _read_ahead(fh, name, block_len)
+        else:
+            chunks = _read_in_place(fh, name, block_len)
         try:
             rc, consumed = NEED_INPUT, 0
             for buf, start, have, eof in chunks:
                 while True:
-                    rc, used, produced = job.scan(buf, start, have - start, eof, outbuf)
+                    rc, used, produced = scan(buf, start, have - start, eof, outbuf)
+                    if rc == ERR_IO and win is not None:
+                        raise _truncated(name, win.size)
                     if rc < 0:
                         raise_for_code(rc)
                     if produced:
@@ -451,6 +459,33 @@ def _rdiff_scan(
         finally:
             chunks.close()
     stats.new_size, stats.copied, stats.literal = job.stats()
+
+
+def _read_mapped(win: MappedWindows, name: str) -> Chunks:
+    """Like _read_in_place over mapped windows of NEW (see _scan_windows):
+    each window starts where the scan stopped, rounded down to the mapping
+    granularity, and the previous one is unmapped first."""
+    gran = mmap.ALLOCATIONGRANULARITY
+    view: Optional[memoryview] = win.view  # the first window, mapped by _windows_of
+    done = start = 0
+    try:
+        while view is not None:
+            have = len(view)
+            eof = done + have == win.size
+            start = yield view, start, have, eof  # type: ignore[misc]
+            yield  # type: ignore[misc]  # pause for send()
+            if eof:
+                raise AssertionError("delta scan wants input after the end")
+            at = (done + start) // gran * gran
+            view = None
+            try:
+                view = win.window(at, done + have - at + 1)
+            except (ValueError, OSError):  # mmap saw the file shorter now
+                raise _truncated(name, win.size) from None
+            start, done = done + start - at, at
+    finally:
+        view = None
+        win.close()
 
 
 def _read_in_place(fh: BinaryIO, name: str, block_len: int) -> Chunks:

@@ -230,3 +230,37 @@ def test_a_mapped_new_reports_the_same_statistics(tmp_path, small_windows):
         read.literal,
         read.delta_size,
     )
+
+
+@pytest.mark.parametrize("block", [700, 4096])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_mapped_new_gives_the_same_rdiff_delta(tmp_path, small_windows, block, threads):
+    old, new = _pair(8, 300_000, 200_000)
+    path = tmp_path / "new"
+    path.write_bytes(new)
+    sig = pydelta.signature(io.BytesIO(old), block_size=block, format="rdiff")
+    want = pydelta.delta(sig, io.BytesIO(new), threads=1)
+    assert pydelta.delta(sig, path, threads=threads) == want
+
+
+@c_only
+@pytest.mark.parametrize("cut", [0, 1_500_000])
+def test_new_cut_short_while_an_rdiff_delta_reads_it(tmp_path, monkeypatch, cut):
+    monkeypatch.setattr(delta_mod, "MAP_WINDOW", 1 << 20)
+    monkeypatch.setattr(delta_mod, "OUT_SIZE", 0)
+    old, new = _pair(9, 50_000, 3_000_000)
+    path = tmp_path / "new"
+    path.write_bytes(new)
+    sig = pydelta.signature(io.BytesIO(old), block_size=2048, format="rdiff")
+    calls = []
+
+    def truncate_once(done):
+        if not calls:
+            os.truncate(path, cut)
+        calls.append(done)
+
+    with pytest.raises(pydelta.FileAccessError) as err:
+        pydelta.delta(sig, path, progress=truncate_once)
+    assert calls[0] < 1 << 20
+    text = message(err.value)
+    assert "cut short" in text and str(path) in text and "\n" not in text

@@ -142,6 +142,15 @@ class DeltaJob(Job):
         """Scan inbuf[in_off:in_off+in_len]; (code, input used, output made)."""
         return self._call(lib.pd_rs_delta_scan, inbuf, in_off, in_len, outbuf, 1 if eof else 0)
 
+    def scan_mapped(
+        self, inbuf: Buffer, in_off: int, in_len: int, eof: bool, outbuf: bytearray
+    ) -> Tuple[int, int, int]:
+        """:meth:`scan` over a mapping of a file (csrc/mapguard.c): a file
+        truncated under it gives PD_ERR_IO (the job is then unusable)."""
+        return self._call(
+            lib.pd_rs_delta_scan_mapped, inbuf, in_off, in_len, outbuf, 1 if eof else 0
+        )
+
     def stats(self) -> Tuple[int, ...]:
         """(NEW bytes read, bytes copied, bytes sent as literal)."""
         return u64s(lib.pd_rs_delta_stats, self._h, 3)
