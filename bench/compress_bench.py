@@ -234,7 +234,7 @@ def main() -> None:
     work = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="pydelta-zbench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(
-        f"pydelta {pydelta.__version__}, zstandard {_literals.zstandard.__version__} "
+        f"pydelta {pydelta.__version__}, zstandard {_literals._zstd().__version__} "
         f"(zstd {'.'.join(map(str, _literals.zstandard.ZSTD_VERSION))}), threads={a.threads or os.cpu_count()}",
         file=sys.stderr,
     )

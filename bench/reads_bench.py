@@ -50,6 +50,11 @@ def main() -> None:
     ap.add_argument("--b", required=True, help="the changed tree")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--steps", default="signature,delta,patch")
+    ap.add_argument(
+        "--sig-opts",
+        default="",
+        help="B's extra signature options (e.g. '--strong-hash blake3' to sign as an older A)",
+    )
     ap.add_argument("old")
     ap.add_argument("new")
     args = ap.parse_args()
@@ -70,7 +75,8 @@ def main() -> None:
                 for name, tree in trees.items():
                     out = os.path.join(tmp, f"out-{name}")
                     if step == "signature":
-                        cmd = ["signature", "-q", old, out]
+                        extra = args.sig_opts.split() if name == "B" else []
+                        cmd = ["signature", "-q", *extra, old, out]
                         ref = sig
                     elif step == "delta":
                         cmd = ["delta", "-q", sig, new, out]

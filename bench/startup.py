@@ -234,9 +234,11 @@ def version_of(python: str, dist: str) -> str:
     return out.stdout.strip() or "-"
 
 
-def bare_python(python: str, cwd: str) -> float:
+def bare_python(python: str, cwd: str, *flags: str) -> float:
+    """Wall time of ``python FLAGS -c pass``: the floor under every command
+    (``-S``: without ``site``, i.e. without the venv's ``.pth`` files)."""
     t0 = time.perf_counter()
-    subprocess.run([python, "-c", "pass"], cwd=cwd, env=_env(), check=False)
+    subprocess.run([python, *flags, "-c", "pass"], cwd=cwd, env=_env(), check=False)
     return time.perf_counter() - t0
 
 
@@ -273,10 +275,12 @@ def main() -> None:
         load0 = os.getloadavg()
         times: Dict[Tuple[str, str], List[Tuple[float, float]]] = {}
         bare: Dict[str, List[float]] = {k: [] for k in scripts}
+        bare_s: Dict[str, List[float]] = {k: [] for k in scripts}
         for _ in range(opts.runs):
             for kind, script in scripts.items():
                 py = os.path.join(os.path.dirname(script), "python")
                 bare[kind].append(bare_python(py, cwd))
+                bare_s[kind].append(bare_python(py, cwd, "-S"))
                 for label, args, _target in CASES:
                     once: Callable = serve_once if args == ["serve"] else run_once
                     times.setdefault((label, kind), []).append(once(script, args, cwd))
@@ -306,6 +310,8 @@ def main() -> None:
         f"{opts.runs} runs, the installs alternating; load {load0[0]:.2f} before, "
         f"{load1[0]:.2f} after. Bare `python -c pass`: "
         + ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in bare.items())
+        + "; `python -S -c pass`: "
+        + ", ".join(f"{k} {statistics.median(v) * 1000:.0f} ms" for k, v in bare_s.items())
         + ".",
         "",
         "Start-up (wall ms, CPU ms in brackets):",

@@ -25,10 +25,12 @@
  * On request (pd_sink_sign) the same read-back also makes the block
  * signature of the result, entry for entry what pd_sig_blocks makes over
  * the whole file (the weak sum and truncated BLAKE3 of every block_len
- * bytes, the last block short): a sync's receiving end keeps it in its
+ * bytes, the last block short; the strong sums of the kind asked, BLAKE3
+ * or XXH3-128): a sync's receiving end keeps it in its
  * signature cache for the next sync, without reading the file again. A
  * block split across two read-backs is carried over in a running weak sum
- * (pd_weak_more) and a BLAKE3 state; whole blocks are hashed in place. The
+ * (pd_weak_more) and a BLAKE3 or XXH3 state; whole blocks are hashed in
+ * place. The
  * entries grow into a buffer bounded by the caller's limit; past it (or
  * out of memory) signing stops and there is no signature - the patch goes
  * on. It runs on the digest's thread, or on a reader thread of its own
@@ -59,10 +61,12 @@
 /* The block signature of the result, made as it is read back. */
 typedef struct sink_signer {
     uint32_t block_len, strong_len;
+    int strong_kind; /* PD_STRONG_* */
     size_t entry;   /* bytes per entry: PD_WEAK_LEN + strong_len */
     uint64_t fill;  /* bytes of the current block so far */
     uint64_t weak;  /* their weak sum */
     pd_blake3 *bh;  /* their BLAKE3 (a block split across read-backs) */
+    pd_xxh3_state *xh; /* or their XXH3-128 */
     uint8_t *out;   /* the entries */
     size_t len, cap, limit;
     int failed;     /* past the limit, no memory or a read-back failed */
@@ -145,11 +149,20 @@ static void sign_block_end(sink_signer *g)
     uint8_t *e = sign_slot(g);
     if (e) {
         pd_put_u64(e, g->weak);
-        pd_blake3_final(g->bh, e + PD_WEAK_LEN, g->strong_len);
+        if (g->xh) {
+            uint8_t h[PD_XXH3_LEN];
+            pd_xxh3_final(g->xh, h);
+            memcpy(e + PD_WEAK_LEN, h, g->strong_len);
+        } else {
+            pd_blake3_final(g->bh, e + PD_WEAK_LEN, g->strong_len);
+        }
     }
     g->fill = 0;
     g->weak = 0;
-    pd_blake3_reset(g->bh);
+    if (g->xh)
+        pd_xxh3_reset(g->xh);
+    else
+        pd_blake3_reset(g->bh);
 }
 
 /* The next n bytes of the result. */
@@ -162,7 +175,7 @@ static void sign_feed(sink_signer *g, const uint8_t *p, size_t n)
             if (!e)
                 return;
             pd_put_u64(e, pd_weak(p, bl));
-            pd_blake3_hash(p, bl, e + PD_WEAK_LEN, g->strong_len);
+            pd_strong(g->strong_kind, p, bl, e + PD_WEAK_LEN, g->strong_len);
             p += bl;
             n -= bl;
             continue;
@@ -171,7 +184,10 @@ static void sign_feed(sink_signer *g, const uint8_t *p, size_t n)
         if (take > n)
             take = n;
         g->weak = pd_weak_more(g->weak, p, take);
-        pd_blake3_update(g->bh, p, take);
+        if (g->xh)
+            pd_xxh3_update(g->xh, p, take);
+        else
+            pd_blake3_update(g->bh, p, take);
         g->fill += take;
         p += take;
         n -= take;
@@ -185,6 +201,7 @@ static void sign_free(sink_signer *g)
     if (!g)
         return;
     pd_blake3_free(g->bh);
+    free(g->xh);
     free(g->out);
     free(g);
 }
@@ -355,21 +372,28 @@ fail:
 }
 
 int pd_sink_sign(pd_sink *s, uint32_t block_len, uint32_t strong_len,
-                 size_t limit, int own_thread)
+                 int strong_kind, size_t limit, int own_thread)
 {
     if (s->sg || s->pos || s->closing || block_len == 0 ||
-        block_len > SIGN_MAX_BLOCK || strong_len < PD_MIN_STRONG ||
-        strong_len > PD_MAX_STRONG || limit > SIZE_MAX / 4)
+        block_len > SIGN_MAX_BLOCK || !pd_strong_ok(strong_kind, strong_len) ||
+        limit > SIZE_MAX / 4)
         return PD_ERR_PARAM;
     sink_signer *g = calloc(1, sizeof *g);
     if (!g)
         return PD_ERR_NOMEM;
     g->block_len = block_len;
     g->strong_len = strong_len;
+    g->strong_kind = strong_kind;
     g->entry = PD_WEAK_LEN + strong_len;
     g->limit = limit;
-    g->bh = pd_blake3_new();
-    if (!g->bh) {
+    if (strong_kind == PD_STRONG_XXH3) {
+        g->xh = malloc(sizeof *g->xh);
+        if (g->xh)
+            pd_xxh3_reset(g->xh);
+    } else {
+        g->bh = pd_blake3_new();
+    }
+    if (!g->bh && !g->xh) {
         free(g);
         return PD_ERR_NOMEM;
     }

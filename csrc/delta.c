@@ -137,7 +137,7 @@ static uint64_t try_continuation(pd_delta *d, const uint8_t *data, size_t avail,
         if (avail < t->block_len || (d->have_h && t->weak[j] != d->h))
             return 0;
         if (!*have_sh) {
-            pd_blake3_hash(data, t->block_len, sh, PD_HASH_LEN);
+            pd_strong(t->strong_kind, data, t->block_len, sh, t->strong_len);
             *have_sh = 1;
         }
         if (memcmp(sh, t->strong + j * t->strong_len, t->strong_len))
@@ -149,7 +149,7 @@ static uint64_t try_continuation(pd_delta *d, const uint8_t *data, size_t avail,
     if (avail < n || pd_weak(data, n) != t->weak[j])
         return 0;
     uint8_t tsh[PD_HASH_LEN];
-    pd_blake3_hash(data, n, tsh, PD_HASH_LEN);
+    pd_strong(t->strong_kind, data, n, tsh, t->strong_len);
     if (memcmp(tsh, t->strong + j * t->strong_len, t->strong_len))
         return 0;
     return n;

@@ -63,6 +63,20 @@ void pd_blake3_hash(const uint8_t *data, size_t len, uint8_t *out,
  * "avx512" (best the CPU supports; PYDELTA_BLAKE3_SIMD may lower it). */
 const char *pd_blake3_impl(void);
 
+/* ---- XXH3-128 (xxh3.c) ------------------------------------------------ */
+
+/** The per-block strong sums of a native signature (its header's strong
+ * hash id; docs/FORMAT.md). */
+enum {
+    PD_STRONG_BLAKE3 = 1, /* BLAKE3, strong_len 8..32 */
+    PD_STRONG_XXH3 = 2,   /* XXH3-128, strong_len 8..16 */
+    PD_XXH3_LEN = 16      /* XXH3-128 digest length */
+};
+
+/* XXH3-128 of data (unseeded, default secret) in xxHash's canonical form:
+ * the high 64 bits, then the low 64 bits, each big-endian. */
+void pd_xxh3_128(const uint8_t *data, size_t len, uint8_t *out);
+
 /* ---- weak rolling checksum (weaksum.c) -------------------------------- */
 
 /* The weak sum of one window of len bytes. */
@@ -77,33 +91,47 @@ size_t pd_weak_rolling(const uint8_t *data, size_t len, size_t window,
 
 /* Hash the blocks of buf: every block_len bytes (the last block may be
  * shorter) becomes one entry of PD_WEAK_LEN + strong_len bytes (weak sum as
- * u64 little-endian, then the BLAKE3 of the block truncated to strong_len)
- * written to out. Returns the number of entries, or 0 on bad parameters. */
+ * u64 little-endian, then the block's strong sum of kind strong_kind,
+ * PD_STRONG_*, truncated to strong_len) written to out. Returns the number
+ * of entries, or 0 on bad parameters. */
 size_t pd_sig_blocks(const uint8_t *buf, size_t len, uint32_t block_len,
-                     uint32_t strong_len, uint8_t *out);
+                     uint32_t strong_len, int strong_kind, uint8_t *out);
 
 /* ---- signature of a file range, read in small pieces (sigread.c) ------ */
 
-/* The entries pd_sig_blocks makes over bytes [offset, offset + len) of the
- * regular file fd, read with pread in pieces of buf_cap bytes into buf
+/* The entries pd_sig_blocks makes (strong sums of kind strong_kind) over
+ * bytes [offset, offset + len) of the regular file fd, read with pread in pieces of buf_cap bytes into buf
  * (the caller's, a whole number of blocks: small enough to stay in the CPU
  * cache), each piece hashed as soon as it is read. out has room for
  * ceil(len / block_len) entries; *got is the bytes read and hashed: fewer
  * than len only at end of file. Returns PD_OK, PD_ERR_PARAM, or PD_ERR_IO
  * with the errno in *err. */
 int pd_sig_fd(int fd, uint64_t offset, uint64_t len, uint32_t block_len,
-              uint32_t strong_len, uint8_t *buf, size_t buf_cap, uint8_t *out,
-              uint64_t *got, int *err);
+              uint32_t strong_len, int strong_kind, uint8_t *buf,
+              size_t buf_cap, uint8_t *out, uint64_t *got, int *err);
+/* The same for a librsync signature with that magic (pd_rs_sig_blocks'
+ * entries: 4 + strong_len bytes each). */
+int pd_rs_sig_fd(uint32_t magic, int fd, uint64_t offset, uint64_t len,
+                 uint32_t block_len, uint32_t strong_len, uint8_t *buf,
+                 size_t buf_cap, uint8_t *out, uint64_t *got, int *err);
+/* Hash bytes [offset, offset + len) of the regular file fd into h, read
+ * with pread in pieces of buf_cap bytes into buf (the caller's, small
+ * enough to stay in the CPU cache). *got is the bytes hashed: fewer than
+ * len only at end of file. PD_OK, PD_ERR_PARAM, or PD_ERR_IO with the
+ * errno in *err. */
+int pd_blake3_fd(pd_blake3 *h, int fd, uint64_t offset, uint64_t len,
+                 uint8_t *buf, size_t buf_cap, uint64_t *got, int *err);
 
 /* ---- signature table (sigtable.c) ------------------------------------- */
 
 typedef struct pd_sigtable pd_sigtable;
 
-/* Build the lookup table from nblocks serialized entries. basis_size must
- * agree with nblocks and block_len. On failure returns NULL and sets *err. */
+/* Build the lookup table from nblocks serialized entries whose strong sums
+ * are of kind strong_kind (PD_STRONG_*). basis_size must agree with
+ * nblocks and block_len. On failure returns NULL and sets *err. */
 pd_sigtable *pd_sigtable_new(const uint8_t *entries, uint64_t nblocks,
                              uint32_t block_len, uint32_t strong_len,
-                             uint64_t basis_size, int *err);
+                             int strong_kind, uint64_t basis_size, int *err);
 void pd_sigtable_free(pd_sigtable *t);
 /* Index of a block whose weak and strong sums match data (block_len bytes),
  * or -1. For tests; the delta scan does this inline. */
@@ -152,6 +180,26 @@ size_t pd_delta_prescan(const pd_sigtable *t, const uint8_t *buf, size_t len,
  * Replaces the previous hint. PD_OK, PD_ERR_PARAM or PD_ERR_NOMEM. */
 int pd_delta_hint(pd_delta *d, uint64_t from, uint64_t to,
                   const uint64_t *hits, size_t n);
+
+/* ---- guarded kernels over a mapping that may shrink (mapguard.c) ------ */
+
+/* pd_delta_scan, pd_blake3_update and pd_delta_prescan over a read-only
+ * mapping of a file: a SIGBUS inside (the file was truncated under the
+ * mapping) makes the call return PD_ERR_IO instead of killing the process;
+ * the job or hasher is then unusable and must be freed. The first call
+ * installs the process's SIGBUS handler, which passes any other SIGBUS on
+ * to the handler that was there before. pd_map_guard installs it alone:
+ * PD_OK, or PD_ERR_PARAM if it could not be installed. */
+int pd_map_guard(void);
+int pd_delta_scan_mapped(pd_delta *d, const uint8_t *in, size_t in_len,
+                         int eof, uint8_t *out, size_t out_cap,
+                         size_t *in_used, size_t *out_used);
+int pd_blake3_update_mapped(pd_blake3 *h, const uint8_t *data, size_t len);
+/* As pd_delta_prescan; the count goes to *count. */
+int pd_delta_prescan_mapped(const pd_sigtable *t, const uint8_t *buf,
+                            size_t len, size_t from, size_t to, uint64_t base,
+                            uint64_t *hits, size_t cap, uint64_t *done_to,
+                            size_t *count);
 /* Statistics so far: NEW bytes read, bytes sent as COPY, as LITERAL. */
 void pd_delta_stats(const pd_delta *d, uint64_t *new_size, uint64_t *copied,
                     uint64_t *literal);
@@ -206,13 +254,13 @@ void pd_patch_set_sink(pd_patch *p, pd_sink *s);
 int pd_sink_finish(pd_sink *s, uint64_t *size, uint8_t *digest);
 /* Also make the block signature of the result from the same read-back:
  * the entries pd_sig_blocks would make over the whole result (weak sum
- * and BLAKE3 truncated to strong_len of every block_len bytes, the last
- * block short), into a buffer grown as they come, at most limit bytes
+ * and strong sum of kind strong_kind truncated to strong_len of every
+ * block_len bytes, the last block short), into a buffer grown as they come, at most limit bytes
  * (past it signing stops: no signature; the patch goes on). own_thread:
  * read back on a thread of its own (else on the digest's). Call before the
  * first write. PD_OK, PD_ERR_PARAM or PD_ERR_NOMEM. */
 int pd_sink_sign(pd_sink *s, uint32_t block_len, uint32_t strong_len,
-                 size_t limit, int own_thread);
+                 int strong_kind, size_t limit, int own_thread);
 /* Hash the digest on up to `threads` threads (tree-parallel, the same
  * digest); default 1. Call before the first write. PD_OK or PD_ERR_PARAM. */
 int pd_sink_hash_threads(pd_sink *s, unsigned threads);
@@ -304,6 +352,11 @@ void pd_rs_delta_free(pd_rs_delta *d);
 int pd_rs_delta_scan(pd_rs_delta *d, const uint8_t *in, size_t in_len, int eof,
                      uint8_t *out, size_t out_cap, size_t *in_used,
                      size_t *out_used);
+/* pd_rs_delta_scan over a mapping that may shrink (mapguard.c): a SIGBUS
+ * inside returns PD_ERR_IO, as pd_delta_scan_mapped. */
+int pd_rs_delta_scan_mapped(pd_rs_delta *d, const uint8_t *in, size_t in_len,
+                            int eof, uint8_t *out, size_t out_cap,
+                            size_t *in_used, size_t *out_used);
 void pd_rs_delta_stats(const pd_rs_delta *d, uint64_t *new_size,
                        uint64_t *copied, uint64_t *literal);
 

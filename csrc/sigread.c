@@ -42,18 +42,35 @@ static ssize_t read_piece(int fd, uint8_t *buf, size_t len, uint64_t off)
     return (ssize_t)have;
 }
 
-int pd_sig_fd(int fd, uint64_t offset, uint64_t len, uint32_t block_len,
-              uint32_t strong_len, uint8_t *buf, size_t buf_cap, uint8_t *out,
-              uint64_t *got, int *err)
+/* What hashes one piece: the native or the librsync per-block kernel. */
+typedef struct piece_hasher {
+    uint32_t magic; /* librsync's signature magic; 0: native */
+    uint32_t block_len, strong_len;
+    int strong_kind; /* native: the strong sum's kind */
+} piece_hasher;
+
+static size_t hash_piece(const piece_hasher *h, const uint8_t *buf, size_t n,
+                         uint8_t *out)
 {
+    if (h->magic)
+        return pd_rs_sig_blocks(h->magic, buf, n, h->block_len, h->strong_len,
+                                out);
+    return pd_sig_blocks(buf, n, h->block_len, h->strong_len, h->strong_kind,
+                         out);
+}
+
+/* The loop both entry points share: entry bytes per block. */
+static int sig_fd(const piece_hasher *h, size_t entry, int fd, uint64_t offset,
+                  uint64_t len, uint8_t *buf, size_t buf_cap, uint8_t *out,
+                  uint64_t *got, int *err)
+{
+    uint32_t block_len = h->block_len;
     *got = 0;
     *err = 0;
     if (fd < 0 || block_len == 0 || buf_cap < block_len ||
-        buf_cap % block_len != 0 || strong_len < PD_MIN_STRONG ||
-        strong_len > PD_MAX_STRONG || offset > (uint64_t)INT64_MAX ||
+        buf_cap % block_len != 0 || offset > (uint64_t)INT64_MAX ||
         len > (uint64_t)INT64_MAX - offset)
         return PD_ERR_PARAM;
-    size_t entry = PD_WEAK_LEN + strong_len;
     uint64_t done = 0;
     while (done < len) {
         uint64_t left = len - done;
@@ -65,12 +82,66 @@ int pd_sig_fd(int fd, uint64_t offset, uint64_t len, uint32_t block_len,
         }
         if (n > 0) {
             /* done is a whole number of blocks until the last piece */
-            size_t count = pd_sig_blocks(buf, (size_t)n, block_len, strong_len,
-                                         out + (done / block_len) * entry);
-            if (count == 0)
+            if (hash_piece(h, buf, (size_t)n,
+                           out + (done / block_len) * entry) == 0)
                 return PD_ERR_PARAM;
             done += (uint64_t)n;
         }
+        if ((size_t)n < want)
+            break; /* end of file */
+    }
+    *got = done;
+    return PD_OK;
+}
+
+int pd_sig_fd(int fd, uint64_t offset, uint64_t len, uint32_t block_len,
+              uint32_t strong_len, int strong_kind, uint8_t *buf,
+              size_t buf_cap, uint8_t *out, uint64_t *got, int *err)
+{
+    if (!pd_strong_ok(strong_kind, strong_len)) {
+        *got = 0;
+        *err = 0;
+        return PD_ERR_PARAM;
+    }
+    piece_hasher h = {0, block_len, strong_len, strong_kind};
+    return sig_fd(&h, PD_WEAK_LEN + strong_len, fd, offset, len, buf, buf_cap,
+                  out, got, err);
+}
+
+int pd_rs_sig_fd(uint32_t magic, int fd, uint64_t offset, uint64_t len,
+                 uint32_t block_len, uint32_t strong_len, uint8_t *buf,
+                 size_t buf_cap, uint8_t *out, uint64_t *got, int *err)
+{
+    if (magic == 0 || strong_len == 0 || strong_len > 32) {
+        *got = 0;
+        *err = 0;
+        return PD_ERR_PARAM; /* the kernel checks the magic's own limits */
+    }
+    piece_hasher h = {magic, block_len, strong_len, 0};
+    return sig_fd(&h, 4 + (size_t)strong_len, fd, offset, len, buf, buf_cap,
+                  out, got, err);
+}
+
+int pd_blake3_fd(pd_blake3 *h, int fd, uint64_t offset, uint64_t len,
+                 uint8_t *buf, size_t buf_cap, uint64_t *got, int *err)
+{
+    *got = 0;
+    *err = 0;
+    if (fd < 0 || buf_cap == 0 || offset > (uint64_t)INT64_MAX ||
+        len > (uint64_t)INT64_MAX - offset)
+        return PD_ERR_PARAM;
+    uint64_t done = 0;
+    while (done < len) {
+        uint64_t left = len - done;
+        size_t want = left < buf_cap ? (size_t)left : buf_cap;
+        ssize_t n = read_piece(fd, buf, want, offset + done);
+        if (n < 0) {
+            *err = errno ? errno : EIO;
+            *got = done;
+            return PD_ERR_IO;
+        }
+        pd_blake3_update(h, buf, (size_t)n);
+        done += (uint64_t)n;
         if ((size_t)n < want)
             break; /* end of file */
     }

@@ -124,6 +124,7 @@ void pd_windex_free(pd_windex *x)
     free(x->runs);
     free(x->bucket);
     free(x->bloom);
+    free(x->sieve);
     memset(x, 0, sizeof *x);
 }
 
@@ -160,8 +161,10 @@ int pd_windex_build(pd_windex *x, pd_witem *items, uint64_t n)
     x->runs = malloc((nruns ? nruns : 1) * sizeof *x->runs);
     x->bucket = calloc(nb + 1, sizeof *x->bucket);
     x->bloom = calloc(bits / 64, sizeof *x->bloom);
+    x->sieve = calloc(bits / 64, sizeof *x->sieve);
     pd_wrun *byweak = malloc((nruns ? nruns : 1) * sizeof *byweak);
-    if (!x->uidx || !x->runs || !x->bucket || !x->bloom || !byweak) {
+    if (!x->uidx || !x->runs || !x->bucket || !x->bloom || !x->sieve ||
+        !byweak) {
         free(byweak);
         return PD_ERR_NOMEM;
     }
@@ -184,6 +187,7 @@ int pd_windex_build(pd_windex *x, pd_witem *items, uint64_t n)
                   1]++;
         uint64_t m = pd_bloom_mix(h);
         x->bloom[pd_bloom_word(x, m)] |= pd_bloom_mask(m);
+        x->sieve[(h >> x->bloom_shift) >> 6] |= 1ULL << ((h >> x->bloom_shift) & 63);
     }
     /* Counting sort into buckets; taking the runs in weak order keeps every
      * bucket sorted by weak sum for the binary search. */
@@ -219,11 +223,10 @@ void pd_sigtable_free(pd_sigtable *t)
 
 pd_sigtable *pd_sigtable_new(const uint8_t *entries, uint64_t nblocks,
                              uint32_t block_len, uint32_t strong_len,
-                             uint64_t basis_size, int *err)
+                             int strong_kind, uint64_t basis_size, int *err)
 {
     *err = PD_ERR_PARAM;
-    if (block_len == 0 || strong_len < PD_MIN_STRONG ||
-        strong_len > PD_MAX_STRONG)
+    if (block_len == 0 || !pd_strong_ok(strong_kind, strong_len))
         return NULL;
     /* The block count must be exactly what basis_size implies. */
     uint64_t want = basis_size / block_len + (basis_size % block_len != 0);
@@ -243,6 +246,7 @@ pd_sigtable *pd_sigtable_new(const uint8_t *entries, uint64_t nblocks,
     t->basis_size = basis_size;
     t->block_len = block_len;
     t->strong_len = strong_len;
+    t->strong_kind = strong_kind;
     t->tail_len = (uint32_t)(basis_size % block_len);
     t->nfull = basis_size / block_len;
     pd_weak_out_table(block_len, t->out_tab);
@@ -286,7 +290,7 @@ int64_t pd_sigtable_match(const struct pd_sigtable *t, uint64_t h,
     if (!r)
         return -1;
     if (!*have_sh) {
-        pd_blake3_hash(data, t->block_len, sh, PD_HASH_LEN);
+        pd_strong(t->strong_kind, data, t->block_len, sh, t->strong_len);
         *have_sh = 1;
     }
     return pd_windex_pick(&t->ix, r, sh, t->strong, t->strong_len);

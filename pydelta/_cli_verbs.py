@@ -45,7 +45,7 @@ def signature_cmd(
     strong_len: Optional[int],
     sig_format: str,
     rollsum: str,
-    strong_hash: str,
+    strong_hash: Optional[str],
     progress: Optional[bool],
     quiet: bool,
     verbose: bool,
@@ -59,8 +59,13 @@ def signature_cmd(
         refuse_terminal(sig, "signature")
         if sig_format not in ("native", "rdiff"):
             raise Failure(f"unknown --format {sig_format!r}: use native or rdiff")
-        if sig_format == "native" and (rollsum != "rabinkarp" or strong_hash != "blake2"):
-            raise Failure("--rollsum and --hash apply to --format rdiff only")
+        if sig_format == "native" and rollsum != "rabinkarp":
+            raise Failure("--rollsum applies to --format rdiff only")
+        native_hashes = ("xxh3", "blake3")
+        if sig_format == "native" and strong_hash not in (None,) + native_hashes:
+            raise Failure(f"unknown --hash {strong_hash!r}: use xxh3 or blake3")
+        if sig_format == "rdiff" and strong_hash in native_hashes:
+            raise Failure("--hash xxh3/blake3 apply to native signatures; rdiff's: blake2 or md4")
         size = input_size(old)
         with Bar(want_progress(progress, quiet, size), size, "signature") as bar:
             made = make_signature(
@@ -72,7 +77,8 @@ def signature_cmd(
                 threads=threads,
                 format=sig_format,
                 rdiff_weak=rollsum,
-                rdiff_hash=strong_hash,
+                rdiff_hash=strong_hash if sig_format == "rdiff" and strong_hash else "blake2",
+                strong_hash=strong_hash if sig_format == "native" else None,
             )
         if verbose and not quiet:
             n = made.block_count

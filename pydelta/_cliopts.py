@@ -179,9 +179,10 @@ SIGNATURE = Verb(
             ("--strong-len", "-S"),
             "int",
             None,
-            "Bytes of strong hash kept per block: 8..32 of BLAKE3, default 16. With --format "
-            "rdiff as rdiff's -S: 1..32 (1..16 for MD4), default and 0 the maximum, -1 "
-            "librsync's minimum.",
+            "Bytes of strong hash kept per block, default 16: 8..16 of XXH3-128, 8..32 of "
+            "BLAKE3 (more than 16 picks BLAKE3 unless --hash says). With --format rdiff as "
+            "rdiff's -S: 1..32 (1..16 for MD4), default and 0 the maximum, -1 librsync's "
+            "minimum.",
             show_default=False,
         ),
         Opt(
@@ -203,8 +204,11 @@ SIGNATURE = Verb(
             "strong_hash",
             ("--hash", "-H"),
             "str",
-            "blake2",
-            "Strong hash of an rdiff signature: blake2 (rdiff's default) or md4 (legacy).",
+            None,
+            "Per-block strong hash: xxh3 (XXH3-128, the default) or blake3; with --format "
+            "rdiff: blake2 (rdiff's default) or md4 (legacy). Every delta is verified by "
+            "the whole file's BLAKE3 either way.",
+            show_default=False,
         ),
         PROGRESS,
         QUIET,

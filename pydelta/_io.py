@@ -11,6 +11,7 @@ keeps its descriptor to the old inode, and the rename is atomic.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import select
 import stat
@@ -390,3 +391,44 @@ def write_all(
     except BaseException:
         sink.abort()
         raise
+
+
+class MappedWindows:
+    """Read-only mapped windows of a regular file, one at a time.
+
+    The file is taken as ``size`` bytes from ``base`` (a multiple of
+    mmap.ALLOCATIONGRANULARITY). :meth:`window` maps the bytes from a
+    NEW-relative offset (also a multiple of it) and unmaps the previous
+    window, so the mapped - resident - part of the file stays one window.
+    A file truncated under a window makes reading its lost pages raise
+    SIGBUS: only guarded kernels may touch a window (csrc/mapguard.c).
+    """
+
+    def __init__(self, fd: int, base: int, size: int, length: int) -> None:
+        self._fd, self._base, self.size, self._length = fd, base, size, length
+        self._map: Optional[mmap.mmap] = None
+        self.view: Optional[memoryview] = None
+
+    def window(self, at: int, length: int = 0) -> memoryview:
+        """Map [at, at + max(length, the window length)) (cut at size)."""
+        self.close()
+        n = min(max(length, self._length), self.size - at)
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        self._map = mmap.mmap(self._fd, n, flags=flags, prot=mmap.PROT_READ, offset=self._base + at)
+        self.view = memoryview(self._map)
+        return self.view
+
+    def close(self) -> None:
+        """Unmap the current window (views of it must be gone)."""
+        if self.view is not None:
+            try:
+                self.view.release()
+            except BufferError:  # pragma: no cover - see below
+                pass
+            self.view = None
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # pragma: no cover - a view outlived its use
+                pass  # unmapped when the last view goes
+            self._map = None

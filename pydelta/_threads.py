@@ -114,6 +114,7 @@ def hash_file_blocks(
     block_len: int,
     threads: int,
     kernel: FileKernel,
+    min_blocks: int = 1,
 ) -> Iterator[Tuple[bytes, int]]:
     """Yield (entries, bytes read) per part of a regular file, as :func:`hash_blocks`.
 
@@ -121,13 +122,15 @@ def hash_file_blocks(
     threads take the parts as they come free, a few ahead of the one being
     yielded, so a thread the machine holds back does not stall the others.
     A thread reads its part in pieces into its own small buffer and hashes
-    each piece at once (``kernel``). The entries are those of the whole
+    each piece at once (``kernel``); a piece holds at least ``min_blocks``
+    blocks (a kernel that hashes several blocks side by side wants them).
+    The entries are those of the whole
     blocks, so the same for any thread count. The file is read to its end
     as it is then (a part coming up short ends it); fh is left positioned
     after the bytes hashed.
     """
     fd, start = where
-    piece = max(1, PIECE // block_len) * block_len
+    piece = max(min_blocks, PIECE // block_len) * block_len
     part = max(piece, FILE_PART // piece * piece)
     local = threading.local()
 

@@ -9,8 +9,11 @@ librsync delta that ``rdiff patch`` applies.
 
 from __future__ import annotations
 
+import mmap
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import (
+    Any,
     BinaryIO,
     Callable,
     Generator,
@@ -22,10 +25,18 @@ from typing import (
     overload,
 )
 
-from ._io import Source, fill, open_input, readinto, write_all
-from ._threads import resolve_threads
+from ._io import MappedWindows, Source, fill, open_input, readinto, write_all
+from ._threads import file_range, resolve_threads
 from .backends import backend, rdiff_kernels
-from .errors import DONE, NEED_INPUT, NEED_OUTPUT, UsageError, raise_for_code
+from .errors import (
+    DONE,
+    ERR_IO,
+    NEED_INPUT,
+    NEED_OUTPUT,
+    FileAccessError,
+    UsageError,
+    raise_for_code,
+)
 from .formats import literals
 from .formats import native as fmt
 from .formats.literals import DEFAULT_LEVEL
@@ -37,6 +48,10 @@ from .signature import AnySignature, RdiffSignature, Signature, load_any_signatu
 READ_SIZE = 8 << 20
 #: Output buffer of the scan.
 OUT_SIZE = 1 << 20
+#: Bytes of NEW mapped at a time when it is a regular file (at least four
+#: blocks); PYDELTA_MAP_NEW=0 reads it with read() instead.
+MAP_WINDOW = 8 << 20
+MAP_ENV = "PYDELTA_MAP_NEW"
 
 #: Index candidates one pre-scan segment records at most (then it stops early).
 PRESCAN_CAP = 1 << 15
@@ -105,6 +120,15 @@ def _scan(
 
     try:
         with open_input(new, "new file") as (fh, name):
+            win = _windows_of(fh, block_len)
+            if win is not None:
+                if pre is not None:
+                    pre.mapped = name
+                yield from _scan_windows(
+                    win, name, job, pre, hasher, executor, digest, stats, progress
+                )
+                stats.new_size, stats.copied, stats.literal = job.stats()
+                return
             done = 0  # bytes of NEW dropped from the buffer
             start = have = 0  # unused input is inbuf[start:have]
             eof = False
@@ -154,6 +178,113 @@ def _scan(
     stats.new_size, stats.copied, stats.literal = job.stats()
 
 
+def _windows_of(fh: BinaryIO, block_len: int) -> Optional[MappedWindows]:
+    """Mapped windows of NEW when it is a regular file read directly (C
+    backend, not PYDELTA_MAP_NEW=0), else None: the read() path."""
+    if os.environ.get(MAP_ENV, "1") == "0" or not hasattr(backend, "map_guard"):
+        return None
+    where = file_range(fh)
+    if where is None or where[1] % mmap.ALLOCATIONGRANULARITY:
+        return None
+    fd, pos = where
+    try:
+        size = os.fstat(fd).st_size - pos
+    except OSError:
+        return None
+    if size <= 0 or not backend.map_guard():
+        return None
+    win = MappedWindows(fd, pos, size, max(MAP_WINDOW, 4 * block_len))
+    try:
+        win.window(0)
+    except (OSError, ValueError):  # a file system that cannot map it: read()
+        win.close()
+        return None
+    return win
+
+
+def _truncated(name: str, size: int) -> FileAccessError:
+    return FileAccessError(
+        f"cannot read new file {name}: it was cut short while being read (it had {size} bytes)"
+    )
+
+
+def _scan_windows(
+    win: MappedWindows,
+    name: str,
+    job: Any,
+    pre: Optional["_Prescan"],
+    hasher: Any,
+    executor: Optional[ThreadPoolExecutor],
+    digest: Optional[Callable[[], bytes]],
+    stats: DeltaStats,
+    progress: Progress = None,
+) -> Iterator[memoryview]:
+    """The scan of :func:`_scan` over mapped windows of NEW instead of a read
+    buffer: no copy out of the page cache. NEW is the ``win.size`` bytes it
+    had when opened; one cut short under a window is an error (the kernels
+    touching the mapping are guarded, csrc/mapguard.c), never a crash.
+    Each window starts where the scan stopped (rounded down to the mapping
+    granularity); the previous one is unmapped first."""
+    gran = mmap.ALLOCATIONGRANULARITY
+    outbuf = bytearray(max(OUT_SIZE, backend.DELTA_MIN_OUT))
+    out_view = memoryview(outbuf)
+    pending: List[Future] = []  # hashing jobs, in order: True if the mapping held
+
+    def settle() -> None:
+        held = [f.result() for f in pending]
+        pending.clear()
+        if not all(held):
+            raise _truncated(name, win.size)
+
+    done = start = hashed = 0  # window's NEW offset; scan position in it; NEW hashed
+    view = win.view  # the first window, mapped by _windows_of
+    assert view is not None
+    have, told = len(view), False
+    try:
+        while True:
+            eof = done + have == win.size
+            if executor is not None and hashed < done + have:
+                part = view[hashed - done : have]
+                pending.append(executor.submit(backend.blake3_update_mapped, hasher, part))
+                hashed = done + have
+            if eof and not told:
+                if hasher is not None:
+                    settle()
+                    job.set_digest(hasher.digest())
+                elif digest is not None:
+                    job.set_digest(digest())
+                told = True
+            if pre is not None:
+                pre.run(view, have, done, start)
+            rc, used, produced = job.scan_mapped(view, start, have - start, eof, outbuf)
+            if rc == ERR_IO:
+                raise _truncated(name, win.size)
+            if rc < 0:
+                raise_for_code(rc)
+            if produced:
+                stats.delta_size += produced
+                yield out_view[:produced]
+            if used:
+                start += used
+                if progress is not None:
+                    progress(done + start)
+            if rc == DONE:
+                break
+            if rc == NEED_INPUT and not eof:
+                settle()  # the hasher is done with this window
+                at = (done + start) // gran * gran
+                part = view = None  # type: ignore[assignment]
+                try:
+                    view = win.window(at, done + have - at + 1)
+                except (ValueError, OSError):  # mmap saw the file shorter now
+                    raise _truncated(name, win.size) from None
+                start, done, have = done + start - at, at, len(view)
+    finally:
+        _settle_quietly(pending)
+        part = view = None  # type: ignore[assignment]
+        win.close()
+
+
 class _Prescan:
     """The parallel pre-scan of the all-different case (csrc/prescan.c).
 
@@ -175,6 +306,8 @@ class _Prescan:
         self._last = True
         self._upto = 0  # NEW is pre-scanned (hinted) up to here
         self._seen = (0, 0, 0)  # job stats at the last check
+        #: NEW's name when the buffer is a mapping (the guarded kernel), else None
+        self.mapped: Optional[str] = None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -187,7 +320,7 @@ class _Prescan:
             self._last = not now[0] or lit >= PRESCAN_LITERAL_SHARE * new
         return self._last
 
-    def run(self, buf: bytearray, have: int, base: int, start: int) -> None:
+    def run(self, buf: Union[bytearray, memoryview], have: int, base: int, start: int) -> None:
         """Pre-scan buf[:have] (NEW offset base) from max(start, where it got)."""
         lo = max(start, self._upto - base)
         hi = have
@@ -197,12 +330,19 @@ class _Prescan:
         segs = [(a, min(a + per, hi)) for a in range(lo, hi, per)]
         table, hits = self._table, self._hits
 
+        kernel = backend.prescan if self.mapped is None else backend.prescan_mapped
+
         def one(i: int) -> Tuple[int, int]:
             a, b = segs[i]
-            return backend.prescan(table, buf, have, a, b, base, hits[i], self._cap)
+            return kernel(table, buf, have, a, b, base, hits[i], self._cap)
 
         futures = [self._pool.submit(one, i) for i in range(1, len(segs))]
-        results = [one(0)] + [f.result() for f in futures]
+        try:
+            results = [one(0)] + [f.result() for f in futures]
+        except OSError:  # a guarded kernel: the mapped file was cut short
+            for f in futures:
+                f.exception()
+            raise FileAccessError(f"cannot read new file {self.mapped}: it was cut short") from None
         total, stop = 0, base + lo
         for i, (n, done) in enumerate(results):
             backend.move_hits(self._all, total, hits[i], n)
@@ -265,7 +405,7 @@ def delta_pieces(
 # -- librsync deltas ----------------------------------------------------------------
 
 #: (buffer, start, end, eof) of NEW; the scan sends back how far it got.
-Chunks = Generator[Tuple[bytearray, int, int, bool], int, None]
+Chunks = Generator[Tuple[Union[bytearray, memoryview], int, int, bool], int, None]
 
 
 def _rdiff_scan(
@@ -286,13 +426,21 @@ def _rdiff_scan(
     with open_input(new, "new file") as (fh, name):
         # reading ahead keeps two buffers of several blocks: only for blocks
         # of ordinary size (the in-place reader grows with the data instead)
-        read = _read_ahead if threads > 1 and 4 * block_len <= READ_SIZE else _read_in_place
-        chunks: Chunks = read(fh, name, block_len)
+        win = _windows_of(fh, block_len)
+        scan = job.scan if win is None else job.scan_mapped
+        if win is not None:
+            chunks: Chunks = _read_mapped(win, name)
+        elif threads > 1 and 4 * block_len <= READ_SIZE:
+            chunks = _read_ahead(fh, name, block_len)
+        else:
+            chunks = _read_in_place(fh, name, block_len)
         try:
             rc, consumed = NEED_INPUT, 0
             for buf, start, have, eof in chunks:
                 while True:
-                    rc, used, produced = job.scan(buf, start, have - start, eof, outbuf)
+                    rc, used, produced = scan(buf, start, have - start, eof, outbuf)
+                    if rc == ERR_IO and win is not None:
+                        raise _truncated(name, win.size)
                     if rc < 0:
                         raise_for_code(rc)
                     if produced:
@@ -311,6 +459,33 @@ def _rdiff_scan(
         finally:
             chunks.close()
     stats.new_size, stats.copied, stats.literal = job.stats()
+
+
+def _read_mapped(win: MappedWindows, name: str) -> Chunks:
+    """Like _read_in_place over mapped windows of NEW (see _scan_windows):
+    each window starts where the scan stopped, rounded down to the mapping
+    granularity, and the previous one is unmapped first."""
+    gran = mmap.ALLOCATIONGRANULARITY
+    view: Optional[memoryview] = win.view  # the first window, mapped by _windows_of
+    done = start = 0
+    try:
+        while view is not None:
+            have = len(view)
+            eof = done + have == win.size
+            start = yield view, start, have, eof  # type: ignore[misc]
+            yield  # type: ignore[misc]  # pause for send()
+            if eof:
+                raise AssertionError("delta scan wants input after the end")
+            at = (done + start) // gran * gran
+            view = None
+            try:
+                view = win.window(at, done + have - at + 1)
+            except (ValueError, OSError):  # mmap saw the file shorter now
+                raise _truncated(name, win.size) from None
+            start, done = done + start - at, at
+    finally:
+        view = None
+        win.close()
 
 
 def _read_in_place(fh: BinaryIO, name: str, block_len: int) -> Chunks:

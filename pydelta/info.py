@@ -109,7 +109,7 @@ def _signature_info(sig: Signature) -> FileInfo:
         {
             "format version": fmt.VERSION,
             "block size": i.block_len,
-            "strong hash": f"BLAKE3, {i.strong_len} bytes",
+            "strong hash": f"{fmt.STRONG_TITLES[fmt.STRONG_IDS[i.strong_hash]]}, {i.strong_len} bytes",
             "weak sum": "RK64 polynomial rolling sum, 8 bytes",
             "blocks": i.block_count,
             "distinct blocks": sig.table.unique,

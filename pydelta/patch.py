@@ -108,9 +108,10 @@ class Patcher:
             made from (e.g. the one this end sent): a delta for another
             signature is refused up front, and a result that fails its
             digest is then the delta's fault, with no diagnosis of OLD.
-        sign: ``(block_len, strong_len, limit)``: also make the result's
-            signature, byte for byte what :func:`~pydelta.signature` makes
-            of it with these parameters, from the same read-back as its
+        sign: ``(block_len, strong_len, limit)``, or with a fourth item,
+            the strong hash id (default 1, BLAKE3; 2: XXH3-128): also make
+            the result's signature, byte for byte what
+            :func:`~pydelta.signature` makes of it with these parameters, from the same read-back as its
             digest (no second read of the file); :attr:`signature` holds it
             after :meth:`close`. Only where the job writes the result file
             itself (C backend, output to a path, not PYDELTA_PATCH_DIRECT=0)
@@ -138,7 +139,7 @@ class Patcher:
         native_only: bool = False,
         old_name: Optional[str] = None,
         sig_digest: Optional[bytes] = None,
-        sign: Optional[Tuple[int, int, int]] = None,
+        sign: Optional[Tuple[int, ...]] = None,
     ) -> None:
         if is_path(old) and os.fsdecode(old) == "-":  # type: ignore[arg-type]
             old = sys.stdin.buffer
@@ -230,10 +231,12 @@ class Patcher:
             hash_threads=resolve_threads(HASH_THREADS),  # the digest is on the critical path
         )
         if self._sign is not None:
-            block_len, strong_len, limit = self._sign
+            block_len, strong_len, limit, strong = self._sign_params()
             room = limit - fmt.SIG_HEADER.size - fmt.SIG_TRAILER.size
             if room > 0:
-                self._direct.sign(block_len, strong_len, room, own_thread=SIGN_THREAD)
+                self._direct.sign(
+                    block_len, strong_len, room, own_thread=SIGN_THREAD, strong=strong
+                )
         job.attach(self._direct)
 
     # -- feeding -------------------------------------------------------
@@ -490,6 +493,12 @@ class Patcher:
         os.lseek(self._sink.fh.fileno(), self._direct_at + size, os.SEEK_SET)  # type: ignore[union-attr]
         return size, digest
 
+    def _sign_params(self) -> Tuple[int, int, int, int]:
+        """``sign`` as (block_len, strong_len, limit, strong hash id)."""
+        assert self._sign is not None
+        block_len, strong_len, limit, *kind = self._sign
+        return block_len, strong_len, limit, kind[0] if kind else fmt.STRONG_BLAKE3
+
     def _take_signature(self, size: int) -> None:
         """The result's signature file from the entries the direct writer made."""
         if self._sign is None or self._direct is None:
@@ -497,8 +506,8 @@ class Patcher:
         entries = self._direct.signature()
         if entries is None:
             return
-        block_len, strong_len, limit = self._sign
-        header = fmt.pack_sig_header(block_len, strong_len)
+        block_len, strong_len, limit, strong = self._sign_params()
+        header = fmt.pack_sig_header(block_len, strong_len, strong)
         tail = struct.pack("<QQ", len(entries) // (8 + strong_len), size)
         hasher = backend.Blake3(header)
         hasher.update(entries)

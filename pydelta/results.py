@@ -68,6 +68,7 @@ class SignatureInfo(Frozen):
         block_count: blocks in the signature.
         basis_size: bytes of the basis.
         digest: identifies the signature, and so the basis, exactly.
+        strong_hash: the per-block strong sum, "xxh3" (XXH3-128) or "blake3".
     """
 
     block_len: int
@@ -75,10 +76,17 @@ class SignatureInfo(Frozen):
     block_count: int
     basis_size: int
     digest: bytes
-    _fields = ("block_len", "strong_len", "block_count", "basis_size", "digest")
+    strong_hash: str
+    _fields = ("block_len", "strong_len", "block_count", "basis_size", "digest", "strong_hash")
 
     def __init__(
-        self, block_len: int, strong_len: int, block_count: int, basis_size: int, digest: bytes
+        self,
+        block_len: int,
+        strong_len: int,
+        block_count: int,
+        basis_size: int,
+        digest: bytes,
+        strong_hash: str = "blake3",
     ) -> None:
         vars(self).update(
             block_len=block_len,
@@ -86,6 +94,7 @@ class SignatureInfo(Frozen):
             block_count=block_count,
             basis_size=basis_size,
             digest=digest,
+            strong_hash=strong_hash,
         )
 
 

@@ -11,7 +11,7 @@ import struct
 from typing import BinaryIO, Callable, Iterator, List, Literal, Optional, Tuple, Union, overload
 
 from ._io import Source, input_size, is_path, open_input, read_all, read_exact, write_all
-from ._threads import file_range, hash_blocks, hash_file_blocks, resolve_threads
+from ._threads import FileKernel, file_range, hash_blocks, hash_file_blocks, resolve_threads
 from .backends import backend, rdiff_kernels
 from .errors import CorruptSignatureError, FileAccessError, UsageError, os_reason, raise_for_code
 from .formats import RDIFF_SIGNATURE, sniff
@@ -31,6 +31,7 @@ def iter_signature(
     strong_len: int = fmt.DEFAULT_STRONG_LEN,
     progress: Progress = None,
     threads: Optional[int] = None,
+    strong_hash: Optional[str] = None,
 ) -> Iterator[bytes]:
     """Yield the signature of ``old`` piece by piece as it is computed.
 
@@ -38,42 +39,53 @@ def iter_signature(
         old: path, ``"-"`` for standard input, or a readable binary file object.
         block_size: block length in bytes; default from the size of ``old``
             (see :func:`pydelta.formats.native.default_block_len`).
-        strong_len: bytes of BLAKE3 kept per block (8..32).
+        strong_len: bytes of strong sum kept per block (8..16 of XXH3-128,
+            8..32 of BLAKE3).
         progress: called with the number of bytes of ``old`` read so far.
         threads: hashing threads (default: all cores); the output is the
             same for any count.
+        strong_hash: the per-block strong sum, ``"xxh3"`` (XXH3-128) or
+            ``"blake3"``; None: XXH3-128, or BLAKE3 if ``strong_len`` > 16.
 
     Example:
         >>> with open("old.sig", "wb") as f:  # doctest: +SKIP
         ...     for piece in iter_signature("old.bin"):
         ...         f.write(piece)
     """
-    fmt.check_strong_len(strong_len)
+    strong = fmt.strong_kind(strong_hash, strong_len)
+    fmt.check_strong_len(strong_len, strong)
     if block_size is not None:
         fmt.check_block_len(block_size)
     resolve_threads(threads)
-    return _iter_signature(old, block_size, strong_len, progress, threads)
+    return _iter_signature(old, block_size, strong_len, strong, progress, threads)
 
 
 def _iter_signature(
     old: Source,
     block_size: Optional[int],
     strong_len: int,
+    strong: int,
     progress: Progress,
     threads: Optional[int],
 ) -> Iterator[bytes]:
     with open_input(old, "old file") as (fh, name):
         block_len = block_size or fmt.default_block_len(input_size(fh))
-        header = fmt.pack_sig_header(block_len, strong_len)
+        header = fmt.pack_sig_header(block_len, strong_len, strong)
         hasher = backend.Blake3(header)
         yield header
         total = count = 0
 
         def kernel(view: memoryview, length: int) -> bytes:
-            return backend.sig_blocks(view, length, block_len, strong_len)
+            return backend.sig_blocks(view, length, block_len, strong_len, strong)
+
+        file_call: Optional[FileKernel] = None
+        if hasattr(backend, "sig_fd"):
+
+            def file_call(buf: bytearray, fd: int, offset: int, length: int) -> Tuple[bytes, int]:
+                return backend.sig_fd(buf, fd, offset, length, block_len, strong_len, strong)
 
         for entries, n in _hash_old(
-            fh, name, block_len, strong_len, resolve_threads(threads), kernel
+            fh, name, block_len, resolve_threads(threads), kernel, file_call
         ):
             hasher.update(entries)
             total += n
@@ -90,23 +102,26 @@ def _hash_old(
     fh: BinaryIO,
     name: str,
     block_len: int,
-    strong_len: int,
     threads: int,
     kernel: Callable[[memoryview, int], bytes],
+    file_call: Optional[FileKernel],
+    min_blocks: int = 1,
 ) -> Iterator[Tuple[bytes, int]]:
     """(entries, bytes) per chunk of OLD: a regular file read by the threads in
-    small pieces (C backend), anything else through the read buffer."""
-    where = file_range(fh) if hasattr(backend, "sig_fd") else None
-    if where is None:
+    small pieces (``file_call``, a C kernel), anything else through the read
+    buffer (``kernel``)."""
+    where = file_range(fh) if file_call is not None else None
+    if where is None or file_call is None:
         return hash_blocks(fh, name, block_len, READ_SIZE, threads, kernel)
+    call = file_call
 
     def file_kernel(buf: bytearray, fd: int, offset: int, length: int) -> Tuple[bytes, int]:
         try:
-            return backend.sig_fd(buf, fd, offset, length, block_len, strong_len)
+            return call(buf, fd, offset, length)
         except OSError as e:
             raise FileAccessError(f"cannot read {name}: {os_reason(e)}") from None
 
-    return hash_file_blocks(fh, where, block_len, threads, file_kernel)
+    return hash_file_blocks(fh, where, block_len, threads, file_kernel, min_blocks)
 
 
 def iter_rdiff_signature(
@@ -158,7 +173,11 @@ def _iter_rdiff_signature(
         def kernel(view: memoryview, length: int) -> bytes:
             return kernels.sig_blocks(magic, view, length, block_len, slen)
 
-        for entries, n in hash_blocks(fh, name, block_len, READ_SIZE, nthreads, kernel):
+        def file_call(buf: bytearray, fd: int, offset: int, length: int) -> Tuple[bytes, int]:
+            return kernels.sig_fd(magic, buf, fd, offset, length, block_len, slen)
+
+        # librsync's strong sums are hashed up to 8 blocks side by side
+        for entries, n in _hash_old(fh, name, block_len, nthreads, kernel, file_call, 8):
             total += n
             count += -(-n // block_len)
             if progress is not None:
@@ -180,6 +199,7 @@ def signature(
     format: str = "native",
     rdiff_weak: str = "rabinkarp",
     rdiff_hash: str = "blake2",
+    strong_hash: Optional[str] = None,
 ) -> bytes: ...
 
 
@@ -195,6 +215,7 @@ def signature(
     format: Literal["native"] = "native",
     rdiff_weak: str = "rabinkarp",
     rdiff_hash: str = "blake2",
+    strong_hash: Optional[str] = None,
 ) -> SignatureInfo: ...
 
 
@@ -210,6 +231,7 @@ def signature(
     format: Literal["rdiff"],
     rdiff_weak: str = "rabinkarp",
     rdiff_hash: str = "blake2",
+    strong_hash: Optional[str] = None,
 ) -> RdiffSignatureInfo: ...
 
 
@@ -225,6 +247,7 @@ def signature(
     format: str,
     rdiff_weak: str = "rabinkarp",
     rdiff_hash: str = "blake2",
+    strong_hash: Optional[str] = None,
 ) -> Union[SignatureInfo, RdiffSignatureInfo]: ...
 
 
@@ -239,6 +262,7 @@ def signature(
     format: str = "native",
     rdiff_weak: str = "rabinkarp",
     rdiff_hash: str = "blake2",
+    strong_hash: Optional[str] = None,
 ) -> Union[bytes, SignatureInfo, RdiffSignatureInfo]:
     """Compute the signature of ``old``.
 
@@ -248,7 +272,8 @@ def signature(
             (standard output) or a writable binary file object. If omitted,
             the signature is returned as bytes.
         block_size: block length; by default chosen from the size of ``old``.
-        strong_len: bytes of BLAKE3 per block (8..32, default 16).
+        strong_len: bytes of strong sum per block (default 16; 8..16 of
+            XXH3-128, 8..32 of BLAKE3).
         progress: called with the number of bytes of ``old`` read so far.
         threads: hashing threads (default: all cores); same output for any count.
         format: ``"native"`` (pydelta's own) or ``"rdiff"``: a librsync
@@ -257,6 +282,10 @@ def signature(
             -1: librsync's minimum) and the block length defaults to librsync's.
         rdiff_weak: rolling sum of an rdiff signature, ``"rabinkarp"`` or ``"rollsum"``.
         rdiff_hash: strong hash of an rdiff signature, ``"blake2"`` or ``"md4"``.
+        strong_hash: per-block strong sum of a native signature: ``"xxh3"``
+            (XXH3-128) or ``"blake3"``; None: XXH3-128, or BLAKE3 if
+            ``strong_len`` > 16. The deltas it leads to are verified by the
+            whole-file BLAKE3 either way.
 
     Returns:
         The signature bytes if ``out`` is None, else a
@@ -291,7 +320,12 @@ def signature(
     if strong_len is None:
         strong_len = fmt.DEFAULT_STRONG_LEN
     pieces = iter_signature(
-        old, block_size=block_size, strong_len=strong_len, progress=progress, threads=threads
+        old,
+        block_size=block_size,
+        strong_len=strong_len,
+        progress=progress,
+        threads=threads,
+        strong_hash=strong_hash,
     )
     if out is None:
         return b"".join(pieces)
@@ -307,7 +341,8 @@ def signature(
     write_all(out, "signature", kept())
     block_len, strong = fmt.parse_sig_header(seen[0], "signature")
     count, size, digest, _ = fmt.SIG_TRAILER.unpack(seen[-1][-fmt.SIG_TRAILER.size :])
-    return SignatureInfo(block_len, strong, count, size, digest)
+    kind = fmt.STRONG_NAMES[fmt.sig_strong_kind(seen[0])]
+    return SignatureInfo(block_len, strong, count, size, digest, kind)
 
 
 # -- reading a native signature off a stream ------------------------------------
@@ -416,7 +451,12 @@ class Signature:
                 f"signature {name} is corrupted (checksum mismatch); make it again"
             )
         table = backend.SigTable(
-            body, info.block_count, info.block_len, info.strong_len, info.basis_size
+            body,
+            info.block_count,
+            info.block_len,
+            info.strong_len,
+            info.basis_size,
+            fmt.STRONG_IDS[info.strong_hash],
         )
         if table.error:
             raise_for_code(

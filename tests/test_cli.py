@@ -437,9 +437,33 @@ def test_bad_block_size_cli_runner(runner, files, size):
 
 def test_bad_strong_len(files):
     p = run("signature", files / "old", files / "x.sig", "--strong-len", "4")
-    assert_one_error(
-        p.stderr, "strong hash length 4 is out of range: use 8..32 bytes", p.returncode, want_rc=2
-    )
+    want = "strong hash length 4 is out of range for XXH3-128: use 8..16 bytes"
+    assert_one_error(p.stderr, want + " (up to 32 with BLAKE3: --hash blake3)", p.returncode, 2)
+    p = run("signature", files / "old", files / "x.sig", "-S", "20", "--hash", "xxh3")
+    want = "strong hash length 20 is out of range for XXH3-128: use 8..16 bytes"
+    assert_one_error(p.stderr, want + " (up to 32 with BLAKE3: --hash blake3)", p.returncode, 2)
+    p = run("signature", files / "old", files / "x.sig", "-S", "33", "--hash", "blake3")
+    want = "strong hash length 33 is out of range for BLAKE3: use 8..32 bytes"
+    assert_one_error(p.stderr, want, p.returncode, 2)
+
+
+def test_signature_strong_hash_choice(files):
+    """XXH3-128 by default, BLAKE3 on request or for sums over 16 bytes; `info` names it."""
+    for args, title in (
+        ((), "XXH3-128, 16 bytes"),
+        (("--hash", "blake3"), "BLAKE3, 16 bytes"),
+        (("-H", "xxh3", "-S", "8"), "XXH3-128, 8 bytes"),
+        (("-S", "24"), "BLAKE3, 24 bytes"),
+    ):
+        p = run("signature", files / "old", files / "x.sig", *args)
+        assert p.returncode == 0, p.stderr
+        p = run("info", files / "x.sig")
+        assert re.search(rf"strong hash +{title}\n", p.stdout.decode()), p.stdout
+    for bad in ("md4", "sha1"):
+        p = run("signature", files / "old", files / "x.sig", "--hash", bad)
+        assert_one_error(p.stderr, f"unknown --hash {bad!r}: use xxh3 or blake3", p.returncode, 2)
+    p = run("signature", "--format", "rdiff", files / "old", files / "x.sig", "--hash", "xxh3")
+    assert p.returncode != 0 and "Traceback" not in p.stderr
 
 
 def test_non_integer_block_size_is_usage_error(files):

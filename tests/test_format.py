@@ -13,6 +13,7 @@ import pydelta
 from pydelta.formats import native as fmt
 
 blake3 = pytest.importorskip("blake3")
+xxhash = pytest.importorskip("xxhash")
 
 
 def b3(data: bytes, n: int = 32) -> bytes:
@@ -23,17 +24,31 @@ def b3(data: bytes, n: int = 32) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "size,bs,sl",
-    [(0, 64, 16), (1, 64, 16), (64, 64, 8), (1000, 64, 32), (4097, 1024, 16), (10, 1, 12)],
+    "size,bs,sl,kind",
+    [
+        (size, bs, sl, kind)
+        for size, bs, sl in [
+            (0, 64, 16),
+            (1, 64, 16),
+            (64, 64, 8),
+            (1000, 64, 32),
+            (4097, 1024, 16),
+            (10, 1, 12),
+        ]
+        for kind in ("blake3", "xxh3", None)
+        if not (kind == "xxh3" and sl > 16)  # XXH3-128 sums are at most 16 bytes
+    ],
 )
-def test_signature_layout(size, bs, sl):
+def test_signature_layout(size, bs, sl, kind):
     old = rand_bytes(size, size + bs)
-    s = pydelta.signature(io.BytesIO(old), block_size=bs, strong_len=sl)
+    s = pydelta.signature(io.BytesIO(old), block_size=bs, strong_len=sl, strong_hash=kind)
+    # the default: XXH3-128, or BLAKE3 for sums longer than 16 bytes
+    xxh3 = kind == "xxh3" or (kind is None and sl <= 16)
     # header
     assert s[:4] == b"PDSG"
     assert s[4] == 1  # version
     assert s[5] == 1  # weak sum id: RK64
-    assert s[6] == 1  # strong hash id: BLAKE3
+    assert s[6] == (2 if xxh3 else 1)  # strong hash id: XXH3-128 or BLAKE3
     assert s[7] == sl
     assert struct.unpack_from("<I", s, 8)[0] == bs
     assert struct.unpack_from("<I", s, 12)[0] == 0  # reserved
@@ -45,7 +60,7 @@ def test_signature_layout(size, bs, sl):
     for k, blk in enumerate(blocks):
         e = body[k * entry : (k + 1) * entry]
         assert struct.unpack_from("<Q", e)[0] == py_weak(blk), k
-        assert e[8:] == b3(blk, sl), k
+        assert e[8:] == (xxhash.xxh3_128(blk).digest()[:sl] if xxh3 else b3(blk, sl)), k
     # trailer
     count, basis, digest, end = struct.unpack("<QQ32s4s", s[-SIG_TRAILER_LEN:])
     assert count == len(blocks) == math.ceil(size / bs)
@@ -312,6 +327,13 @@ def test_parse_sig_header_errors():
             fmt.parse_sig_header(bytes(bad), "s")
     with pytest.raises(pydelta.CorruptSignatureError, match="invalid header fields"):
         fmt.parse_sig_header(good[:8] + struct.pack("<I", 0) + good[12:], "s")
+    # XXH3-128 (id 2): 8..16 bytes; an id this pydelta does not know asks for an upgrade
+    x = fmt.pack_sig_header(1024, 16, fmt.STRONG_XXH3)
+    assert fmt.parse_sig_header(x, "s") == (1024, 16) and fmt.sig_strong_kind(x) == 2
+    with pytest.raises(pydelta.CorruptSignatureError, match="invalid header fields"):
+        fmt.parse_sig_header(fmt.pack_sig_header(1024, 17, fmt.STRONG_XXH3), "s")
+    with pytest.raises(pydelta.UnsupportedVersionError, match="strong hash id 3.*upgrade pydelta"):
+        fmt.parse_sig_header(fmt.pack_sig_header(1024, 16, 3), "s")
     with pytest.raises(pydelta.CorruptSignatureError, match="header incomplete"):
         fmt.parse_sig_header(good[:15], "s")
     with pytest.raises(pydelta.NotASignatureError, match="wrong order"):

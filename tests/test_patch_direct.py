@@ -189,17 +189,20 @@ def _c_only() -> None:
         )
 
 
-def _signature_of(path, block_len: int, strong_len: int = 16) -> bytes:
+def _signature_of(path, block_len: int, strong_len: int = 16, kind: str = "blake3") -> bytes:
     with open(path, "rb") as fh:
         return b"".join(
             bytes(p)
-            for p in pydelta.iter_signature(fh, block_size=block_len, strong_len=strong_len)
+            for p in pydelta.iter_signature(
+                fh, block_size=block_len, strong_len=strong_len, strong_hash=kind
+            )
         )
 
 
+@pytest.mark.parametrize("kind", ["blake3", "xxh3"])
 @pytest.mark.parametrize("own_thread", [False, True])
 @pytest.mark.parametrize("mode", ["copy_range", "read_write"])
-def test_signature_of_the_result_is_byte_identical(pair, monkeypatch, mode, own_thread):
+def test_signature_of_the_result_is_byte_identical(pair, monkeypatch, mode, own_thread, kind):
     """Blocks cut across writes, copies and mappings: the same bytes as
     `pydelta signature` of the result, for odd and even block lengths."""
     _c_only()
@@ -208,31 +211,42 @@ def test_signature_of_the_result_is_byte_identical(pair, monkeypatch, mode, own_
         monkeypatch.setenv(k, v)
     monkeypatch.setattr(patch_mod, "SIGN_THREAD", own_thread)
     delta = (tmp / "d").read_bytes()
-    for block_len, strong_len in ((61, 8), (777, 16), (4096, 32), (1 << 20, 16), (8 << 20, 16)):
-        p = pydelta.Patcher(tmp / "old", tmp / "out", sign=(block_len, strong_len, 1 << 30))
+    sid = fmt.STRONG_IDS[kind]
+    for block_len, strong_len in (
+        (61, 8),
+        (777, 16),
+        (4096, fmt.STRONG_MAX[sid]),
+        (1 << 20, 16),
+        (8 << 20, 16),
+    ):
+        sign = (block_len, strong_len, 1 << 30, sid)
+        p = pydelta.Patcher(tmp / "old", tmp / "out", sign=sign)
         for at in range(0, len(delta), 100_003):  # fed in pieces: many job steps
             p.write(delta[at : at + 100_003])
         p.close()
         assert (tmp / "out").read_bytes() == new
-        assert p.signature == _signature_of(tmp / "out", block_len, strong_len)
+        assert p.signature == _signature_of(tmp / "out", block_len, strong_len, kind)
 
 
+@pytest.mark.parametrize("kind", ["blake3", "xxh3"])
 @pytest.mark.parametrize("size", [1, 1023, 1024, 1025, 4095, 4096, 4097, 65_537])
-def test_signature_of_small_results(tmp_path, size):
+def test_signature_of_small_results(tmp_path, size, kind):
     """Results shorter than, equal to and just past a block; all literal."""
     _c_only()
     new = random.Random(size).randbytes(size)
     (tmp_path / "old").write_bytes(b"")
     d = pydelta.delta(pydelta.signature(io.BytesIO(b"")), io.BytesIO(new), compress=False)
-    p = pydelta.Patcher(tmp_path / "old", tmp_path / "out", sign=(1024, 16, 1 << 20))
+    sign = (1024, 16, 1 << 20, fmt.STRONG_IDS[kind])
+    p = pydelta.Patcher(tmp_path / "old", tmp_path / "out", sign=sign)
     p.write(d)
     p.close()
-    assert p.signature == _signature_of(tmp_path / "out", 1024)
+    assert p.signature == _signature_of(tmp_path / "out", 1024, 16, kind)
 
 
+@pytest.mark.parametrize("kind", [C.STRONG_BLAKE3, C.STRONG_XXH3])
 @pytest.mark.parametrize("thread", [True, False])
 @pytest.mark.parametrize("mapped", [True, False])
-def test_sink_signs_on_every_reader_path(pair, thread, mapped):
+def test_sink_signs_on_every_reader_path(pair, thread, mapped, kind):
     """Inline (no thread) and pread read-backs sign the same entries."""
     tmp, new = pair
     delta = (tmp / "d").read_bytes()
@@ -240,7 +254,7 @@ def test_sink_signs_on_every_reader_path(pair, thread, mapped):
     with open(tmp / "old", "rb") as old, open(tmp / "out", "w+b") as out:
         job = C.PatchJob(old.fileno(), os.fstat(old.fileno()).st_size)
         sink = C.Sink(out.fileno(), thread=thread, mapped=mapped)
-        sink.sign(3000, 16, 1 << 30, own_thread=True)
+        sink.sign(3000, 16, 1 << 30, own_thread=True, strong=kind)
         with pytest.raises(ValueError):
             sink.sign(3000, 16, 1 << 30)  # once only
         job.attach(sink)
@@ -252,7 +266,7 @@ def test_sink_signs_on_every_reader_path(pair, thread, mapped):
             if rc == C.DONE:
                 break
         assert sink.finish()[0]
-    assert sink.signature() == C.sig_blocks(new, len(new), 3000, 16)
+    assert sink.signature() == C.sig_blocks(new, len(new), 3000, 16, kind)
 
 
 def test_sign_parameters_are_checked(tmp_path):
@@ -261,6 +275,12 @@ def test_sign_parameters_are_checked(tmp_path):
             sink = C.Sink(out.fileno())
             with pytest.raises(ValueError):
                 sink.sign(*bad, 1 << 20)
+            sink.finish()
+            assert sink.signature() is None  # not asked: none
+        for strong, sl in ((C.STRONG_XXH3, 17), (3, 16), (0, 16)):
+            sink = C.Sink(out.fileno())
+            with pytest.raises(ValueError):
+                sink.sign(1024, sl, 1 << 20, strong=strong)
             sink.finish()
             assert sink.signature() is None  # not asked: none
 

@@ -196,3 +196,67 @@ def test_the_buffered_path_is_kept_when_the_backend_has_no_file_kernel(tmp_path,
     monkeypatch.delattr(backend, "sig_fd", raising=False)
     assert pydelta.signature(path, block_size=1000, threads=2) == want
     assert sig_mod.READ_SIZE > 0
+
+
+@needs_sig_fd
+@pytest.mark.parametrize("kinds", [("rabinkarp", "blake2"), ("rollsum", "md4")])
+@pytest.mark.parametrize("block", [1, 1000, 4096, 70_000])
+def test_rdiff_signature_of_a_file_equals_the_stream_one(tmp_path, small_pieces, kinds, block):
+    weak, strong = kinds
+    data = _data(150_001)
+    path = tmp_path / "old"
+    path.write_bytes(data)
+    opts = dict(block_size=block, format="rdiff", rdiff_weak=weak, rdiff_hash=strong)
+    want = pydelta.signature(io.BytesIO(data), threads=1, **opts)
+    for threads in (1, 2, 3):
+        assert pydelta.signature(path, threads=threads, **opts) == want
+
+
+@needs_sig_fd
+def test_the_rdiff_kernel_reports_bad_parameters(tmp_path):
+    from pydelta.backends import rdiff_kernels
+
+    path = tmp_path / "f"
+    path.write_bytes(b"y" * 5000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(ValueError):
+            rdiff_kernels().sig_fd(0, bytearray(4096), fd, 0, 5000, 1024, 8)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_535, 65_536, 65_537, 300_001])
+def test_the_sending_ends_pre_hash_reads_in_small_pieces(tmp_path, monkeypatch, size):
+    from pydelta.sync import pipeline
+
+    monkeypatch.setattr(pipeline, "STEP", 100_000)
+    data = _data(size)
+    path = tmp_path / "new"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert pipeline.PreHash(fd).result() == backend.blake3_digest(data)
+    finally:
+        os.close(fd)
+
+
+@needs_sig_fd
+def test_the_file_hash_kernel_reports_errors(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"w" * 5000)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        with pytest.raises(OSError):
+            backend.blake3_update_fd(backend.Blake3(), bytearray(4096), fd, 0, 5000)
+    finally:
+        os.close(fd)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(ValueError):
+            backend.blake3_update_fd(backend.Blake3(), bytearray(0), fd, 0, 5000)
+        h = backend.Blake3()
+        assert backend.blake3_update_fd(h, bytearray(1000), fd, 1000, 10_000) == 4000
+        assert h.digest() == backend.blake3_digest(b"w" * 4000)
+    finally:
+        os.close(fd)

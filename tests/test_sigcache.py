@@ -37,9 +37,9 @@ def small_min(monkeypatch):
 SIGNS = backend.NAME == "c"
 
 
-def sig_of(path) -> bytes:
+def sig_of(path, kind: str = "blake3") -> bytes:
     with open(path, "rb") as fh:
-        return b"".join(bytes(p) for p in iter_signature(fh))
+        return b"".join(bytes(p) for p in iter_signature(fh, strong_hash=kind))
 
 
 def test_hit_then_miss_when_rewritten_with_restored_mtime(tmp_path, small_min):
@@ -66,10 +66,11 @@ def entry_of(cache_dir, path):
     return cache_dir / f"{st.st_dev:x}-{st.st_ino:x}.sig"
 
 
-def cached(cache_dir, path):
-    """What a fresh cache at cache_dir serves for the file at path (None: a miss)."""
+def cached(cache_dir, path, kind: str = "blake3"):
+    """What a fresh cache at cache_dir serves for the file at path to a request
+    for block sums of that kind (None: a miss)."""
     with open(path, "rb") as fh:
-        return SigCache(str(cache_dir)).get(fh.fileno())
+        return SigCache(str(cache_dir)).get(fh.fileno(), kind)
 
 
 def test_damaged_entry_is_a_miss_and_removed(tmp_path, small_min):
@@ -157,15 +158,17 @@ def test_sync_result_signed_as_written_and_served_next(tmp_path, monkeypatch):
     assert r.files[0].action == "updated" and dest.read_bytes() == new
     assert (cache.misses, cache.hits) == (1, 0)
     # the result's entry, under the identity it has after the rename, mode and time
-    assert cached(cache_dir, dest) == (sig_of(dest) if SIGNS else None)
+    # both ends speak "xxh3": the result is signed in the kind the next sync asks for
+    assert cached(cache_dir, dest, "xxh3") == (sig_of(dest, "xxh3") if SIGNS else None)
+    assert cached(cache_dir, dest, "blake3") is None  # never served as another kind
     write(tmp_path / "src" / "m.bin", old)
     r, cache = _pull(tmp_path, src, dest)
     assert r.files[0].action == "updated" and dest.read_bytes() == old
     assert (cache.hits, cache.misses) == ((1, 0) if SIGNS else (0, 1))
     # changed after its entry was written (a new ctime): a miss
-    assert cached(cache_dir, dest) == (sig_of(dest) if SIGNS else None)
+    assert cached(cache_dir, dest, "xxh3") == (sig_of(dest, "xxh3") if SIGNS else None)
     os.chmod(dest, 0o640)
-    assert cached(cache_dir, dest) is None
+    assert cached(cache_dir, dest, "xxh3") is None
     r, cache = _pull(tmp_path, src, dest)
     assert r.files[0].action == "unchanged" and (cache.hits, cache.misses) == (0, 1)
     # unchanged since (the entry kept under its new ctime): served
@@ -185,9 +188,10 @@ def test_sync_result_signed_as_written_and_served_next(tmp_path, monkeypatch):
     )
     entry.write_bytes(head + pydelta.blake3_digest(head) + pydelta.blake3_digest(sig) + sig)
     write(tmp_path / "src" / "m.bin", new)
-    from pydelta.sync import messages  # without "shortsig"'s retry (test_sync_sig_retry.py)
+    # an old peer's sync: BLAKE3, and without "shortsig"'s retry (test_sync_sig_retry.py)
+    from pydelta.sync import messages
 
-    monkeypatch.setattr(messages, "FEATURES", messages.FEATURES - {"shortsig"})
+    monkeypatch.setattr(messages, "FEATURES", messages.FEATURES - {"shortsig", "xxh3"})
     s = Served(str(tmp_path))
     try:
         with pytest.raises(pydelta.SyncError):
@@ -261,7 +265,8 @@ def test_over_ssh_the_written_file_is_signed_for_the_next_sync(sshd, tmp_path):
 
     r = push()
     assert r.files[0].action == "updated" and dest.read_bytes() == new
-    assert cached(cache_dir, dest) == sig_of(dest)  # the far end runs the C backend
+    # both ends speak "xxh3": the result is signed in the kind the next sync asks for
+    assert cached(cache_dir, dest, "xxh3") == sig_of(dest, "xxh3")  # the far end runs the C backend
     first = entry_of(cache_dir, dest)
     received = r.files[0].received
     # a second small change: the far end's signature comes from its entry
@@ -274,7 +279,7 @@ def test_over_ssh_the_written_file_is_signed_for_the_next_sync(sshd, tmp_path):
     assert r.files[0].action == "updated" and dest.read_bytes() == bytes(new2)
     assert r.files[0].received < received / 2  # it served the sync
     assert not first.exists()  # and went with the file it was of
-    assert cached(cache_dir, dest) == sig_of(dest)  # the new result has its own
+    assert cached(cache_dir, dest, "xxh3") == sig_of(dest, "xxh3")  # the new result has its own
     # with --no-sig-cache the far end neither reads nor writes it
     aged = _age(list(cache_dir.iterdir()))
     write(src, new)
@@ -300,7 +305,7 @@ def test_over_ssh_a_pulled_file_is_signed_for_the_next_sync(sshd, tmp_path, monk
         )
 
     assert pull().files[0].action == "updated" and dest.read_bytes() == new
-    assert cached(cache_dir, dest) == (sig_of(dest) if SIGNS else None)
+    assert cached(cache_dir, dest, "xxh3") == (sig_of(dest, "xxh3") if SIGNS else None)
     if not SIGNS:
         return
     entry = entry_of(cache_dir, dest)
@@ -309,7 +314,7 @@ def test_over_ssh_a_pulled_file_is_signed_for_the_next_sync(sshd, tmp_path, monk
     write(src, old)
     assert pull().files[0].action == "updated" and dest.read_bytes() == old
     assert misses == [] and not entry.exists()  # it served, and went with its file
-    assert cached(cache_dir, dest) == sig_of(dest)
+    assert cached(cache_dir, dest, "xxh3") == sig_of(dest, "xxh3")
 
 
 def test_unchanged_file_verified_in_place_and_re_keyed(tmp_path, monkeypatch):
@@ -324,4 +329,4 @@ def test_unchanged_file_verified_in_place_and_re_keyed(tmp_path, monkeypatch):
     ino = os.stat(dest).st_ino
     r, cache = _pull(tmp_path, src, dest)
     assert r.files[0].action == "unchanged" and dest.read_bytes() == data
-    assert os.stat(dest).st_ino == ino and cached(cache_dir, dest) == sig_of(dest)
+    assert os.stat(dest).st_ino == ino and cached(cache_dir, dest, "xxh3") == sig_of(dest, "xxh3")

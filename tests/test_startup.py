@@ -207,7 +207,8 @@ def test_value_classes_keep_the_dataclass_behaviour():
     )
     assert info != SignatureInfo(1024, 16, 3, 3001, b"d")
     assert repr(info) == (
-        "SignatureInfo(block_len=1024, strong_len=16, block_count=3, basis_size=3000, digest=b'd')"
+        "SignatureInfo(block_len=1024, strong_len=16, block_count=3, basis_size=3000, "
+        "digest=b'd', strong_hash='blake3')"
     )
     with pytest.raises(AttributeError):
         info.block_len = 1  # type: ignore[misc]
@@ -239,6 +240,7 @@ def test_requests_round_trip_by_field():
         "size": 9,
         "cache": True,
         "strong_len": 8,
+        "strong_hash": None,
     }
     for msg in (put, Hello(1, "v", ["links"]), Get("r", "p", follow=True), Bye()):
         assert decode(encode(msg)) == msg
@@ -254,3 +256,28 @@ def test_common_verbs_skip_dataclasses(verb, made):
     mods = _modules_after(_run_main([a.format(d=made) for a in line]), PYDELTA_BACKEND="c")
     assert "pydelta._cli_verbs" in mods
     assert not {"dataclasses", "inspect"} & mods
+
+
+def test_the_script_exits_without_collecting():
+    # run() (the script's entry) freezes the heap once main() is done: the
+    # interpreter's exit then skips traversing every imported object
+    from importlib.metadata import entry_points
+
+    eps = entry_points()
+    scripts = (
+        eps.select(group="console_scripts")
+        if hasattr(eps, "select")
+        else eps.get("console_scripts", [])
+    )
+    assert [e.value for e in scripts if e.name == "pydelta"] == ["pydelta.__main__:run"]
+    code = (
+        "import gc, sys\nsys.argv = ['pydelta', '--version']\n"
+        "from pydelta.__main__ import run\n"
+        "try:\n    run()\nexcept SystemExit as e:\n    assert not e.code\n"
+        "print(gc.get_freeze_count() > 0)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.splitlines()[-1] == "True", out.stderr

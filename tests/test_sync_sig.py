@@ -26,7 +26,9 @@ from pydelta.sync.transfer import Incoming
 
 
 def signed(data: bytes, strong_len: int = fmt.DEFAULT_STRONG_LEN, block: int = 1024) -> bytes:
-    pieces = iter_signature(io.BytesIO(data), block_size=block, strong_len=strong_len)
+    pieces = iter_signature(
+        io.BytesIO(data), block_size=block, strong_len=strong_len, strong_hash="blake3"
+    )
     return b"".join(bytes(p) for p in pieces)
 
 
@@ -84,7 +86,7 @@ def test_incoming_serves_a_short_request_from_the_full_cache_entry(tmp_path, mon
     # an entry is written when the file is found unchanged (or signed ahead): full length
     sigcache.sign_file(str(tmp_path / "d" / "m.bin"), cache)
     with open(tmp_path / "d" / "m.bin", "rb") as fh:
-        full = b"".join(bytes(p) for p in iter_signature(fh))
+        full = b"".join(bytes(p) for p in iter_signature(fh, strong_hash="blake3"))
         assert cache.get(fh.fileno()) == full  # the entry is the full-length one
     hits = cache.hits
     assert short == b"".join(shorten([full], 8)) and fmt.parse_sig_header(short, "s")[1] == 8

@@ -49,6 +49,7 @@ def push_hook(monkeypatch):
 
     def wrapped(ch, sig, new, **kw):
         state["strong"].append(fmt.parse_sig_header(sig[: fmt.SIG_HEADER.size], "sig")[1])
+        state.setdefault("kinds", []).append(fmt.STRONG_NAMES[fmt.sig_strong_kind(sig)])
         if len(state["strong"]) in state["spoil"]:
             state["after"] = spoil(state["path"], state["size"], len(state["strong"]))
         return real(ch, sig, new, **kw)
@@ -102,7 +103,7 @@ def test_short_signature_is_a_third_smaller_on_the_wire(sshd, tmp_path, monkeypa
 
 
 def test_without_the_feature_a_mismatch_fails_as_before(sshd, tmp_path, push_hook, monkeypatch):
-    monkeypatch.setattr(messages, "FEATURES", messages.FEATURES - {"shortsig"})
+    monkeypatch.setattr(messages, "FEATURES", messages.FEATURES - {"shortsig", "xxh3"})
     old, new, src, dst = pair(tmp_path)
     push_hook.update(path=dst, size=len(old), spoil={1})
     with pytest.raises(SyncError) as e:
@@ -119,9 +120,10 @@ def pull_hook(monkeypatch):
     real_receive, real_sig = exchange.receive, transfer.Incoming.signature
     state = {"strong": [], "spoil": set(), "calls": 0, "after": None}
 
-    def signature(self, strong_len=None):
+    def signature(self, strong_len=None, strong_hash="blake3"):
         state["strong"].append(strong_len or fmt.DEFAULT_STRONG_LEN)
-        return real_sig(self, strong_len)
+        state.setdefault("kinds", []).append(strong_hash)
+        return real_sig(self, strong_len, strong_hash)
 
     def receive(ch, inc, refine=False):
         state["calls"] += 1

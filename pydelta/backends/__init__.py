@@ -4,8 +4,8 @@
 or ``numba`` (the same kernels in numba, ``pip install 'pydelta-sync[numba]'``).
 Every backend writes byte-identical signatures and deltas. The drivers
 (signature.py, delta.py, patch.py) call only what a backend module exports:
-Blake3, blake3_digest, weak, weak_rolling, sig_blocks, SigTable, DeltaJob,
-PatchJob and the result codes; the model store also uses Chunker (and
+Blake3, blake3_digest, xxh3_128, weak, weak_rolling, sig_blocks, SigTable,
+DeltaJob, PatchJob, the result codes and the kinds of strong sum (STRONG_*); the model store also uses Chunker (and
 cdc_gear, cdc_check): content-defined chunking with per-chunk BLAKE3. :data:`features` says what each backend
 supports beyond that (librsync's formats need the C core:
 :func:`rdiff_kernels`).

@@ -11,6 +11,7 @@ functions they call.
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any, Optional, Tuple, Union
 
@@ -22,7 +23,18 @@ from ._cffi import ptr as _ptr
 NAME = "c"
 #: What only this backend has (the numba twin takes the plain paths, with
 #: the same results): direct patch output and the delta pre-scan.
-C_ONLY = ("C_ONLY", "Sink", "prescan", "prescan_hits", "move_hits", "sig_fd")
+C_ONLY = (
+    "C_ONLY",
+    "Sink",
+    "prescan",
+    "prescan_hits",
+    "move_hits",
+    "sig_fd",
+    "blake3_update_fd",
+    "map_guard",
+    "blake3_update_mapped",
+    "prescan_mapped",
+)
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -37,6 +49,9 @@ ERR_PARAM = lib.PD_ERR_PARAM
 ERR_SIGNATURE = lib.PD_ERR_SIGNATURE
 
 HASH_LEN = lib.PD_HASH_LEN
+#: Kinds of per-block strong sum (a native signature's strong hash id).
+STRONG_BLAKE3 = lib.PD_STRONG_BLAKE3
+STRONG_XXH3 = lib.PD_STRONG_XXH3
 LIT_MAX = lib.PD_LIT_MAX
 DELTA_MIN_OUT = lib.PD_DELTA_MIN_OUT
 
@@ -108,28 +123,44 @@ def weak_rolling(data: Buffer, window: int) -> list:
     return [int(out[i]) for i in range(got)]
 
 
-def sig_blocks(buf: Buffer, length: int, block_len: int, strong_len: int) -> bytes:
-    """Signature entries of buf[:length], block by block."""
+def xxh3_128(data: Buffer) -> bytes:
+    """XXH3-128 of data (unseeded, default secret), canonical (big-endian) bytes."""
+    out = ffi.new("uint8_t[16]")
+    lib.pd_xxh3_128(_ptr(data), _nbytes(data), out)
+    return bytes(ffi.buffer(out, 16))
+
+
+def sig_blocks(
+    buf: Buffer, length: int, block_len: int, strong_len: int, strong: int = STRONG_BLAKE3
+) -> bytes:
+    """Signature entries of buf[:length], block by block; ``strong`` is the
+    kind of strong sum (a signature's strong hash id: 1 BLAKE3, 2 XXH3-128)."""
     entry = 8 + strong_len
     count = -(-length // block_len)
     out = ffi.new("uint8_t[]", max(count * entry, 1))
-    got = lib.pd_sig_blocks(_ptr(buf), length, block_len, strong_len, out)
+    got = lib.pd_sig_blocks(_ptr(buf), length, block_len, strong_len, strong, out)
     return bytes(ffi.buffer(out, got * entry))
 
 
 def sig_fd(
-    buf: bytearray, fd: int, offset: int, length: int, block_len: int, strong_len: int
+    buf: bytearray,
+    fd: int,
+    offset: int,
+    length: int,
+    block_len: int,
+    strong_len: int,
+    strong: int = STRONG_BLAKE3,
 ) -> Tuple[bytes, int]:
     """Signature entries of bytes [offset, offset + length) of the regular
     file fd, read in pieces of len(buf) bytes (whole blocks) into buf and
-    hashed at once. Returns (entries, bytes read: fewer only at end of
-    file); a failed read raises OSError."""
+    hashed at once (strong sums of kind ``strong``). Returns (entries,
+    bytes read: fewer only at end of file); a failed read raises OSError."""
     entry = 8 + strong_len
     out = ffi.new("uint8_t[]", max(-(-length // block_len) * entry, 1))
     got = ffi.new("uint64_t *")
     err = ffi.new("int *")
     rc = lib.pd_sig_fd(
-        fd, offset, length, block_len, strong_len, _ptr(buf), len(buf), out, got, err
+        fd, offset, length, block_len, strong_len, strong, _ptr(buf), len(buf), out, got, err
     )
     if rc == lib.PD_ERR_IO:
         raise OSError(err[0], os.strerror(err[0]))
@@ -146,10 +177,18 @@ class SigTable(_cffi.Table):
     _unique = lib.pd_sigtable_unique
 
     def __init__(
-        self, entries: Buffer, nblocks: int, block_len: int, strong_len: int, basis_size: int
+        self,
+        entries: Buffer,
+        nblocks: int,
+        block_len: int,
+        strong_len: int,
+        basis_size: int,
+        strong: int = STRONG_BLAKE3,
     ) -> None:
         err = ffi.new("int *")
-        t = lib.pd_sigtable_new(_ptr(entries), nblocks, block_len, strong_len, basis_size, err)
+        t = lib.pd_sigtable_new(
+            _ptr(entries), nblocks, block_len, strong_len, strong, basis_size, err
+        )
         self._adopt(t, err, lib.pd_sigtable_free)
 
 
@@ -172,6 +211,13 @@ class DeltaJob(_cffi.Job):
     ) -> tuple[int, int, int]:
         """Scan inbuf[in_off:in_off+in_len]; returns (code, input used, output made)."""
         return self._call(lib.pd_delta_scan, inbuf, in_off, in_len, outbuf, 1 if eof else 0)
+
+    def scan_mapped(
+        self, inbuf: Buffer, in_off: int, in_len: int, eof: bool, outbuf: bytearray
+    ) -> tuple[int, int, int]:
+        """:meth:`scan` over a mapping of a file (csrc/mapguard.c): a file
+        truncated under it gives ERR_IO (the job is then unusable)."""
+        return self._call(lib.pd_delta_scan_mapped, inbuf, in_off, in_len, outbuf, 1 if eof else 0)
 
     def hint(self, start: int, stop: int, hits: Any, n: int) -> None:
         """A pre-scan result (see :func:`prescan`): windows of NEW starting in
@@ -244,13 +290,21 @@ class Sink:
             self._final = (rc == lib.PD_OK, int(size[0]), bytes(ffi.buffer(dig, 32)))
         return self._final
 
-    def sign(self, block_len: int, strong_len: int, limit: int, own_thread: bool = False) -> None:
+    def sign(
+        self,
+        block_len: int,
+        strong_len: int,
+        limit: int,
+        own_thread: bool = False,
+        strong: int = STRONG_BLAKE3,
+    ) -> None:
         """Also make the result's signature entries from the read-back (before any write).
 
         At most ``limit`` bytes of entries: past it there is no signature.
-        ``own_thread``: read back for it on a thread of its own.
+        ``own_thread``: read back for it on a thread of its own. ``strong``:
+        the kind of strong sum (1 BLAKE3, 2 XXH3-128).
         """
-        rc = lib.pd_sink_sign(self._s, block_len, strong_len, limit, 1 if own_thread else 0)
+        rc = lib.pd_sink_sign(self._s, block_len, strong_len, strong, limit, 1 if own_thread else 0)
         if rc == lib.PD_ERR_NOMEM:
             raise MemoryError("cannot allocate the result's signer")
         if rc != lib.PD_OK:
@@ -297,6 +351,47 @@ def prescan(
     done = ffi.new("uint64_t *")
     n = lib.pd_delta_prescan(table._t, _ptr(buf), length, start, stop, base, hits, cap, done)
     return int(n), int(done[0])
+
+
+def blake3_update_fd(hasher: Blake3, buf: bytearray, fd: int, offset: int, length: int) -> int:
+    """hasher.update() with bytes [offset, offset + length) of the regular file
+    fd, read in pieces of len(buf) bytes into buf (csrc/sigread.c). Returns
+    the bytes hashed (fewer only at end of file); a failed read raises OSError."""
+    got = ffi.new("uint64_t *")
+    err = ffi.new("int *")
+    rc = lib.pd_blake3_fd(hasher._h, fd, offset, length, _ptr(buf), len(buf), got, err)
+    if rc == lib.PD_ERR_IO:
+        raise OSError(err[0], os.strerror(err[0]))
+    if rc != lib.PD_OK:
+        raise ValueError(f"bad parameters for pd_blake3_fd (result {rc})")
+    return int(got[0])
+
+
+def map_guard() -> bool:
+    """Install the SIGBUS guard of the mapped kernels; False if it cannot be."""
+    return bool(lib.pd_map_guard() == lib.PD_OK)
+
+
+def blake3_update_mapped(hasher: Blake3, data: Buffer) -> bool:
+    """hasher.update(data) over a mapping: False if the file was truncated
+    under it (the hasher is then unusable)."""
+    return bool(lib.pd_blake3_update_mapped(hasher._h, _ptr(data), _nbytes(data)) == lib.PD_OK)
+
+
+def prescan_mapped(
+    table: SigTable, buf: Buffer, length: int, start: int, stop: int, base: int, hits: Any, cap: int
+) -> Tuple[int, int]:
+    """:func:`prescan` over a mapping: OSError if the file was truncated under it."""
+    if not 0 <= length <= _nbytes(buf):
+        raise ValueError("pre-scan length outside the buffer")
+    done = ffi.new("uint64_t *")
+    count = ffi.new("size_t *")
+    rc = lib.pd_delta_prescan_mapped(
+        table._t, _ptr(buf), length, start, stop, base, hits, cap, done, count
+    )
+    if rc != lib.PD_OK:
+        raise OSError(errno.EIO, "the file was truncated while it was read")
+    return int(count[0]), int(done[0])
 
 
 def move_hits(dst: Any, at: int, src: Any, n: int) -> None:

@@ -8,6 +8,7 @@ job wrappers are the generic ones of :mod:`._cffi`.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Tuple, Union
 
 from .._core import ffi, lib
@@ -86,6 +87,34 @@ def sig_blocks(magic: int, buf: Buffer, length: int, block_len: int, strong_len:
     return bytes(ffi.buffer(out, got * entry))
 
 
+def sig_fd(
+    magic: int,
+    buf: bytearray,
+    fd: int,
+    offset: int,
+    length: int,
+    block_len: int,
+    strong_len: int,
+) -> Tuple[bytes, int]:
+    """Entries of bytes [offset, offset + length) of the regular file fd, read
+    in pieces of len(buf) bytes (whole blocks) into buf and hashed at once
+    (csrc/sigread.c). Returns (entries, bytes read: fewer only at end of
+    file); a failed read raises OSError."""
+    entry = 4 + strong_len
+    out = ffi.new("uint8_t[]", max(-(-length // block_len) * entry, 1))
+    got = ffi.new("uint64_t *")
+    err = ffi.new("int *")
+    rc = lib.pd_rs_sig_fd(
+        magic, fd, offset, length, block_len, strong_len, ptr(buf), len(buf), out, got, err
+    )
+    if rc == lib.PD_ERR_IO:
+        raise OSError(err[0], os.strerror(err[0]))
+    if rc != lib.PD_OK:
+        raise ValueError(f"bad parameters for pd_rs_sig_fd (result {rc})")
+    n = int(got[0])
+    return bytes(ffi.buffer(out, -(-n // block_len) * entry)), n
+
+
 class SigTable(Table):
     """The lookup table of a librsync signature."""
 
@@ -112,6 +141,15 @@ class DeltaJob(Job):
     ) -> Tuple[int, int, int]:
         """Scan inbuf[in_off:in_off+in_len]; (code, input used, output made)."""
         return self._call(lib.pd_rs_delta_scan, inbuf, in_off, in_len, outbuf, 1 if eof else 0)
+
+    def scan_mapped(
+        self, inbuf: Buffer, in_off: int, in_len: int, eof: bool, outbuf: bytearray
+    ) -> Tuple[int, int, int]:
+        """:meth:`scan` over a mapping of a file (csrc/mapguard.c): a file
+        truncated under it gives PD_ERR_IO (the job is then unusable)."""
+        return self._call(
+            lib.pd_rs_delta_scan_mapped, inbuf, in_off, in_len, outbuf, 1 if eof else 0
+        )
 
     def stats(self) -> Tuple[int, ...]:
         """(NEW bytes read, bytes copied, bytes sent as literal)."""
@@ -164,6 +202,7 @@ __all__ = [
     "weak",
     "weak_rolling",
     "sig_blocks",
+    "sig_fd",
     "SigTable",
     "DeltaJob",
     "PatchJob",

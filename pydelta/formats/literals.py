@@ -34,17 +34,19 @@ import time
 from bisect import bisect_right
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Tuple, Union
 
 from ..backends import backend
 from ..errors import CorruptDeltaError, UnsupportedVersionError, UsageError
 from . import native as fmt
 from .native import BadInstruction, read_op, varint, zliteral_problem
 
-try:  # an optional import: without it deltas are written uncompressed
-    import zstandard
-except ImportError:  # pragma: no cover - zstandard is a runtime dependency
-    zstandard = None  # type: ignore[assignment]
+#: Not looked for yet (see _zstd).
+_UNSET: Any = object()
+#: The zstandard module once imported (None: not installed). Imported on
+#: first use, not with this module: it pulls in ``platform`` (~3.5 ms of
+#: every command's start-up).
+zstandard: Any = _UNSET
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -70,8 +72,25 @@ TRANSFORMS = (fmt.Z_ZSTD, fmt.Z_ZSTD_GROUP16)
 _OP_L = fmt.OP_LITERAL
 
 
+def _zstd() -> Any:
+    """The zstandard module, imported on first use; None if not installed."""
+    global zstandard
+    if zstandard is _UNSET:
+        try:
+            import zstandard as module
+        except ImportError:  # pragma: no cover - zstandard is a runtime dependency
+            module = None
+        zstandard = module
+    return zstandard
+
+
 def available() -> bool:
-    """True if the zstandard package is importable (compression possible)."""
+    """True if the zstandard package is installed (compression possible);
+    looked up without importing it."""
+    if zstandard is _UNSET:
+        from importlib.util import find_spec
+
+        return find_spec("zstandard") is not None
     return zstandard is not None
 
 
@@ -104,7 +123,7 @@ class Compressor:
     def __init__(
         self, level: int = DEFAULT_LEVEL, gate: Optional[Callable[[], bool]] = None
     ) -> None:
-        if zstandard is None:
+        if _zstd() is None:
             raise UsageError(
                 "compressed deltas need the 'zstandard' package: pip install zstandard "
                 "(or turn compression off)"
@@ -131,7 +150,7 @@ class Compressor:
             )
         return c
 
-    def _candidates(self, data: bytes) -> Tuple[int, ...]:
+    def _candidates(self, data: Buffer) -> Tuple[int, ...]:
         """The transforms worth trying on ``data``. Splitting bytes into two
         streams never raises their order-0 entropy, so the grouping (2) is
         tried alone when it lowers the estimate by more than PICK_MARGIN_Q16
@@ -147,7 +166,7 @@ class Compressor:
             return (fmt.Z_ZSTD_GROUP16,)
         return ts
 
-    def best(self, data: bytes) -> Tuple[int, bytes]:
+    def best(self, data: Buffer) -> Tuple[int, bytes]:
         """(transform, frame): the smallest zstd frame of ``data`` over the
         transforms (a tie goes to the first). Also the model store's chunk
         codec (its codecs are these transforms' numbers)."""
@@ -166,7 +185,9 @@ class Compressor:
         if self.gate is not None and not self.gate():
             return None
         t0 = time.perf_counter()
-        data = bytes(raw)
+        # no copy: zstd and the kernels read the caller's buffer, which
+        # stays put until this returns
+        data = memoryview(raw).cast("B") if not isinstance(raw, bytes) else raw
         n = len(data)
         transform, best = self.best(data)
         record = getattr(self.gate, "record", None)
@@ -354,7 +375,7 @@ class Inflater:
     """
 
     def __init__(self, name: str, base: int = fmt.DELTA_HEADER.size) -> None:
-        if zstandard is None:
+        if _zstd() is None:
             raise UnsupportedVersionError(
                 f"delta {name} holds compressed literals and the 'zstandard' package is "
                 "not installed: pip install zstandard"

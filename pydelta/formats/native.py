@@ -7,7 +7,8 @@ Signature::
 
     header  16 bytes  "PDSG", version, weak id, strong id, strong_len,
                       u32 block_len, u32 reserved (0)
-    body    n entries of (u64 weak sum, strong_len bytes of BLAKE3)
+    body    n entries of (u64 weak sum, strong_len bytes of the block's
+            strong sum: BLAKE3 (id 1) or XXH3-128 (id 2))
     trailer 52 bytes  u64 block count, u64 basis size,
                       32-byte BLAKE3 of everything before it, "PDSE"
 
@@ -53,6 +54,13 @@ Buffer = Union[bytes, bytearray, memoryview]
 VERSION = 1
 WEAK_RK64 = 1
 STRONG_BLAKE3 = 1
+STRONG_XXH3 = 2
+#: The per-block strong sums a signature may hold, by header id and by name
+#: (``pydelta signature --hash``), and the longest strong_len of each.
+STRONG_NAMES = {STRONG_BLAKE3: "blake3", STRONG_XXH3: "xxh3"}
+STRONG_IDS = {name: sid for sid, name in STRONG_NAMES.items()}
+STRONG_TITLES = {STRONG_BLAKE3: "BLAKE3", STRONG_XXH3: "XXH3-128"}
+STRONG_MAX = {STRONG_BLAKE3: 32, STRONG_XXH3: 16}
 
 SIG_HEADER = struct.Struct("<4sBBBBII")
 SIG_TRAILER = struct.Struct("<QQ32s4s")
@@ -118,18 +126,39 @@ def check_block_len(block_len: int) -> int:
     return block_len
 
 
-def check_strong_len(strong_len: int) -> int:
-    """Validate a user-given strong hash length."""
-    if not isinstance(strong_len, int) or not MIN_STRONG_LEN <= strong_len <= MAX_STRONG_LEN:
+def check_strong_len(strong_len: int, strong: int = STRONG_BLAKE3) -> int:
+    """Validate a user-given strong hash length (for strong sums of kind ``strong``)."""
+    top = STRONG_MAX.get(strong, MAX_STRONG_LEN)
+    if not isinstance(strong_len, int) or not MIN_STRONG_LEN <= strong_len <= top:
+        more = " (up to 32 with BLAKE3: --hash blake3)" if strong == STRONG_XXH3 else ""
         raise UsageError(
-            f"strong hash length {strong_len!r} is out of range: "
-            f"use {MIN_STRONG_LEN}..{MAX_STRONG_LEN} bytes"
+            f"strong hash length {strong_len!r} is out of range for "
+            f"{STRONG_TITLES.get(strong, 'BLAKE3')}: use {MIN_STRONG_LEN}..{top} bytes{more}"
         )
     return strong_len
 
 
-def pack_sig_header(block_len: int, strong_len: int) -> bytes:
-    return SIG_HEADER.pack(SIG_MAGIC, VERSION, WEAK_RK64, STRONG_BLAKE3, strong_len, block_len, 0)
+def strong_kind(name: Optional[str], strong_len: Optional[int] = None) -> int:
+    """The strong hash id for a ``--hash`` name: ``"xxh3"`` or ``"blake3"``;
+    None picks XXH3-128 (the default), or BLAKE3 when ``strong_len`` asks
+    for more than XXH3-128's 16 bytes."""
+    if name is None:
+        long = strong_len is not None and strong_len > STRONG_MAX[STRONG_XXH3]
+        return STRONG_BLAKE3 if long else STRONG_XXH3
+    sid = STRONG_IDS.get(name) if isinstance(name, str) else None
+    if sid is None:
+        raise UsageError(f"unknown strong hash {name!r}: use xxh3 or blake3")
+    return sid
+
+
+def pack_sig_header(block_len: int, strong_len: int, strong: int = STRONG_BLAKE3) -> bytes:
+    return SIG_HEADER.pack(SIG_MAGIC, VERSION, WEAK_RK64, strong, strong_len, block_len, 0)
+
+
+def sig_strong_kind(head: bytes) -> int:
+    """The strong hash id of a signature whose header (checked by
+    :func:`parse_sig_header`) starts ``head``."""
+    return head[6]
 
 
 def _not_a(
@@ -156,11 +185,16 @@ def parse_sig_header(head: bytes, name: str) -> tuple:
             f"signature {name} has format version {version}; this pydelta reads version "
             f"{VERSION}: upgrade pydelta or remake the signature"
         )
+    # id 0 was never written (corrupt); a later id is a newer pydelta's
+    if weak_id == WEAK_RK64 and reserved == 0 and strong_id > max(STRONG_NAMES):
+        raise UnsupportedVersionError(
+            f"signature {name} uses strong hash id {strong_id}, which this pydelta does not "
+            "know: upgrade pydelta or remake the signature"
+        )
     if (
         weak_id != WEAK_RK64
-        or strong_id != STRONG_BLAKE3
         or reserved != 0
-        or not MIN_STRONG_LEN <= strong_len <= MAX_STRONG_LEN
+        or not MIN_STRONG_LEN <= strong_len <= STRONG_MAX.get(strong_id, 0)
         or not MIN_BLOCK_LEN <= block_len <= MAX_BLOCK_LEN
     ):
         raise CorruptSignatureError(f"signature {name} is corrupted (invalid header fields)")
@@ -192,7 +226,8 @@ def parse_sig_trailer(data: bytes, name: str) -> tuple:
             f"signature {name} is corrupted: {count} blocks cannot cover {basis_size} bytes "
             f"in blocks of {block_len}"
         )
-    info = SignatureInfo(block_len, strong_len, count, basis_size, digest)
+    kind = STRONG_NAMES[sig_strong_kind(data)]
+    info = SignatureInfo(block_len, strong_len, count, basis_size, digest, kind)
     return info, memoryview(data)[SIG_HEADER.size : SIG_HEADER.size + body_len]
 
 

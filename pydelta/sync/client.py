@@ -20,7 +20,7 @@ from .._version import __version__
 from ..delta import use_compression
 from ..errors import FileAccessError, SyncError, UsageError, message
 from ..formats.literals import DEFAULT_LEVEL
-from . import compare, fs
+from . import compare, fs, shortsig
 from .bwlimit import TokenBucket, parse_rate
 from .endpoints import Endpoint, Local, Remote
 from .exchange import FileExchange
@@ -96,6 +96,8 @@ class Session(FileExchange):
         self.remote_version: Optional[str] = version if isinstance(version, str) else None
         #: the optional protocol features both ends speak (see messages.FEATURES)
         self.features = agree_features(reply.get("features")) & offer
+        if self._cache is not None:  # sign and serve in the kind we ask for (.shortsig)
+            self._cache.strong_hash = shortsig.signing_hash(self.features)
         self._local = Local()
         self._remote = Remote(ch)
 

@@ -94,9 +94,9 @@ class FileExchange:
                 prehashing(fh, self._threads, self._known.take(rel, fh.fileno())) as take,
             ):
                 size = os.fstat(fh.fileno()).st_size
-                # short strong sums first; once more, full-length, if the result
-                # failed its digest (.shortsig)
-                for strong in shortsig.attempts(self.features):
+                # short and/or XXH3 strong sums first; once more, full-length
+                # BLAKE3, if the result failed its digest (.shortsig)
+                for strong, kind in shortsig.attempts(self.features):
                     fh.seek(0)
                     ch.send_json(
                         encode(
@@ -109,6 +109,7 @@ class FileExchange:
                                 size,
                                 self._sig_cache,
                                 strong,
+                                kind if shortsig.XXH3 in self.features else None,
                             )
                         )
                     )
@@ -138,7 +139,7 @@ class FileExchange:
                     entry.size = skip + stats.new_size
                     entry.literal, entry.matched = stats.literal, stats.copied + skip
                     answer = ch.recv_json()
-                    action = shortsig.put_action(answer, ch.peer, strong is not None)
+                    action = shortsig.put_action(answer, ch.peer, shortsig.may_retry(strong, kind))
                     if action is not None:
                         entry.action = action
                         break
@@ -157,7 +158,7 @@ class FileExchange:
     ) -> None:
         ch = self._ch
         with self._entry(local_rel, meta.get("size", 0), report) as entry:
-            for strong in shortsig.attempts(self.features):  # see _push_file
+            for strong, kind in shortsig.attempts(self.features):  # see _push_file
                 inc = Incoming(
                     fs.expand(local_root),
                     local_rel,
@@ -179,7 +180,7 @@ class FileExchange:
                     if offer is not None:
                         ch.send_json({"op": "resume", **offer})
                     with Failed() as f:
-                        ch.send_stream(inc.signature(strong))
+                        ch.send_stream(inc.signature(strong, kind))
                     if f.error is not None:
                         ch.send_fail(message(f.error))  # the server sends no delta
                         raise f.error
@@ -191,7 +192,7 @@ class FileExchange:
                         got_stats(ch.recv_json(), entry)  # sent after the delta stream
                     if f.error is not None:
                         entry.action = "failed"
-                        if strong is not None and shortsig.retryable(f.error):
+                        if shortsig.may_retry(strong, kind) and shortsig.retryable(f.error):
                             entry.message = shortsig.retried(message(f.error))
                             continue  # once more, full-length (.shortsig)
                         raise f.error

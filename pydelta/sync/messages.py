@@ -61,6 +61,10 @@ FEATURES: frozenset = frozenset(
         # on a push); a result that fails its digest is tried once more with
         # full-length ones (see .shortsig)
         "shortsig",
+        # the receiving end's signature carries XXH3-128 block sums (Put.strong_hash
+        # on a push); a result that fails its digest is tried once more with
+        # full-length BLAKE3 ones (see .shortsig)
+        "xxh3",
     }
 )
 
@@ -98,6 +102,14 @@ def _str(m: Dict[str, Any], key: str, default: Optional[str] = None) -> str:
 MAX_SIZE = (1 << 63) - 1
 MAX_MODE = 0o7777
 MIN_MTIME_NS, MAX_MTIME_NS = -(1 << 63), (1 << 63) - 1
+
+
+def _strong_hash(m: Dict[str, Any]) -> Optional[str]:
+    """A put's ``strong_hash``: absent/null, "xxh3" or "blake3" (ValueError otherwise)."""
+    v = m.get("strong_hash")
+    if v is None or v in ("xxh3", "blake3"):
+        return v
+    raise ValueError(f"strong_hash {shown(v)} is not xxh3 or blake3")
 
 
 def _opt_int(m: Dict[str, Any], key: str, lo: int = 0, hi: int = MAX_SIZE) -> Optional[int]:
@@ -290,9 +302,21 @@ class Put(Frozen):
     size: Optional[int]
     #: the receiver may use its signature cache (false: --no-sig-cache)
     cache: bool
-    #: bytes of BLAKE3 per block in the receiver's signature (feature "shortsig")
+    #: bytes of strong sum per block in the receiver's signature (feature "shortsig")
     strong_len: Optional[int]
-    _fields = ("root", "path", "mode", "mtime_ns", "fsync", "size", "cache", "strong_len")
+    #: the receiver's block sums: "xxh3" or "blake3" (feature "xxh3"; None: BLAKE3)
+    strong_hash: Optional[str]
+    _fields = (
+        "root",
+        "path",
+        "mode",
+        "mtime_ns",
+        "fsync",
+        "size",
+        "cache",
+        "strong_len",
+        "strong_hash",
+    )
     op = "put"
 
     def __init__(
@@ -305,6 +329,7 @@ class Put(Frozen):
         size: Optional[int] = None,
         cache: bool = True,
         strong_len: Optional[int] = None,
+        strong_hash: Optional[str] = None,
     ) -> None:
         vars(self).update(
             root=root,
@@ -315,6 +340,7 @@ class Put(Frozen):
             size=size,
             cache=cache,
             strong_len=strong_len,
+            strong_hash=strong_hash,
         )
 
     @classmethod
@@ -328,6 +354,7 @@ class Put(Frozen):
             _opt_int(m, "size"),
             m.get("cache", True) is not False,
             _opt_int(m, "strong_len", MIN_STRONG_LEN, MAX_STRONG_LEN),
+            _strong_hash(m),
         )
 
 

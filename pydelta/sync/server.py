@@ -86,6 +86,8 @@ class Server:
             return
         #: the optional protocol features both ends speak (see messages.FEATURES)
         self.features = agree_features(hello.get("features"))
+        if self.cache is not None:  # sign and serve in the kind the peer asks for
+            self.cache.strong_hash = shortsig.signing_hash(self.features)
         bwlimit = Hello.parse(hello).bwlimit
         if bwlimit and "bwlimit" in self.features:
             ch.limiter = TokenBucket(bwlimit)  # the client's --bwlimit holds our writes too
@@ -168,8 +170,10 @@ class Server:
             offer = inc.resume_offer() if "resume" in self.features else None
             ch.send_json({"ok": True, "have": inc.have, **({"resume": offer} if offer else {})})
             short = req.strong_len if shortsig.FEATURE in self.features else None
+            kind = req.strong_hash if shortsig.XXH3 in self.features else None
+            kind = kind or "blake3"
             with Failed() as f:
-                ch.send_stream(inc.signature(short))
+                ch.send_stream(inc.signature(short, kind))
             if f.error is not None:
                 ch.send_fail(message(f.error))  # ends the signature stream
                 return
@@ -181,7 +185,7 @@ class Server:
                 except RemoteError:
                     return  # the client gave up on this file: no reply
             if f.error is not None:
-                if short is not None and shortsig.retryable(f.error):  # the client tries again
+                if shortsig.may_retry(short, kind) and shortsig.retryable(f.error):  # tried again
                     ch.send_json(shortsig.retry_reply(message(f.error)))
                 else:
                     ch.send_fail(message(f.error))

@@ -23,7 +23,15 @@ with full-length sums (:data:`FULL_STRONG_LEN`, a fresh signature: the
 failure also dropped the cached one), and only a second failure fails the
 file, with the error of that attempt.
 
-On the wire: a ``put`` carries ``strong_len`` (the receiver signs with it);
+Feature ``xxh3`` works the same way: with it agreed the receiver's block sums
+are XXH3-128 (signature strong hash id 2, docs/FORMAT.md; a quarter of
+BLAKE3's CPU time), cut to 8 bytes too if ``shortsig`` is agreed, and the one
+retry after a failed digest uses full-length BLAKE3 sums. The receiver signs
+the results it writes in the kind the next sync will ask for, and its
+signature cache serves an entry only to a request of the entry's kind.
+
+On the wire: a ``put`` carries ``strong_len`` (the receiver signs with it)
+and ``strong_hash`` ("xxh3" or "blake3", feature ``xxh3``);
 a ``put`` whose result failed its digest is answered ``{"ok": false,
 "retry": true, "error": ...}`` instead of a FAIL frame, and the client sends
 the ``put`` again. A ``get`` needs nothing new (the sender takes any
@@ -50,6 +58,8 @@ from .messages import peer_text, shown
 
 #: The protocol feature (see messages.FEATURES).
 FEATURE = "shortsig"
+#: ... and the one for XXH3-128 block sums.
+XXH3 = "xxh3"
 #: Bytes of BLAKE3 per block on a first attempt.
 SHORT_STRONG_LEN = fmt.MIN_STRONG_LEN
 #: ... and on the retry after a failed digest (what a peer without the feature uses).
@@ -63,10 +73,25 @@ def first_strong_len(features: frozenset) -> Optional[int]:
     return SHORT_STRONG_LEN if FEATURE in features else None
 
 
-def attempts(features: frozenset) -> Tuple[Optional[int], ...]:
-    """The strong sum lengths of a file's attempts: short then full length
-    with the feature agreed, else the default once (None)."""
-    return (SHORT_STRONG_LEN, None) if FEATURE in features else (None,)
+def signing_hash(features: frozenset) -> str:
+    """The block sums a receiving end signs in for the next sync (its cache's
+    kind): XXH3-128 when the peer has it."""
+    return "xxh3" if XXH3 in features else "blake3"
+
+
+def attempts(features: frozenset) -> Tuple[Tuple[Optional[int], str], ...]:
+    """A file's attempts as (strong sum length, block sum kind): a first one
+    with short sums and/or XXH3-128 as agreed, then, if that was either,
+    one with full-length BLAKE3 sums; the default once without either."""
+    first = (first_strong_len(features), signing_hash(features))
+    if first == (None, "blake3"):
+        return (first,)
+    return (first, (None, "blake3"))
+
+
+def may_retry(strong_len: Optional[int], strong_hash: Optional[str]) -> bool:
+    """Whether an attempt with these sums is followed by a full BLAKE3 one."""
+    return strong_len is not None or strong_hash == "xxh3"
 
 
 def retryable(error: Optional[BaseException]) -> bool:
@@ -134,7 +159,7 @@ def shorten(pieces: Iterable[bytes], strong_len: int) -> Iterator[bytes]:
         yield bytes(buf)
         yield from it
         return
-    head_out = fmt.pack_sig_header(block_len, strong_len)
+    head_out = fmt.pack_sig_header(block_len, strong_len, fmt.sig_strong_kind(buf))
     h_in = backend.Blake3(bytes(buf[: fmt.SIG_HEADER.size]))
     h_out = backend.Blake3(head_out)
     yield head_out

@@ -96,6 +96,9 @@ class SigCache:
         self.writable = True
         self.hits = 0
         self.misses = 0
+        #: the block sums this end signs and serves in: "blake3", or "xxh3"
+        #: once a session agreed feature "xxh3" (see .shortsig)
+        self.strong_hash = "blake3"
 
     @classmethod
     def open(cls, enabled: bool = True) -> Optional["SigCache"]:
@@ -106,8 +109,10 @@ class SigCache:
     def _path(self, st: os.stat_result) -> str:
         return os.path.join(self.root, f"{st.st_dev:x}-{st.st_ino:x}.sig")
 
-    def get(self, fd: int) -> Optional[bytes]:
-        """The cached signature of the open regular file ``fd``, or None."""
+    def get(self, fd: int, strong_hash: Optional[str] = None) -> Optional[bytes]:
+        """The cached signature of the open regular file ``fd``, or None; only
+        one whose block sums are ``strong_hash`` ("xxh3" or "blake3"; None:
+        :attr:`strong_hash`)."""
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or st.st_size < MIN_FILE:
@@ -127,6 +132,10 @@ class SigCache:
                 body = fh.read(length + 1)
             if len(body) != length or backend.blake3_digest(body) != body_sum:
                 return self._drop(path)  # damaged: a miss (and gone)
+            if len(body) < fmt.SIG_HEADER.size or fmt.STRONG_NAMES.get(
+                fmt.sig_strong_kind(body)
+            ) != (strong_hash or self.strong_hash):
+                return self._miss()  # another kind of block sums: never served
         except (OSError, ValueError):
             return self._miss()
         self.hits += 1
@@ -172,12 +181,12 @@ class SigCache:
             except (OSError, UnboundLocalError):
                 pass
 
-    @staticmethod
-    def sign_params(size: Optional[int]) -> Optional[Tuple[int, int, int]]:
-        """``(block_len, strong_len, limit)`` to sign a result of ``size`` bytes
-        with as it is written (``Patcher(sign=...)``), or None: too small to
-        keep, unknown, or its signature would be larger than :data:`MAX_ENTRY`.
-        The parameters are those a sync signs its basis with."""
+    def sign_params(self, size: Optional[int]) -> Optional[Tuple[int, int, int, int]]:
+        """``(block_len, strong_len, limit, strong hash id)`` to sign a result
+        of ``size`` bytes with as it is written (``Patcher(sign=...)``), or
+        None: too small to keep, unknown, or its signature would be larger
+        than :data:`MAX_ENTRY`. The parameters are those a sync signs its
+        basis with, in this cache's kind (:attr:`strong_hash`)."""
         if size is None or size < MIN_FILE:
             return None
         block_len = fmt.default_block_len(size)
@@ -185,7 +194,7 @@ class SigCache:
         entries = -(-size // block_len)
         if fmt.SIG_HEADER.size + entries * (8 + strong_len) + fmt.SIG_TRAILER.size > MAX_ENTRY:
             return None
-        return block_len, strong_len, MAX_ENTRY
+        return block_len, strong_len, MAX_ENTRY, fmt.STRONG_IDS[self.strong_hash]
 
     def put_written(self, fd: int, sig: bytes) -> None:
         """Keep sig, made as the file ``fd`` was written, as its signature,
@@ -198,7 +207,17 @@ class SigCache:
         except (OSError, ValueError, struct.error, PydeltaError):
             return
         params = self.sign_params(st.st_size)
-        if total == st.st_size and params is not None and params[:2] == (block_len, strong_len):
+        kind = fmt.sig_strong_kind(sig)
+        if (
+            total == st.st_size
+            and params is not None
+            and params[:2] + params[3:]
+            == (
+                block_len,
+                strong_len,
+                kind,
+            )
+        ):
             self.put(st, fd, sig)
 
     def forget(self, fd: int) -> None:
@@ -244,5 +263,6 @@ def sign_file(path: str, cache: SigCache, threads: Optional[int] = None) -> None
             return
         if cache.get(fd) is not None:
             return
-        sig = b"".join(bytes(p) for p in iter_signature(fh, threads=threads))
+        pieces = iter_signature(fh, threads=threads, strong_hash=cache.strong_hash)
+        sig = b"".join(bytes(p) for p in pieces)
         cache.put(st, fd, sig)

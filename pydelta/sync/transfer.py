@@ -191,27 +191,35 @@ class Incoming:
         if self.resume.offset and self.max_size is not None:
             self.max_size -= self.resume.offset
 
-    def signature(self, strong_len: Optional[int] = None) -> Iterator[bytes]:
+    def signature(
+        self, strong_len: Optional[int] = None, strong_hash: str = "blake3"
+    ) -> Iterator[bytes]:
         """The signature of the basis, as sent (its digest is kept to check the delta by).
 
-        ``strong_len``: bytes of BLAKE3 per block on the wire (default 16); a
-        shorter signature is the full one with its sums cut (.shortsig), so
-        the cache serves and keeps full-length entries either way.
+        ``strong_len``: bytes of strong sum per block on the wire (default
+        16); a shorter signature is the full one with its sums cut
+        (.shortsig), so the cache serves and keeps full-length entries either
+        way. ``strong_hash``: the block sums, "blake3" or "xxh3" (the cache
+        serves only an entry of that kind).
         """
-        pieces = self._signature()
+        pieces = self._signature(strong_hash)
         if strong_len is not None and strong_len != fmt.DEFAULT_STRONG_LEN:
             pieces = shorten(pieces, strong_len)
         for piece in pieces:
             self._sig_tail = (self._sig_tail + bytes(piece[-36:]))[-36:]
             yield piece
 
-    def _signature(self) -> Iterator[bytes]:
+    def _signature(self, strong_hash: str) -> Iterator[bytes]:
         """The basis's full-length signature: an existing target's comes from
-        the signature cache when it holds one."""
+        the signature cache when it holds one of that kind."""
         self.basis.seek(0)
         cache = self.cache if self.have else None
-        hit = cache.get(self.basis.fileno()) if cache is not None else None
-        pieces = [hit] if hit is not None else iter_signature(self.basis, threads=self._threads)
+        hit = cache.get(self.basis.fileno(), strong_hash) if cache is not None else None
+        pieces = (
+            [hit]
+            if hit is not None
+            else iter_signature(self.basis, threads=self._threads, strong_hash=strong_hash)
+        )
         kept = []
         for piece in pieces:
             if cache is not None:

@@ -29,6 +29,7 @@ from .signature import sig_blocks
 from .sigtable import SigTable, set_table_key
 from .transform import group16, lit_costs, ungroup16
 from .weaksum import weak, weak_rolling
+from .xxh3 import STRONG_BLAKE3, STRONG_XXH3, xxh3_128
 
 __all__ = [
     "Buffer",
@@ -47,6 +48,9 @@ __all__ = [
     "DELTA_MIN_OUT",
     "Blake3",
     "blake3_digest",
+    "STRONG_BLAKE3",
+    "STRONG_XXH3",
+    "xxh3_128",
     "weak",
     "weak_rolling",
     "sig_blocks",

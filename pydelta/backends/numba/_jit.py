@@ -102,8 +102,9 @@ _HW_LEN = 8 + 8 * _B3_STACK
     _T_NUNIQ,
     _T_NRUNS,
     _T_BLOOM_SHIFT,
+    _T_STRONG_KIND,
     _T_LEN,
-) = range(10)
+) = range(11)
 # Delta job, si int64[...] (the weak sum h is in a separate uint64[1]):
 (
     _D_USED,
@@ -227,6 +228,9 @@ def load() -> None:
         compiled: Dict[int, Any] = {}
         for g, names in _modules:
             g.update(consts)
+            bind = g.get("_bind")  # a module's own constants (xxh3.py)
+            if bind is not None:
+                g.update(bind(numpy))
             for name in names:
                 fn = g[name]
                 try:

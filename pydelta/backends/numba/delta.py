@@ -33,6 +33,7 @@ from ._jit import (
     _T_BLOOM_SHIFT,
     _T_NFULL,
     _T_NUNIQ,
+    _T_STRONG_KIND,
     _T_STRONG_LEN,
     _T_TAIL_LEN,
     _TRAILER_LEN,
@@ -52,7 +53,6 @@ from ._jit import (
 )
 from .blake3 import (
     _b3_final,
-    _b3_hash,
     _b3_update,
     _copy,
     _new_state,
@@ -66,6 +66,7 @@ from .sigtable import (
 from .weaksum import (
     _weak,
 )
+from .xxh3 import _strong
 
 np: Any = None  # numpy, bound by _jit.load()
 
@@ -142,7 +143,7 @@ def _try_continuation(si, h, tp, weak, strong, a, p, avail, sh, have_sh, tsh, hw
         if avail < bl or (si[_D_HAVE_H] != 0 and weak[j] != h):
             return 0, have_sh
         if not have_sh:
-            _b3_hash(a, p, bl, sh, hw, hb, hs)
+            _strong(tp[_T_STRONG_KIND], a, p, bl, sh, slen, hw, hb, hs)
             have_sh = True
         if not _strong_eq(sh, strong, j, slen):
             return 0, have_sh
@@ -150,7 +151,7 @@ def _try_continuation(si, h, tp, weak, strong, a, p, avail, sh, have_sh, tsh, hw
     n = tp[_T_TAIL_LEN]
     if avail < n or _weak(a, p, n) != weak[j]:
         return 0, have_sh
-    _b3_hash(a, p, n, tsh, hw, hb, hs)
+    _strong(tp[_T_STRONG_KIND], a, p, n, tsh, slen, hw, hb, hs)
     if not _strong_eq(tsh, strong, j, slen):
         return 0, have_sh
     return n, have_sh

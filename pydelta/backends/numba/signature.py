@@ -19,12 +19,10 @@ from ._jit import (
     _ro,
     _u32,
 )
-from .blake3 import (
-    _b3_hash,
-)
 from .weaksum import (
     _weak,
 )
+from .xxh3 import STRONG_BLAKE3, STRONG_XXH3, XXH3_LEN, _strong
 
 np: Any = None  # numpy, bound by _jit.load()
 
@@ -33,7 +31,7 @@ np: Any = None  # numpy, bound by _jit.load()
 # Signature entries (signature.c).
 
 
-def _k_sig_blocks(a, n, block_len, strong_len, out):
+def _k_sig_blocks(a, n, block_len, strong_len, strong, out):
     hw = np.empty(_HW_LEN, np.uint32)
     hb = np.zeros(64, np.uint8)
     hs = np.zeros(4, np.int64)
@@ -50,18 +48,27 @@ def _k_sig_blocks(a, n, block_len, strong_len, out):
         w = _weak(a, off, k)
         for i in range(8):
             out[e + i] = np.uint8((w >> np.uint64(8 * i)) & _UFF)
-        _b3_hash(a, off, k, out[e + _WEAK_LEN : e + entry], hw, hb, hs)
+        _strong(strong, a, off, k, out[e + _WEAK_LEN : e + entry], strong_len, hw, hb, hs)
         count += 1
         off += block_len
     return count
 
 
-def sig_blocks(buf: Buffer, length: int, block_len: int, strong_len: int) -> bytes:
-    """Signature entries of buf[:length], block by block."""
+def strong_ok(strong: int, strong_len: int) -> bool:
+    """pd_strong_ok: a known kind of strong sum kept in strong_len bytes."""
+    top = XXH3_LEN if strong == STRONG_XXH3 else _MAX_STRONG
+    return strong in (STRONG_BLAKE3, STRONG_XXH3) and _MIN_STRONG <= strong_len <= top
+
+
+def sig_blocks(
+    buf: Buffer, length: int, block_len: int, strong_len: int, strong: int = STRONG_BLAKE3
+) -> bytes:
+    """Signature entries of buf[:length], block by block; ``strong`` is the
+    kind of strong sum (1 BLAKE3, 2 XXH3-128)."""
     _jit.ensure()
     _u32(block_len, "block_len")
     _u32(strong_len, "strong_len")
-    if block_len == 0 or not _MIN_STRONG <= strong_len <= _MAX_STRONG:
+    if block_len == 0 or not strong_ok(strong, strong_len):
         return b""
     a = _ro(buf)
     if not 0 <= length <= a.size:
@@ -69,7 +76,7 @@ def sig_blocks(buf: Buffer, length: int, block_len: int, strong_len: int) -> byt
     entry = _WEAK_LEN + strong_len
     count = -(-length // block_len)
     out = np.empty(max(count * entry, 1), np.uint8)
-    got = _k_sig_blocks(a, length, block_len, strong_len, out)
+    got = _k_sig_blocks(a, length, block_len, strong_len, strong, out)
     return out[: got * entry].tobytes()
 
 

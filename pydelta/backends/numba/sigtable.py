@@ -23,8 +23,6 @@ from . import _jit
 from ._jit import (
     _BLOOM_MUL,
     _MAX_CANDIDATES,
-    _MAX_STRONG,
-    _MIN_STRONG,
     _MIX1,
     _MIX2,
     _SIZE_MAX,
@@ -36,6 +34,7 @@ from ._jit import (
     _T_NFULL,
     _T_NRUNS,
     _T_NUNIQ,
+    _T_STRONG_KIND,
     _T_STRONG_LEN,
     _T_TAIL_LEN,
     _U0,
@@ -57,13 +56,14 @@ from ._jit import (
     _u64,
 )
 from .blake3 import (
-    _b3_hash,
     _new_state,
 )
+from .signature import strong_ok
 from .weaksum import (
     _out_table,
     _weak,
 )
+from .xxh3 import STRONG_BLAKE3, _strong
 
 np: Any = None  # numpy, bound by _jit.load()
 
@@ -157,10 +157,10 @@ def _table_match(tp, strong, runs, uidx, bucket, tk, bloom, h, a, p, sh, have_sh
     r = _windex_find(runs, bucket, tk, h)
     if r < 0:
         return -1, have_sh
-    if not have_sh:
-        _b3_hash(a, p, tp[_T_BLOCK_LEN], sh, hw, hb, hs)
-        have_sh = True
     slen = tp[_T_STRONG_LEN]
+    if not have_sh:
+        _strong(tp[_T_STRONG_KIND], a, p, tp[_T_BLOCK_LEN], sh, slen, hw, hb, hs)
+        have_sh = True
     first = np.int64(runs[r, 1])
     for k in range(np.int64(runs[r, 2])):
         b = uidx[first + k]
@@ -181,7 +181,13 @@ class SigTable:
     """The lookup table of a signature."""
 
     def __init__(
-        self, entries: Buffer, nblocks: int, block_len: int, strong_len: int, basis_size: int
+        self,
+        entries: Buffer,
+        nblocks: int,
+        block_len: int,
+        strong_len: int,
+        basis_size: int,
+        strong: int = STRONG_BLAKE3,
     ) -> None:
         _jit.ensure()
         _u64(nblocks, "nblocks")
@@ -189,10 +195,11 @@ class SigTable:
         _u32(strong_len, "strong_len")
         _u64(basis_size, "basis_size")
         self._tp = None
+        self._kind = strong
         self.error = self._build(entries, nblocks, block_len, strong_len, basis_size)
 
     def _build(self, entries, nblocks, block_len, strong_len, basis_size) -> int:
-        if block_len == 0 or not _MIN_STRONG <= strong_len <= _MAX_STRONG:
+        if block_len == 0 or not strong_ok(self._kind, strong_len):
             return ERR_PARAM
         # the block count must be exactly what basis_size implies
         if nblocks != -(-basis_size // block_len):
@@ -279,6 +286,7 @@ class SigTable:
         tp[_T_NUNIQ] = nu
         tp[_T_NRUNS] = nruns
         tp[_T_BLOOM_SHIFT] = 64 - lg
+        tp[_T_STRONG_KIND] = self._kind
         self._runs, self._uidx, self._bucket, self._tk = runs, uidx, bucket, tk
         self._bloom = bloom
         self._out_tab = _out_table(block_len)
