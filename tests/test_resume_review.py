@@ -61,3 +61,34 @@ def test_a_second_run_cannot_cut_or_swap_the_file_a_first_one_resumes_into(tmp_p
     finally:
         os.close(dfd)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".m.bin.pydelta-partial", "m.bin"]
+
+
+def _leftover(d, name: str, have: int, size: int) -> None:
+    (d / f".{name}.pydelta-partial").write_bytes(b"p" * have)
+    info = {"format": "pydelta-partial", "version": 1, "size": size, "mtime_ns": 1, "have": have}
+    (d / f".{name}.pydelta-partial.json").write_text(json.dumps(info))
+
+
+def test_leftover_partials_go_with_the_next_sync_of_their_file_or_delete(tmp_path):
+    """What a failed update leaves (a partial file and its sidecar) is kept
+    only until the next sync of that file - which resumes from it or drops it
+    - and a folder sync with delete removes those of files no longer sent."""
+    from test_sync import Served
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    dest.mkdir()
+    data = os.urandom(300_000)
+    (src / "a.bin").write_bytes(data)
+    (dest / "a.bin").write_bytes(data[:1000] + b"x" * 1000 + data[2000:])
+    (dest / "gone.bin").write_bytes(b"old")
+    _leftover(dest, "a.bin", resume.MIN_PREFIX, 999)  # of another version of a.bin
+    _leftover(dest, "gone.bin", resume.MIN_PREFIX, 5)  # of a file the source no longer has
+    s = Served(str(tmp_path))
+    try:
+        r = s.client.push(str(src), str(dest), delete=True)
+    finally:
+        s.close()
+    assert not r.failed
+    assert sorted(os.listdir(dest)) == ["a.bin"]
+    assert (dest / "a.bin").read_bytes() == data
