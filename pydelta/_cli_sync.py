@@ -166,6 +166,18 @@ SYNC = Verb(
             "match (a small edit then costs a few hundred bytes, not a block).",
         ),
         Opt(
+            "timeout",
+            ("--timeout",),
+            "int",
+            1800,
+            "Give up when the far end sends nothing for SECONDS while this end waits for it "
+            "(exit 6, 'no data from HOST'); 0 waits for ever. The far end verifying a very "
+            "large file on a slow disk is silent for its size over the disk's speed.",
+            metavar="SECONDS",
+            min=0,
+            show_default=True,
+        ),
+        Opt(
             "as_json",
             ("--json",),
             "flag",
@@ -223,6 +235,7 @@ def sync_cmd(
     stats: bool,
     sig_cache: bool,
     refine: bool,
+    timeout: int,
     as_json: bool,
 ) -> None:
     """``pydelta sync``: the client, which starts the far end over ssh."""
@@ -285,6 +298,7 @@ def sync_cmd(
                     bwlimit=bwlimit,
                     sig_cache=sig_cache,
                     refine=refine,
+                    timeout=timeout,
                 )
         except SyncError as e:
             if isinstance(e.report, SyncReport):

@@ -32,6 +32,7 @@ __all__ = [
     "RemoteError",
     "RemoteCommandError",
     "ConnectionLostError",
+    "PeerSilentError",
     "ProtocolError",
 ]
 
@@ -108,6 +109,10 @@ class RemoteCommandError(SyncError):
 
 class ConnectionLostError(SyncError):
     """The connection of a sync broke (ssh died, the network dropped)."""
+
+
+class PeerSilentError(ConnectionLostError):
+    """The other end of a sync sent nothing for longer than the idle timeout."""
 
 
 class ProtocolError(SyncError):

@@ -37,7 +37,7 @@ from .report import (
 )
 from .sigcache import SigCache
 from .ssh import SSHChannel, parse_location, ssh_argv
-from .wire import Channel, Failed
+from .wire import DEFAULT_TIMEOUT, Channel, Failed
 
 
 class Session(FileExchange):
@@ -143,8 +143,11 @@ class Session(FileExchange):
         if self._closed:
             return
         self._closed = True
-        self._ch.send_json(encode(Bye()))
-        self._ch.recv_json()
+        try:
+            self._ch.send_json(encode(Bye()))
+            self._ch.recv_json()
+        finally:
+            self._ch.release()  # the caller's stream back in blocking mode (wire timeout)
 
     def __enter__(self) -> "Session":
         return self
@@ -351,6 +354,8 @@ class SyncClient(Session):
         bwlimit: hold each end's writes to this many bytes/s (see :func:`sync`).
         sig_cache: let the receiving end use its signature cache (see :func:`sync`).
         refine: refinement rounds for blocks that did not match (see :func:`sync`).
+        timeout: the most seconds to wait for the far end's next byte (see
+            :func:`sync`); timed only when rfile is a pipe or socket file.
 
     Example:
         >>> import paramiko, pydelta  # doctest: +SKIP
@@ -373,9 +378,10 @@ class SyncClient(Session):
         bwlimit: Union[None, int, str] = None,
         sig_cache: bool = True,
         refine: bool = True,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(
-            Channel(rfile, wfile, peer),
+            Channel(rfile, wfile, peer, timeout),
             progress=progress,
             threads=threads,
             compress=compress,
@@ -412,6 +418,7 @@ def sync(
     filter_rules: Optional[Sequence[Tuple[str, str]]] = None,
     sig_cache: bool = True,
     refine: bool = True,
+    timeout: Optional[float] = DEFAULT_TIMEOUT,
 ) -> SyncReport:
     """Make ``dest`` a copy of ``src`` where one of them is ``[user@]host:path``.
 
@@ -468,6 +475,12 @@ def sync(
         refine: where blocks did not match, ask for finer signatures of the
             old data around them (rounds that stop when they do not pay;
             used only if the far end speaks it).
+        timeout: give up (ConnectionLostError) when the far end sends
+            nothing for this many seconds while we wait for it (default 30
+            minutes: a far end verifying a very large file in place on a
+            slow disk is silent for its size over the disk's speed); 0 or
+            None waits for ever. The far end applies its own default
+            (``$PYDELTA_SYNC_TIMEOUT`` there) inside each request.
 
     Returns:
         :class:`SyncReport`: per file, bytes sent and received, size of the
@@ -477,7 +490,8 @@ def sync(
         SyncError: some files failed (``e.report`` says which); the others
             were synced, the failed ones keep their old content.
         RemoteCommandError: ssh failed, or pydelta is not installed there.
-        ConnectionLostError: the connection broke; a rerun completes.
+        ConnectionLostError: the connection broke, or the far end was
+            silent for ``timeout`` seconds; a rerun completes.
 
     Example:
         >>> import pydelta
@@ -503,12 +517,14 @@ def sync(
     run_opts = RunOptions.make(exclude, include, links, copy_links, filter_rules)
     if isinstance(bwlimit, str):
         bwlimit = parse_rate(bwlimit)
+    if timeout is not None and not 0 <= timeout < float("inf"):
+        raise UsageError(f"the timeout must be a number of seconds >= 0 (0: none), not {timeout}")
     argv = ssh_argv(ssh) + [host, f"{remote_cmd} serve"]
     ahead = None
     if s_host is None and not quick and not dry_run and os.path.isdir(fs.expand(s_path)):
         # a folder push compares by content: hash ours while ssh connects (.compare)
         ahead = compare.SourceDigests(s_path, threads, run_opts.links)
-    ch = SSHChannel(argv, host, remote_cmd)
+    ch = SSHChannel(argv, host, remote_cmd, timeout)
     clean = False  # the far end was told goodbye: let ssh exit by itself
     try:
         session = Session(

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, Callable, Dict, Optional, Tuple
 
 from .._io import AtomicFile
 from ..backends import backend
-from ..errors import ProtocolError, VerificationError
+from ..errors import FileAccessError, ProtocolError, VerificationError
 from .wire import Channel
 
 #: The feature name agreed in hello (messages.FEATURES).
@@ -164,13 +164,48 @@ class UpdateResume:
             self.drop()
 
     def output(self, target: str, fsync: bool) -> AtomicFile:
-        """The output: the partial file, cut to the prefix, written on from there."""
+        """The output: the partial file, cut to the prefix, written on from there.
+
+        It is first renamed to a name of its own (as a new temporary file
+        has), so another run syncing the same target at the same time can
+        neither cut it (under this run's mapped read-back) nor put another
+        file under the name renamed over the target; that run finds no
+        partial file, or fails this file if it had offered this one too.
+        """
         fd, self._fd = self._fd, -1
+        try:
+            own = self._take(fd, target)
+        except BaseException:
+            os.close(fd)
+            raise
         os.ftruncate(fd, self.offset)
         os.lseek(fd, self.offset, os.SEEK_SET)
         with contextlib.suppress(OSError):
             os.unlink(self.sidecar, dir_fd=self._dir)  # rewritten if this run breaks off too
-        return _Adopted(fd, self.partial, target, fsync, self._dir, self._whole)
+        return _Adopted(fd, own, target, fsync, self._dir, self._whole)
+
+    def _take(self, fd: int, target: str) -> str:
+        """Rename the partial file (open as fd) to a new name of this run's; that name."""
+        base = self.partial[len(".") : -len(".pydelta-partial")]
+        own = f".{base}.{os.urandom(4).hex()}.pydelta-tmp"
+        taken = FileAccessError(
+            f"the partial file of {target} was taken by another run of pydelta "
+            "syncing it at the same time: not resumed here (rerun to complete)"
+        )
+        try:
+            os.rename(self.partial, own, src_dir_fd=self._dir, dst_dir_fd=self._dir)
+        except FileNotFoundError:
+            raise taken from None
+        except OSError as e:
+            raise FileAccessError(
+                f"cannot take the partial file of {target}: {e.strerror}"
+            ) from None
+        st, mine = os.stat(own, dir_fd=self._dir, follow_symlinks=False), os.fstat(fd)
+        if (st.st_dev, st.st_ino) != (mine.st_dev, mine.st_ino):  # another run's, kept since
+            with contextlib.suppress(OSError):
+                os.rename(own, self.partial, src_dir_fd=self._dir, dst_dir_fd=self._dir)
+            raise taken
+        return own
 
     # -- this run broke off ----------------------------------------------------------
     def keep(self, produced: int, size: Optional[int], mtime_ns: Optional[int]) -> Optional[str]:

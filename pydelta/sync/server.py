@@ -9,7 +9,7 @@ import sys
 from typing import IO, Any, Callable, Dict, Optional
 
 from .._version import __version__
-from ..errors import ConnectionLostError, PydeltaError, RemoteError, message
+from ..errors import ConnectionLostError, PeerSilentError, PydeltaError, RemoteError, message
 from . import compare, fs, presign, shortsig
 from .bwlimit import TokenBucket
 from .fs import make_link
@@ -33,7 +33,7 @@ from .pipeline import prehashing
 from .resume import OfferTaker, answer_offer
 from .sigcache import SigCache
 from .transfer import Incoming, receive, recv_signature, send_delta
-from .wire import Channel, Failed
+from .wire import DEFAULT_TIMEOUT, Channel, Failed, default_timeout
 
 #: The requests of features "compare" and "compare-ahead" (.compare): op -> (feature, handler).
 COMPARE_OPS = {
@@ -101,7 +101,10 @@ class Server:
         )
         while True:
             try:
+                ch.wait_untimed()  # a client may pause between requests; not inside one
                 raw = ch.recv_json()
+            except PeerSilentError:
+                raise  # it began a request and stopped
             except ConnectionLostError:
                 return  # the client went away between requests
             op = raw.get("op")
@@ -233,7 +236,13 @@ class Server:
             fh.close()
 
 
-def serve(rfile: IO[bytes], wfile: IO[bytes], *, threads: Optional[int] = None) -> None:
+def serve(
+    rfile: IO[bytes],
+    wfile: IO[bytes],
+    *,
+    threads: Optional[int] = None,
+    timeout: Optional[float] = DEFAULT_TIMEOUT,
+) -> None:
     """Run the remote end of the sync protocol over a pair of binary streams.
 
     This is what ``pydelta serve`` runs on standard input and output when
@@ -242,21 +251,30 @@ def serve(rfile: IO[bytes], wfile: IO[bytes], *, threads: Optional[int] = None) 
     :class:`~pydelta.SyncClient` at the other end. Returns when the client
     says goodbye or closes the channel between requests.
 
+    ``timeout``: the most seconds the client may stay silent inside a
+    request (between requests it may pause for as long as it likes); 0 or
+    None: no limit (see :class:`~pydelta.sync.wire.Channel`).
+
     Raises:
-        ConnectionLostError: the channel broke in the middle of a request
-            (any file being written is dropped; its old content stays).
+        ConnectionLostError: the channel broke in the middle of a request, or
+            the client was silent there for ``timeout`` seconds (any file
+            being written is dropped; its old content stays).
         ProtocolError: the client does not speak the sync protocol.
 
     Example:
         >>> import sys, pydelta
         >>> pydelta.serve(sys.stdin.buffer, sys.stdout.buffer)  # doctest: +SKIP
     """
-    Server(Channel(rfile, wfile, "the client"), threads).run()
+    ch = Channel(rfile, wfile, "the client", timeout)
+    try:
+        Server(ch, threads).run()
+    finally:
+        ch.release()
 
 
 def _serve_stdio() -> None:
     """Serve on standard input and output."""
-    Server(Channel(sys.stdin.buffer, sys.stdout.buffer, "the client"), None).run()
+    serve(sys.stdin.buffer, sys.stdout.buffer, timeout=default_timeout())
 
 
 def serve_main() -> int:

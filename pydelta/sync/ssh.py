@@ -39,7 +39,9 @@ def parse_location(arg: Union[str, "os.PathLike[str]"]) -> Tuple[Optional[str], 
 class SSHChannel(Channel):
     """A channel to ``<remote-cmd> serve`` run by ssh, that explains ssh's failures."""
 
-    def __init__(self, argv: List[str], host: str, remote_cmd: str) -> None:
+    def __init__(
+        self, argv: List[str], host: str, remote_cmd: str, timeout: Optional[float] = None
+    ) -> None:
         self.argv = argv
         self.host = host
         self.remote_cmd = remote_cmd
@@ -57,7 +59,7 @@ class SSHChannel(Channel):
             raise RemoteCommandError(f"cannot run {argv[0]}: {os_reason(e)}") from None
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
-        super().__init__(self.proc.stdout, self.proc.stdin, host)  # type: ignore[arg-type]
+        super().__init__(self.proc.stdout, self.proc.stdin, host, timeout)  # type: ignore[arg-type]
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None

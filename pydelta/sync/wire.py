@@ -19,6 +19,8 @@ the channel never guesses.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import select
@@ -32,6 +34,7 @@ from .._io import read_exact
 from ..errors import (
     ConnectionLostError,
     FileAccessError,
+    PeerSilentError,
     ProtocolError,
     PydeltaError,
     RemoteError,
@@ -63,6 +66,25 @@ Buffer = Union[bytes, bytearray, memoryview]
 
 #: Errors that end the session (the frames are out of step or the channel is gone).
 FATAL = (ConnectionLostError, ProtocolError)
+
+#: Seconds a read from the peer may wait for its next byte before the
+#: session is given up (``pydelta sync --timeout``; 0 or None: wait for
+#: ever). A peer is legitimately silent while it verifies or hashes a file
+#: in place, for about the file's size over its disk's speed (100 GiB at
+#: 100 MB/s: ~18 minutes): the default leaves room for that.
+DEFAULT_TIMEOUT = 1800.0
+
+
+def default_timeout() -> float:
+    """:data:`DEFAULT_TIMEOUT`, or ``$PYDELTA_SYNC_TIMEOUT`` (seconds; 0: none)
+    when set to a number - the far end's only setting (e.g. ``--remote-cmd
+    'env PYDELTA_SYNC_TIMEOUT=0 pydelta'``)."""
+    env = os.environ.get("PYDELTA_SYNC_TIMEOUT", "").strip()
+    try:
+        value = float(env) if env else DEFAULT_TIMEOUT
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value >= 0 and value == value else DEFAULT_TIMEOUT
 
 
 class Failed:
@@ -127,9 +149,21 @@ class Channel:
         rfile: what the peer writes (e.g. ssh's standard output).
         wfile: what the peer reads (e.g. ssh's standard input).
         peer: how messages name the other end, e.g. ``"host"``.
+        timeout: the most seconds a read waits for the peer's next byte
+            (an idle timeout, not a deadline): then ConnectionLostError.
+            0 or None waits for ever. Only a pipe or socket read through a
+            standard file object (a subprocess's pipes, standard input) can
+            be timed; the channel then reads it in non-blocking mode
+            (:meth:`release` puts that back).
     """
 
-    def __init__(self, rfile: BinaryIO, wfile: BinaryIO, peer: str = "the remote side") -> None:
+    def __init__(
+        self,
+        rfile: BinaryIO,
+        wfile: BinaryIO,
+        peer: str = "the remote side",
+        timeout: Optional[float] = None,
+    ) -> None:
         self.rfile = rfile
         self.wfile = wfile
         self.peer = peer
@@ -142,6 +176,49 @@ class Channel:
         self.limiter: Optional[Any] = None
         self._dirty = False
         widen_pipes(rfile, wfile)
+        self.timeout: Optional[float] = timeout if timeout and timeout > 0 else None
+        self._timed_fd = self._nonblocking(rfile, wfile) if self.timeout is not None else -1
+
+    @staticmethod
+    def _nonblocking(rfile: object, wfile: object) -> int:
+        """rfile's descriptor, set non-blocking, if its reads can be timed; else -1.
+
+        Only a standard file object over a pipe or socket of its own (not
+        shared with wfile: its writes would then stop blocking too).
+        """
+        if not isinstance(rfile, (io.BufferedReader, io.FileIO)):
+            return -1  # e.g. a library's channel object: its descriptor may not be the data's
+        try:
+            fd = rfile.fileno()
+            st = os.fstat(fd)
+            if not (stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode)):
+                return -1
+            try:
+                wst = os.fstat(wfile.fileno())  # type: ignore[attr-defined]
+                if (wst.st_dev, wst.st_ino) == (st.st_dev, st.st_ino):
+                    return -1
+            except (AttributeError, OSError, ValueError):
+                pass
+            if os.get_blocking(fd):
+                os.set_blocking(fd, False)
+                return fd
+            return -1  # already non-blocking: someone else's choice, not ours to undo
+        except (OSError, ValueError):
+            return -1
+
+    def release(self) -> None:
+        """Put the read descriptor back in blocking mode, if the timeout changed it."""
+        fd, self._timed_fd = self._timed_fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError, ValueError):
+                os.set_blocking(fd, True)
+
+    def timed_out(self) -> SyncError:
+        """The error for a peer silent for longer than the timeout."""
+        return PeerSilentError(
+            f"no data from {self.peer} for {self.timeout:g} s: it may be stuck; "
+            "giving up (raise --timeout if it needs longer, 0 waits for ever)"
+        )
 
     # -- raw bytes -------------------------------------------------------
     def _write(self, data: Buffer) -> None:
@@ -165,12 +242,63 @@ class Channel:
         self._dirty = True
 
     def _read(self, n: int) -> bytes:
+        if self._timed_fd >= 0:
+            return self._read_timed(n)
         try:
             data = read_exact(self.rfile, n, self.peer)
         except (FileAccessError, OSError, ValueError) as e:
             raise self.lost(str(e)) from None
         self.received += len(data)
         return data
+
+    def _poll_ms(self) -> int:
+        if self.timeout is None:
+            return -1
+        return min(int(self.timeout * 1000) + 1, 2**31 - 1)  # poll's int: ~24 days at most
+
+    def wait_untimed(self) -> None:
+        """Wait, for as long as it takes, until the peer sends something or
+        closes the channel (a server between requests: a client may
+        legitimately pause there); the frame then read is timed as usual.
+        Flushes what we wrote first (the peer may be waiting for it)."""
+        if self._timed_fd < 0:
+            return
+        self.flush()
+        try:
+            if self.rfile.peek(1):  # type: ignore[attr-defined]
+                return
+        except (OSError, ValueError):
+            return  # the read that follows reports it
+        poller = select.poll()
+        poller.register(self._timed_fd, select.POLLIN)
+        poller.poll()
+
+    def _read_timed(self, n: int) -> bytes:
+        """n bytes (fewer only at the end of the stream), waiting at most
+        ``timeout`` seconds at a time for the peer's next byte."""
+        buf = bytearray(n)
+        view = memoryview(buf)
+        have = 0
+        poller = None
+        while have < n:
+            try:
+                got = self.rfile.readinto(view[have:])  # type: ignore[attr-defined]
+            except BlockingIOError:
+                got = None
+            except (OSError, ValueError) as e:
+                raise self.lost(f"reading failed: {getattr(e, 'strerror', None) or e}") from None
+            if got is None:  # nothing there yet: wait for it, for so long
+                if poller is None:
+                    poller = select.poll()
+                    poller.register(self._timed_fd, select.POLLIN)
+                if not poller.poll(self._poll_ms()):
+                    raise self.timed_out()
+                continue
+            if not got:
+                break  # the end of the stream
+            have += got
+        self.received += have
+        return bytes(view[:have])
 
     def flush(self) -> None:
         if self._dirty:
