@@ -200,7 +200,12 @@ def test_a_bus_error_outside_the_guard_still_ends_the_process(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", code, str(path)], capture_output=True, env=env, timeout=60
     )
-    assert proc.returncode == -7  # SIGBUS
+    if os.environ.get("PYDELTA_SANITIZED"):
+        # under the sanitizers the handler before ours is AddressSanitizer's,
+        # which reports the bus error and aborts
+        assert proc.returncode == -6 and b"BUS" in proc.stderr
+    else:
+        assert proc.returncode == -7  # SIGBUS
 
 
 def test_a_new_that_cannot_be_mapped_is_read(tmp_path, small_windows, monkeypatch):
