@@ -214,7 +214,8 @@ typedef struct {
     uint64_t key0, key1;   /* the key of the bucket mix */
     uint64_t *bloom;       /* pre-filter bit set over the weak sums */
     unsigned bloom_shift;  /* 64 - log2(bloom bits) */
-    uint64_t *sieve;       /* as many bits, one a sum: its top bits (prescan.c) */
+    uint64_t *sieve;       /* one bit a sum, its top bits (prescan.c) */
+    unsigned sieve_shift;  /* 64 - log2(sieve bits): <= 2^24 bits */
 } pd_windex;
 
 /** Build the index over items[0..n) (reordered). Returns PD_OK or
@@ -267,10 +268,10 @@ static inline int pd_bloom_test(const pd_windex *x, uint64_t h)
 /** The cheaper first test of the pre-scan: one bit, from h's top bits
  * unmixed (about 1.5% false hits at 64 bits a sum, against the bloom
  * filter's 0.1%, for a third of the instructions): 0 means surely not in
- * the index. */
+ * the index. At most 2 MiB: past 2^18 sums it lets more through. */
 static inline uint64_t pd_sieve_test(const pd_windex *x, uint64_t h)
 {
-    uint64_t b = h >> x->bloom_shift;
+    uint64_t b = h >> x->sieve_shift;
     return (x->sieve[b >> 6] >> (b & 63)) & 1;
 }
 

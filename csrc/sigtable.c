@@ -161,7 +161,9 @@ int pd_windex_build(pd_windex *x, pd_witem *items, uint64_t n)
     x->runs = malloc((nruns ? nruns : 1) * sizeof *x->runs);
     x->bucket = calloc(nb + 1, sizeof *x->bucket);
     x->bloom = calloc(bits / 64, sizeof *x->bloom);
-    x->sieve = calloc(bits / 64, sizeof *x->sieve);
+    uint64_t sieve_bits = bits < (1ULL << 24) ? bits : 1ULL << 24;
+    x->sieve_shift = 64 - log2_of(sieve_bits);
+    x->sieve = calloc(sieve_bits / 64, sizeof *x->sieve);
     pd_wrun *byweak = malloc((nruns ? nruns : 1) * sizeof *byweak);
     if (!x->uidx || !x->runs || !x->bucket || !x->bloom || !x->sieve ||
         !byweak) {
@@ -187,7 +189,7 @@ int pd_windex_build(pd_windex *x, pd_witem *items, uint64_t n)
                   1]++;
         uint64_t m = pd_bloom_mix(h);
         x->bloom[pd_bloom_word(x, m)] |= pd_bloom_mask(m);
-        x->sieve[(h >> x->bloom_shift) >> 6] |= 1ULL << ((h >> x->bloom_shift) & 63);
+        x->sieve[(h >> x->sieve_shift) >> 6] |= 1ULL << ((h >> x->sieve_shift) & 63);
     }
     /* Counting sort into buckets; taking the runs in weak order keeps every
      * bucket sorted by weak sum for the binary search. */

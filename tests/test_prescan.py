@@ -98,3 +98,30 @@ def test_the_delta_is_the_same_for_any_thread_count(monkeypatch, kernel, cap):
     want = pydelta.delta(sig, io.BytesIO(new), threads=1, compress=False)
     for t in (2, 3):
         assert pydelta.delta(sig, io.BytesIO(new), threads=t, compress=False) == want
+
+
+def test_a_signature_past_the_sieve_cap(kernel):
+    """~312,000 distinct sums: the sieve (at most 2^24 bits) is smaller than
+    the bloom filter and lets more through; the candidates are the same."""
+    C = kernel[0]
+    r = random.Random(9)
+    old = r.randbytes(20_000_000)
+    new = bytearray()
+    while len(new) < 300_000:
+        new += r.randbytes(r.randrange(100, 20_000))
+        at = r.randrange(len(old) - 200)
+        new += old[at : at + r.randrange(64, 200)]
+    new = bytes(new)
+    table = pydelta.load_signature(pydelta.signature(io.BytesIO(old), block_size=64)).table
+    hits = C.prescan_hits(1 << 16)
+    got, at, end = [], 0, len(new) - 63
+    while at < end:  # one stream a call
+        stop = min(at + SPLIT_MIN // 2, end)
+        n, done = C.prescan(table, new, len(new), at, stop, 0, hits, 1 << 16)
+        assert done == stop
+        got += [hits[i] for i in range(n)]
+        at = stop
+    n, done = C.prescan(table, new, len(new), 0, end, 0, hits, 1 << 16)
+    assert done == end and [hits[i] for i in range(n)] == got
+    want = [x for x in range(end) if table.find(new[x : x + 64]) is not None]
+    assert want and set(want) <= set(got)

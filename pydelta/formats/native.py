@@ -155,7 +155,7 @@ def pack_sig_header(block_len: int, strong_len: int, strong: int = STRONG_BLAKE3
     return SIG_HEADER.pack(SIG_MAGIC, VERSION, WEAK_RK64, strong, strong_len, block_len, 0)
 
 
-def sig_strong_kind(head: bytes) -> int:
+def sig_strong_kind(head: Buffer) -> int:
     """The strong hash id of a signature whose header (checked by
     :func:`parse_sig_header`) starts ``head``."""
     return head[6]
