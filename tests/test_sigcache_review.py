@@ -77,3 +77,20 @@ def test_a_hit_on_a_replaced_file_is_dropped(tmp_path, monkeypatch):
     r, cache = _pull(tmp_path, src, dest)
     assert r.files[0].action == "updated" and cache.hits == 1
     assert not old_entry.exists() or os.stat(dest).st_ino == old_st.st_ino
+
+
+def test_a_killed_writers_temporary_file_is_pruned(tmp_path, monkeypatch):
+    """A temporary entry file older than an hour (its writer was killed
+    mid-write) goes at the next write; a recent one (a live writer's) stays."""
+    monkeypatch.setattr(sigcache, "MIN_FILE", SMALL)
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    old = cache_dir / "fe00-1.sig.123-abc.tmp"
+    old.write_bytes(b"x" * 1000)
+    os.utime(old, ns=(10**9, 10**9))
+    fresh = cache_dir / "fe00-2.sig.124-abd.tmp"
+    fresh.write_bytes(b"y")
+    f = write(tmp_path / "f.bin", rand_bytes(SMALL * 2, 59))
+    sigcache.sign_file(str(f), SigCache(str(cache_dir)))
+    assert not old.exists() and fresh.exists()
+    assert cached(cache_dir, f) == sig_of(f)

@@ -44,6 +44,7 @@ import os
 import stat
 import struct
 import threading
+import time
 from typing import Optional, Tuple
 
 from ..backends import backend
@@ -63,6 +64,8 @@ MAX_ENTRY = 64 << 20
 MAX_TOTAL = 512 << 20
 #: Files smaller than this are not worth an entry (signing them is quick).
 MIN_FILE = 16 << 20
+#: A temporary file older than this (seconds) is a killed writer's leftover.
+STALE_TMP = 3600
 
 OFF = ("0", "off", "no", "false")
 
@@ -228,12 +231,19 @@ class SigCache:
             pass
 
     def _prune(self) -> None:
-        """Remove the oldest entries while the directory holds more than MAX_TOTAL."""
+        """Remove the oldest entries while the directory holds more than
+        MAX_TOTAL, and temporary files a writer killed mid-write left (older
+        than :data:`STALE_TMP` seconds: no live writer takes that long)."""
         entries = []
         total = 0
+        stale = time.time_ns() - STALE_TMP * 10**9
         with os.scandir(self.root) as it:
             for e in it:
-                if e.name.endswith(".sig"):
+                if e.name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        if e.stat(follow_symlinks=False).st_mtime_ns < stale:
+                            os.unlink(e.path)
+                elif e.name.endswith(".sig"):
                     try:
                         st = e.stat(follow_symlinks=False)
                     except OSError:
