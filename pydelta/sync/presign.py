@@ -19,6 +19,7 @@ configured) nothing is signed ahead.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Dict, Optional, Tuple
 
@@ -47,6 +48,7 @@ class Presigner:
         self.cache = cache
         self._pool: Optional[ThreadPoolExecutor] = None
         self._jobs: Dict[Tuple[str, str], "Future[None]"] = {}
+        self._stop = threading.Event()
 
     def add(self, root: str, rels: Any) -> int:
         """Queue the files under root (paths checked as for any request);
@@ -71,7 +73,7 @@ class Presigner:
         except (PydeltaError, OSError, ValueError):
             return
         if cache is not None and MIN_FILE <= st.st_size <= MAX_SIZE:
-            sign_file(path, cache, threads=1)
+            sign_file(path, cache, threads=1, stop=self._stop)
 
     def wait(self, root: str, rel: str) -> None:
         """If the file is queued or being signed, wait until it is done."""
@@ -83,7 +85,10 @@ class Presigner:
                 pass  # the cache never fails a put
 
     def close(self) -> None:
-        """Drop what was not started; wait for the file being signed."""
+        """Drop what was not started; stop the file being signed (at its next
+        piece) and wait for that: a session that ends, or loses its client,
+        does not wait for a whole large file to be read."""
+        self._stop.set()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

@@ -261,8 +261,14 @@ class SigCache:
                 pass
 
 
-def sign_file(path: str, cache: SigCache, threads: Optional[int] = None) -> None:
-    """Sign the regular file at path into the cache (not following a link)."""
+def sign_file(
+    path: str,
+    cache: SigCache,
+    threads: Optional[int] = None,
+    stop: Optional[threading.Event] = None,
+) -> None:
+    """Sign the regular file at path into the cache (not following a link);
+    given up, nothing kept, as soon as ``stop`` is set."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
@@ -273,6 +279,9 @@ def sign_file(path: str, cache: SigCache, threads: Optional[int] = None) -> None
             return
         if cache.get(fd) is not None:
             return
-        pieces = iter_signature(fh, threads=threads, strong_hash=cache.strong_hash)
-        sig = b"".join(bytes(p) for p in pieces)
-        cache.put(st, fd, sig)
+        kept = []
+        for piece in iter_signature(fh, threads=threads, strong_hash=cache.strong_hash):
+            if stop is not None and stop.is_set():
+                return
+            kept.append(bytes(piece))
+        cache.put(st, fd, b"".join(kept))
