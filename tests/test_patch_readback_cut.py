@@ -32,13 +32,12 @@ patch_mod = importlib.import_module("pydelta.patch")
 MIB = 1 << 20
 
 
-def _c_only() -> None:
-    """The direct writer and its read-back are the C backend's
-    (backends.c.C_ONLY); the numba backend writes through Python."""
-    if pydelta.backend != "c":
-        pytest.skip(
-            "a C-only kernel: the direct writer reads its result back (the C pass runs this test)"
-        )
+# The direct writer and its read-back are the C backend's (backends.c.C_ONLY);
+# the numba backend writes the result through Python.
+pytestmark = pytest.mark.skipif(
+    pydelta.backend != "c",
+    reason="a C-only kernel: the direct writer reads its result back (the C pass runs this test)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +62,6 @@ def _cut_and_append(fd: int) -> None:
 def test_result_cut_short_while_read_back_is_one_clear_error(
     tmp_path, monkeypatch, parts, hash_threads, sign
 ):
-    _c_only()
     old, _, delta, cut = parts
     monkeypatch.setattr(patch_mod, "HASH_THREADS", hash_threads)
     monkeypatch.setattr(patch_mod, "SIGN_THREAD", sign == "own_thread")
@@ -91,7 +89,6 @@ def test_result_cut_short_while_read_back_is_one_clear_error(
 @pytest.mark.parametrize("own_thread", [True, False])
 def test_sink_reports_a_read_back_cut_short(tmp_path, parts, hash_threads, thread, own_thread):
     """The sink itself: inline or threaded reader, signer on either reader."""
-    _c_only()
     old, _, delta, cut = parts
     head = fmt.DELTA_HEADER.size
     (tmp_path / "old").write_bytes(old)
@@ -119,7 +116,6 @@ def test_sink_reports_a_read_back_cut_short(tmp_path, parts, hash_threads, threa
 
 def test_a_result_read_back_whole_is_still_signed_and_verified(tmp_path, parts):
     """The guard changes nothing when no page is lost (every hash thread count)."""
-    _c_only()
     old, new, delta, _ = parts
     (tmp_path / "old").write_bytes(old)
     want = C.sig_blocks(new, len(new), 4096, 16, C.STRONG_BLAKE3)
