@@ -42,7 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pydelta.h"
+#include "internal.h" /* pydelta.h, and pd_map_call */
 #include "blake3_impl.h"
 
 /* ---- chunk state -------------------------------------------------------- */
@@ -533,7 +533,9 @@ static void subtree_cv(const uint8_t *in, size_t n, const uint32_t key[8],
 
 /* A batch of subtrees shared by threads: each takes the next one not yet
  * taken, so a thread that gets less CPU (a loaded machine) does less of
- * the batch instead of holding up the others. */
+ * the batch instead of holding up the others. Over a mapping (guarded)
+ * each thread runs each subtree under its own SIGBUS guard; a fault stops
+ * the batch and is reported to the caller through `fault`. */
 typedef struct {
     const uint8_t *in; /* the batch's first subtree */
     const uint32_t *key;
@@ -542,35 +544,63 @@ typedef struct {
     size_t n;              /* subtrees in the batch */
     size_t next;           /* the next one to take (atomic) */
     uint32_t (*cvs)[2][8]; /* per subtree: its halves' CVs */
+    int guarded;           /* read under pd_map_call */
+    int fault;             /* (atomic) a guarded read failed: its code */
 } b3_par_batch;
+
+/* One subtree of a batch: its halves' CVs. */
+typedef struct {
+    const b3_par_batch *b;
+    size_t i;
+} b3_par_one;
+
+static void par_one(void *arg)
+{
+    const b3_par_one *one = arg;
+    const b3_par_batch *b = one->b;
+    const size_t half = B3_PAR_CHUNKS / 2;
+    const uint8_t *p = b->in + one->i * (size_t)B3_PAR_CHUNKS * B3_CHUNK_LEN;
+    uint64_t c = b->counter + (uint64_t)one->i * B3_PAR_CHUNKS;
+    subtree_cv(p, half, b->key, c, b->flags, b->cvs[one->i][0]);
+    subtree_cv(p + half * B3_CHUNK_LEN, half, b->key, c + half, b->flags,
+               b->cvs[one->i][1]);
+}
 
 static void *par_batch_work(void *arg)
 {
     b3_par_batch *b = arg;
-    const size_t half = B3_PAR_CHUNKS / 2;
     for (;;) {
+        if (b->guarded && __atomic_load_n(&b->fault, __ATOMIC_RELAXED))
+            break;
         size_t i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED);
         if (i >= b->n)
             break;
-        const uint8_t *p = b->in + i * (size_t)B3_PAR_CHUNKS * B3_CHUNK_LEN;
-        uint64_t c = b->counter + (uint64_t)i * B3_PAR_CHUNKS;
-        subtree_cv(p, half, b->key, c, b->flags, b->cvs[i][0]);
-        subtree_cv(p + half * B3_CHUNK_LEN, half, b->key, c + half, b->flags,
-                   b->cvs[i][1]);
+        b3_par_one one = {b, i};
+        if (!b->guarded) {
+            par_one(&one);
+            continue;
+        }
+        int rc = pd_map_call(par_one, &one);
+        if (rc != PD_OK) {
+            __atomic_store_n(&b->fault, rc, __ATOMIC_RELAXED);
+            break;
+        }
     }
     return NULL;
 }
 
 /* Hash n whole subtrees of B3_PAR_CHUNKS chunks at in (the hasher's chunk
  * state empty, its counter a multiple of B3_PAR_CHUNKS) on up to threads
- * threads (the caller one of them), and push their halves in order. */
-static void par_batch(pd_blake3 *h, const uint8_t *in, size_t n,
-                      unsigned threads)
+ * threads (the caller one of them), and push their halves in order.
+ * PD_OK, or a guarded read's fault (nothing pushed). */
+static int par_batch(pd_blake3 *h, const uint8_t *in, size_t n,
+                     unsigned threads, int guarded)
 {
     uint32_t cvs[B3_PAR_BATCH][2][8];
     pthread_t th[B3_PAR_THREADS];
     unsigned started = 0;
-    b3_par_batch b = {in, h->key, h->chunk.counter, h->chunk.flags, n, 0, cvs};
+    b3_par_batch b = {in,  h->key, h->chunk.counter, h->chunk.flags, n, 0,
+                      cvs, guarded, PD_OK};
     if (threads > n)
         threads = (unsigned)n;
     /* a helper that cannot be started leaves its share to the others */
@@ -580,6 +610,8 @@ static void par_batch(pd_blake3 *h, const uint8_t *in, size_t n,
     par_batch_work(&b);
     for (unsigned t = 0; t < started; t++)
         pthread_join(th[t], NULL);
+    if (b.fault != PD_OK)
+        return b.fault;
     uint64_t counter = h->chunk.counter;
     for (size_t i = 0; i < n; i++) {
         push_cv(h, cvs[i][0], counter);
@@ -587,6 +619,7 @@ static void par_batch(pd_blake3 *h, const uint8_t *in, size_t n,
         counter += B3_PAR_CHUNKS;
     }
     h->chunk.counter = counter;
+    return PD_OK;
 }
 
 /* A chunk pd_blake3_update filled and kept (the input might have ended
@@ -603,22 +636,32 @@ static void flush_full_chunk(pd_blake3 *h)
     chunk_init(&h->chunk, h->key, h->chunk.counter + 1, h->chunk.flags);
 }
 
-void pd_blake3_update_par(pd_blake3 *h, const uint8_t *data, size_t len,
-                          unsigned threads)
+/* pd_blake3_update, or over a mapping (guarded) its guarded twin. */
+static int update_one(pd_blake3 *h, const uint8_t *data, size_t len,
+                      int guarded)
+{
+    if (guarded)
+        return pd_blake3_update_mapped(h, data, len);
+    pd_blake3_update(h, data, len);
+    return PD_OK;
+}
+
+static int update_par(pd_blake3 *h, const uint8_t *data, size_t len,
+                      unsigned threads, int guarded)
 {
     const size_t sub = (size_t)B3_PAR_CHUNKS * B3_CHUNK_LEN;
     if (threads > B3_PAR_THREADS)
         threads = B3_PAR_THREADS;
-    if (threads < 2 || len < 2 * sub) {
-        pd_blake3_update(h, data, len);
-        return;
-    }
+    if (threads < 2 || len < 2 * sub)
+        return update_one(h, data, len, guarded);
     /* up to the next subtree boundary, one by one */
     flush_full_chunk(h);
     uint64_t done = h->chunk.counter * B3_CHUNK_LEN + chunk_len(&h->chunk);
     size_t head = (size_t)((sub - done % sub) % sub);
     if (head) {
-        pd_blake3_update(h, data, head);
+        int rc = update_one(h, data, head, guarded);
+        if (rc != PD_OK)
+            return rc;
         data += head;
         len -= head;
         flush_full_chunk(h);
@@ -627,9 +670,23 @@ void pd_blake3_update_par(pd_blake3 *h, const uint8_t *data, size_t len,
         size_t n = len / sub;
         if (n > B3_PAR_BATCH)
             n = B3_PAR_BATCH;
-        par_batch(h, data, n, threads);
+        int rc = par_batch(h, data, n, threads, guarded);
+        if (rc != PD_OK)
+            return rc;
         data += n * sub;
         len -= n * sub;
     }
-    pd_blake3_update(h, data, len);
+    return update_one(h, data, len, guarded);
+}
+
+void pd_blake3_update_par(pd_blake3 *h, const uint8_t *data, size_t len,
+                          unsigned threads)
+{
+    (void)update_par(h, data, len, threads, 0);
+}
+
+int pd_blake3_update_par_mapped(pd_blake3 *h, const uint8_t *data,
+                                size_t len, unsigned threads)
+{
+    return update_par(h, data, len, threads, 1);
 }

@@ -18,6 +18,13 @@
  * hashing the produced stream. Without the thread (it could not be
  * started) each write is read back and hashed inline.
  *
+ * The mapped reads run under mapguard.c's SIGBUS guard: a page lost under
+ * the mapping (another process cut the file short, or it could not be
+ * read) fails the read-back - "came up short", or EIO - instead of killing
+ * the process. Only the pure reading and hashing calls are guarded: the
+ * signer's room is reserved before them, and the parallel digest guards
+ * each thread's own subtrees (pd_blake3_update_par_mapped).
+ *
  * With pd_sink_hash_threads the digest's whole 1 MiB subtrees are hashed
  * on several threads (pd_blake3_update_par): the digest is one BLAKE3
  * pass over the whole result, on the patch's critical path.
@@ -46,6 +53,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -115,28 +123,44 @@ static void sign_fail(sink_signer *g)
     g->failed = 1;
 }
 
-/* Room for one more entry, or NULL (signing has stopped). */
-static uint8_t *sign_slot(sink_signer *g)
+/* Room for k more entries, made before the bytes that complete them are
+ * read: the reading (over a mapping, under the SIGBUS guard) then
+ * allocates nothing. 0 if signing has stopped (past the limit, no memory). */
+static int sign_reserve(sink_signer *g, uint64_t k)
 {
     if (g->failed)
-        return NULL;
-    if (g->entry > g->limit - g->len) { /* len <= limit always */
+        return 0;
+    if (k > (g->limit - g->len) / g->entry) { /* len <= limit always */
         sign_fail(g);
-        return NULL;
+        return 0;
     }
-    if (g->entry > g->cap - g->len) {
+    size_t need = (size_t)k * g->entry;
+    if (need > g->cap - g->len) {
         size_t cap = g->cap ? g->cap : SIGN_FIRST;
-        while (cap - g->len < g->entry && cap < g->limit)
+        while (cap - g->len < need && cap < g->limit)
             cap = cap > g->limit / 2 ? g->limit : cap * 2;
         if (cap > g->limit)
             cap = g->limit;
         uint8_t *p = realloc(g->out, cap);
         if (!p) {
             sign_fail(g);
-            return NULL;
+            return 0;
         }
         g->out = p;
         g->cap = cap;
+    }
+    return 1;
+}
+
+/* The next entry, in the room reserved, or NULL (signing has stopped). No
+ * allocation: this runs inside guarded reads. */
+static uint8_t *sign_slot(sink_signer *g)
+{
+    if (g->failed)
+        return NULL;
+    if (g->entry > g->cap - g->len) { /* not reserved: never, but stop */
+        g->failed = 1;
+        return NULL;
     }
     uint8_t *e = g->out + g->len;
     g->len += g->entry;
@@ -196,6 +220,33 @@ static void sign_feed(sink_signer *g, const uint8_t *p, size_t n)
     }
 }
 
+typedef struct {
+    sink_signer *g;
+    const uint8_t *p;
+    size_t n;
+} sign_args;
+
+static void sign_feed_call(void *arg)
+{
+    const sign_args *a = arg;
+    sign_feed(a->g, a->p, a->n);
+}
+
+/* Sign the next n bytes (over a mapping: under the SIGBUS guard, the room
+ * for their entries reserved first). PD_OK, or PD_ERR_IO if the mapping
+ * lost a page (the signer is then left midway: the caller fails it). */
+static int sign_take(sink_signer *g, const uint8_t *p, size_t n, int mapped)
+{
+    if (!sign_reserve(g, (g->fill + n) / g->block_len))
+        return PD_OK; /* signing has stopped; the patch goes on */
+    if (!mapped) {
+        sign_feed(g, p, n);
+        return PD_OK;
+    }
+    sign_args a = {g, p, n};
+    return pd_map_call(sign_feed_call, &a);
+}
+
 static void sign_free(sink_signer *g)
 {
     if (!g)
@@ -208,40 +259,74 @@ static void sign_free(sink_signer *g)
 
 /* ---- reading the output back -------------------------------------------- */
 
+/* The digest's next n bytes (over a mapping: each thread's reads guarded). */
+static int digest_take(pd_sink *s, const uint8_t *p, size_t n, int mapped)
+{
+    if (s->hthreads > 1) {
+        if (mapped)
+            return pd_blake3_update_par_mapped(s->h, p, n, s->hthreads);
+        pd_blake3_update_par(s->h, p, n, s->hthreads);
+        return PD_OK;
+    }
+    if (mapped)
+        return pd_blake3_update_mapped(s->h, p, n);
+    pd_blake3_update(s->h, p, n);
+    return PD_OK;
+}
+
 /* Give out[..] read back to the reader's jobs: the digest tree-parallel
  * on the sink's hash threads, if it has more than one; otherwise a piece
- * at a time, so the second job finds the piece still in the CPU's cache. */
-static void consume(pd_sink *s, const sink_reader *r, const uint8_t *p,
-                    size_t n)
+ * at a time, so the second job finds the piece still in the CPU's cache.
+ * mapped: p is a mapping of the file, read under the SIGBUS guard - only
+ * the pure reading and hashing calls, never an allocation or a thread's
+ * start (those come before each guarded call). PD_OK, or PD_ERR_IO if the
+ * mapping lost a page (the jobs' states are then unusable). */
+static int consume(pd_sink *s, const sink_reader *r, const uint8_t *p,
+                   size_t n, int mapped)
 {
+    int rc = PD_OK;
     if (r->digest && s->hthreads > 1) {
-        pd_blake3_update_par(s->h, p, n, s->hthreads);
-        if (r->sign)
-            sign_feed(s->sg, p, n);
-        return;
+        rc = digest_take(s, p, n, mapped);
+        if (rc == PD_OK && r->sign)
+            rc = sign_take(s->sg, p, n, mapped);
+        return rc;
     }
-    while (n) {
+    while (n && rc == PD_OK) {
         size_t k = n < SINK_PIECE ? n : SINK_PIECE;
         if (r->digest)
-            pd_blake3_update(s->h, p, k);
-        if (r->sign)
-            sign_feed(s->sg, p, k);
+            rc = digest_take(s, p, k, mapped);
+        if (rc == PD_OK && r->sign)
+            rc = sign_take(s->sg, p, k, mapped);
         p += k;
         n -= k;
     }
+    return rc;
+}
+
+/* A guarded read of the mapping of out[.., end) faulted: the file is now
+ * shorter than that (another process cut it) - -1, as a pread that comes
+ * up short - or its page could not be read - EIO. */
+static int read_fault(const pd_sink *s, uint64_t end)
+{
+    struct stat st;
+    if (fstat(s->fd, &st) == 0 && (uint64_t)st.st_size < s->start + end)
+        return -1;
+    return EIO;
 }
 
 /* Read out[*done, end) through a read-only mapping of the file (the page
- * cache itself: no copy). Returns 0, or -2 if it cannot be mapped. The
- * file is the caller's own new temporary file, never the basis, so
- * nothing truncates it under the mapping. */
+ * cache itself: no copy). Returns 0, -2 if it cannot be mapped (or the
+ * SIGBUS guard cannot be installed), or the error of a guarded read that
+ * faulted (read_fault). The file is the caller's own new temporary file,
+ * but another process may still cut it short, or a page fail to read: a
+ * SIGBUS, turned into that error by the guard (mapguard.c). */
 static int read_mapped(pd_sink *s, sink_reader *r, uint64_t *done,
                        uint64_t end)
 {
     static long page;
     if (!page)
         page = sysconf(_SC_PAGESIZE);
-    if (page <= 0 || (s->flags & PD_SINK_NO_MAP))
+    if (page <= 0 || (s->flags & PD_SINK_NO_MAP) || pd_map_guard() != PD_OK)
         return -2;
     while (*done < end) {
         uint64_t at = s->start + *done;
@@ -256,8 +341,11 @@ static int read_mapped(pd_sink *s, sink_reader *r, uint64_t *done,
                        (off_t)base);
         if (m == MAP_FAILED)
             return -2;
-        consume(s, r, (const uint8_t *)m + (at - base), (size_t)want);
+        const uint8_t *in = (const uint8_t *)m + (at - base);
+        int rc = consume(s, r, in, (size_t)want, 1);
         munmap(m, len);
+        if (rc != PD_OK)
+            return read_fault(s, *done + want);
         *done += want;
     }
     return 0;
@@ -266,8 +354,9 @@ static int read_mapped(pd_sink *s, sink_reader *r, uint64_t *done,
 /* Read out[*done, end) back from the file. Returns 0 or an errno. */
 static int read_back(pd_sink *s, sink_reader *r, uint64_t *done, uint64_t end)
 {
-    if (read_mapped(s, r, done, end) == 0)
-        return 0;
+    int rc = read_mapped(s, r, done, end);
+    if (rc != -2)
+        return rc;
     while (*done < end) {
         uint64_t want = end - *done;
         size_t n = want < SINK_BUF ? (size_t)want : SINK_BUF;
@@ -279,7 +368,7 @@ static int read_back(pd_sink *s, sink_reader *r, uint64_t *done, uint64_t end)
         }
         if (got == 0)
             return -1;
-        consume(s, r, r->rbuf, (size_t)got);
+        consume(s, r, r->rbuf, (size_t)got, 0);
         *done += (uint64_t)got;
     }
     return 0;
@@ -554,7 +643,7 @@ int pd_sink_finish(pd_sink *s, uint64_t *size, uint8_t *digest)
         const sink_reader *r = s->nrd == 2 ? &s->rd[1] : d;
         if (!ok || r->err || r->done != s->pos)
             sign_fail(g);
-        else if (g->fill)
+        else if (g->fill && sign_reserve(g, 1))
             sign_block_end(g); /* the last, short block */
     }
     s->finished = 1;

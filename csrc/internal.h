@@ -436,4 +436,15 @@ int pd_patcher_step(pd_patcher *p, const uint8_t *in, size_t in_len,
                     uint8_t *out, size_t out_cap, size_t *in_used,
                     size_t *out_used);
 
+/** mapguard.c: fn(arg) under the SIGBUS guard of this thread. PD_OK;
+ * PD_ERR_IO if a mapping it read lost a page (fn was left midway: it must
+ * allocate nothing, take no lock and start no thread); PD_ERR_PARAM if the
+ * guard cannot be installed (fn did not run). */
+int pd_map_call(void (*fn)(void *), void *arg);
+/** blake3.c: pd_blake3_update_par over a mapping that may lose pages: each
+ * thread guards its own reads. PD_OK, or PD_ERR_IO / PD_ERR_PARAM as
+ * pd_map_call (the hasher is then unusable). */
+int pd_blake3_update_par_mapped(pd_blake3 *h, const uint8_t *data,
+                                size_t len, unsigned threads);
+
 #endif

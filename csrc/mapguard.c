@@ -19,6 +19,12 @@
  * allocations while they read the mapping, so leaving one midway loses
  * nothing but its own state - the job or hasher is unusable afterwards and
  * the caller discards it (it raises).
+ *
+ * pd_map_call runs any such function under the guard for the other C
+ * files (copy.c's read-back of the patch's result, blake3.c's parallel
+ * digest over a mapping, one guard per worker thread). Its function must
+ * keep the same rules: no allocation, no lock, no thread started or joined
+ * inside - whatever it needs is made before the call.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -128,4 +134,21 @@ int pd_rs_delta_scan_mapped(pd_rs_delta *d, const uint8_t *in, size_t in_len,
     GUARDED(PD_ERR_IO, rc = pd_rs_delta_scan(d, in, in_len, eof, out, out_cap,
                                              in_used, out_used));
     return rc;
+}
+
+int pd_map_call(void (*fn)(void *), void *arg)
+{
+    sigjmp_buf jump;
+    if (pd_map_guard() != PD_OK)
+        return PD_ERR_PARAM;
+    /* a guard already set on this thread is put back afterwards */
+    sigjmp_buf *volatile outer = guard_jump;
+    if (sigsetjmp(jump, 1)) {
+        guard_jump = outer;
+        return PD_ERR_IO;
+    }
+    guard_jump = &jump;
+    fn(arg);
+    guard_jump = outer;
+    return PD_OK;
 }
