@@ -81,6 +81,10 @@ void pd_xxh3_128(const uint8_t *data, size_t len, uint8_t *out);
 
 /* The weak sum of one window of len bytes. */
 uint64_t pd_weak(const uint8_t *data, size_t len);
+/* Continue the weak sum h of a window's first bytes over its next len. */
+uint64_t pd_weak_more(uint64_t h, const uint8_t *data, size_t len);
+/* The whole-window kernel in use: "avx2" or "portable" (PYDELTA_WEAK_SIMD=portable forces it). */
+const char *pd_weak_impl(void);
 /* Rolling weak sums of every window of `window` bytes in data: writes
  * len - window + 1 values to out (nothing if len < window); returns the
  * count. Used by tests to check rolling against pd_weak. */

@@ -506,6 +506,10 @@ def test_flipped_signature_byte(case, mask):
         elif i == 4:
             assert isinstance(e, pydelta.UnsupportedVersionError), i
             assert "format version" in str(e)
+        elif i == 6:
+            # an unknown strong hash id reads as a newer pydelta's signature
+            assert isinstance(e, pydelta.UnsupportedVersionError), i
+            assert "strong hash id" in str(e) and "remake the signature" in str(e)
         else:
             assert isinstance(e, pydelta.CorruptSignatureError), (i, e)
             assert "corrupted" in str(e) or "truncated" in str(e)
@@ -810,7 +814,15 @@ def test_strong_len_out_of_range(case, sl):
     with pytest.raises(pydelta.UsageError) as info:
         pydelta.signature(case["dir"] / "old", strong_len=sl)
     assert isinstance(info.value, ValueError)
-    assert f"strong hash length {sl!r} is out of range: use 8..32 bytes" == str(info.value)
+    # the default hash is XXH3-128 (8..16 bytes); a longer integer length picks BLAKE3
+    if type(sl) is int and sl > 16:
+        want = f"strong hash length {sl!r} is out of range for BLAKE3: use 8..32 bytes"
+    else:
+        want = (
+            f"strong hash length {sl!r} is out of range for XXH3-128: use 8..16 bytes"
+            " (up to 32 with BLAKE3: --hash blake3)"
+        )
+    assert want == str(info.value)
 
 
 def test_unknown_backend_is_usage_error(monkeypatch):

@@ -830,7 +830,7 @@ def test_cli_errors_are_one_line(tmp_path):
     p = cli("signature", "-R", "rollsum", tmp_path / "old", tmp_path / "s")
     assert (
         p.returncode == 2  # usage
-        and p.stderr == "pydelta: error: --rollsum and --hash apply to --format rdiff only\n"
+        and p.stderr == "pydelta: error: --rollsum applies to --format rdiff only\n"
     )
     p = cli("signature", "--format", "rdiff", "-S", "40", tmp_path / "old", tmp_path / "s")
     assert p.returncode != 0 and "strong hash length 40 is out of range" in p.stderr
