@@ -486,7 +486,7 @@ class Patcher:
         ok, size, digest = self._direct.finish()
         if not ok:
             err = self._direct.errno
-            why = os.strerror(err) if err else "it came up short when read back"
+            why = os.strerror(err) if err else "it came up short (changed by another process?)"
             verb = "write" if self._direct.write_failed else "read back"
             raise FileAccessError(f"cannot {verb} {self._sink.name}: {why}")
         # leave the file position after the result, as writing through it would
