@@ -736,6 +736,13 @@ def test_falls_back_to_numba_without_c_core():
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("C core not available (")
     assert "); using the numba backend" in lines[0]
+    # once per process, also when a file's signature and delta probe kernels
+    # only the C core has (read in pieces, mapped NEW)
+    proc = _run_child(
+        NO_CORE + "import pydelta\npydelta.delta(pydelta.signature('README.md'), 'README.md')\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("using the numba backend") == 1, proc.stderr
     # asked for explicitly, the C backend does not fall back: importing works,
     # the first use says why
     proc = _run_child(NO_CORE + "import pydelta\npydelta.blake3_digest(b'x')", backend="c")

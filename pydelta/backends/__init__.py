@@ -85,10 +85,14 @@ class Announced(ModuleType):
         if attr.startswith("__"):
             raise AttributeError(attr)
         real = self.__dict__["_real"]
-        self.__dict__.update(vars(real))
-        import logging  # here, not at import: ``pydelta --version`` skips logging's import
+        notice = self.__dict__.pop("notice", None)
+        if notice is not None:
+            # once: a later lookup of a name the real module lacks (a C-only
+            # kernel probed with hasattr) comes back here and says nothing
+            self.__dict__.update(vars(real))
+            import logging  # here, not at import: ``pydelta --version`` skips logging's import
 
-        logging.getLogger("pydelta").warning(self.__dict__["notice"])
+            logging.getLogger("pydelta").warning(notice)
         return getattr(real, attr)
 
 
