@@ -169,7 +169,7 @@ SYNC = Verb(
             "timeout",
             ("--timeout",),
             "int",
-            1800,
+            3600,
             "Give up when the far end sends nothing for SECONDS while this end waits for it "
             "(exit 6, 'no data from HOST'); 0 waits for ever. The far end verifying a very "
             "large file on a slow disk is silent for its size over the disk's speed.",

@@ -72,7 +72,7 @@ FATAL = (ConnectionLostError, ProtocolError)
 #: ever). A peer is legitimately silent while it verifies or hashes a file
 #: in place, for about the file's size over its disk's speed (100 GiB at
 #: 100 MB/s: ~18 minutes): the default leaves room for that.
-DEFAULT_TIMEOUT = 1800.0
+DEFAULT_TIMEOUT = 3600.0
 
 
 def default_timeout() -> float:
