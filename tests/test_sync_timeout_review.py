@@ -177,7 +177,12 @@ def test_the_timeout_reads_in_non_blocking_mode_and_puts_it_back():
 def test_timeout_from_the_environment(monkeypatch):
     monkeypatch.delenv("PYDELTA_SYNC_TIMEOUT", raising=False)
     assert wire.default_timeout() == wire.DEFAULT_TIMEOUT
-    for value, want in (("0", 0.0), ("2.5", 2.5), ("-1", wire.DEFAULT_TIMEOUT), ("x", wire.DEFAULT_TIMEOUT)):
+    for value, want in (
+        ("0", 0.0),
+        ("2.5", 2.5),
+        ("-1", wire.DEFAULT_TIMEOUT),
+        ("x", wire.DEFAULT_TIMEOUT),
+    ):
         monkeypatch.setenv("PYDELTA_SYNC_TIMEOUT", value)
         assert wire.default_timeout() == want
 
