@@ -4,9 +4,10 @@ formats' kernels differ only in which C functions they call)."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Optional, Tuple, Union
 
-from .._core import ffi
+from .._core import ffi, lib
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -19,6 +20,25 @@ def ptr(buf: Buffer) -> Any:
 def nbytes(buf: Buffer) -> int:
     """Length of a buffer in bytes."""
     return memoryview(buf).nbytes
+
+
+def fd_entries(
+    call: Callable[[Any, Any, Any], int], name: str, length: int, block_len: int, entry: int
+) -> Tuple[bytes, int]:
+    """Run a file-reading signature kernel (csrc/sigread.c) as ``call(out, got,
+    err)`` into an output of room for [offset, offset + length)'s blocks of
+    ``entry`` bytes each. Returns (entries, bytes read: fewer only at end of
+    file); a failed read raises OSError, bad parameters ValueError."""
+    out = ffi.new("uint8_t[]", max(-(-length // block_len) * entry, 1))
+    got = ffi.new("uint64_t *")
+    err = ffi.new("int *")
+    rc = call(out, got, err)
+    if rc == lib.PD_ERR_IO:
+        raise OSError(err[0], os.strerror(err[0]))
+    if rc != lib.PD_OK:
+        raise ValueError(f"bad parameters for {name} (result {rc})")
+    n = int(got[0])
+    return bytes(ffi.buffer(out, -(-n // block_len) * entry)), n
 
 
 def u64s(fn: Callable[..., Any], handle: Any, n: int) -> Tuple[int, ...]:

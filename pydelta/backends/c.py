@@ -155,19 +155,15 @@ def sig_fd(
     file fd, read in pieces of len(buf) bytes (whole blocks) into buf and
     hashed at once (strong sums of kind ``strong``). Returns (entries,
     bytes read: fewer only at end of file); a failed read raises OSError."""
-    entry = 8 + strong_len
-    out = ffi.new("uint8_t[]", max(-(-length // block_len) * entry, 1))
-    got = ffi.new("uint64_t *")
-    err = ffi.new("int *")
-    rc = lib.pd_sig_fd(
-        fd, offset, length, block_len, strong_len, strong, _ptr(buf), len(buf), out, got, err
+    return _cffi.fd_entries(
+        lambda out, got, err: lib.pd_sig_fd(
+            fd, offset, length, block_len, strong_len, strong, _ptr(buf), len(buf), out, got, err
+        ),
+        "pd_sig_fd",
+        length,
+        block_len,
+        8 + strong_len,
     )
-    if rc == lib.PD_ERR_IO:
-        raise OSError(err[0], os.strerror(err[0]))
-    if rc != lib.PD_OK:
-        raise ValueError(f"bad parameters for pd_sig_fd (result {rc})")
-    n = int(got[0])
-    return bytes(ffi.buffer(out, -(-n // block_len) * entry)), n
 
 
 class SigTable(_cffi.Table):

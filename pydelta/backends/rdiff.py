@@ -8,11 +8,10 @@ job wrappers are the generic ones of :mod:`._cffi`.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Dict, Tuple, Union
 
 from .._core import ffi, lib
-from ._cffi import Job, Table, nbytes, ptr, u64s
+from ._cffi import Job, Table, fd_entries, nbytes, ptr, u64s
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -100,19 +99,15 @@ def sig_fd(
     in pieces of len(buf) bytes (whole blocks) into buf and hashed at once
     (csrc/sigread.c). Returns (entries, bytes read: fewer only at end of
     file); a failed read raises OSError."""
-    entry = 4 + strong_len
-    out = ffi.new("uint8_t[]", max(-(-length // block_len) * entry, 1))
-    got = ffi.new("uint64_t *")
-    err = ffi.new("int *")
-    rc = lib.pd_rs_sig_fd(
-        magic, fd, offset, length, block_len, strong_len, ptr(buf), len(buf), out, got, err
+    return fd_entries(
+        lambda out, got, err: lib.pd_rs_sig_fd(
+            magic, fd, offset, length, block_len, strong_len, ptr(buf), len(buf), out, got, err
+        ),
+        "pd_rs_sig_fd",
+        length,
+        block_len,
+        4 + strong_len,
     )
-    if rc == lib.PD_ERR_IO:
-        raise OSError(err[0], os.strerror(err[0]))
-    if rc != lib.PD_OK:
-        raise ValueError(f"bad parameters for pd_rs_sig_fd (result {rc})")
-    n = int(got[0])
-    return bytes(ffi.buffer(out, -(-n // block_len) * entry)), n
 
 
 class SigTable(Table):
